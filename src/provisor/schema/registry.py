@@ -1,0 +1,189 @@
+"""The attribute registry: schemas loaded from JSON data, looked up case-insensitively.
+
+Schemas are data (RFC 7643 section 8.7 documents under `schema/data/`), so a custom extension is
+one more JSON file, validated and served exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from provisor.errors import ScimError
+from provisor.schema.model import (
+    COMPLEX,
+    DATETIME,
+    REFERENCE,
+    STRING,
+    Attribute,
+    AttrPath,
+    Extension,
+    ResourceType,
+    Schema,
+)
+
+USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+
+#: RFC 7643 section 3.1: attributes every resource has, whatever its schema.
+COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute(
+        name="id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server",
+        description="Unique identifier for the resource, assigned by the service provider.",
+    ),
+    Attribute(
+        name="externalId", case_exact=True,
+        description="Identifier of the resource as defined by the provisioning client.",
+    ),
+    Attribute(
+        name="meta", type=COMPLEX, mutability="readOnly",
+        description="Resource metadata.",
+        sub_attributes=(
+            Attribute(name="resourceType", case_exact=True, mutability="readOnly"),
+            Attribute(name="created", type=DATETIME, mutability="readOnly"),
+            Attribute(name="lastModified", type=DATETIME, mutability="readOnly"),
+            Attribute(name="location", type=REFERENCE, case_exact=True, mutability="readOnly",
+                      reference_types=("uri",)),
+            Attribute(name="version", type=STRING, case_exact=True, mutability="readOnly"),
+        ),
+    ),
+)
+_COMMON_BY_LOWER = {attr.name.lower(): attr for attr in COMMON_ATTRIBUTES}
+
+
+def _load_builtin(filename: str) -> dict[str, Any]:
+    text = resources.files("provisor.schema").joinpath("data", filename).read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def load_schema_file(path: str | Path) -> Schema:
+    """Load a custom schema extension written in the RFC 7643 section 7 format."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+        schema = Schema.from_scim(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot load schema extension {path}: {exc}") from exc
+    if not schema.id.lower().startswith("urn:"):
+        raise ValueError(f"schema extension {path}: id must be a URN, got {schema.id!r}")
+    return schema
+
+
+class Registry:
+    """Resource types and their schemas, plus path resolution for filters, PATCH and projection."""
+
+    def __init__(self, resource_types: Iterable[ResourceType], meta_schemas: Iterable[Schema] = ()) -> None:
+        self.resource_types: dict[str, ResourceType] = {rt.name: rt for rt in resource_types}
+        self._by_endpoint = {rt.endpoint.strip("/").lower(): rt for rt in self.resource_types.values()}
+        self._by_lower_name = {name.lower(): rt for name, rt in self.resource_types.items()}
+        schemas: dict[str, Schema] = {}
+        for rt in self.resource_types.values():
+            schemas[rt.schema.id] = rt.schema
+            for ext in rt.extensions:
+                schemas[ext.schema.id] = ext.schema
+        for schema in meta_schemas:
+            schemas[schema.id] = schema
+        self.schemas = schemas
+        self._schemas_by_lower = {urn.lower(): s for urn, s in schemas.items()}
+
+    # ---- lookups -------------------------------------------------------------------------------
+
+    def resource_type(self, name: str) -> ResourceType:
+        """By name ("User") or endpoint ("Users"), case-insensitively; KeyError when unknown."""
+        key = name.strip("/").lower()
+        found = self._by_lower_name.get(key) or self._by_endpoint.get(key)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def schema(self, urn: str) -> Schema | None:
+        return self._schemas_by_lower.get(urn.lower())
+
+    # ---- path resolution ----------------------------------------------------------------------
+
+    def split_urn(self, rt: ResourceType, text: str) -> tuple[str | None, str]:
+        """Split a possibly URN-qualified path into (schema URN or None, rest).
+
+        The URN returned is the canonical id of a schema of `rt`; the core schema's URN yields
+        None because core attributes live at the top level of the stored document. A path that
+        *is* exactly an extension URN returns (urn, "").
+        """
+        lowered = text.lower()
+        if not lowered.startswith("urn:"):
+            return None, text
+        for urn in sorted(rt.schema_ids, key=len, reverse=True):
+            low_urn = urn.lower()
+            if lowered == low_urn:
+                return (None if urn == rt.schema.id else urn), ""
+            if lowered.startswith(low_urn + ":"):
+                rest = text[len(urn) + 1 :]
+                return (None if urn == rt.schema.id else urn), rest
+        raise ScimError(400, f"unknown schema in attribute path {text!r}", "invalidPath")
+
+    def resolve_parts(
+        self, rt: ResourceType, urn: str | None, name: str, sub: str | None = None
+    ) -> AttrPath | None:
+        """Resolve (schema URN, attribute, sub-attribute) to canonical attributes; None if unknown."""
+        attribute: Attribute | None
+        if urn is None or urn.lower() == rt.schema.id.lower():
+            canonical_urn: str | None = None
+            attribute = rt.schema.attribute(name) or _COMMON_BY_LOWER.get(name.lower())
+        else:
+            ext = rt.extension(urn)
+            if ext is None:
+                return None
+            canonical_urn = ext.schema.id
+            attribute = ext.schema.attribute(name)
+        if attribute is None:
+            return None
+        if sub is None:
+            return AttrPath(canonical_urn, attribute)
+        sub_attribute = attribute.sub(sub)
+        if sub_attribute is None:
+            return None
+        return AttrPath(canonical_urn, attribute, sub_attribute)
+
+    def resolve(self, rt: ResourceType, text: str) -> AttrPath | None:
+        """Resolve a textual path such as `name.givenName` or `urn:...:User:manager.value`."""
+        urn, rest = self.split_urn(rt, text)
+        if not rest:
+            return None
+        name, _, sub = rest.partition(".")
+        if "." in sub:
+            return None
+        return self.resolve_parts(rt, urn, name, sub or None)
+
+
+def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
+    """The built-in resource types (User with the Enterprise extension, Group) plus custom extensions.
+
+    A custom extension file extends the User resource type unless the schema document carries a
+    non-standard `"x-resourceType": "Group"` key naming another resource type.
+    """
+    user = Schema.from_scim(_load_builtin("user.json"))
+    group = Schema.from_scim(_load_builtin("group.json"))
+    enterprise = Schema.from_scim(_load_builtin("enterprise_user.json"))
+    user_exts: list[Extension] = [Extension(enterprise)]
+    group_exts: list[Extension] = []
+    for path in extension_files:
+        schema = load_schema_file(path)
+        target = json.loads(Path(path).read_text("utf-8")).get("x-resourceType", "User")
+        (group_exts if str(target).lower() == "group" else user_exts).append(Extension(schema))
+    meta = [
+        Schema.from_scim(_load_builtin(name))
+        for name in ("service_provider_config.json", "resource_type.json", "schema.json")
+    ]
+    return Registry(
+        [
+            ResourceType("User", "/Users", "User Account", user, tuple(user_exts)),
+            ResourceType("Group", "/Groups", "Group", group, tuple(group_exts)),
+        ],
+        meta,
+    )

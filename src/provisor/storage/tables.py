@@ -1,0 +1,134 @@
+"""The relational model (DESIGN.md section 3), in SQLAlchemy Core, portable to SQLite and PostgreSQL.
+
+Every key starts with `tenant_id` so the schema can later be distributed by tenant. Timestamps are
+stored as fixed-width UTC ISO-8601 strings (`2026-11-28T09:40:08.123456Z`): on both engines they
+then compare as instants with plain string comparison, which keeps filters and cursors portable.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+
+metadata = MetaData()
+
+#: JSON on SQLite (stored as text, queried with JSON1), JSONB on PostgreSQL.
+JsonDoc = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+TIMESTAMP = String(32)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("settings", JsonDoc, nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=True),  # NULL for admin tokens
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),  # "scim" | "admin"
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_used", TIMESTAMP, nullable=True),
+    Column("expires_at", TIMESTAMP, nullable=True),
+    Column("revoked_at", TIMESTAMP, nullable=True),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_modified", TIMESTAMP, nullable=False),
+    Column("deleted_at", TIMESTAMP, nullable=True),  # reserved for tombstones; DELETE removes the row
+    Column("doc", JsonDoc, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    Index("ix_resources_type_id", "tenant_id", "resource_type", "id"),
+    Index("ix_resources_type_created", "tenant_id", "resource_type", "created", "id"),
+    Index("ix_resources_type_modified", "tenant_id", "resource_type", "last_modified", "id"),
+)
+
+#: Normalised values of the attributes that are filtered and unique in practice. `value_norm` is
+#: lower-cased for caseExact=false attributes. Rows with `is_unique` enforce uniqueness through a
+#: partial unique index, so concurrent creates race in the database, not in Python.
+attribute_index = Table(
+    "attribute_index",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("attr", String(200), nullable=False),
+    Column("value_norm", Text, nullable=False),
+    Column("resource_id", String(36), nullable=False),
+    Column("is_unique", Boolean, nullable=False, server_default=text("false")),
+    ForeignKeyConstraint(
+        ["tenant_id", "resource_id"], ["resources.tenant_id", "resources.id"], ondelete="CASCADE"
+    ),
+    Index("ix_attribute_index_lookup", "tenant_id", "resource_type", "attr", "value_norm"),
+    Index("ix_attribute_index_resource", "tenant_id", "resource_id"),
+    Index(
+        "ux_attribute_index_unique",
+        "tenant_id",
+        "resource_type",
+        "attr",
+        "value_norm",
+        unique=True,
+        sqlite_where=text("is_unique"),
+        postgresql_where=text("is_unique"),
+    ),
+)
+
+#: Group membership as rows: adding or removing one member costs the same at any group size.
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("group_id", String(36), nullable=False),
+    Column("member_id", String(36), nullable=False),
+    Column("member_type", String(16), nullable=False),  # "User" | "Group"
+    PrimaryKeyConstraint("tenant_id", "group_id", "member_id"),
+    ForeignKeyConstraint(
+        ["tenant_id", "group_id"], ["resources.tenant_id", "resources.id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "member_id"], ["resources.tenant_id", "resources.id"], ondelete="CASCADE"
+    ),
+    Index("ix_group_members_member", "tenant_id", "member_id", "group_id"),
+)
+
+#: The transactional outbox: one row per change, written in the change's own transaction.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("at", TIMESTAMP, nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(36), nullable=False),
+    Column("op", String(32), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("actor", String(200), nullable=True),
+    Column("payload", JsonDoc, nullable=True),
+    Index("ix_events_tenant_seq", "tenant_id", "seq"),
+)
