@@ -1,0 +1,73 @@
+"""Engine construction for the two supported databases.
+
+Users configure plain URLs (`sqlite:///./provisor.db`, `postgresql://user@host/db`); the async
+driver is an implementation detail chosen here. SQLite gets WAL, foreign keys, a busy timeout, and
+`scim_lower`, a Unicode-aware lower() so that case-insensitive comparisons agree with Python's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+DEFAULT_DATABASE_URL = "sqlite:///./provisor.db"
+
+
+def async_url(url: str) -> str:
+    """Map a user-facing URL to the async driver SQLAlchemy should use."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+
+def backend_name(url: str) -> str:
+    name = make_url(url).get_backend_name()
+    return "postgresql" if name == "postgres" else name
+
+
+def _scim_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Take over transaction control so that writers can BEGIN IMMEDIATE (see `_begin_sqlite`).
+    dbapi_connection.isolation_level = None
+    dbapi_connection.create_function("scim_lower", 1, _scim_lower, deterministic=True)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _begin_sqlite(conn: Any) -> None:
+    """Writers take the write lock up front; a deferred BEGIN that upgrades later can deadlock
+    against another process and fail at once with "database is locked" despite busy_timeout."""
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An AsyncEngine for `url` with per-dialect settings applied on every new connection."""
+    backend = backend_name(url)
+    if backend == "sqlite":
+        engine = create_async_engine(async_url(url), poolclass=NullPool if ":memory:" in url else None)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_sqlite)
+        return engine
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"jit": "off"}},
+    )

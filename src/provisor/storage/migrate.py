@@ -1,0 +1,36 @@
+"""Run Alembic migrations programmatically (idempotent; safe to call on every start)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+#: Arbitrary constant: serialises concurrent `migrate` runs on one PostgreSQL.
+_PG_LOCK_KEY = 7_411_964_201
+
+
+def _alembic_config(connection: Any) -> Config:
+    config = Config()
+    location = resources.files("provisor.storage").joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    command.upgrade(_alembic_config(connection), "head")
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Bring the database schema to the latest revision."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(sqlite_immediate=True)
+        async with conn.begin():
+            await conn.run_sync(_upgrade)

