@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
 
+from provisor.config import Settings
+from provisor.http.app import create_app
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
+from tests.scim_client import Scim, mint_token
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -95,3 +99,27 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tenant_id() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def app_clients() -> Iterator[Callable[[str], TestClient]]:
+    """One running app per database URL for the whole session (tests isolate by tenant)."""
+    clients: dict[str, TestClient] = {}
+
+    def get(url: str) -> TestClient:
+        if url not in clients:
+            client = TestClient(create_app(Settings(database_url=url)), base_url="http://testserver")
+            client.__enter__()
+            clients[url] = client
+        return clients[url]
+
+    yield get
+    for client in clients.values():
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def scim(database_url: str, tenant_id: str, app_clients: Callable[[str], TestClient]) -> Scim:
+    """A SCIM client for a fresh tenant on the parametrised database."""
+    token = mint_token(database_url, tenant_id)
+    return Scim(app_clients(database_url), token, database_url, tenant_id)

@@ -1,0 +1,182 @@
+"""The `provisor` command line (DESIGN.md section 1). Every flag has a `PROVISOR_*` env twin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from provisor.config import Settings
+from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine
+from provisor.storage.migrate import upgrade
+from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, list_tenants
+from provisor.storage.transactions import read_transaction, write_transaction
+
+T = TypeVar("T")
+
+database_option = click.option(
+    "--database-url", envvar="PROVISOR_DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True,
+    help="sqlite:///path.db or postgresql://user@host:port/db",
+)
+
+
+def _run(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Migrate, then run `work(engine)`; CLI commands work against a fresh database too."""
+
+    async def main() -> T:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@click.group()
+@click.version_option(package_name="provisor")
+def main() -> None:
+    """Provisor: a SCIM 2.0 provisioning server."""
+
+
+@main.command()
+@click.option("--host", envvar="PROVISOR_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="PROVISOR_PORT", default=8000, show_default=True, type=int)
+@database_option
+@click.option("--workers", envvar="PROVISOR_WORKERS", default=1, show_default=True, type=int)
+@click.option("--base-url", envvar="PROVISOR_BASE_URL", default=None, help="Public base URL of the SCIM API.")
+@click.option(
+    "--schema-extension", "schema_extensions", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="A custom schema extension (RFC 7643 JSON); repeatable.",
+)
+@click.option("--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True)
+def serve(
+    host: str, port: int, database_url: str, workers: int, base_url: str | None,
+    schema_extensions: tuple[str, ...], log_level: str,
+) -> None:
+    """Serve the SCIM API (migrations run first, once, in this process)."""
+    import uvicorn
+
+    _run(database_url, _prepare)
+    os.environ["PROVISOR_DATABASE_URL"] = database_url
+    if base_url:
+        os.environ["PROVISOR_BASE_URL"] = base_url
+    if schema_extensions:
+        os.environ["PROVISOR_SCHEMA_EXTENSIONS"] = os.pathsep.join(os.path.abspath(p) for p in schema_extensions)
+    os.environ["PROVISOR_LOG_LEVEL"] = log_level
+    Settings.from_env()  # fail fast on bad configuration, before forking workers
+    uvicorn.run(
+        "provisor.http.factory:app_from_env", factory=True, host=host, port=port, workers=workers,
+        log_level=log_level.lower(), access_log=False, proxy_headers=True, server_header=False,
+    )
+
+
+async def _prepare(engine: Any) -> None:
+    async with write_transaction(engine) as conn:
+        await ensure_tenant(conn, DEFAULT_TENANT)
+
+
+@main.command()
+@database_option
+def migrate(database_url: str) -> None:
+    """Bring the database schema up to date (idempotent)."""
+    _run(database_url, _prepare)
+    click.echo("database is up to date")
+
+
+@main.group()
+def token() -> None:
+    """Create, list and revoke bearer tokens."""
+
+
+@token.command("create")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+@click.option("--name", default="token", show_default=True)
+@click.option("--admin", is_flag=True, help="An admin token for /admin/... (cannot call the SCIM API).")
+@database_option
+def token_create(tenant: str, name: str, admin: bool, database_url: str) -> None:
+    """Mint a token. The secret is printed once, alone on the last line."""
+    from provisor.storage.tokens import create_token
+
+    async def work(engine: Any) -> str:
+        async with write_transaction(engine) as conn:
+            if not admin:
+                await ensure_tenant(conn, tenant)
+            info, secret = await create_token(
+                conn, tenant_id=None if admin else tenant, name=name, kind="admin" if admin else "scim"
+            )
+        click.echo(f"created {info.kind} token {info.id} ({name}) for tenant {info.tenant_id or '-'}", err=True)
+        return secret
+
+    click.echo(_run(database_url, work))
+
+
+@token.command("list")
+@database_option
+def token_list(database_url: str) -> None:
+    """List tokens (never their secrets)."""
+    from provisor.storage.tokens import list_tokens
+
+    async def work(engine: Any) -> None:
+        async with read_transaction(engine) as conn:
+            for info in await list_tokens(conn):
+                state = "revoked" if info.revoked_at else "active"
+                click.echo(
+                    f"{info.id}  {info.kind:5}  {info.tenant_id or '-':12}  {info.name:20}  "
+                    f"created {info.created}  last used {info.last_used or 'never'}  {state}"
+                )
+
+    _run(database_url, work)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@database_option
+def token_revoke(token_id: str, database_url: str) -> None:
+    """Revoke a token; it stops working on the next request."""
+    from provisor.storage.tokens import revoke
+
+    async def work(engine: Any) -> bool:
+        async with write_transaction(engine) as conn:
+            return await revoke(conn, token_id)
+
+    if not _run(database_url, work):
+        raise click.ClickException(f"no active token {token_id}")
+    click.echo(f"revoked {token_id}")
+
+
+@main.group()
+def tenant() -> None:
+    """Manage tenants."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@database_option
+def tenant_create(name: str, database_url: str) -> None:
+    async def work(engine: Any) -> None:
+        async with write_transaction(engine) as conn:
+            await ensure_tenant(conn, name)
+
+    _run(database_url, work)
+    click.echo(f"tenant {name} exists")
+
+
+@tenant.command("list")
+@database_option
+def tenant_list(database_url: str) -> None:
+    async def work(engine: Any) -> None:
+        async with read_transaction(engine) as conn:
+            for row in await list_tenants(conn):
+                click.echo(f"{row['id']}  {orjson.dumps(row['settings']).decode()}")
+
+    _run(database_url, work)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,53 @@
+"""Process-wide settings, read from the environment (`PROVISOR_*`) and overridden by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from provisor.storage.engine import DEFAULT_DATABASE_URL
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Public base URL of the SCIM API (used in `meta.location` and `Location`), e.g.
+    #: `https://idp.example.com/scim/v2`. When unset it is derived from each request.
+    base_url: str | None = None
+    #: Optional static bearer token for the default tenant (containers, first runs).
+    static_token: str | None = None
+    log_level: str = "info"
+    schema_extensions: tuple[str, ...] = ()
+    migrate_on_start: bool = True
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    max_body_bytes: int = 1_048_576
+    max_filter_length: int = 4096
+    max_filter_depth: int = 32
+    max_patch_operations: int = 1000
+    bulk_max_operations: int = 1000
+    bulk_max_payload_bytes: int = 1_048_576
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        env = os.environ
+        exts = tuple(p for p in env.get("PROVISOR_SCHEMA_EXTENSIONS", "").split(os.pathsep) if p)
+        settings = cls(
+            database_url=env.get("PROVISOR_DATABASE_URL", DEFAULT_DATABASE_URL),
+            base_url=env.get("PROVISOR_BASE_URL") or None,
+            static_token=env.get("PROVISOR_TOKEN") or None,
+            log_level=env.get("PROVISOR_LOG_LEVEL", "info"),
+            schema_extensions=exts,
+            default_page_size=_env_int("PROVISOR_DEFAULT_PAGE_SIZE", 100),
+            max_page_size=_env_int("PROVISOR_MAX_PAGE_SIZE", 1000),
+            max_body_bytes=_env_int("PROVISOR_MAX_BODY_BYTES", 1_048_576),
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(settings, **clean)

@@ -1,0 +1,1 @@
+"""The HTTP layer: Starlette app, routing, authentication, media types and error bodies."""

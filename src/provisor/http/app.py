@@ -1,0 +1,130 @@
+"""The ASGI application: `/scim/v2` (SCIM API), `/healthz`, `/readyz`, and error handling.
+
+`create_app` is also the embedding entry point: a host application can mount the returned app.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from provisor.config import Settings
+from provisor.errors import ScimError
+from provisor.http.auth import Authenticator
+from provisor.http.responses import error_response
+from provisor.http.scim import ScimApi
+from provisor.schema.registry import Registry, default_registry
+from provisor.service.groups import GroupService
+from provisor.service.resources import ResourceService
+from provisor.service.users import UserService
+from provisor.storage.engine import create_engine
+from provisor.storage.migrate import upgrade
+from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
+from provisor.storage.transactions import write_transaction
+
+log = logging.getLogger("provisor")
+
+SCIM_PREFIX = "/scim/v2"
+
+
+class Provisor:
+    """Holds the engine, the registry and the services for the life of the app."""
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.engine = create_engine(settings.database_url)
+        services: dict[str, ResourceService] = {
+            "User": UserService(self.engine, registry, registry.resource_type("User"), settings),
+            "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
+        }
+        self.services = services
+        self.auth = Authenticator(self.engine, settings.static_token)
+        self.api = ScimApi(settings, registry, services, self.auth)
+
+    async def start(self) -> None:
+        if self.settings.migrate_on_start:
+            await upgrade(self.engine)
+        async with write_transaction(self.engine) as conn:
+            await ensure_tenant(conn, DEFAULT_TENANT)
+
+    async def stop(self) -> None:
+        await self.engine.dispose()
+
+
+class ScimEndpoint:
+    """ASGI app for everything under the SCIM prefix; turns every failure into a SCIM error."""
+
+    def __init__(self, provisor: Provisor) -> None:
+        self.provisor = provisor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        root = scope.get("root_path", "")
+        path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
+        response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        await response(scope, receive, send)
+
+
+async def run_safely(request: Request, call: Any) -> Response:
+    try:
+        response: Response = await call()
+        return response
+    except ScimError as error:
+        headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
+        return error_response(error, headers)
+    except Exception:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        log.exception("unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id)
+        return error_response(ScimError(500, f"internal server error (request id {request_id})"))
+
+
+def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> Starlette:
+    """Build the Provisor ASGI app. Migrations run on start unless `settings.migrate_on_start` is off."""
+    settings = settings or Settings.from_env()
+    registry = registry or default_registry(settings.schema_extensions)
+    provisor = Provisor(settings, registry)
+    scim = ScimEndpoint(provisor)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            async with provisor.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await provisor.start()
+        try:
+            yield
+        finally:
+            await provisor.stop()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return error_response(ScimError(status, str(getattr(exc, "detail", "")) or "error"))
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount(SCIM_PREFIX, app=scim)],
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.provisor = provisor
+    return app

@@ -1,0 +1,72 @@
+"""Bearer-token authentication. Every failure is the same 401 SCIM error, with no hint why."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from provisor.clock import now
+from provisor.errors import ScimError
+from provisor.storage import tokens as token_store
+from provisor.storage.tenants import DEFAULT_TENANT, get_settings
+from provisor.storage.transactions import read_transaction, write_transaction
+
+#: How often `last_used` is written per token: a write per request would double the cost of reads.
+TOUCH_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str | None
+    token_name: str
+    kind: str  # "scim" | "admin"
+    tenant_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def unauthorized(detail: str = "missing or invalid bearer token") -> ScimError:
+    return ScimError(401, detail)
+
+
+def bearer_secret(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > 512:
+        raise unauthorized()
+    return secret
+
+
+class Authenticator:
+    def __init__(self, engine: AsyncEngine, static_token: str | None) -> None:
+        self.engine = engine
+        self._static_hash = token_store.hash_secret(static_token) if static_token else None
+        self._touched: dict[str, float] = {}
+
+    async def authenticate(self, request: Request, kind: str) -> Principal:
+        secret = bearer_secret(request)
+        digest = token_store.hash_secret(secret)
+        if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):
+            async with read_transaction(self.engine) as conn:
+                settings = await get_settings(conn, DEFAULT_TENANT)
+            return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", settings)
+        at = now()
+        async with read_transaction(self.engine) as conn:
+            found = await token_store.find_active(conn, secret, at)
+        if found is None or found[0].kind != kind:
+            raise unauthorized()
+        info, settings = found
+        await self._touch(info.id, at)
+        return Principal(info.tenant_id, info.name, info.kind, settings)
+
+    async def _touch(self, token_id: str, at: str) -> None:
+        moment = time.monotonic()
+        if moment - self._touched.get(token_id, -TOUCH_INTERVAL_SECONDS) < TOUCH_INTERVAL_SECONDS:
+            return
+        self._touched[token_id] = moment
+        async with write_transaction(self.engine) as conn:
+            await token_store.touch(conn, token_id, at)

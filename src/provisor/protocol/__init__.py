@@ -1,0 +1,1 @@
+"""Protocol messages: query parameters, SearchRequest, PatchOp and BulkRequest parsing."""

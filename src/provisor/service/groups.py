@@ -1,0 +1,177 @@
+"""Groups: membership lives in `group_members` rows, never inside the group document.
+
+Adding or removing k members touches k rows, whatever the group's size; reads that exclude
+`members` never touch the membership table at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisor.clock import now
+from provisor.errors import invalid_value
+from provisor.patch import apply_patch
+from provisor.service.context import RequestContext
+from provisor.service.resources import Projection, ResourceService
+from provisor.storage import members as member_store
+from provisor.storage import resources as store
+from provisor.storage.outbox import append_event
+from provisor.storage.resources import StoredResource
+from provisor.storage.tables import group_members
+
+
+def _member_ids(values: Any) -> list[str]:
+    """Ids from a list of member objects, in first-seen order, duplicates collapsed."""
+    ids: dict[str, None] = {}
+    for item in values or ():
+        if isinstance(item, dict) and isinstance(item.get("value"), str) and item["value"]:
+            ids.setdefault(item["value"], None)
+    return list(ids)
+
+
+class GroupService(ResourceService):
+    def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
+        if ctx.setting("allow_duplicate_group_names", False):
+            return frozenset()
+        return frozenset({"displayName"})
+
+    def split_body(self, doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        doc = dict(doc)
+        return doc, doc.pop("members", None)
+
+    async def _resolve(
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, ids: list[str]
+    ) -> list[tuple[str, str]]:
+        """(id, type) of the members that exist; unknown ids are an error unless configured away."""
+        types = await member_store.resource_types_of(conn, ctx.tenant_id, ids)
+        missing = [i for i in ids if i not in types]
+        if missing and not ctx.setting("ignore_unknown_members", False):
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise invalid_value(f"members do not exist: {shown}")
+        if group_id in types:
+            raise invalid_value("a group cannot be a member of itself")
+        return [(i, types[i]) for i in ids if i in types]
+
+    async def _add(
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, ids: list[str]
+    ) -> list[str]:
+        if not ids:
+            return []
+        resolved = await self._resolve(conn, ctx, group_id, ids)
+        present = await member_store.existing_member_ids(conn, ctx.tenant_id, group_id, [i for i, _ in resolved])
+        new = [(i, t) for i, t in resolved if i not in present]
+        await member_store.add_members(conn, ctx.tenant_id, group_id, new)
+        return [i for i, _ in new]
+
+    async def _member_events(
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]
+    ) -> None:
+        at = now()
+        for op, ids in (("member_added", added), ("member_removed", removed)):
+            if ids:
+                await append_event(
+                    conn, tenant_id=ctx.tenant_id, at=at, resource_type="Group", resource_id=group_id,
+                    op=op, version=None, actor=ctx.actor, payload={"members": ids},
+                )
+
+    async def _replace_members(
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: list[str]
+    ) -> tuple[list[str], list[str]]:
+        current = {
+            row[0]
+            for row in await conn.execute(
+                select(group_members.c.member_id).where(
+                    group_members.c.tenant_id == ctx.tenant_id, group_members.c.group_id == group_id
+                )
+            )
+        }
+        wanted_set = set(wanted)
+        removed = [i for i in current if i not in wanted_set]
+        await member_store.remove_members(conn, ctx.tenant_id, group_id, removed)
+        added = await self._add(conn, ctx, group_id, [i for i in wanted if i not in current])
+        return added, removed
+
+    async def store_extra(
+        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, extra: Any, *, replace: bool
+    ) -> bool:
+        added, removed = await self._replace_members(conn, ctx, stored.id, _member_ids(extra))
+        await self._member_events(conn, ctx, stored.id, added, removed)
+        return bool(added or removed)
+
+    async def run_patch(
+        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
+    ) -> Any:
+        def load_members(sync_conn: Connection) -> list[dict[str, Any]]:
+            rows = sync_conn.execute(
+                select(group_members.c.member_id, group_members.c.member_type).where(
+                    group_members.c.tenant_id == ctx.tenant_id, group_members.c.group_id == current.id
+                )
+            )
+            return [{"value": r[0], "type": r[1]} for r in rows]
+
+        def run(sync_conn: Connection) -> Any:
+            return apply_patch(
+                self.registry, self.rt, current.doc, operations, resource_id=current.id,
+                options=self.patch_options(ctx), load_members=lambda: load_members(sync_conn),
+            )
+
+        return await conn.run_sync(run)
+
+    async def apply_member_delta(
+        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, delta: Any
+    ) -> bool:
+        if delta is None:
+            return False
+        added: list[str] = []
+        removed: list[str] = []
+        if delta.remove_all:
+            removed += await member_store.remove_all_members(conn, ctx.tenant_id, current.id)
+        if delta.replace_all is not None:
+            a, r = await self._replace_members(conn, ctx, current.id, _member_ids(delta.replace_all))
+            added += a
+            removed += r
+        if delta.remove_ids:
+            ids = sorted(delta.remove_ids)
+            present = await member_store.existing_member_ids(conn, ctx.tenant_id, current.id, ids)
+            await member_store.remove_members(conn, ctx.tenant_id, current.id, sorted(present))
+            removed += sorted(present)
+        if delta.add:
+            added += await self._add(conn, ctx, current.id, _member_ids(delta.add))
+        await self._member_events(conn, ctx, current.id, added, removed)
+        return bool(added or removed)
+
+    async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
+        await remove_from_all_groups(conn, ctx, resource_id)
+
+    async def derived(
+        self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
+    ) -> dict[str, dict[str, Any]]:
+        if not ids or not projection.wants("members"):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        base = ctx.base_url
+        async for group_id, member_id, member_type, display in member_store.iter_members(conn, ctx.tenant_id, ids):
+            ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"
+            element = {"value": member_id, "$ref": ref, "type": member_type}
+            if display:
+                element["display"] = display
+            out.setdefault(group_id, {"members": []})["members"].append(element)
+        return out
+
+
+async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, member_id: str) -> None:
+    """Before a member is deleted: bump each containing group and record member_removed."""
+    at = now()
+    for group_id in await member_store.groups_containing(conn, ctx.tenant_id, member_id):
+        group = await store.fetch_resource(conn, ctx.tenant_id, "Group", group_id, for_update=True)
+        if group is None:
+            continue
+        await store.touch_resource(conn, tenant_id=ctx.tenant_id, current=group, at=at)
+        await append_event(
+            conn, tenant_id=ctx.tenant_id, at=at, resource_type="Group", resource_id=group_id,
+            op="member_removed", version=group.version + 1, actor=ctx.actor, payload={"members": [member_id]},
+        )

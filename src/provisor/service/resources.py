@@ -1,0 +1,258 @@
+"""The resource services: create / get / list / replace / patch / delete for one resource type.
+
+Each write is one database transaction that also appends its event (the outbox), so an answer
+of 2xx to the IdP implies the change and its event are both stored. Subclasses add what is
+particular to a resource type (derived attributes, membership rows) through a few hooks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from provisor.clock import now
+from provisor.config import Settings
+from provisor.errors import invalid_filter, not_found
+from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
+from provisor.patch import PatchOptions, apply_patch, parse_patch_request
+from provisor.protocol.query import ListQuery, list_response
+from provisor.schema.coerce import coerce_resource
+from provisor.schema.model import ResourceType
+from provisor.schema.projection import is_requested, parse_attribute_list, project
+from provisor.schema.registry import Registry
+from provisor.service.context import RequestContext
+from provisor.service.preconditions import check_if_match
+from provisor.service.render import render
+from provisor.storage import resources as store
+from provisor.storage.indexing import index_rows
+from provisor.storage.outbox import append_event
+from provisor.storage.resources import StoredResource
+from provisor.storage.tables import resources as resources_table
+from provisor.storage.transactions import read_transaction, write_transaction
+
+
+class Projection:
+    """The parsed `attributes` / `excludedAttributes` of one request."""
+
+    def __init__(self, registry: Registry, rt: ResourceType, attributes: str | None, excluded: str | None):
+        self.registry = registry
+        self.rt = rt
+        self.attributes = parse_attribute_list(registry, rt, attributes)
+        self.excluded = parse_attribute_list(registry, rt, excluded)
+
+    def wants(self, name: str) -> bool:
+        return is_requested(self.registry, self.rt, name, self.attributes, self.excluded)
+
+    def apply(self, resource: dict[str, Any]) -> dict[str, Any]:
+        if self.attributes is None and self.excluded is None:
+            return project(self.registry, self.rt, resource)
+        return project(self.registry, self.rt, resource, self.attributes, self.excluded)
+
+
+class ResourceService:
+    """Generic behaviour shared by every resource type."""
+
+    def __init__(self, engine: AsyncEngine, registry: Registry, rt: ResourceType, settings: Settings):
+        self.engine = engine
+        self.registry = registry
+        self.rt = rt
+        self.settings = settings
+        self.dialect = engine.dialect.name
+
+    # ---- hooks for subclasses -------------------------------------------------------------------
+
+    def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
+        return frozenset()
+
+    def split_body(self, doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Separate what is stored in the document from what is stored elsewhere (members)."""
+        return doc, None
+
+    async def store_extra(
+        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, extra: Any, *, replace: bool
+    ) -> bool:
+        """Persist what `split_body` took out; return True if anything changed."""
+        return False
+
+    async def derived(
+        self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
+    ) -> dict[str, dict[str, Any]]:
+        """Derived attributes per resource id (e.g. a user's `groups`), only when requested."""
+        return {}
+
+    async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
+        return None
+
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+        return "created" if before is None else "updated"
+
+    def patch_options(self, ctx: RequestContext) -> PatchOptions:
+        return PatchOptions(
+            strict=bool(ctx.setting("strict_patch", False)),
+            create_missing_on_value_path=not bool(ctx.setting("strict_patch", False)),
+        )
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _index(self, ctx: RequestContext, doc: dict[str, Any]) -> list[tuple[str, str, bool]]:
+        return list(index_rows(self.rt, doc, self.unique_attributes(ctx)))
+
+    async def _render_one(
+        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, projection: Projection
+    ) -> dict[str, Any]:
+        derived = await self.derived(conn, ctx, [stored.id], projection)
+        return projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
+
+    async def _event(
+        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, op: str, at: str,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        if payload is None:
+            payload = render(self.rt, stored, ctx.base_url)
+        await append_event(
+            conn, tenant_id=ctx.tenant_id, at=at, resource_type=self.rt.name, resource_id=stored.id, op=op,
+            version=stored.version, actor=ctx.actor, payload=payload,
+        )
+
+    async def _current(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> StoredResource:
+        current = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id, for_update=True)
+        if current is None:
+            raise not_found(f"{self.rt.name} {resource_id} not found")
+        return current
+
+    # ---- operations -----------------------------------------------------------------------------
+
+    async def create(
+        self, ctx: RequestContext, body: dict[str, Any], projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any]]:
+        doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body))
+        at = now()
+        async with write_transaction(self.engine) as conn:
+            stored = await store.insert_resource(
+                conn, tenant_id=ctx.tenant_id, resource_type=self.rt.name, resource_id=str(uuid.uuid4()),
+                at=at, doc=doc, index=self._index(ctx, doc),
+            )
+            await self.store_extra(conn, ctx, stored, extra, replace=True)
+            await self._event(conn, ctx, stored, "created", at)
+            body_out = await self._render_one(conn, ctx, stored, projection)
+        return stored, body_out
+
+    async def get(
+        self, ctx: RequestContext, resource_id: str, projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any]]:
+        async with read_transaction(self.engine) as conn:
+            stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+            if stored is None:
+                raise not_found(f"{self.rt.name} {resource_id} not found")
+            return stored, await self._render_one(conn, ctx, stored, projection)
+
+    async def replace(
+        self, ctx: RequestContext, resource_id: str, body: dict[str, Any], projection: Projection,
+        if_match: str | None,
+    ) -> tuple[StoredResource, dict[str, Any]]:
+        at = now()
+        async with write_transaction(self.engine) as conn:
+            current = await self._current(conn, ctx, resource_id)
+            check_if_match(if_match, current.version)
+            doc, extra = self.split_body(
+                coerce_resource(self.registry, self.rt, body, existing=current.doc)
+            )
+            extra_changed = await self.store_extra(conn, ctx, current, extra, replace=True)
+            stored = current
+            if doc != current.doc or extra_changed:
+                stored = await store.update_resource(
+                    conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc,
+                    index=self._index(ctx, doc),
+                )
+                await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at)
+            return stored, await self._render_one(conn, ctx, stored, projection)
+
+    async def patch(
+        self, ctx: RequestContext, resource_id: str, body: Any, projection: Projection | None,
+        if_match: str | None,
+    ) -> tuple[StoredResource, dict[str, Any] | None]:
+        request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
+        at = now()
+        async with write_transaction(self.engine) as conn:
+            current = await self._current(conn, ctx, resource_id)
+            check_if_match(if_match, current.version)
+            result = await self.run_patch(conn, ctx, current, request.operations)
+            stored = current
+            if result.changed:
+                members_changed = await self.apply_member_delta(conn, ctx, current, result.members)
+                if result.doc != current.doc or members_changed:
+                    index = self._index(ctx, result.doc) if result.doc != current.doc else None
+                    stored = await store.update_resource(
+                        conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=result.doc, index=index
+                    )
+                    if result.doc != current.doc:
+                        await self._event(conn, ctx, stored, self.event_op(current.doc, result.doc), at)
+            rendered = None if projection is None else await self._render_one(conn, ctx, stored, projection)
+            return stored, rendered
+
+    async def run_patch(
+        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
+    ) -> Any:
+        return apply_patch(
+            self.registry, self.rt, current.doc, operations, resource_id=current.id,
+            options=self.patch_options(ctx),
+        )
+
+    async def apply_member_delta(
+        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, delta: Any
+    ) -> bool:
+        return False
+
+    async def delete(self, ctx: RequestContext, resource_id: str, if_match: str | None) -> None:
+        at = now()
+        async with write_transaction(self.engine) as conn:
+            current = await self._current(conn, ctx, resource_id)
+            check_if_match(if_match, current.version)
+            await self.before_delete(conn, ctx, resource_id)
+            await store.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+            await append_event(
+                conn, tenant_id=ctx.tenant_id, at=at, resource_type=self.rt.name, resource_id=resource_id,
+                op="deleted", version=current.version, actor=ctx.actor, payload=None,
+            )
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def compile_where(self, ctx: RequestContext, text: str | None) -> ColumnElement[bool] | None:
+        if text is None:
+            return None
+        node = parse_filter(
+            text, max_length=self.settings.max_filter_length, max_depth=self.settings.max_filter_depth
+        )
+        bound = bind(node, self.registry, self.rt)
+        return compile_filter(bound, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+
+    def order_by(self, ctx: RequestContext, query: ListQuery) -> list[ColumnElement[Any]]:
+        if query.sort_by:
+            path = self.registry.resolve(self.rt, query.sort_by)
+            if path is None:
+                raise invalid_filter(f"cannot sort by unknown attribute {query.sort_by!r}")
+            key = sort_expression(path, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+            ident = resources_table.c.id
+            if query.descending:
+                return [key.desc().nulls_last(), ident.desc()]
+            return [key.asc().nulls_last(), ident.asc()]
+        return [resources_table.c.created.asc(), resources_table.c.id.asc()]
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> dict[str, Any]:
+        projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
+        where = self.compile_where(ctx, query.filter)
+        order = self.order_by(ctx, query)
+        async with read_transaction(self.engine) as conn:
+            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+            rows: list[StoredResource] = []
+            if query.count > 0 and query.start_index <= total:
+                rows = await store.list_resources(
+                    conn, ctx.tenant_id, self.rt.name, where=where, order_by=order,
+                    offset=query.start_index - 1, limit=query.count,
+                )
+            derived = await self.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
+        out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
+        return list_response(out, total, query.start_index)

@@ -1,0 +1,77 @@
+"""Users: unique userName, activation events, and the derived `groups` attribute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisor.service.context import RequestContext
+from provisor.service.groups import remove_from_all_groups
+from provisor.service.resources import Projection, ResourceService
+from provisor.storage import members as member_store
+
+
+class UserService(ResourceService):
+    def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
+        return frozenset({"userName"})
+
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+        if before is None:
+            return "created"
+        was_active = before.get("active", True)
+        is_active = after.get("active", True)
+        if was_active and not is_active:
+            return "deactivated"
+        if is_active and not was_active:
+            return "activated"
+        return "updated"
+
+    async def derived(
+        self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
+    ) -> dict[str, dict[str, Any]]:
+        if not ids or not projection.wants("groups"):
+            return {}
+        direct = await member_store.direct_groups(conn, ctx.tenant_id, ids)
+        out: dict[str, dict[str, Any]] = {}
+        for member_id, group_id, display in direct:
+            entry = {
+                "value": group_id,
+                "$ref": f"{ctx.base_url}/Groups/{group_id}",
+                "display": display,
+                "type": "direct",
+            }
+            out.setdefault(member_id, {"groups": []})["groups"].append(entry)
+        if ctx.setting("indirect_groups", False):
+            await self._add_indirect(conn, ctx, out)
+        return out
+
+    async def _add_indirect(
+        self, conn: AsyncConnection, ctx: RequestContext, out: dict[str, dict[str, Any]]
+    ) -> None:
+        """Walk parent groups breadth-first; the visited set makes cycles terminate."""
+        for derived in out.values():
+            groups: list[dict[str, Any]] = derived["groups"]
+            seen = {g["value"] for g in groups}
+            frontier = list(seen)
+            indirect: list[str] = []
+            while frontier:
+                parents = await member_store.parent_groups(conn, ctx.tenant_id, frontier)
+                frontier = []
+                for parent_ids in parents.values():
+                    for parent in parent_ids:
+                        if parent not in seen:
+                            seen.add(parent)
+                            indirect.append(parent)
+                            frontier.append(parent)
+            names = await member_store.display_names(conn, ctx.tenant_id, indirect) if indirect else {}
+            for group_id in indirect:
+                groups.append({
+                    "value": group_id,
+                    "$ref": f"{ctx.base_url}/Groups/{group_id}",
+                    "display": names.get(group_id, ""),
+                    "type": "indirect",
+                })
+
+    async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
+        await remove_from_all_groups(conn, ctx, resource_id)

@@ -1,0 +1,161 @@
+"""Group membership rows. Every statement touches only the rows it names: O(k) for k members."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisor.storage.tables import group_members, resources
+
+#: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
+CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def resource_types_of(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
+    """Map each existing id among `ids` to its resource type (missing ids are absent)."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(list(ids)):
+        rows = await conn.execute(
+            select(resources.c.id, resources.c.resource_type).where(
+                resources.c.tenant_id == tenant_id, resources.c.id.in_(chunk)
+            )
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found
+
+
+async def existing_member_ids(
+    conn: AsyncConnection, tenant_id: str, group_id: str, ids: Sequence[str]
+) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(ids)):
+        rows = await conn.execute(
+            select(group_members.c.member_id).where(
+                group_members.c.tenant_id == tenant_id,
+                group_members.c.group_id == group_id,
+                group_members.c.member_id.in_(chunk),
+            )
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def add_members(
+    conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str]]
+) -> None:
+    """Insert (member_id, member_type) rows; callers pass only ids not already members."""
+    for chunk in _chunks(list(members)):
+        await conn.execute(
+            insert(group_members),
+            [{"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t} for m, t in chunk],
+        )
+
+
+async def remove_members(conn: AsyncConnection, tenant_id: str, group_id: str, ids: Sequence[str]) -> int:
+    removed = 0
+    for chunk in _chunks(list(ids)):
+        result = await conn.execute(
+            delete(group_members).where(
+                group_members.c.tenant_id == tenant_id,
+                group_members.c.group_id == group_id,
+                group_members.c.member_id.in_(chunk),
+            )
+        )
+        removed += result.rowcount or 0
+    return removed
+
+
+async def remove_all_members(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[str]:
+    ids = [
+        row[0]
+        for row in await conn.execute(
+            delete(group_members)
+            .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id == group_id)
+            .returning(group_members.c.member_id)
+        )
+    ]
+    return ids
+
+
+async def groups_containing(conn: AsyncConnection, tenant_id: str, member_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(group_members.c.group_id).where(
+            group_members.c.tenant_id == tenant_id, group_members.c.member_id == member_id
+        )
+    )
+    return [row[0] for row in rows]
+
+
+def _display_expr() -> Any:
+    """A member's display name: the group's or user's displayName, else the userName."""
+    doc = resources.c.doc
+    return func.coalesce(doc["displayName"].as_string(), doc["userName"].as_string(), literal(""))
+
+
+async def iter_members(
+    conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str], *, batch: int = 5000
+) -> AsyncIterator[tuple[str, str, str, str]]:
+    """Stream (group_id, member_id, member_type, display) for the given groups, in member order."""
+    query = (
+        select(group_members.c.group_id, group_members.c.member_id, group_members.c.member_type, _display_expr())
+        .join(
+            resources,
+            and_(resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.member_id),
+        )
+        .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id.in_(list(group_ids)))
+        .order_by(group_members.c.group_id, group_members.c.member_id)
+    )
+    result = await conn.stream(query.execution_options(yield_per=batch))
+    async for row in result:
+        yield row[0], row[1], row[2], row[3]
+
+
+async def direct_groups(
+    conn: AsyncConnection, tenant_id: str, member_ids: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """(member_id, group_id, group display) for groups that directly contain the given members."""
+    query = (
+        select(group_members.c.member_id, group_members.c.group_id, _display_expr())
+        .join(
+            resources,
+            and_(resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.group_id),
+        )
+        .where(group_members.c.tenant_id == tenant_id, group_members.c.member_id.in_(list(member_ids)))
+        .order_by(group_members.c.member_id, _display_expr(), group_members.c.group_id)
+    )
+    return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
+
+
+async def parent_groups(conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Group ids that directly contain each of `group_ids` (for nested-group expansion)."""
+    out: dict[str, list[str]] = {}
+    for chunk in _chunks(list(group_ids)):
+        rows = await conn.execute(
+            select(group_members.c.member_id, group_members.c.group_id).where(
+                group_members.c.tenant_id == tenant_id, group_members.c.member_id.in_(chunk)
+            )
+        )
+        for member, group in rows:
+            out.setdefault(member, []).append(group)
+    return out
+
+
+async def display_names(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in _chunks(list(ids)):
+        rows = await conn.execute(
+            select(resources.c.id, _display_expr()).where(
+                resources.c.tenant_id == tenant_id, resources.c.id.in_(chunk)
+            )
+        )
+        out.update({r[0]: r[1] for r in rows})
+    return out
+

@@ -1,0 +1,180 @@
+"""Resource rows: the stored document plus its index rows, written in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisor.errors import uniqueness
+from provisor.storage.tables import attribute_index, resources
+
+IndexRow = tuple[str, str, bool]
+
+_ROW_COLUMNS = (
+    resources.c.id,
+    resources.c.version,
+    resources.c.created,
+    resources.c.last_modified,
+    resources.c.doc,
+)
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    id: str
+    resource_type: str
+    version: int
+    created: str
+    last_modified: str
+    doc: dict[str, Any]
+
+
+def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
+    return StoredResource(
+        id=row[0], resource_type=resource_type, version=row[1], created=row[2], last_modified=row[3],
+        doc=row[4],
+    )
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "ux_attribute_index_unique" in text or "attribute_index.tenant_id" in text
+
+
+async def _write_index(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, rows: Iterable[IndexRow]
+) -> None:
+    values = [
+        {
+            "tenant_id": tenant_id, "resource_type": resource_type, "attr": attr, "value_norm": value,
+            "resource_id": resource_id, "is_unique": unique,
+        }
+        for attr, value, unique in rows
+    ]
+    if not values:
+        return
+    try:
+        await conn.execute(insert(attribute_index), values)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            attrs = sorted({v["attr"] for v in values if v["is_unique"]})
+            raise uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists") from None
+        raise
+
+
+async def insert_resource(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    resource_type: str,
+    resource_id: str,
+    at: str,
+    doc: dict[str, Any],
+    index: Iterable[IndexRow],
+) -> StoredResource:
+    await conn.execute(
+        insert(resources).values(
+            tenant_id=tenant_id, id=resource_id, resource_type=resource_type, version=1, created=at,
+            last_modified=at, doc=doc,
+        )
+    )
+    await _write_index(conn, tenant_id, resource_type, resource_id, index)
+    return StoredResource(resource_id, resource_type, 1, at, at, doc)
+
+
+def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
+    return and_(
+        resources.c.tenant_id == tenant_id,
+        resources.c.id == resource_id,
+        resources.c.resource_type == resource_type,
+    )
+
+
+async def fetch_resource(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, *, for_update: bool = False
+) -> StoredResource | None:
+    query = select(*_ROW_COLUMNS).where(_key(tenant_id, resource_type, resource_id))
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    return _stored(resource_type, row) if row else None
+
+
+async def update_resource(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    current: StoredResource,
+    at: str,
+    doc: dict[str, Any],
+    index: Iterable[IndexRow] | None,
+) -> StoredResource:
+    """Store a new document version; `index=None` keeps the index rows as they are."""
+    version = current.version + 1
+    await conn.execute(
+        update(resources)
+        .where(_key(tenant_id, current.resource_type, current.id))
+        .values(version=version, last_modified=at, doc=doc)
+    )
+    if index is not None:
+        await conn.execute(
+            delete(attribute_index).where(
+                attribute_index.c.tenant_id == tenant_id, attribute_index.c.resource_id == current.id
+            )
+        )
+        await _write_index(conn, tenant_id, current.resource_type, current.id, index)
+    return StoredResource(current.id, current.resource_type, version, current.created, at, doc)
+
+
+async def touch_resource(
+    conn: AsyncConnection, *, tenant_id: str, current: StoredResource, at: str
+) -> StoredResource:
+    """Bump version and lastModified without changing the document (e.g. membership changes)."""
+    return await update_resource(conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None)
+
+
+async def delete_resource(conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str) -> bool:
+    await conn.execute(
+        delete(attribute_index).where(
+            attribute_index.c.tenant_id == tenant_id, attribute_index.c.resource_id == resource_id
+        )
+    )
+    result = await conn.execute(delete(resources).where(_key(tenant_id, resource_type, resource_id)))
+    return bool(result.rowcount)
+
+
+async def count_resources(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, where: ColumnElement[bool] | None
+) -> int:
+    query = select(func.count()).select_from(resources).where(
+        resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type
+    )
+    if where is not None:
+        query = query.where(where)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def list_resources(
+    conn: AsyncConnection,
+    tenant_id: str,
+    resource_type: str,
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+    extra_where: Sequence[ColumnElement[bool]] = (),
+) -> list[StoredResource]:
+    query = select(*_ROW_COLUMNS).where(
+        resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type, *extra_where
+    )
+    if where is not None:
+        query = query.where(where)
+    query = query.order_by(*order_by).offset(offset).limit(limit)
+    rows = (await conn.execute(query)).all()
+    return [_stored(resource_type, row) for row in rows]

@@ -1,0 +1,68 @@
+"""Start a real `provisor serve` process on a free port, for tests that need real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.scim_client import mint_token
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    def __init__(self, base_url: str, token: str, process: subprocess.Popen[bytes]) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.process = process
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/scim+json"}
+
+
+@contextmanager
+def live_server(database_url: str, tenant_id: str, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+                ) -> Iterator[LiveServer]:
+    token = mint_token(database_url, tenant_id)
+    port = free_port()
+    provisor = Path(sys.executable).with_name("provisor")
+    env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [str(provisor), "serve", "--port", str(port), "--database-url", database_url, "--workers", str(workers),
+         *extra_args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                err = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"provisor serve did not start: {err[-2000:]}")
+            time.sleep(0.1)
+        yield LiveServer(f"{base}/scim/v2", token, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

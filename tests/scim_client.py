@@ -1,0 +1,119 @@
+"""Test helpers: a SCIM client bound to one tenant, and direct database set-up helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.testclient import TestClient
+
+from provisor.storage.engine import create_engine
+from provisor.storage.tables import tenants
+from provisor.storage.tenants import ensure_tenant
+from provisor.storage.tokens import create_token
+from provisor.storage.transactions import write_transaction
+
+T = TypeVar("T")
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_URN = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def run_db(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = create_engine(url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def mint_token(url: str, tenant_id: str | None, *, kind: str = "scim", name: str = "test") -> str:
+    async def work(engine: AsyncEngine) -> str:
+        async with write_transaction(engine) as conn:
+            if tenant_id is not None:
+                await ensure_tenant(conn, tenant_id)
+            _, secret = await create_token(conn, tenant_id=tenant_id, name=name, kind=kind)
+        return secret
+
+    return run_db(url, work)
+
+
+def set_tenant_settings(url: str, tenant_id: str, **settings: Any) -> None:
+    async def work(engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as conn:
+            await ensure_tenant(conn, tenant_id)
+            await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(settings=settings))
+
+    run_db(url, work)
+
+
+class Scim:
+    """Requests against `/scim/v2` with one tenant's bearer token."""
+
+    def __init__(self, client: TestClient, token: str, url: str, tenant_id: str) -> None:
+        self.client = client
+        self.token = token
+        self.database_url = url
+        self.tenant_id = tenant_id
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        if "json" in kwargs and "content-type" not in {k.lower() for k in headers}:
+            headers["Content-Type"] = "application/scim+json"
+        return self.client.request(method, "/scim/v2" + path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, json=json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def patch_ops(self, path: str, *ops: dict[str, Any], **kw: Any) -> httpx.Response:
+        return self.patch(path, {"schemas": [PATCH_OP], "Operations": list(ops)}, **kw)
+
+    def create_user(self, user_name: str, **attrs: Any) -> dict[str, Any]:
+        response = self.post("/Users", {"schemas": [USER_URN], "userName": user_name, **attrs})
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def create_group(self, display_name: str, members: list[str] | None = None, **attrs: Any) -> dict[str, Any]:
+        body_in: dict[str, Any] = {"schemas": [GROUP_URN], "displayName": display_name, **attrs}
+        if members is not None:
+            body_in["members"] = [{"value": m} for m in members]
+        response = self.post("/Groups", body_in)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def settings(self, **settings: Any) -> None:
+        set_tenant_settings(self.database_url, self.tenant_id, **settings)
+
+
+def assert_error(response: httpx.Response, status: int, scim_type: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/scim+json")
+    body: dict[str, Any] = response.json()
+    assert body["schemas"] == [ERROR_URN]
+    assert body["status"] == str(status)
+    if scim_type is not None:
+        assert body.get("scimType") == scim_type, body
+    return body
