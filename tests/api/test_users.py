@@ -8,10 +8,17 @@ from tests.scim_client import ENTERPRISE_URN, USER_URN, Scim, assert_error
 
 
 def test_create_returns_201_with_location_etag_and_meta(scim: Scim) -> None:
-    response = scim.post("/Users", {
-        "schemas": [USER_URN], "userName": "Alice@Example.com", "id": "forged", "meta": {"version": "x"},
-        "name": {"givenName": "Alice", "familyName": "Liddell"}, "emails": [{"value": "a@example.com"}],
-    })
+    response = scim.post(
+        "/Users",
+        {
+            "schemas": [USER_URN],
+            "userName": "Alice@Example.com",
+            "id": "forged",
+            "meta": {"version": "x"},
+            "name": {"givenName": "Alice", "familyName": "Liddell"},
+            "emails": [{"value": "a@example.com"}],
+        },
+    )
     assert response.status_code == 201
     body = response.json()
     assert response.headers["content-type"].startswith("application/scim+json")
@@ -27,7 +34,9 @@ def test_create_returns_201_with_location_etag_and_meta(scim: Scim) -> None:
 
 
 def test_required_username_missing_is_invalid_value(scim: Scim) -> None:
-    assert_error(scim.post("/Users", {"schemas": [USER_URN], "name": {"givenName": "x"}}), 400, "invalidValue")
+    assert_error(
+        scim.post("/Users", {"schemas": [USER_URN], "name": {"givenName": "x"}}), 400, "invalidValue"
+    )
     assert scim.get("/Users").json()["totalResults"] == 0
 
 
@@ -65,7 +74,9 @@ def test_password_is_never_returned_and_not_stored(scim: Scim) -> None:
 
 def test_attributes_and_excluded_attributes(scim: Scim) -> None:
     user = scim.create_user(
-        "erin", name={"givenName": "Erin", "familyName": "E"}, emails=[{"value": "e@x.org", "type": "work"}],
+        "erin",
+        name={"givenName": "Erin", "familyName": "E"},
+        emails=[{"value": "e@x.org", "type": "work"}],
         **{ENTERPRISE_URN: {"employeeNumber": "42", "department": "R&D"}},
     )
     uid = user["id"]
@@ -82,10 +93,17 @@ def test_attributes_and_excluded_attributes(scim: Scim) -> None:
 def test_put_replaces_clears_omitted_and_ignores_read_only(scim: Scim) -> None:
     user = scim.create_user("frank", displayName="Frank", title="Boss", active=True)
     uid = user["id"]
-    response = scim.put(f"/Users/{uid}", {
-        "schemas": [USER_URN], "id": uid, "userName": "frank", "displayName": "Franklin",
-        "meta": {"created": "1999-01-01T00:00:00Z"}, "groups": [{"value": "x"}],
-    })
+    response = scim.put(
+        f"/Users/{uid}",
+        {
+            "schemas": [USER_URN],
+            "id": uid,
+            "userName": "frank",
+            "displayName": "Franklin",
+            "meta": {"created": "1999-01-01T00:00:00Z"},
+            "groups": [{"value": "x"}],
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["displayName"] == "Franklin"
@@ -135,7 +153,10 @@ def test_empty_list_is_200_with_empty_resources(scim: Scim) -> None:
     body = scim.get("/Users", params={"filter": 'userName eq "4a1b2c3d-0000-1111-2222-333344445555"'}).json()
     assert body == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": 0, "startIndex": 1, "itemsPerPage": 0, "Resources": [],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
     }
 
 
@@ -150,11 +171,19 @@ def test_username_filter_is_case_insensitive_and_external_id_exact(scim: Scim) -
 
 def test_lenient_input_from_real_idps(scim: Scim) -> None:
     response = scim.request(
-        "POST", "/Users", content=orjson.dumps({
-            "schemas": [USER_URN], "USERNAME": "jack", "Active": "True", "title": None,
-            "name": {"GivenName": "Jack"}, "favouriteColour": "blue",
-            "emails": [{"value": "j@x.org", "Primary": "false"}],
-        }),
+        "POST",
+        "/Users",
+        content=orjson.dumps(
+            {
+                "schemas": [USER_URN],
+                "USERNAME": "jack",
+                "Active": "True",
+                "title": None,
+                "name": {"GivenName": "Jack"},
+                "favouriteColour": "blue",
+                "emails": [{"value": "j@x.org", "Primary": "false"}],
+            }
+        ),
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 201, response.text
@@ -172,8 +201,11 @@ def test_etags_if_match_and_if_none_match(scim: Scim) -> None:
     uid, tag = user["id"], user["meta"]["version"]
     assert scim.get(f"/Users/{uid}", headers={"If-None-Match": tag}).status_code == 304
     assert scim.get(f"/Users/{uid}", headers={"If-None-Match": 'W/"999"'}).status_code == 200
-    assert_error(scim.put(f"/Users/{uid}", {"userName": "kate2"}, headers={"If-Match": 'W/"7"'}), 412,
-                 "preconditionFailed")
+    assert_error(
+        scim.put(f"/Users/{uid}", {"userName": "kate2"}, headers={"If-Match": 'W/"7"'}),
+        412,
+        "preconditionFailed",
+    )
     assert scim.get(f"/Users/{uid}").json()["userName"] == "kate"
     ok = scim.put(f"/Users/{uid}", {"userName": "kate2"}, headers={"If-Match": tag})
     assert ok.status_code == 200
@@ -192,13 +224,23 @@ def test_errors_are_scim_bodies(scim: Scim) -> None:
     assert_error(scim.get("/Nope"), 404)
     assert_error(scim.get("/Users/a/b"), 404)
     assert_error(scim.request("PATCH", "/Users"), 405)
-    assert_error(scim.request("POST", "/Users", content=b"{not json", headers={"Content-Type": "application/json"}),
-                 400, "invalidSyntax")
-    assert_error(scim.request("POST", "/Users", content=b"[1]", headers={"Content-Type": "application/json"}),
-                 400, "invalidSyntax")
+    assert_error(
+        scim.request("POST", "/Users", content=b"{not json", headers={"Content-Type": "application/json"}),
+        400,
+        "invalidSyntax",
+    )
+    assert_error(
+        scim.request("POST", "/Users", content=b"[1]", headers={"Content-Type": "application/json"}),
+        400,
+        "invalidSyntax",
+    )
     big = b'{"userName":"' + b"x" * 1_100_000 + b'"}'
-    assert_error(scim.request("POST", "/Users", content=big, headers={"Content-Type": "application/json"}), 413)
-    assert_error(scim.request("POST", "/Users", content=b"userName=x", headers={"Content-Type": "text/plain"}), 415)
+    assert_error(
+        scim.request("POST", "/Users", content=big, headers={"Content-Type": "application/json"}), 413
+    )
+    assert_error(
+        scim.request("POST", "/Users", content=b"userName=x", headers={"Content-Type": "text/plain"}), 415
+    )
     assert scim.get("/Users").json()["totalResults"] == 0
     outside = scim.client.get("/nowhere")
     assert outside.status_code == 404 and outside.json()["status"] == "404"
@@ -213,8 +255,12 @@ def test_resource_paths_are_case_insensitive(scim: Scim) -> None:
 
 def test_authentication(scim: Scim) -> None:
     client = scim.client
-    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": "Bearer"}):
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer"},
+    ):
         response = client.get("/scim/v2/Users", headers=headers)
         assert_error(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")

@@ -62,7 +62,9 @@ class GroupService(ResourceService):
         if not ids:
             return []
         resolved = await self._resolve(conn, ctx, group_id, ids)
-        present = await member_store.existing_member_ids(conn, ctx.tenant_id, group_id, [i for i, _ in resolved])
+        present = await member_store.existing_member_ids(
+            conn, ctx.tenant_id, group_id, [i for i, _ in resolved]
+        )
         new = [(i, t) for i, t in resolved if i not in present]
         await member_store.add_members(conn, ctx.tenant_id, group_id, new)
         return [i for i, _ in new]
@@ -74,8 +76,15 @@ class GroupService(ResourceService):
         for op, ids in (("member_added", added), ("member_removed", removed)):
             if ids:
                 await append_event(
-                    conn, tenant_id=ctx.tenant_id, at=at, resource_type="Group", resource_id=group_id,
-                    op=op, version=None, actor=ctx.actor, payload={"members": ids},
+                    conn,
+                    tenant_id=ctx.tenant_id,
+                    at=at,
+                    resource_type="Group",
+                    resource_id=group_id,
+                    op=op,
+                    version=None,
+                    actor=ctx.actor,
+                    payload={"members": ids},
                 )
 
     async def _replace_members(
@@ -113,10 +122,17 @@ class GroupService(ResourceService):
             )
             return [{"value": r[0], "type": r[1]} for r in rows]
 
+        normalised = self.normalised(ctx, current, operations)
+
         def run(sync_conn: Connection) -> Any:
             return apply_patch(
-                self.registry, self.rt, current.doc, operations, resource_id=current.id,
-                options=self.patch_options(ctx), load_members=lambda: load_members(sync_conn),
+                self.registry,
+                self.rt,
+                current.doc,
+                normalised,
+                resource_id=current.id,
+                options=self.patch_options(ctx),
+                load_members=lambda: load_members(sync_conn),
             )
 
         return await conn.run_sync(run)
@@ -154,7 +170,9 @@ class GroupService(ResourceService):
             return {}
         out: dict[str, dict[str, Any]] = {}
         base = ctx.base_url
-        async for group_id, member_id, member_type, display in member_store.iter_members(conn, ctx.tenant_id, ids):
+        async for group_id, member_id, member_type, display in member_store.iter_members(
+            conn, ctx.tenant_id, ids
+        ):
             ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"
             element = {"value": member_id, "$ref": ref, "type": member_type}
             if display:
@@ -172,6 +190,13 @@ async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, mem
             continue
         await store.touch_resource(conn, tenant_id=ctx.tenant_id, current=group, at=at)
         await append_event(
-            conn, tenant_id=ctx.tenant_id, at=at, resource_type="Group", resource_id=group_id,
-            op="member_removed", version=group.version + 1, actor=ctx.actor, payload={"members": [member_id]},
+            conn,
+            tenant_id=ctx.tenant_id,
+            at=at,
+            resource_type="Group",
+            resource_id=group_id,
+            op="member_removed",
+            version=group.version + 1,
+            actor=ctx.actor,
+            payload={"members": [member_id]},
         )

@@ -8,6 +8,7 @@ particular to a resource type (derived attributes, membership rows) through a fe
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -17,7 +18,14 @@ from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import invalid_filter, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
-from provisor.patch import PatchOptions, apply_patch, parse_patch_request
+from provisor.patch import (
+    NormaliseContext,
+    PatchOperation,
+    PatchOptions,
+    apply_patch,
+    normalise,
+    parse_patch_request,
+)
 from provisor.protocol.query import ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
 from provisor.schema.model import ResourceType
@@ -107,14 +115,26 @@ class ResourceService:
         return projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
 
     async def _event(
-        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, op: str, at: str,
+        self,
+        conn: AsyncConnection,
+        ctx: RequestContext,
+        stored: StoredResource,
+        op: str,
+        at: str,
         payload: dict[str, Any] | None = None,
     ) -> None:
         if payload is None:
             payload = render(self.rt, stored, ctx.base_url)
         await append_event(
-            conn, tenant_id=ctx.tenant_id, at=at, resource_type=self.rt.name, resource_id=stored.id, op=op,
-            version=stored.version, actor=ctx.actor, payload=payload,
+            conn,
+            tenant_id=ctx.tenant_id,
+            at=at,
+            resource_type=self.rt.name,
+            resource_id=stored.id,
+            op=op,
+            version=stored.version,
+            actor=ctx.actor,
+            payload=payload,
         )
 
     async def _current(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> StoredResource:
@@ -132,8 +152,13 @@ class ResourceService:
         at = now()
         async with write_transaction(self.engine) as conn:
             stored = await store.insert_resource(
-                conn, tenant_id=ctx.tenant_id, resource_type=self.rt.name, resource_id=str(uuid.uuid4()),
-                at=at, doc=doc, index=self._index(ctx, doc),
+                conn,
+                tenant_id=ctx.tenant_id,
+                resource_type=self.rt.name,
+                resource_id=str(uuid.uuid4()),
+                at=at,
+                doc=doc,
+                index=self._index(ctx, doc),
             )
             await self.store_extra(conn, ctx, stored, extra, replace=True)
             await self._event(conn, ctx, stored, "created", at)
@@ -150,28 +175,38 @@ class ResourceService:
             return stored, await self._render_one(conn, ctx, stored, projection)
 
     async def replace(
-        self, ctx: RequestContext, resource_id: str, body: dict[str, Any], projection: Projection,
+        self,
+        ctx: RequestContext,
+        resource_id: str,
+        body: dict[str, Any],
+        projection: Projection,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
         at = now()
         async with write_transaction(self.engine) as conn:
             current = await self._current(conn, ctx, resource_id)
             check_if_match(if_match, current.version)
-            doc, extra = self.split_body(
-                coerce_resource(self.registry, self.rt, body, existing=current.doc)
-            )
+            doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body, existing=current.doc))
             extra_changed = await self.store_extra(conn, ctx, current, extra, replace=True)
             stored = current
             if doc != current.doc or extra_changed:
                 stored = await store.update_resource(
-                    conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc,
+                    conn,
+                    tenant_id=ctx.tenant_id,
+                    current=current,
+                    at=at,
+                    doc=doc,
                     index=self._index(ctx, doc),
                 )
                 await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at)
             return stored, await self._render_one(conn, ctx, stored, projection)
 
     async def patch(
-        self, ctx: RequestContext, resource_id: str, body: Any, projection: Projection | None,
+        self,
+        ctx: RequestContext,
+        resource_id: str,
+        body: Any,
+        projection: Projection | None,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
@@ -193,11 +228,25 @@ class ResourceService:
             rendered = None if projection is None else await self._render_one(conn, ctx, stored, projection)
             return stored, rendered
 
+    def normalised(
+        self, ctx: RequestContext, current: StoredResource, operations: Sequence[PatchOperation]
+    ) -> tuple[PatchOperation, ...]:
+        """IdP dialects rewritten to RFC form before the engine sees them (off in strict mode)."""
+        return normalise(
+            operations,
+            NormaliseContext(self.registry, self.rt, current.id),
+            strict=bool(ctx.setting("strict_patch", False)),
+        )
+
     async def run_patch(
         self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
         return apply_patch(
-            self.registry, self.rt, current.doc, operations, resource_id=current.id,
+            self.registry,
+            self.rt,
+            current.doc,
+            self.normalised(ctx, current, operations),
+            resource_id=current.id,
             options=self.patch_options(ctx),
         )
 
@@ -214,8 +263,15 @@ class ResourceService:
             await self.before_delete(conn, ctx, resource_id)
             await store.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
             await append_event(
-                conn, tenant_id=ctx.tenant_id, at=at, resource_type=self.rt.name, resource_id=resource_id,
-                op="deleted", version=current.version, actor=ctx.actor, payload=None,
+                conn,
+                tenant_id=ctx.tenant_id,
+                at=at,
+                resource_type=self.rt.name,
+                resource_id=resource_id,
+                op="deleted",
+                version=current.version,
+                actor=ctx.actor,
+                payload=None,
             )
 
     # ---- queries --------------------------------------------------------------------------------
@@ -250,8 +306,13 @@ class ResourceService:
             rows: list[StoredResource] = []
             if query.count > 0 and query.start_index <= total:
                 rows = await store.list_resources(
-                    conn, ctx.tenant_id, self.rt.name, where=where, order_by=order,
-                    offset=query.start_index - 1, limit=query.count,
+                    conn,
+                    ctx.tenant_id,
+                    self.rt.name,
+                    where=where,
+                    order_by=order,
+                    offset=query.start_index - 1,
+                    limit=query.count,
                 )
             derived = await self.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]

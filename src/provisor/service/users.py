@@ -66,12 +66,14 @@ class UserService(ResourceService):
                             frontier.append(parent)
             names = await member_store.display_names(conn, ctx.tenant_id, indirect) if indirect else {}
             for group_id in indirect:
-                groups.append({
-                    "value": group_id,
-                    "$ref": f"{ctx.base_url}/Groups/{group_id}",
-                    "display": names.get(group_id, ""),
-                    "type": "indirect",
-                })
+                groups.append(
+                    {
+                        "value": group_id,
+                        "$ref": f"{ctx.base_url}/Groups/{group_id}",
+                        "display": names.get(group_id, ""),
+                        "type": "indirect",
+                    }
+                )
 
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
         await remove_from_all_groups(conn, ctx, resource_id)
