@@ -262,3 +262,19 @@ def test_search_groups(scim: Scim, path: str) -> None:
         },
     ).json()
     assert body["totalResults"] == 1 and body["Resources"][0]["displayName"] == "Searchable"
+
+
+def test_streamed_group_body_honours_member_sub_attribute_projection(scim: Scim) -> None:
+    names = {scim.create_user(f"s{i}", displayName=f"S {i}")["id"]: f"S {i}" for i in range(5)}
+    ids = sorted(names)
+    gid = scim.create_group("Streamed", members=ids)["id"]
+    full = scim.get(f"/Groups/{gid}")
+    assert full.headers["content-type"].startswith("application/scim+json")
+    assert full.headers["etag"] == 'W/"1"'
+    body = full.json()
+    assert [m["value"] for m in body["members"]] == ids
+    assert all(m["display"] == names[m["value"]] for m in body["members"])
+    assert body["meta"]["resourceType"] == "Group" and body["displayName"] == "Streamed"
+    values_only = scim.get(f"/Groups/{gid}", params={"attributes": "members.value"}).json()
+    assert values_only["members"] == [{"value": i} for i in ids]
+    assert set(values_only) == {"schemas", "id", "members"}

@@ -13,14 +13,16 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from provisor.config import Settings
 from provisor.errors import ScimError
+from provisor.events.runtime import EventRuntime
+from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
 from provisor.http.responses import error_response
 from provisor.http.scim import ScimApi
@@ -41,7 +43,7 @@ SCIM_PREFIX = "/scim/v2"
 class Provisor:
     """Holds the engine, the registry and the services for the life of the app."""
 
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: Registry, hooks: Any = None) -> None:
         self.settings = settings
         self.registry = registry
         self.engine = create_engine(settings.database_url)
@@ -52,14 +54,17 @@ class Provisor:
         self.services = services
         self.auth = Authenticator(self.engine, settings.static_token)
         self.api = ScimApi(settings, registry, services, self.auth)
+        self.events = EventRuntime(self.engine, settings, hooks)
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
             await upgrade(self.engine)
         async with write_transaction(self.engine) as conn:
             await ensure_tenant(conn, DEFAULT_TENANT)
+        await self.events.start()
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.engine.dispose()
 
 
@@ -86,15 +91,19 @@ async def run_safely(request: Request, call: Any) -> Response:
         return error_response(error, headers)
     except Exception:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        log.exception("unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id)
+        log.exception(
+            "unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id
+        )
         return error_response(ScimError(500, f"internal server error (request id {request_id})"))
 
 
-def create_app(settings: Settings | None = None, *, registry: Registry | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, registry: Registry | None = None, hooks: Any = None
+) -> Starlette:
     """Build the Provisor ASGI app. Migrations run on start unless `settings.migrate_on_start` is off."""
     settings = settings or Settings.from_env()
     registry = registry or default_registry(settings.schema_extensions)
-    provisor = Provisor(settings, registry)
+    provisor = Provisor(settings, registry, hooks)
     scim = ScimEndpoint(provisor)
 
     async def healthz(request: Request) -> Response:
@@ -122,7 +131,12 @@ def create_app(settings: Settings | None = None, *, registry: Registry | None = 
         return error_response(ScimError(status, str(getattr(exc, "detail", "")) or "error"))
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Mount(SCIM_PREFIX, app=scim)],
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Mount(SCIM_PREFIX, app=scim),
+            Mount("/admin/v1", routes=admin_routes(provisor)),
+        ],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )

@@ -9,17 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from provisor.config import Settings
 from provisor.errors import ScimError
 from provisor.http import discovery
 from provisor.http.auth import Authenticator
 from provisor.http.body import read_json, read_object
-from provisor.http.responses import empty, scim_json
+from provisor.http.responses import SCIM_MEDIA_TYPE, empty, scim_json
 from provisor.protocol.query import from_query_params, from_search_request, list_response
 from provisor.schema.registry import Registry
 from provisor.service.context import RequestContext
+from provisor.service.groups import GroupService, MemberStream
 from provisor.service.preconditions import etag_matches
 from provisor.service.render import etag, location
 from provisor.service.resources import Projection, ResourceService
@@ -33,13 +34,19 @@ def method_not_allowed(allowed: str) -> ScimError:
 
 class ScimApi:
     def __init__(
-        self, settings: Settings, registry: Registry, services: dict[str, ResourceService], auth: Authenticator
+        self,
+        settings: Settings,
+        registry: Registry,
+        services: dict[str, ResourceService],
+        auth: Authenticator,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.services = services
         self.auth = auth
-        self._by_segment = {rt.endpoint.strip("/").lower(): rt.name for rt in registry.resource_types.values()}
+        self._by_segment = {
+            rt.endpoint.strip("/").lower(): rt.name for rt in registry.resource_types.values()
+        }
 
     def base_url(self, request: Request) -> str:
         if self.settings.base_url:
@@ -79,7 +86,10 @@ class ScimApi:
     def _projection(self, request: Request, service: ResourceService) -> Projection:
         params = {k.lower(): v for k, v in request.query_params.items()}
         return Projection(
-            self.registry, service.rt, params.get("attributes") or None, params.get("excludedattributes") or None
+            self.registry,
+            service.rt,
+            params.get("attributes") or None,
+            params.get("excludedattributes") or None,
         )
 
     async def _collection(
@@ -93,7 +103,10 @@ class ScimApi:
         if method == "POST":
             body = await read_object(request, self.settings.max_body_bytes)
             stored, out = await service.create(ctx, body, self._projection(request, service))
-            headers = {"Location": location(ctx.base_url, service.rt, stored.id), "ETag": etag(stored.version)}
+            headers = {
+                "Location": location(ctx.base_url, service.rt, stored.id),
+                "ETag": etag(stored.version),
+            }
             return scim_json(out, 201, headers)
         raise method_not_allowed("GET, POST")
 
@@ -101,12 +114,21 @@ class ScimApi:
         self, request: Request, ctx: RequestContext, service: ResourceService, resource_id: str, method: str
     ) -> Response:
         if method == "GET":
-            stored, out = await service.get(ctx, resource_id, self._projection(request, service))
+            projection = self._projection(request, service)
+            got: tuple[Any, dict[str, Any] | MemberStream]
+            if isinstance(service, GroupService):
+                got = await service.get_streaming(ctx, resource_id, projection)
+            else:
+                got = await service.get(ctx, resource_id, projection)
+            stored, out = got
             tag = etag(stored.version)
             none_match = request.headers.get("if-none-match")
             if none_match is not None and etag_matches(none_match, stored.version):
                 return empty(304, {"ETag": tag})
-            return scim_json(out, 200, {"ETag": tag, "Location": location(ctx.base_url, service.rt, stored.id)})
+            headers = {"ETag": tag, "Location": location(ctx.base_url, service.rt, stored.id)}
+            if isinstance(out, MemberStream):
+                return StreamingResponse(out, media_type=SCIM_MEDIA_TYPE, headers=headers)
+            return scim_json(out, 200, headers)
         if_match = request.headers.get("if-match")
         if method == "PUT":
             body = await read_object(request, self.settings.max_body_bytes)
@@ -119,11 +141,11 @@ class ScimApi:
             params = {k.lower() for k in request.query_params}
             asked = bool(params & {"attributes", "excludedattributes"})
             wants_body = asked or not self._patch_no_content(ctx, service)
-            projection = self._projection(request, service) if wants_body else None
-            stored, out = await service.patch(ctx, resource_id, body, projection, if_match)
-            if out is None:
+            patch_projection = self._projection(request, service) if wants_body else None
+            stored, patched = await service.patch(ctx, resource_id, body, patch_projection, if_match)
+            if patched is None:
                 return empty(204, {"ETag": etag(stored.version)})
-            return scim_json(out, 200, {"ETag": etag(stored.version)})
+            return scim_json(patched, 200, {"ETag": etag(stored.version)})
         if method == "DELETE":
             await service.delete(ctx, resource_id, if_match)
             return empty(204)
@@ -135,20 +157,26 @@ class ScimApi:
         return bool(ctx.setting(key, service.rt.name == "Group"))
 
     def _default_count(self, ctx: RequestContext) -> int:
-        return min(int(ctx.setting("default_page_size", self.settings.default_page_size)), self._max_count(ctx))
+        return min(
+            int(ctx.setting("default_page_size", self.settings.default_page_size)), self._max_count(ctx)
+        )
 
     def _max_count(self, ctx: RequestContext) -> int:
         return int(ctx.setting("max_page_size", self.settings.max_page_size))
 
     async def _search(self, request: Request, ctx: RequestContext, service: ResourceService) -> Response:
         body = await read_json(request, self.settings.max_body_bytes)
-        query = from_search_request(body, default_count=self._default_count(ctx), max_count=self._max_count(ctx))
+        query = from_search_request(
+            body, default_count=self._default_count(ctx), max_count=self._max_count(ctx)
+        )
         return scim_json(await service.list(ctx, query))
 
     async def _root_search(self, request: Request, ctx: RequestContext) -> Response:
         """RFC 7644 3.4.3 at the root: the filter runs on every resource type; results concatenated."""
         body = await read_json(request, self.settings.max_body_bytes)
-        query = from_search_request(body, default_count=self._default_count(ctx), max_count=self._max_count(ctx))
+        query = from_search_request(
+            body, default_count=self._default_count(ctx), max_count=self._max_count(ctx)
+        )
         from dataclasses import replace as dc_replace
 
         totals: list[int] = []

@@ -6,22 +6,27 @@ Adding or removing k members touches k rows, whatever the group's size; reads th
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
-from provisor.errors import invalid_value
+from provisor.errors import invalid_value, not_found
 from provisor.patch import apply_patch
 from provisor.service.context import RequestContext
+from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import group_members
+from provisor.storage.transactions import read_transaction
 
 
 def _member_ids(values: Any) -> list[str]:
@@ -163,6 +168,21 @@ class GroupService(ResourceService):
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
         await remove_from_all_groups(conn, ctx, resource_id)
 
+    async def get_streaming(
+        self, ctx: RequestContext, resource_id: str, projection: Projection
+    ) -> tuple[StoredResource, MemberStream | dict[str, Any]]:
+        """Like `get`, but when `members` are requested they are streamed, not materialised."""
+        if not projection.wants("members"):
+            return await self.get(ctx, resource_id, projection)
+        async with read_transaction(self.engine) as conn:
+            stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+        if stored is None:
+            raise not_found(f"Group {resource_id} not found")
+        sample = projection.apply(render(self.rt, stored, ctx.base_url, {"members": [SAMPLE_MEMBER]}))
+        kept_members = sample.pop("members", [{}])
+        keep = frozenset(kept_members[0]) if kept_members else frozenset()
+        return stored, MemberStream(self, ctx, sample, keep)
+
     async def derived(
         self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
     ) -> dict[str, dict[str, Any]]:
@@ -179,6 +199,48 @@ class GroupService(ResourceService):
                 element["display"] = display
             out.setdefault(group_id, {"members": []})["members"].append(element)
         return out
+
+
+SAMPLE_MEMBER = {"value": "", "$ref": "", "type": "User", "display": ""}
+
+
+class MemberStream:
+    """A group's JSON body whose `members` are streamed from the database in batches.
+
+    A 1,000,000-member group is never held in memory as Python objects: only one batch of rows and
+    its encoded bytes at a time (DESIGN: large reads stream).
+    """
+
+    def __init__(
+        self, service: GroupService, ctx: RequestContext, head: dict[str, Any], keep: frozenset[str]
+    ):
+        self.service = service
+        self.ctx = ctx
+        self.head = head
+        self.keep = keep
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        head = orjson.dumps(self.head)
+        yield head[:-1] + b',"members":['
+        base = self.ctx.base_url
+        first = True
+        buffer: list[bytes] = []
+        async with read_transaction(self.service.engine) as conn:
+            rows = member_store.iter_members(conn, self.ctx.tenant_id, [self.head["id"]])
+            async for _, member_id, member_type, display in rows:
+                ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"
+                element = {"value": member_id, "$ref": ref, "type": member_type, "display": display}
+                if not display:
+                    del element["display"]
+                if len(self.keep) < len(SAMPLE_MEMBER):
+                    element = {k: v for k, v in element.items() if k in self.keep}
+                buffer.append(orjson.dumps(element) if first else b"," + orjson.dumps(element))
+                first = False
+                if len(buffer) >= 2000:
+                    yield b"".join(buffer)
+                    buffer.clear()
+        buffer.append(b"]}")
+        yield b"".join(buffer)
 
 
 async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, member_id: str) -> None:

@@ -1,0 +1,110 @@
+"""The management API under `/admin/v1` (admin tokens only): the change feed.
+
+`GET /events?after=&limit=&type=&op=&tenant=&wait=` pages through the outbox in commit-safe seq
+order. With `wait`, the request long-polls: it re-reads every 200 ms and answers as soon as there
+is at least one event, or empty after `wait` seconds (at most 30).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from provisor.errors import ScimError, invalid_value
+from provisor.http.responses import error_response
+from provisor.storage.event_log import EventFilter, EventPage, read_events
+from provisor.storage.transactions import read_transaction
+
+if TYPE_CHECKING:
+    from provisor.http.app import Provisor
+
+log = logging.getLogger("provisor.admin")
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_WAIT_SECONDS = 30.0
+POLL_SECONDS = 0.2
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_value(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise invalid_value(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _wait_param(request: Request) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid_value("wait must be a number of seconds") from None
+    if not 0 <= value <= MAX_WAIT_SECONDS:
+        raise invalid_value(f"wait must be between 0 and {MAX_WAIT_SECONDS:g}")
+    return value
+
+
+def _filter(request: Request) -> EventFilter:
+    params = request.query_params
+    ops = [o.strip() for o in params.get("op", "").split(",") if o.strip()]
+    return EventFilter(
+        tenant=params.get("tenant") or None,
+        resource_type=params.get("type") or None,
+        ops=frozenset(ops) if ops else None,
+    )
+
+
+def admin_routes(provisor: Provisor) -> list[BaseRoute]:
+    async def guarded(request: Request, work: Any) -> Response:
+        try:
+            await provisor.auth.authenticate(request, "admin")
+            response: Response = await work()
+            return response
+        except ScimError as error:
+            headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
+            return error_response(error, headers)
+        except Exception:
+            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            log.exception("unhandled error in %s %s (request id %s)", request.method, request.url, request_id)
+            return error_response(ScimError(500, f"internal server error (request id {request_id})"))
+
+    async def events(request: Request) -> Response:
+        async def work() -> Response:
+            after = _int_param(request, "after", 0, 0, 2**63 - 1)
+            limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+            wait = _wait_param(request)
+            where = _filter(request)
+            deadline = time.monotonic() + wait
+            while True:
+                async with read_transaction(provisor.engine) as conn:
+                    page: EventPage = await read_events(conn, after, limit, where)
+                if page.events or time.monotonic() >= deadline or await request.is_disconnected():
+                    break
+                # Filtered-out events still advance the cursor, so the next read starts later.
+                after = page.next
+                await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            return _json({"events": [e.to_json() for e in page.events], "next": page.next})
+
+        return await guarded(request, work)
+
+    return [Route("/events", events, methods=["GET"])]
