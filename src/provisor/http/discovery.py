@@ -25,6 +25,15 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
+        # RFC 9865 section 4: both pagination methods are available on every list endpoint.
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": settings.default_page_size,
+            "maxPageSize": settings.max_page_size,
+            "cursorTimeout": 0,
+        },
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
 from provisor.config import Settings
-from provisor.errors import invalid_filter, not_found
+from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
 from provisor.patch import (
     NormaliseContext,
@@ -26,12 +26,15 @@ from provisor.patch import (
     normalise,
     parse_patch_request,
 )
-from provisor.protocol.query import ListQuery, list_response
+from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
 from provisor.schema.model import ResourceType
 from provisor.schema.projection import is_requested, parse_attribute_list, project
 from provisor.schema.registry import Registry
+from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
+from provisor.service.cursor import Cursor, keyset_condition
+from provisor.service.cursor import signature as cursor_signature
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
 from provisor.storage import resources as store
@@ -107,6 +110,14 @@ class ResourceService:
 
     def _index(self, ctx: RequestContext, doc: dict[str, Any]) -> list[tuple[str, str, bool]]:
         return list(index_rows(self.rt, doc, self.unique_attributes(ctx)))
+
+    def index_for(self, ctx: RequestContext, doc: dict[str, Any]) -> list[tuple[str, str, bool]]:
+        """The attribute_index rows of a document (the batch path computes them up front)."""
+        return self._index(ctx, doc)
+
+    async def create_many(self, ctx: RequestContext, items: Sequence[PreparedCreate]) -> list[StoredResource]:
+        """Create many validated resources in one transaction (Bulk and import; see service/batch.py)."""
+        return await create_many(self, ctx, items)
 
     async def _render_one(
         self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, projection: Projection
@@ -285,19 +296,76 @@ class ResourceService:
         bound = bind(node, self.registry, self.rt)
         return compile_filter(bound, SqlContext(self.dialect, ctx.tenant_id, self.rt))
 
-    def order_by(self, ctx: RequestContext, query: ListQuery) -> list[ColumnElement[Any]]:
-        if query.sort_by:
+    def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
+        """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
+        if not query.sort_by:
+            return resources_table.c.created
+        try:
             path = self.registry.resolve(self.rt, query.sort_by)
-            if path is None:
-                raise invalid_filter(f"cannot sort by unknown attribute {query.sort_by!r}")
-            key = sort_expression(path, SqlContext(self.dialect, ctx.tenant_id, self.rt))
-            ident = resources_table.c.id
-            if query.descending:
-                return [key.desc().nulls_last(), ident.desc()]
-            return [key.asc().nulls_last(), ident.asc()]
-        return [resources_table.c.created.asc(), resources_table.c.id.asc()]
+        except ScimError:
+            path = None
+        if path is None:
+            raise invalid_value(f"cannot sort by unknown attribute {query.sort_by!r}")
+        return sort_expression(path, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+
+    def order_by(
+        self, ctx: RequestContext, query: ListQuery, *, reverse: bool = False
+    ) -> list[ColumnElement[Any]]:
+        """`key NULLS LAST, id` in the requested direction (or exactly its reverse)."""
+        key, ident = self.sort_key(ctx, query), resources_table.c.id
+        down = query.descending != reverse
+        first, second = (key.desc(), ident.desc()) if down else (key.asc(), ident.asc())
+        return [first.nulls_first() if reverse else first.nulls_last(), second]
+
+    async def list_by_cursor(self, ctx: RequestContext, query: ListQuery) -> dict[str, Any]:
+        """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
+        assert query.cursor is not None
+        projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
+        where = self.compile_where(ctx, query.filter)
+        key = self.sort_key(ctx, query)
+        sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
+        position = Cursor.decode(query.cursor, sig) if query.cursor else None
+        forward = position is None or position.forward
+        conditions = [c for c in (where,) if c is not None]
+        if position is not None:
+            conditions.append(
+                keyset_condition(key, resources_table.c.id, position, descending=query.descending)
+            )
+        async with read_transaction(self.engine) as conn:
+            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+            keyed: list[tuple[StoredResource, Any]] = []
+            if query.count > 0:
+                keyed = await store.list_resources_keyed(
+                    conn,
+                    ctx.tenant_id,
+                    self.rt.name,
+                    where=conditions,
+                    key=key,
+                    order_by=self.order_by(ctx, query, reverse=not forward),
+                    limit=query.count + 1,
+                )
+            more = len(keyed) > query.count
+            keyed = keyed[: query.count]
+            if not forward:
+                keyed.reverse()
+            rows = [r for r, _ in keyed]
+            derived = await self.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
+        out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
+        body: dict[str, Any] = {
+            "schemas": [LIST_RESPONSE_URN],
+            "totalResults": total,
+            "itemsPerPage": len(out),
+            "Resources": out,
+        }
+        if keyed and (more if forward else True):
+            body["nextCursor"] = Cursor(True, keyed[-1][1], keyed[-1][0].id, sig).encode()
+        if keyed and (position is not None if forward else more):
+            body["previousCursor"] = Cursor(False, keyed[0][1], keyed[0][0].id, sig).encode()
+        return body
 
     async def list(self, ctx: RequestContext, query: ListQuery) -> dict[str, Any]:
+        if query.cursor is not None:
+            return await self.list_by_cursor(ctx, query)
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
         where = self.compile_where(ctx, query.filter)
         order = self.order_by(ctx, query)

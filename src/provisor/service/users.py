@@ -6,15 +6,32 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.errors import ScimError
+from provisor.service.adoption import adopt_user
 from provisor.service.context import RequestContext
 from provisor.service.groups import remove_from_all_groups
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
+from provisor.storage.resources import StoredResource
 
 
 class UserService(ResourceService):
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
         return frozenset({"userName"})
+
+    async def create(
+        self, ctx: RequestContext, body: dict[str, Any], projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any]]:
+        """POST; a userName clash with an unmanaged (imported) account adopts it instead of 409."""
+        try:
+            return await super().create(ctx, body, projection)
+        except ScimError as error:
+            if error.scim_type != "uniqueness":
+                raise
+            adopted = await adopt_user(self, ctx, body, projection)
+            if adopted is None:
+                raise
+            return adopted
 
     def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
         if before is None:

@@ -36,7 +36,11 @@ class StoredResource:
 
 def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
     return StoredResource(
-        id=row[0], resource_type=resource_type, version=row[1], created=row[2], last_modified=row[3],
+        id=row[0],
+        resource_type=resource_type,
+        version=row[1],
+        created=row[2],
+        last_modified=row[3],
         doc=row[4],
     )
 
@@ -49,10 +53,14 @@ def is_unique_violation(exc: IntegrityError) -> bool:
 async def _write_index(
     conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, rows: Iterable[IndexRow]
 ) -> None:
-    values = [
+    values: list[dict[str, Any]] = [
         {
-            "tenant_id": tenant_id, "resource_type": resource_type, "attr": attr, "value_norm": value,
-            "resource_id": resource_id, "is_unique": unique,
+            "tenant_id": tenant_id,
+            "resource_type": resource_type,
+            "attr": attr,
+            "value_norm": value,
+            "resource_id": resource_id,
+            "is_unique": unique,
         }
         for attr, value, unique in rows
     ]
@@ -62,7 +70,7 @@ async def _write_index(
         await conn.execute(insert(attribute_index), values)
     except IntegrityError as exc:
         if is_unique_violation(exc):
-            attrs = sorted({v["attr"] for v in values if v["is_unique"]})
+            attrs = sorted({str(v["attr"]) for v in values if v["is_unique"]})
             raise uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists") from None
         raise
 
@@ -79,8 +87,13 @@ async def insert_resource(
 ) -> StoredResource:
     await conn.execute(
         insert(resources).values(
-            tenant_id=tenant_id, id=resource_id, resource_type=resource_type, version=1, created=at,
-            last_modified=at, doc=doc,
+            tenant_id=tenant_id,
+            id=resource_id,
+            resource_type=resource_type,
+            version=1,
+            created=at,
+            last_modified=at,
+            doc=doc,
         )
     )
     await _write_index(conn, tenant_id, resource_type, resource_id, index)
@@ -135,10 +148,14 @@ async def touch_resource(
     conn: AsyncConnection, *, tenant_id: str, current: StoredResource, at: str
 ) -> StoredResource:
     """Bump version and lastModified without changing the document (e.g. membership changes)."""
-    return await update_resource(conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None)
+    return await update_resource(
+        conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None
+    )
 
 
-async def delete_resource(conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str) -> bool:
+async def delete_resource(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str
+) -> bool:
     await conn.execute(
         delete(attribute_index).where(
             attribute_index.c.tenant_id == tenant_id, attribute_index.c.resource_id == resource_id
@@ -151,8 +168,10 @@ async def delete_resource(conn: AsyncConnection, tenant_id: str, resource_type: 
 async def count_resources(
     conn: AsyncConnection, tenant_id: str, resource_type: str, where: ColumnElement[bool] | None
 ) -> int:
-    query = select(func.count()).select_from(resources).where(
-        resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type
+    query = (
+        select(func.count())
+        .select_from(resources)
+        .where(resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type)
     )
     if where is not None:
         query = query.where(where)
@@ -178,3 +197,24 @@ async def list_resources(
     query = query.order_by(*order_by).offset(offset).limit(limit)
     rows = (await conn.execute(query)).all()
     return [_stored(resource_type, row) for row in rows]
+
+
+async def list_resources_keyed(
+    conn: AsyncConnection,
+    tenant_id: str,
+    resource_type: str,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    key: ColumnElement[Any],
+    order_by: Sequence[Any],
+    limit: int,
+) -> list[tuple[StoredResource, Any]]:
+    """Rows with the value of their sort key, for keyset (cursor) pagination."""
+    query = (
+        select(*_ROW_COLUMNS, key)
+        .where(resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type, *where)
+        .order_by(*order_by)
+        .limit(limit)
+    )
+    rows = (await conn.execute(query)).all()
+    return [(_stored(resource_type, row), row[5]) for row in rows]

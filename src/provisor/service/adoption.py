@@ -1,0 +1,63 @@
+"""Adopting accounts that `provisor import` loaded before an IdP was connected.
+
+Imported accounts are unmanaged: the first `POST /Users` from an IdP with the same userName takes
+the account over (same id, attributes replaced as by PUT, now managed) instead of failing with
+409, so turning on provisioning does not duplicate or orphan the existing directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from provisor.clock import now
+from provisor.schema.coerce import coerce_resource
+from provisor.service.context import RequestContext
+from provisor.storage import resources as store
+from provisor.storage.batch import find_by_index, is_managed, set_managed
+from provisor.storage.indexing import normalise
+from provisor.storage.resources import StoredResource
+from provisor.storage.transactions import write_transaction
+
+if TYPE_CHECKING:
+    from provisor.service.resources import Projection, ResourceService
+
+log = logging.getLogger("provisor.adoption")
+
+
+async def adopt_user(
+    service: ResourceService, ctx: RequestContext, body: dict[str, Any], projection: Projection
+) -> tuple[StoredResource, dict[str, Any]] | None:
+    """Adopt the unmanaged user whose userName matches `body`; None when there is none to adopt."""
+    user_name = body.get("userName") if isinstance(body, dict) else None
+    attribute = service.rt.schema.attribute("userName")
+    if not isinstance(user_name, str) or attribute is None:
+        return None
+    norm = normalise(attribute, user_name)
+    at = now()
+    async with write_transaction(service.engine) as conn:
+        found = await find_by_index(conn, ctx.tenant_id, service.rt.name, "userName", [norm])
+        resource_id = found.get(norm)
+        if resource_id is None or await is_managed(conn, ctx.tenant_id, resource_id) is not False:
+            return None
+        current = await store.fetch_resource(
+            conn, ctx.tenant_id, service.rt.name, resource_id, for_update=True
+        )
+        if current is None:
+            return None
+        doc, _ = service.split_body(coerce_resource(service.registry, service.rt, body, existing=current.doc))
+        stored = await store.update_resource(
+            conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc, index=service.index_for(ctx, doc)
+        )
+        await set_managed(conn, ctx.tenant_id, resource_id, True)
+        await service._event(conn, ctx, stored, "adopted", at)
+        out = await service._render_one(conn, ctx, stored, projection)
+    log.info(
+        "adopted unmanaged %s %s (userName %r) in tenant %s by %s",
+        service.rt.name,
+        resource_id,
+        user_name,
+        ctx.tenant_id,
+        ctx.actor or "-",
+    )
+    return stored, out
