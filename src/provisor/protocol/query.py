@@ -69,7 +69,9 @@ def build_query(values: Mapping[str, Any], *, default_count: int, max_count: int
 
 
 def from_query_params(params: Mapping[str, str], *, default_count: int, max_count: int) -> ListQuery:
-    return build_query({k.lower(): v for k, v in params.items()}, default_count=default_count, max_count=max_count)
+    return build_query(
+        {k.lower(): v for k, v in params.items()}, default_count=default_count, max_count=max_count
+    )
 
 
 def from_search_request(body: Any, *, default_count: int, max_count: int) -> ListQuery:
@@ -80,7 +82,9 @@ def from_search_request(body: Any, *, default_count: int, max_count: int) -> Lis
         not isinstance(schemas, list) or SEARCH_REQUEST_URN.lower() not in [str(s).lower() for s in schemas]
     ):
         raise ScimError(400, f"schemas must contain {SEARCH_REQUEST_URN}", "invalidSyntax")
-    return build_query({k.lower(): v for k, v in body.items()}, default_count=default_count, max_count=max_count)
+    return build_query(
+        {k.lower(): v for k, v in body.items()}, default_count=default_count, max_count=max_count
+    )
 
 
 def list_response(resources: list[dict[str, Any]], total: int, start_index: int) -> dict[str, Any]:

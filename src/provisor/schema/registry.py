@@ -35,22 +35,34 @@ SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 #: RFC 7643 section 3.1: attributes every resource has, whatever its schema.
 COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute(
-        name="id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server",
+        name="id",
+        case_exact=True,
+        mutability="readOnly",
+        returned="always",
+        uniqueness="server",
         description="Unique identifier for the resource, assigned by the service provider.",
     ),
     Attribute(
-        name="externalId", case_exact=True,
+        name="externalId",
+        case_exact=True,
         description="Identifier of the resource as defined by the provisioning client.",
     ),
     Attribute(
-        name="meta", type=COMPLEX, mutability="readOnly",
+        name="meta",
+        type=COMPLEX,
+        mutability="readOnly",
         description="Resource metadata.",
         sub_attributes=(
             Attribute(name="resourceType", case_exact=True, mutability="readOnly"),
             Attribute(name="created", type=DATETIME, mutability="readOnly"),
             Attribute(name="lastModified", type=DATETIME, mutability="readOnly"),
-            Attribute(name="location", type=REFERENCE, case_exact=True, mutability="readOnly",
-                      reference_types=("uri",)),
+            Attribute(
+                name="location",
+                type=REFERENCE,
+                case_exact=True,
+                mutability="readOnly",
+                reference_types=("uri",),
+            ),
             Attribute(name="version", type=STRING, case_exact=True, mutability="readOnly"),
         ),
     ),

@@ -24,10 +24,7 @@ MAX_INDEXED_LENGTH = 512
 
 def normalise(attribute: Attribute, value: Any) -> str:
     """The index form of a value: text, lower-cased unless the attribute is caseExact."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = str(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return text if attribute.case_exact else text.lower()
 
 

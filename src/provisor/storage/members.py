@@ -55,7 +55,10 @@ async def add_members(
     for chunk in _chunks(list(members)):
         await conn.execute(
             insert(group_members),
-            [{"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t} for m, t in chunk],
+            [
+                {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t}
+                for m, t in chunk
+            ],
         )
 
 
@@ -74,7 +77,7 @@ async def remove_members(conn: AsyncConnection, tenant_id: str, group_id: str, i
 
 
 async def remove_all_members(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[str]:
-    ids = [
+    return [
         row[0]
         for row in await conn.execute(
             delete(group_members)
@@ -82,7 +85,6 @@ async def remove_all_members(conn: AsyncConnection, tenant_id: str, group_id: st
             .returning(group_members.c.member_id)
         )
     ]
-    return ids
 
 
 async def groups_containing(conn: AsyncConnection, tenant_id: str, member_id: str) -> list[str]:
@@ -105,10 +107,15 @@ async def iter_members(
 ) -> AsyncIterator[tuple[str, str, str, str]]:
     """Stream (group_id, member_id, member_type, display) for the given groups, in member order."""
     query = (
-        select(group_members.c.group_id, group_members.c.member_id, group_members.c.member_type, _display_expr())
+        select(
+            group_members.c.group_id, group_members.c.member_id, group_members.c.member_type, _display_expr()
+        )
         .join(
             resources,
-            and_(resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.member_id),
+            and_(
+                resources.c.tenant_id == group_members.c.tenant_id,
+                resources.c.id == group_members.c.member_id,
+            ),
         )
         .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id.in_(list(group_ids)))
         .order_by(group_members.c.group_id, group_members.c.member_id)
@@ -126,7 +133,9 @@ async def direct_groups(
         select(group_members.c.member_id, group_members.c.group_id, _display_expr())
         .join(
             resources,
-            and_(resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.group_id),
+            and_(
+                resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.group_id
+            ),
         )
         .where(group_members.c.tenant_id == tenant_id, group_members.c.member_id.in_(list(member_ids)))
         .order_by(group_members.c.member_id, _display_expr(), group_members.c.group_id)
@@ -134,7 +143,9 @@ async def direct_groups(
     return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
 
 
-async def parent_groups(conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str]) -> dict[str, list[str]]:
+async def parent_groups(
+    conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str]
+) -> dict[str, list[str]]:
     """Group ids that directly contain each of `group_ids` (for nested-group expansion)."""
     out: dict[str, list[str]] = {}
     for chunk in _chunks(list(group_ids)):
@@ -158,4 +169,3 @@ async def display_names(conn: AsyncConnection, tenant_id: str, ids: Sequence[str
         )
         out.update({r[0]: r[1] for r in rows})
     return out
-
