@@ -16,7 +16,7 @@ from provisor.schema.model import AttrPath
 
 #: A literal after parsing: JSON string, number, boolean or null. dateTime literals stay strings
 #: until binding knows the attribute's type.
-Literal: TypeAlias = str | int | float | Decimal | bool | None | datetime
+Literal: TypeAlias = str | int | float | Decimal | bool | datetime | None
 
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 

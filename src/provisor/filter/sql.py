@@ -1,0 +1,553 @@
+"""Compile a bound filter to a SQLAlchemy Core boolean over `resources` (SQLite JSON1 / PG JSONB).
+
+Every leaf is made two-valued (COALESCE(..., false)) so SQL's NULL logic can never diverge from the
+Python evaluator under `not`; multi-valued attributes become EXISTS over array elements; indexed
+attributes use `attribute_index`; group membership comes from `group_members`. Values are always
+bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Numeric,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from provisor.errors import ScimError, invalid_filter, invalid_value
+from provisor.filter.ast import And, Compare, Filter, Literal, Not, Or, Present, ValuePath
+from provisor.filter.binder import SCHEMAS_ATTRIBUTE
+from provisor.schema.model import COMPLEX, DATETIME, AttrPath, ResourceType
+from provisor.storage import indexing
+from provisor.storage.tables import attribute_index, group_members, resources
+
+Bool = ColumnElement[bool]
+
+
+@dataclass(frozen=True)
+class SqlContext:
+    dialect: str  # "sqlite" | "postgresql"
+    tenant_id: str
+    resource_type: ResourceType
+
+    @property
+    def pg(self) -> bool:
+        return self.dialect == "postgresql"
+
+
+# ---- candidate values ------------------------------------------------------------------------
+
+
+class _Val:
+    """One candidate value in SQL, with type tests that are false (never NULL) on mismatch."""
+
+    def is_str(self) -> Bool:
+        raise NotImplementedError
+
+    def text(self) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def is_num(self) -> Bool:
+        return false()
+
+    def num(self) -> ColumnElement[Any]:
+        return literal(None)
+
+    def is_bool(self, value: bool) -> Bool:
+        return false()
+
+    def non_null(self) -> Bool:
+        raise NotImplementedError
+
+    def non_empty(self) -> Bool:
+        raise NotImplementedError
+
+    def is_object(self) -> Bool:
+        return false()
+
+    def field(self, name: str) -> _Val:
+        raise invalid_filter(f"sub-attribute {name!r} is not filterable here")
+
+    lowercase_data = False
+
+
+class _Column(_Val):
+    """A string column standing for an attribute (id, meta.*, membership ids)."""
+
+    def __init__(self, expr: ColumnElement[Any], *, lowercase_data: bool = False) -> None:
+        self.expr = expr
+        self.lowercase_data = lowercase_data
+
+    def is_str(self) -> Bool:
+        return self.expr.is_not(None)
+
+    def text(self) -> ColumnElement[Any]:
+        return self.expr
+
+    def non_null(self) -> Bool:
+        return self.expr.is_not(None)
+
+    def non_empty(self) -> Bool:
+        return and_(self.expr.is_not(None), self.expr != "")
+
+
+class _Row(_Val):
+    """A `group_members` row seen as a `members`/`groups` element."""
+
+    def __init__(self, fields: dict[str, _Column]) -> None:
+        self.fields = fields
+
+    def field(self, name: str) -> _Val:
+        if name not in self.fields:
+            raise invalid_filter(f"sub-attribute {name!r} of group membership is not filterable")
+        return self.fields[name]
+
+    def is_object(self) -> Bool:
+        return true()
+
+    def non_null(self) -> Bool:
+        return true()
+
+    def non_empty(self) -> Bool:
+        return true()
+
+
+class _SqliteJson(_Val):
+    """A JSON value addressed as (document, path) for SQLite's json_type/json_extract."""
+
+    def __init__(self, root: ColumnElement[Any], path: ColumnElement[Any]) -> None:
+        self.root = root
+        self.path = path
+        self.typ = func.json_type(root, path)
+        self.raw = func.json_extract(root, path)
+
+    def field(self, name: str) -> _Val:
+        return _SqliteJson(self.root, self.path.concat(literal(f'."{name}"', String)))
+
+    def is_str(self) -> Bool:
+        return self.typ == "text"
+
+    def text(self) -> ColumnElement[Any]:
+        return self.raw
+
+    def is_num(self) -> Bool:
+        return self.typ.in_(("integer", "real"))
+
+    def num(self) -> ColumnElement[Any]:
+        return self.raw
+
+    def is_bool(self, value: bool) -> Bool:
+        return self.typ == ("true" if value else "false")
+
+    def is_object(self) -> Bool:
+        return self.typ == "object"
+
+    def non_null(self) -> Bool:
+        return and_(self.typ.is_not(None), self.typ != "null")
+
+    def non_empty(self) -> Bool:
+        return case(
+            (self.typ.is_(None), false()),
+            (self.typ == "text", self.raw != ""),
+            (self.typ == "array", func.json_array_length(self.root, self.path) > 0),
+            (self.typ == "object", self.raw != "{}"),
+            (self.typ == "null", false()),
+            else_=true(),
+        )
+
+
+class _PgJson(_Val):
+    """A JSONB expression on PostgreSQL."""
+
+    def __init__(self, ref: ColumnElement[Any]) -> None:
+        self.ref = ref
+        self.typ = func.jsonb_typeof(ref)
+
+    def field(self, name: str) -> _Val:
+        return _PgJson(self.ref.op("->", return_type=JSONB)(literal(name, String)))
+
+    def is_str(self) -> Bool:
+        return self.typ == "string"
+
+    def text(self) -> ColumnElement[Any]:
+        return self.ref.op("#>>", return_type=String)(literal_column("'{}'::text[]"))
+
+    def is_num(self) -> Bool:
+        return self.typ == "number"
+
+    def num(self) -> ColumnElement[Any]:
+        return case((self.typ == "number", cast(self.text(), Numeric)), else_=None)
+
+    def is_bool(self, value: bool) -> Bool:
+        return and_(self.typ == "boolean", self.text() == ("true" if value else "false"))
+
+    def is_object(self) -> Bool:
+        return self.typ == "object"
+
+    def non_null(self) -> Bool:
+        return and_(self.typ.is_not(None), self.typ != "null")
+
+    def non_empty(self) -> Bool:
+        return case(
+            (self.typ.is_(None), false()),
+            (self.typ == "string", self.text() != ""),
+            (self.typ == "array", func.jsonb_array_length(self.ref) > 0),
+            (self.typ == "object", self.ref != literal_column("'{}'::jsonb")),
+            (self.typ == "null", false()),
+            else_=true(),
+        )
+
+
+# ---- the compiler ----------------------------------------------------------------------------
+
+Make = Callable[[_Val], Bool]
+
+
+def _definite(expr: Bool) -> Bool:
+    """Two-valued: NULL (unknown) becomes false, exactly like a non-matching value in Python."""
+    return func.coalesce(expr, false())
+
+
+class _Compiler:
+    def __init__(self, ctx: SqlContext) -> None:
+        self.ctx = ctx
+        self.pg = ctx.pg
+
+    # -- sources: where the candidate values of a path come from
+
+    def doc(self) -> _Val:
+        if self.pg:
+            return _PgJson(resources.c.doc)
+        return _SqliteJson(resources.c.doc, literal("$", String))
+
+    def elements(self, container: _Val, make: Make) -> Bool:
+        """EXISTS an element of the JSON array `container` for which `make` holds."""
+        if isinstance(container, _PgJson):
+            array = case((container.typ == "array", container.ref), else_=literal_column("'[]'::jsonb"))
+            tv = func.jsonb_array_elements(array).table_valued("value").alias()
+            return exists(select(literal(1)).select_from(tv).where(make(_PgJson(tv.c.value))))
+        assert isinstance(container, _SqliteJson)
+        tv = func.json_each(container.root, container.path).table_valued("fullkey").alias()
+        element = _SqliteJson(container.root, tv.c.fullkey)
+        return exists(select(literal(1)).select_from(tv).where(container.typ == "array", make(element)))
+
+    def membership(self, path: AttrPath, make: Make) -> Bool:
+        """`members` of a Group / `groups` of a User, answered from `group_members`."""
+        gm = group_members.c
+        if path.attribute.name == "members":
+            link = gm.group_id == resources.c.id
+            row = _Row({"value": _Column(gm.member_id, lowercase_data=True), "type": _Column(gm.member_type)})
+        else:
+            link = gm.member_id == resources.c.id
+            row = _Row({"value": _Column(gm.group_id, lowercase_data=True)})
+        target: _Val = row.field(path.sub_attribute.name) if path.sub_attribute else row
+        query = select(literal(1)).where(gm.tenant_id == resources.c.tenant_id, link, make(target))
+        return exists(query)
+
+    def is_membership(self, path: AttrPath) -> bool:
+        rt = self.ctx.resource_type.name
+        return path.urn is None and (
+            (rt == "Group" and path.attribute.name == "members")
+            or (rt == "User" and path.attribute.name == "groups")
+        )
+
+    def common(self, path: AttrPath) -> _Val | None:
+        """id and meta.* live in columns, not in the document."""
+        if path.urn is not None:
+            return None
+        if path.attribute.name == "id":
+            return _Column(resources.c.id)
+        if path.attribute.name != "meta":
+            return None
+        sub = path.sub_attribute.name if path.sub_attribute else None
+        if sub == "created":
+            return _Column(resources.c.created)
+        if sub == "lastModified":
+            return _Column(resources.c.last_modified)
+        if sub == "resourceType":
+            return _Column(resources.c.resource_type)
+        if sub == "version":
+            version = literal('W/"', String) + cast(resources.c.version, String) + literal('"', String)
+            return _Column(version)
+        if sub is None:
+            return _Row({})
+        raise invalid_filter(f"attribute {path} is not filterable")
+
+    def schemas(self, make: Make) -> Bool:
+        """`schemas` is not stored: the core URN always, an extension URN when its data is there."""
+        rt = self.ctx.resource_type
+        options = [make(_Column(literal(rt.schema.id, String)))]
+        for ext in rt.extensions:
+            carried = _definite(self.doc().field(ext.schema.id).non_empty())
+            options.append(and_(carried, make(_Column(literal(ext.schema.id, String)))))
+        return or_(*options)
+
+    def any_value(self, path: AttrPath, make: Make) -> Bool:
+        """True when some value of `path` satisfies `make` (multi-valued: any element)."""
+        if path.attribute is SCHEMAS_ATTRIBUTE:
+            return self.schemas(make)
+        column = self.common(path)
+        if column is not None:
+            return make(column)
+        if self.is_membership(path):
+            return self.membership(path, make)
+        base = self.doc()
+        if path.urn:
+            base = base.field(path.urn)
+        attr = base.field(path.attribute.name)
+        sub = path.sub_attribute
+        if path.attribute.multi_valued:
+            return self.elements(attr, lambda el: make(el.field(sub.name)) if sub else make(el))
+        return make(attr.field(sub.name) if sub else attr)
+
+    def each_element(self, path: AttrPath, make: Make) -> Bool:
+        """True when some element (object) of a complex attribute satisfies `make`."""
+        guarded: Make = lambda el: and_(el.is_object(), make(el))  # noqa: E731
+        if self.is_membership(path):
+            return self.membership(AttrPath(path.urn, path.attribute), guarded)
+        if self.common(path) is not None or path.attribute is SCHEMAS_ATTRIBUTE:
+            raise invalid_filter(f"attribute {path} cannot take a value filter")
+        base = self.doc()
+        if path.urn:
+            base = base.field(path.urn)
+        attr = base.field(path.attribute.name)
+        if path.attribute.multi_valued:
+            return self.elements(attr, guarded)
+        return guarded(attr)
+
+    # -- leaves
+
+    def string_cmp(self, val: _Val, op: str, lit: str, case_exact: bool) -> Bool:
+        text = val.text()
+        if not case_exact:
+            lit = lit.lower()
+            if not val.lowercase_data:
+                text = func.lower(text) if self.pg else func.scim_lower(text)
+        if op == "eq":
+            return text == literal(lit, String)
+        if op in ("co", "sw", "ew") and lit == "":
+            return true()
+        if op == "co":
+            position = func.strpos if self.pg else func.instr
+            return position(text, literal(lit, String)) > 0
+        if op == "sw":
+            return func.substr(text, 1, len(lit)) == literal(lit, String)
+        if op == "ew":
+            tail = func.right(text, len(lit)) if self.pg else func.substr(text, -len(lit))
+            return tail == literal(lit, String)
+        if self.pg:
+            text = text.collate("C")
+        bound = literal(lit, String)
+        return {"gt": text > bound, "ge": text >= bound, "lt": text < bound, "le": text <= bound}[op]
+
+    def number(self, value: int | float | Decimal) -> ColumnElement[Any]:
+        if self.pg:
+            return literal(Decimal(str(value)) if isinstance(value, float) else value, Numeric())
+        if isinstance(value, Decimal):
+            return literal(int(value) if value == value.to_integral_value() else float(value))
+        return literal(value)
+
+    def leaf(self, val: _Val, op: str, lit: Literal, case_exact: bool) -> Bool:
+        if isinstance(lit, bool):
+            return _definite(val.is_bool(lit)) if op == "eq" else false()
+        if isinstance(lit, int | float | Decimal):
+            num, bound = val.num(), self.number(lit)
+            ops = {
+                "eq": num == bound,
+                "gt": num > bound,
+                "ge": num >= bound,
+                "lt": num < bound,
+                "le": num <= bound,
+            }
+            return _definite(and_(val.is_num(), ops[op])) if op in ops else false()
+        if isinstance(lit, str):
+            return _definite(and_(val.is_str(), self.string_cmp(val, op, lit, case_exact)))
+        return false()
+
+    # -- the attribute index
+
+    def indexed(self, path: AttrPath, node: Compare | Present) -> Bool | None:
+        if not indexing.is_indexed(self.ctx.resource_type, path):
+            return None
+        ai = attribute_index.c
+        rows = select(ai.resource_id).where(
+            ai.tenant_id == self.ctx.tenant_id,
+            ai.resource_type == self.ctx.resource_type.name,
+            ai.attr == path.dotted,
+        )
+        if isinstance(node, Present):
+            return resources.c.id.in_(rows)
+        if not isinstance(node.value, str) or node.value == "" or node.op not in ("eq", "sw"):
+            return None
+        norm = indexing.normalise(path.target, node.value)
+        limit = indexing.MAX_INDEXED_LENGTH
+        if node.op == "eq":
+            if len(norm) < limit:
+                return resources.c.id.in_(rows.where(ai.value_norm == norm))
+            # Long values are stored truncated: the index narrows, the document decides.
+            return (
+                None
+                if len(norm) > limit
+                else and_(resources.c.id.in_(rows.where(ai.value_norm == norm)), self.doc_compare(path, node))
+            )
+        if len(norm) > limit:
+            return None
+        if self.pg:
+            escaped = norm.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return resources.c.id.in_(rows.where(ai.value_norm.like(escaped + "%", escape="\\")))
+        upper = _successor(norm)
+        cond = ai.value_norm >= norm if upper is None else and_(ai.value_norm >= norm, ai.value_norm < upper)
+        check = func.substr(ai.value_norm, 1, len(norm)) == norm
+        return resources.c.id.in_(rows.where(cond, check))
+
+    # -- the visitor
+
+    def doc_compare(self, path: AttrPath, node: Compare) -> Bool:
+        exact = path.target.case_exact or path.target.type == DATETIME
+        if node.op == "ne":
+            some = self.any_value(path, lambda v: _definite(v.non_null()))
+            differs = self.any_value(
+                path,
+                lambda v: and_(_definite(v.non_null()), not_(self.leaf(v, "eq", node.value, exact))),
+            )
+            return or_(not_(some), differs)
+        return self.any_value(path, lambda v: self.leaf(v, node.op, node.value, exact))
+
+    def compile(self, node: Filter, element: _Val | None = None) -> Bool:
+        if isinstance(node, And):
+            return and_(self.compile(node.left, element), self.compile(node.right, element))
+        if isinstance(node, Or):
+            return or_(self.compile(node.left, element), self.compile(node.right, element))
+        if isinstance(node, Not):
+            return not_(self.compile(node.expr, element))
+        path = node.attr.path
+        if path is None:
+            raise ValueError(f"filter is not bound: {node.attr}")
+        if isinstance(node, ValuePath):
+            if element is not None:
+                raise invalid_filter("nested value filters are not supported")
+            return self.each_element(path, lambda el: self.compile(node.filter, el))
+        if element is not None:
+            return self.element_leaf(path, node, element)
+        if path.target.type == COMPLEX and isinstance(node, Present) and self.is_membership(path):
+            return self.membership(path, lambda v: true())
+        fast = self.indexed(path, node) if not self.is_membership(path) else None
+        if fast is not None:
+            return fast
+        if isinstance(node, Present):
+            return self.any_value(path, lambda v: _definite(v.non_empty()))
+        return self.doc_compare(path, node)
+
+    def element_leaf(self, path: AttrPath, node: Compare | Present, element: _Val) -> Bool:
+        """A leaf inside `attr[...]`: its path names a sub-attribute of the element."""
+        assert path.sub_attribute is not None
+        val = element.field(path.sub_attribute.name)
+        if isinstance(node, Present):
+            return _definite(val.non_empty())
+        exact = path.target.case_exact or path.target.type == DATETIME
+        if node.op == "ne":
+            some = _definite(val.non_null())
+            return or_(not_(some), and_(some, not_(self.leaf(val, "eq", node.value, exact))))
+        return self.leaf(val, node.op, node.value, exact)
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (binary order)."""
+    code = ord(prefix[-1]) + 1
+    if code == 0xD800:
+        code = 0xE000
+    if code > 0x10FFFF:
+        return None
+    return prefix[:-1] + chr(code)
+
+
+def compile_filter(node: Filter, ctx: SqlContext) -> ColumnElement[bool]:
+    """A boolean over `resources` for a bound filter (add tenant/resource-type conditions yourself)."""
+    return _Compiler(ctx).compile(node)
+
+
+def sort_expression(path: AttrPath, ctx: SqlContext) -> ColumnElement[Any]:
+    """An ORDER BY key for `sortBy`: single-valued values, or a multi-valued attribute's primary
+    (else first) element's `value`; case-folded unless caseExact. Missing values sort as NULL.
+    Unsortable paths (complex, membership, meta.location) are 400 invalidValue."""
+    comp = _Compiler(ctx)
+    try:
+        column = comp.common(path)
+    except ScimError:
+        column = _Row({})
+    if (
+        path.urn is None
+        and path.attribute.name == "meta"
+        and path.sub_attribute is not None
+        and (path.sub_attribute.name == "version")
+    ):
+        return resources.c.version
+    if isinstance(column, _Column):
+        return column.expr
+    if column is not None or comp.is_membership(path) or path.attribute is SCHEMAS_ATTRIBUTE:
+        raise invalid_value(f"cannot sort by {path}")
+    attribute, sub = path.attribute, path.sub_attribute
+    if attribute.multi_valued:
+        if sub is None:
+            sub = attribute.sub("value")
+        if sub is None and attribute.type == COMPLEX:
+            raise invalid_value(f"cannot sort by {path}")
+    elif attribute.type == COMPLEX and sub is None:
+        raise invalid_value(f"cannot sort by {path}")
+    target = sub or attribute
+    base = comp.doc()
+    if path.urn:
+        base = base.field(path.urn)
+    container = base.field(attribute.name)
+    if attribute.multi_valued:
+        value = _primary_value(comp, container, sub.name if sub else None)
+    else:
+        value = container.field(sub.name) if sub else container
+    return _sort_key(comp, value, target.type, target.case_exact)
+
+
+def _primary_value(comp: _Compiler, container: _Val, sub: str | None) -> _Val:
+    """The JSON of the primary element's sub-attribute, or of the first element's."""
+    if isinstance(container, _PgJson):
+        primary = func.jsonb_path_query_first(
+            container.ref, literal_column("'$[*] ? (@.primary == true)'::jsonpath")
+        )
+        first = container.ref.op("->", return_type=JSONB)(literal(0))
+        chosen = _PgJson(func.coalesce(primary, first, type_=JSONB))
+        return chosen.field(sub) if sub else chosen
+    assert isinstance(container, _SqliteJson)
+    tv = func.json_each(container.root, container.path).table_valued("fullkey").alias()
+    element = _SqliteJson(container.root, tv.c.fullkey)
+    chosen_key = select(tv.c.fullkey).where(element.field("primary").is_bool(True)).limit(1).scalar_subquery()
+    key = func.coalesce(chosen_key, container.path.concat(literal("[0]", String)))
+    chosen_val = _SqliteJson(container.root, key)
+    return chosen_val.field(sub) if sub else chosen_val
+
+
+def _sort_key(comp: _Compiler, value: _Val, kind: str, case_exact: bool) -> ColumnElement[Any]:
+    if kind in ("integer", "decimal"):
+        return value.num()
+    if kind == "boolean":
+        return case((value.is_bool(True), literal(1)), (value.is_bool(False), literal(0)), else_=None)
+    text: ColumnElement[Any] = case((value.is_str(), value.text()), else_=None)
+    if not case_exact and kind != DATETIME:
+        text = func.lower(text) if comp.pg else func.scim_lower(text)
+    return text.collate("C") if comp.pg else text
