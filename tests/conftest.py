@@ -108,7 +108,9 @@ def app_clients() -> Iterator[Callable[[str], TestClient]]:
 
     def get(url: str) -> TestClient:
         if url not in clients:
-            client = TestClient(create_app(Settings(database_url=url)), base_url="http://testserver")
+            client = TestClient(
+                create_app(Settings(database_url=url, webhooks_enabled=False)), base_url="http://testserver"
+            )
             client.__enter__()
             clients[url] = client
         return clients[url]

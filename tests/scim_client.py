@@ -95,7 +95,9 @@ class Scim:
         body: dict[str, Any] = response.json()
         return body
 
-    def create_group(self, display_name: str, members: list[str] | None = None, **attrs: Any) -> dict[str, Any]:
+    def create_group(
+        self, display_name: str, members: list[str] | None = None, **attrs: Any
+    ) -> dict[str, Any]:
         body_in: dict[str, Any] = {"schemas": [GROUP_URN], "displayName": display_name, **attrs}
         if members is not None:
             body_in["members"] = [{"value": m} for m in members]

@@ -19,7 +19,10 @@ from provisor.storage.transactions import read_transaction, write_transaction
 T = TypeVar("T")
 
 database_option = click.option(
-    "--database-url", envvar="PROVISOR_DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True,
+    "--database-url",
+    envvar="PROVISOR_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
     help="sqlite:///path.db or postgresql://user@host:port/db",
 )
 
@@ -51,13 +54,21 @@ def main() -> None:
 @click.option("--workers", envvar="PROVISOR_WORKERS", default=1, show_default=True, type=int)
 @click.option("--base-url", envvar="PROVISOR_BASE_URL", default=None, help="Public base URL of the SCIM API.")
 @click.option(
-    "--schema-extension", "schema_extensions", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    "--schema-extension",
+    "schema_extensions",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
     help="A custom schema extension (RFC 7643 JSON); repeatable.",
 )
 @click.option("--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True)
 def serve(
-    host: str, port: int, database_url: str, workers: int, base_url: str | None,
-    schema_extensions: tuple[str, ...], log_level: str,
+    host: str,
+    port: int,
+    database_url: str,
+    workers: int,
+    base_url: str | None,
+    schema_extensions: tuple[str, ...],
+    log_level: str,
 ) -> None:
     """Serve the SCIM API (migrations run first, once, in this process)."""
     import uvicorn
@@ -67,12 +78,21 @@ def serve(
     if base_url:
         os.environ["PROVISOR_BASE_URL"] = base_url
     if schema_extensions:
-        os.environ["PROVISOR_SCHEMA_EXTENSIONS"] = os.pathsep.join(os.path.abspath(p) for p in schema_extensions)
+        os.environ["PROVISOR_SCHEMA_EXTENSIONS"] = os.pathsep.join(
+            os.path.abspath(p) for p in schema_extensions
+        )
     os.environ["PROVISOR_LOG_LEVEL"] = log_level
     Settings.from_env()  # fail fast on bad configuration, before forking workers
     uvicorn.run(
-        "provisor.http.factory:app_from_env", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level.lower(), access_log=False, proxy_headers=True, server_header=False,
+        "provisor.http.factory:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
     )
 
 
@@ -110,7 +130,9 @@ def token_create(tenant: str, name: str, admin: bool, database_url: str) -> None
             info, secret = await create_token(
                 conn, tenant_id=None if admin else tenant, name=name, kind="admin" if admin else "scim"
             )
-        click.echo(f"created {info.kind} token {info.id} ({name}) for tenant {info.tenant_id or '-'}", err=True)
+        click.echo(
+            f"created {info.kind} token {info.id} ({name}) for tenant {info.tenant_id or '-'}", err=True
+        )
         return secret
 
     click.echo(_run(database_url, work))
@@ -177,6 +199,16 @@ def tenant_list(database_url: str) -> None:
 
     _run(database_url, work)
 
+
+from provisor.cli_events import events, webhook  # noqa: E402
+
+main.add_command(events)
+main.add_command(webhook)
+
+from provisor.cli_bulk import export_command, import_command  # noqa: E402  (needs `main` above)
+
+main.add_command(import_command)
+main.add_command(export_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

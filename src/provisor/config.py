@@ -33,6 +33,11 @@ class Settings:
     max_patch_operations: int = 1000
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1_048_576
+    #: Run the webhook delivery worker (and event pruning) in this process.
+    webhooks_enabled: bool = True
+    webhook_max_attempts: int = 8
+    #: Prune events older than this many days (0 keeps them forever); see docs/events.md.
+    event_retention_days: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -48,6 +53,11 @@ class Settings:
             default_page_size=_env_int("PROVISOR_DEFAULT_PAGE_SIZE", 100),
             max_page_size=_env_int("PROVISOR_MAX_PAGE_SIZE", 1000),
             max_body_bytes=_env_int("PROVISOR_MAX_BODY_BYTES", 1_048_576),
+            bulk_max_operations=_env_int("PROVISOR_BULK_MAX_OPERATIONS", 1000),
+            bulk_max_payload_bytes=_env_int("PROVISOR_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
+            webhooks_enabled=env.get("PROVISOR_WEBHOOKS_ENABLED", "1").lower() not in ("0", "false", "no"),
+            webhook_max_attempts=_env_int("PROVISOR_WEBHOOK_MAX_ATTEMPTS", 8),
+            event_retention_days=_env_int("PROVISOR_EVENT_RETENTION_DAYS", 0),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(settings, **clean)

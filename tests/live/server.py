@@ -35,16 +35,28 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(database_url: str, tenant_id: str, *, workers: int = 1, extra_args: tuple[str, ...] = ()
-                ) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, tenant_id: str, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+) -> Iterator[LiveServer]:
     token = mint_token(database_url, tenant_id)
     port = free_port()
     provisor = Path(sys.executable).with_name("provisor")
     env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning"}
     process = subprocess.Popen(
-        [str(provisor), "serve", "--port", str(port), "--database-url", database_url, "--workers", str(workers),
-         *extra_args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(provisor),
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            database_url,
+            "--workers",
+            str(workers),
+            *extra_args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:

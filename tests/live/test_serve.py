@@ -10,15 +10,17 @@ from tests.live.server import live_server
 
 
 def test_smoke_create_get_delete(database_url: str, tenant_id: str) -> None:
-    with live_server(database_url, tenant_id) as server:
-        with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=10) as client:
-            created = client.post("/Users", json={"userName": "smoke@example.com"})
-            assert created.status_code == 201, created.text
-            uid = created.json()["id"]
-            assert created.headers["location"] == f"{server.base_url}/Users/{uid}"
-            assert client.get(f"/Users/{uid}").json()["userName"] == "smoke@example.com"
-            assert client.delete(f"/Users/{uid}").status_code == 204
-            assert client.get(f"/Users/{uid}").status_code == 404
+    with (
+        live_server(database_url, tenant_id) as server,
+        httpx.Client(base_url=server.base_url, headers=server.headers, timeout=10) as client,
+    ):
+        created = client.post("/Users", json={"userName": "smoke@example.com"})
+        assert created.status_code == 201, created.text
+        uid = created.json()["id"]
+        assert created.headers["location"] == f"{server.base_url}/Users/{uid}"
+        assert client.get(f"/Users/{uid}").json()["userName"] == "smoke@example.com"
+        assert client.delete(f"/Users/{uid}").status_code == 204
+        assert client.get(f"/Users/{uid}").status_code == 404
 
 
 def test_concurrent_duplicate_creates_across_two_workers(database_url: str, tenant_id: str) -> None:
@@ -35,7 +37,8 @@ def test_concurrent_duplicate_creates_across_two_workers(database_url: str, tena
         statuses = asyncio.run(fire(server.base_url, server.headers))
         assert sorted(statuses) == [201] + [409] * 49, statuses
         listed = httpx.get(
-            f"{server.base_url}/Users", params={"filter": 'userName eq "race.user@example.com"'},
+            f"{server.base_url}/Users",
+            params={"filter": 'userName eq "race.user@example.com"'},
             headers=server.headers,
         ).json()
         assert listed["totalResults"] == 1

@@ -60,7 +60,11 @@ def delta_after(*ops: dict[str, Any], **kw: Any) -> MemberDelta | None:
 # ---- op_case ----------------------------------------------------------------------------------
 
 OP_CASE = [
-    ("Add", "add"), ("Replace", "replace"), ("Remove", "remove"), ("ADD", "add"), ("rEpLaCe", "replace"),
+    ("Add", "add"),
+    ("Replace", "replace"),
+    ("Remove", "remove"),
+    ("ADD", "add"),
+    ("rEpLaCe", "replace"),
     ("move", "move"),  # not an op: left for the engine to reject with invalidSyntax
 ]
 
@@ -83,14 +87,22 @@ STRING_BOOLEANS = [
     ({"op": "Replace", "path": "active", "value": "False"}, lambda d: d["active"] is False),
     ({"op": "replace", "value": {"active": "FALSE"}}, lambda d: d["active"] is False),
     ({"op": "replace", "path": "active", "value": "true"}, lambda d: d["active"] is True),
-    ({"op": "Add", "path": "roles", "value": [{"value": "Admin", "primary": "True"}]},
-     lambda d: d["roles"] == [{"value": "Reader", "primary": False}, {"value": "Admin", "primary": True}]),
-    ({"op": "Add", "path": "emails", "value": [{"value": "h@x.org", "type": "home", "primary": "True"}]},
-     lambda d: [e.get("primary") for e in d["emails"]] == [False, True]),
-    ({"op": "Replace", "path": 'emails[type eq "work"].primary', "value": "False"},
-     lambda d: d["emails"][0]["primary"] is False),
-    ({"op": "Replace", "path": 'roles[value eq "Reader"]', "value": {"primary": "False"}},
-     lambda d: d["roles"] == [{"value": "Reader", "primary": False}]),
+    (
+        {"op": "Add", "path": "roles", "value": [{"value": "Admin", "primary": "True"}]},
+        lambda d: d["roles"] == [{"value": "Reader", "primary": False}, {"value": "Admin", "primary": True}],
+    ),
+    (
+        {"op": "Add", "path": "emails", "value": [{"value": "h@x.org", "type": "home", "primary": "True"}]},
+        lambda d: [e.get("primary") for e in d["emails"]] == [False, True],
+    ),
+    (
+        {"op": "Replace", "path": 'emails[type eq "work"].primary', "value": "False"},
+        lambda d: d["emails"][0]["primary"] is False,
+    ),
+    (
+        {"op": "Replace", "path": 'roles[value eq "Reader"]', "value": {"primary": "False"}},
+        lambda d: d["roles"] == [{"value": "Reader", "primary": False}],
+    ),
 ]
 
 
@@ -108,19 +120,31 @@ def test_string_booleans_make_value_filters_match() -> None:
 
 PATHLESS_KEYS = [
     # Entra: dotted and URN-qualified keys in a path-less replace
-    ({"op": "Replace", "value": {"name.givenName": "Barbara", "name.familyName": "Jensen",
-                                 f"{ENTERPRISE_URN}:employeeNumber": "701984"}},
-     {"name": {"givenName": "Barbara", "familyName": "Jensen"}, "employeeNumber": "701984"}),
+    (
+        {
+            "op": "Replace",
+            "value": {
+                "name.givenName": "Barbara",
+                "name.familyName": "Jensen",
+                f"{ENTERPRISE_URN}:employeeNumber": "701984",
+            },
+        },
+        {"name": {"givenName": "Barbara", "familyName": "Jensen"}, "employeeNumber": "701984"},
+    ),
     # URN-qualified manager
     ({"op": "replace", "value": {f"{ENTERPRISE_URN}:manager": "boss"}}, {"manager": {"value": "boss"}}),
     # plain and extension-object keys
-    ({"op": "add", "value": {"title": "Guide", ENTERPRISE_URN: {"department": "Tours"}}},
-     {"title": "Guide", "department": "Tours"}),
+    (
+        {"op": "add", "value": {"title": "Guide", ENTERPRISE_URN: {"department": "Tours"}}},
+        {"title": "Guide", "department": "Tours"},
+    ),
     # Okta deactivation
     ({"op": "replace", "value": {"active": False}}, {"active": False}),
     # unknown keys and nulls ignored, name merges
-    ({"op": "replace", "value": {"favouriteColour": "blue", "nickName": None, "name": {"givenName": "B"}}},
-     {"name": {"givenName": "B"}}),
+    (
+        {"op": "replace", "value": {"favouriteColour": "blue", "nickName": None, "name": {"givenName": "B"}}},
+        {"name": {"givenName": "B"}},
+    ),
 ]
 
 
@@ -134,21 +158,32 @@ def test_pathless_keys(op: dict[str, Any], expected: dict[str, Any]) -> None:
 
 
 def test_pathless_keys_splits_into_one_op_per_key() -> None:
-    ops = normalise([PatchOperation("Replace", None, {"name.givenName": "B",
-                                                      f"{ENTERPRISE_URN}:employeeNumber": "7"})], CTX)
-    assert ops == (PatchOperation("replace", "name.givenName", "B"),
-                   PatchOperation("replace", f"{ENTERPRISE_URN}:employeeNumber", "7"))
+    ops = normalise(
+        [PatchOperation("Replace", None, {"name.givenName": "B", f"{ENTERPRISE_URN}:employeeNumber": "7"})],
+        CTX,
+    )
+    assert ops == (
+        PatchOperation("replace", "name.givenName", "B"),
+        PatchOperation("replace", f"{ENTERPRISE_URN}:employeeNumber", "7"),
+    )
 
 
 # ---- okta_pathless_id -------------------------------------------------------------------------
+
 
 def test_okta_group_rename_with_own_id() -> None:
     result = patch(GROUP, {"op": "replace", "value": {"id": GROUP_ID, "displayName": "Guides"}}, rt="Group")
     assert result.doc == {"displayName": "Guides"} and result.members is None
 
 
-@pytest.mark.parametrize("extra", [{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]},
-                                   {"meta": {"resourceType": "Group"}}, {"id": GROUP_ID}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]},
+        {"meta": {"resourceType": "Group"}},
+        {"id": GROUP_ID},
+    ],
+)
 def test_okta_pathless_echoed_keys_dropped(extra: dict[str, Any]) -> None:
     result = patch(GROUP, {"op": "replace", "value": {**extra, "displayName": "Guides"}}, rt="Group")
     assert result.doc == {"displayName": "Guides"}
@@ -185,8 +220,10 @@ def test_remove_by_value_array_never_removes_all(value: Any) -> None:
 
 def test_remove_with_value_in_strict_mode_is_rejected_not_remove_all() -> None:
     with pytest.raises(ScimError) as info:
-        delta_after({"op": "remove", "path": "members", "value": [{"value": "id1"}]},
-                    options=PatchOptions(strict=True))
+        delta_after(
+            {"op": "remove", "path": "members", "value": [{"value": "id1"}]},
+            options=PatchOptions(strict=True),
+        )
     assert info.value.scim_type == "invalidValue"
 
 
@@ -198,13 +235,22 @@ def test_remove_by_value_array_on_user_attribute() -> None:
 # ---- group membership as Okta and Entra send it ---------------------------------------------
 
 MEMBERSHIP = [
-    ({"op": "add", "path": "members", "value": [{"value": "u1", "display": "Babs"}]},
-     MemberDelta(add=[{"value": "u1"}])),
-    ({"op": "Add", "path": "members",
-      "value": [{"$ref": None, "value": "u1"}, {"$ref": None, "value": "u2"}]},
-     MemberDelta(add=[{"value": "u1"}, {"value": "u2"}])),
-    ({"op": "replace", "path": "members", "value": [{"value": "u3", "display": "X"}]},
-     MemberDelta(replace_all=[{"value": "u3"}])),
+    (
+        {"op": "add", "path": "members", "value": [{"value": "u1", "display": "Babs"}]},
+        MemberDelta(add=[{"value": "u1"}]),
+    ),
+    (
+        {
+            "op": "Add",
+            "path": "members",
+            "value": [{"$ref": None, "value": "u1"}, {"$ref": None, "value": "u2"}],
+        },
+        MemberDelta(add=[{"value": "u1"}, {"value": "u2"}]),
+    ),
+    (
+        {"op": "replace", "path": "members", "value": [{"value": "u3", "display": "X"}]},
+        MemberDelta(replace_all=[{"value": "u3"}]),
+    ),
     ({"op": "add", "value": {"members": [{"value": "u4"}]}}, MemberDelta(add=[{"value": "u4"}])),
 ]
 
@@ -215,9 +261,11 @@ def test_membership(op: dict[str, Any], expected: MemberDelta) -> None:
 
 
 def test_membership_ops_fold_in_order() -> None:
-    delta = delta_after({"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]},
-                        {"op": "remove", "path": 'members[value eq "a"]'},
-                        {"op": "remove", "path": 'members[value eq "c"]'})
+    delta = delta_after(
+        {"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]},
+        {"op": "remove", "path": 'members[value eq "a"]'},
+        {"op": "remove", "path": 'members[value eq "c"]'},
+    )
     # "a" may have been a member before this request, so it is still removed from the table
     assert delta == MemberDelta(add=[{"value": "b"}], remove_ids={"a", "c"})
 
@@ -256,14 +304,22 @@ def test_manager_remove(op: dict[str, Any]) -> None:
 
 ROLE_JSON = '{"id":"7a3e1a7f-9ac0-4c2c-a1b1-6f0b2f3c8f11","value":"Admin","displayName":"Admin"}'
 JSON_STRING_VALUES = [
-    ({"op": "Add", "path": "roles", "value": [{"value": ROLE_JSON}]},
-     [{"value": "Reader", "primary": True}, {"value": "Admin", "display": "Admin"}]),
-    ({"op": "replace", "path": "roles", "value": [{"value": ROLE_JSON}]},
-     [{"value": "Admin", "display": "Admin"}]),
-    ({"op": "Replace", "path": "roles", "value": [{"value": ROLE_JSON, "primary": "True"}]},
-     [{"value": "Admin", "display": "Admin", "primary": True}]),
-    ({"op": "Add", "path": "roles", "value": [{"value": "{not json"}]},
-     [{"value": "Reader", "primary": True}, {"value": "{not json"}]),
+    (
+        {"op": "Add", "path": "roles", "value": [{"value": ROLE_JSON}]},
+        [{"value": "Reader", "primary": True}, {"value": "Admin", "display": "Admin"}],
+    ),
+    (
+        {"op": "replace", "path": "roles", "value": [{"value": ROLE_JSON}]},
+        [{"value": "Admin", "display": "Admin"}],
+    ),
+    (
+        {"op": "Replace", "path": "roles", "value": [{"value": ROLE_JSON, "primary": "True"}]},
+        [{"value": "Admin", "display": "Admin", "primary": True}],
+    ),
+    (
+        {"op": "Add", "path": "roles", "value": [{"value": "{not json"}]},
+        [{"value": "Reader", "primary": True}, {"value": "{not json"}],
+    ),
 ]
 
 
@@ -273,20 +329,31 @@ def test_json_string_values(op: dict[str, Any], roles: list[dict[str, Any]]) -> 
 
 
 def test_json_string_values_then_remove_by_value() -> None:
-    doc = user_after({"op": "Add", "path": "roles", "value": [{"value": ROLE_JSON}]},
-                     {"op": "Remove", "path": "roles", "value": [{"value": ROLE_JSON}]})
+    doc = user_after(
+        {"op": "Add", "path": "roles", "value": [{"value": ROLE_JSON}]},
+        {"op": "Remove", "path": "roles", "value": [{"value": ROLE_JSON}]},
+    )
     assert doc["roles"] == [{"value": "Reader", "primary": True}]
 
 
 # ---- Entra value-path targets ---------------------------------------------------------------
 
 VALUE_PATHS = [
-    ({"op": "Add", "path": 'emails[type eq "work"].value', "value": "new@example.com"},
-     "emails", [{"value": "new@example.com", "type": "work", "primary": True}]),
-    ({"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Redmond"},
-     "addresses", [{"type": "work", "locality": "Redmond"}]),
-    ({"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555"},
-     "phoneNumbers", [{"type": "mobile", "value": "+1 555"}]),
+    (
+        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "new@example.com"},
+        "emails",
+        [{"value": "new@example.com", "type": "work", "primary": True}],
+    ),
+    (
+        {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Redmond"},
+        "addresses",
+        [{"type": "work", "locality": "Redmond"}],
+    ),
+    (
+        {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555"},
+        "phoneNumbers",
+        [{"type": "mobile", "value": "+1 555"}],
+    ),
 ]
 
 

@@ -33,9 +33,14 @@ def user_docs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         doc["active"] = draw(st.booleans())
     for key in ("emails", "phoneNumbers", "roles"):
-        items: list[dict[str, Any]] = draw(st.lists(st.fixed_dictionaries(
-            {"value": st.text(alphabet="pq", min_size=1, max_size=3)},
-            optional={"type": kinds}), max_size=3))
+        items: list[dict[str, Any]] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"value": st.text(alphabet="pq", min_size=1, max_size=3)}, optional={"type": kinds}
+                ),
+                max_size=3,
+            )
+        )
         if items:
             if draw(st.booleans()):
                 items[0]["primary"] = True
@@ -45,27 +50,77 @@ def user_docs(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-values = st.one_of(text, bools, element, st.lists(element, max_size=3), st.none(), address,
-                   st.integers(-2, 2), st.lists(address, max_size=2))
+values = st.one_of(
+    text,
+    bools,
+    element,
+    st.lists(element, max_size=3),
+    st.none(),
+    address,
+    st.integers(-2, 2),
+    st.lists(address, max_size=2),
+)
 paths = st.one_of(
-    st.sampled_from([
-        "userName", "title", "nickName", "active", "name", "name.givenName", "name.familyName",
-        "emails", "phoneNumbers", "roles", "addresses", "emails.primary", "roles.value",
-        "id", "meta.created", "groups", "nope", f"{ENTERPRISE_URN}:employeeNumber",
-        f"{ENTERPRISE_URN}:manager", "manager", f"{ENTERPRISE_URN}:manager.displayName",
-    ]),
-    st.builds(lambda a, k, s: f'{a}[type eq "{k}"]{s}', st.sampled_from(MULTI), kinds,
-              st.sampled_from(["", ".value", ".primary", ".display", ".locality"])),
-    st.builds(lambda a, v: f'{a}[value eq "{v}" or primary eq true]', st.sampled_from(MULTI),
-              st.text(alphabet="pq", min_size=1, max_size=2)),
+    st.sampled_from(
+        [
+            "userName",
+            "title",
+            "nickName",
+            "active",
+            "name",
+            "name.givenName",
+            "name.familyName",
+            "emails",
+            "phoneNumbers",
+            "roles",
+            "addresses",
+            "emails.primary",
+            "roles.value",
+            "id",
+            "meta.created",
+            "groups",
+            "nope",
+            f"{ENTERPRISE_URN}:employeeNumber",
+            f"{ENTERPRISE_URN}:manager",
+            "manager",
+            f"{ENTERPRISE_URN}:manager.displayName",
+        ]
+    ),
+    st.builds(
+        lambda a, k, s: f'{a}[type eq "{k}"]{s}',
+        st.sampled_from(MULTI),
+        kinds,
+        st.sampled_from(["", ".value", ".primary", ".display", ".locality"]),
+    ),
+    st.builds(
+        lambda a, v: f'{a}[value eq "{v}" or primary eq true]',
+        st.sampled_from(MULTI),
+        st.text(alphabet="pq", min_size=1, max_size=2),
+    ),
 )
 operations = st.fixed_dictionaries(
     {"op": st.sampled_from(["add", "replace", "remove", "Add", "Replace", "Remove"])},
     optional={"path": paths, "value": values},
-) | st.builds(lambda op, v: {"op": op, "value": v}, st.sampled_from(["add", "replace", "Replace"]),
-              st.dictionaries(st.sampled_from(["title", "name.givenName", "active", "emails", "schemas",
-                                               "id", "unknownKey", f"{ENTERPRISE_URN}:department"]),
-                              values, max_size=3))
+) | st.builds(
+    lambda op, v: {"op": op, "value": v},
+    st.sampled_from(["add", "replace", "Replace"]),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "title",
+                "name.givenName",
+                "active",
+                "emails",
+                "schemas",
+                "id",
+                "unknownKey",
+                f"{ENTERPRISE_URN}:department",
+            ]
+        ),
+        values,
+        max_size=3,
+    ),
+)
 
 
 def no_empty_values(value: Any) -> bool:
@@ -78,8 +133,9 @@ def no_empty_values(value: Any) -> bool:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(user_docs(), st.lists(operations, min_size=1, max_size=6), st.booleans(), st.booleans())
-def test_random_patches_are_safe(doc: dict[str, Any], ops: list[dict[str, Any]], strict: bool,
-                                 create: bool) -> None:
+def test_random_patches_are_safe(
+    doc: dict[str, Any], ops: list[dict[str, Any]], strict: bool, create: bool
+) -> None:
     before = copy.deepcopy(doc)
     options = PatchOptions(strict=strict, create_missing_on_value_path=create)
     body = {"schemas": [PATCH_OP_URN], "Operations": ops}
@@ -114,16 +170,31 @@ def test_failing_last_operation_leaves_input_unchanged(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(
-    st.builds(lambda ids: {"op": "add", "path": "members", "value": [{"value": i} for i in ids]},
-              st.lists(st.sampled_from("abcd"), min_size=1, max_size=3)),
-    st.builds(lambda i: {"op": "remove", "path": f'members[value eq "{i}"]'}, st.sampled_from("abcd")),
-    st.builds(lambda ids: {"op": "Remove", "path": "members", "value": [{"value": i} for i in ids]},
-              st.lists(st.sampled_from("abcd"), max_size=3)),
-    st.builds(lambda ids: {"op": "replace", "path": "members", "value": [{"value": i} for i in ids]},
-              st.lists(st.sampled_from("abcd"), max_size=3)),
-    st.just({"op": "remove", "path": "members"}),
-), min_size=1, max_size=6), st.sets(st.sampled_from("abcd")))
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda ids: {"op": "add", "path": "members", "value": [{"value": i} for i in ids]},
+                st.lists(st.sampled_from("abcd"), min_size=1, max_size=3),
+            ),
+            st.builds(
+                lambda i: {"op": "remove", "path": f'members[value eq "{i}"]'}, st.sampled_from("abcd")
+            ),
+            st.builds(
+                lambda ids: {"op": "Remove", "path": "members", "value": [{"value": i} for i in ids]},
+                st.lists(st.sampled_from("abcd"), max_size=3),
+            ),
+            st.builds(
+                lambda ids: {"op": "replace", "path": "members", "value": [{"value": i} for i in ids]},
+                st.lists(st.sampled_from("abcd"), max_size=3),
+            ),
+            st.just({"op": "remove", "path": "members"}),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sets(st.sampled_from("abcd")),
+)
 def test_member_delta_matches_sequential_semantics(ops: list[dict[str, Any]], stored: set[str]) -> None:
     """Applying the folded delta to any stored set gives what applying the ops one by one gives."""
     expected = set(stored)

@@ -40,8 +40,14 @@ def run(doc: dict[str, Any], *ops: dict[str, Any], rt: str = "User", **kw: Any) 
     return patch_document(REGISTRY, REGISTRY.resource_type(rt), doc, body(*ops), resource_id="r1", **kw)
 
 
-def fails(scim_type: str | None, doc: dict[str, Any], *ops: dict[str, Any], status: int = 400,
-          rt: str = "User", **kw: Any) -> ScimError:
+def fails(
+    scim_type: str | None,
+    doc: dict[str, Any],
+    *ops: dict[str, Any],
+    status: int = 400,
+    rt: str = "User",
+    **kw: Any,
+) -> ScimError:
     before = copy.deepcopy(doc)
     with pytest.raises(ScimError) as info:
         run(doc, *ops, rt=rt, **kw)
@@ -84,8 +90,13 @@ def test_add_member_to_group() -> None:
 
 
 def test_add_pathless_set_of_attributes(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "add", "value": {
-        "emails": [{"value": "babs@jensen.org", "type": "home"}], "nickname": "Babs"}})
+    result = run(
+        user,
+        {
+            "op": "add",
+            "value": {"emails": [{"value": "babs@jensen.org", "type": "home"}], "nickname": "Babs"},
+        },
+    )
     assert result.doc["nickName"] == "Babs"  # "nickname" in the RFC example: names are case-insensitive
     assert result.doc["emails"] == user["emails"]  # already there: "no changes SHOULD be made"
 
@@ -138,8 +149,12 @@ def test_remove_members_by_or_chain_needs_no_member_list() -> None:
 
 def test_remove_members_by_other_filter_loads_members() -> None:
     stored = [{"value": BABS, "type": "User"}, {"value": JAMES, "type": "Group"}]
-    result = run(GROUP_DOC, {"op": "remove", "path": 'members[type eq "Group"]'}, rt="Group",
-                 load_members=lambda: stored)
+    result = run(
+        GROUP_DOC,
+        {"op": "remove", "path": 'members[type eq "Group"]'},
+        rt="Group",
+        load_members=lambda: stored,
+    )
     assert result.members is not None and result.members.remove_ids == {JAMES}
 
 
@@ -149,24 +164,39 @@ def test_remove_emails_matching_complex_filter(user: dict[str, Any]) -> None:
 
 
 def test_remove_last_value_unassigns_attribute(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "remove", "path": 'emails[type eq "work"]'},
-                 {"op": "remove", "path": 'emails[type eq "home"]'})
+    result = run(
+        user,
+        {"op": "remove", "path": 'emails[type eq "work"]'},
+        {"op": "remove", "path": 'emails[type eq "home"]'},
+    )
     assert "emails" not in result.doc
 
 
 def test_remove_then_add_members_in_one_request() -> None:
-    result = run(GROUP_DOC, {"op": "remove", "path": "members"}, {"op": "add", "path": "members", "value": [
-        {"display": "Babs Jensen", "$ref": f"https://example.com/v2/Users/{BABS}", "value": BABS},
-        {"display": "James Smith", "$ref": f"https://example.com/v2/Users/{JAMES}", "value": JAMES},
-    ]}, rt="Group")
+    result = run(
+        GROUP_DOC,
+        {"op": "remove", "path": "members"},
+        {
+            "op": "add",
+            "path": "members",
+            "value": [
+                {"display": "Babs Jensen", "$ref": f"https://example.com/v2/Users/{BABS}", "value": BABS},
+                {"display": "James Smith", "$ref": f"https://example.com/v2/Users/{JAMES}", "value": JAMES},
+            ],
+        },
+        rt="Group",
+    )
     delta = result.members
     assert delta is not None and delta.remove_all
     assert [m["value"] for m in delta.add] == [BABS, JAMES]
 
 
 def test_remove_single_valued_and_sub_attribute(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "remove", "path": "name.givenName"},
-                 {"op": "remove", "path": f"{ENTERPRISE_URN}:employeeNumber"})
+    result = run(
+        user,
+        {"op": "remove", "path": "name.givenName"},
+        {"op": "remove", "path": f"{ENTERPRISE_URN}:employeeNumber"},
+    )
     assert result.doc["name"] == {"familyName": "Jensen"}
     assert ENTERPRISE_URN in result.doc and "employeeNumber" not in result.doc[ENTERPRISE_URN]
 
@@ -178,8 +208,11 @@ def test_remove_sub_attribute_of_matching_elements(user: dict[str, Any]) -> None
 
 
 def test_remove_empties_extension_section(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "remove", "path": f"{ENTERPRISE_URN}:employeeNumber"},
-                 {"op": "remove", "path": f"{ENTERPRISE_URN}:manager"})
+    result = run(
+        user,
+        {"op": "remove", "path": f"{ENTERPRISE_URN}:employeeNumber"},
+        {"op": "remove", "path": f"{ENTERPRISE_URN}:manager"},
+    )
     assert ENTERPRISE_URN not in result.doc
 
 
@@ -187,35 +220,56 @@ def test_remove_empties_extension_section(user: dict[str, Any]) -> None:
 
 
 def test_replace_all_members() -> None:
-    result = run(GROUP_DOC, {"op": "replace", "path": "members", "value": [
-        {"display": "Babs Jensen", "$ref": f"https://example.com/v2/Users/{BABS}", "value": BABS},
-        {"display": "James Smith", "$ref": f"https://example.com/v2/Users/{JAMES}", "value": JAMES},
-    ]}, rt="Group")
+    result = run(
+        GROUP_DOC,
+        {
+            "op": "replace",
+            "path": "members",
+            "value": [
+                {"display": "Babs Jensen", "$ref": f"https://example.com/v2/Users/{BABS}", "value": BABS},
+                {"display": "James Smith", "$ref": f"https://example.com/v2/Users/{JAMES}", "value": JAMES},
+            ],
+        },
+        rt="Group",
+    )
     assert result.members is not None and result.members.replace_all is not None
     assert [m["value"] for m in result.members.replace_all] == [BABS, JAMES]
 
 
 def test_replace_work_address(user: dict[str, Any]) -> None:
-    value = {"type": "work", "streetAddress": "911 Universal City Plaza", "locality": "Hollywood",
-             "region": "CA", "postalCode": "91608", "country": "US",
-             "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US", "primary": True}
+    value = {
+        "type": "work",
+        "streetAddress": "911 Universal City Plaza",
+        "locality": "Hollywood",
+        "region": "CA",
+        "postalCode": "91608",
+        "country": "US",
+        "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US",
+        "primary": True,
+    }
     result = run(user, {"op": "replace", "path": 'addresses[type eq "work"]', "value": value})
     assert result.doc["addresses"][0] == value
     assert result.doc["addresses"][1] == user["addresses"][1]
 
 
 def test_replace_street_address_of_work_address(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "replace", "path": 'addresses[type eq "work"].streetAddress',
-                        "value": "1010 Broadway Ave"})
+    result = run(
+        user,
+        {"op": "replace", "path": 'addresses[type eq "work"].streetAddress', "value": "1010 Broadway Ave"},
+    )
     assert result.doc["addresses"][0]["streetAddress"] == "1010 Broadway Ave"
     assert result.doc["addresses"][0]["locality"] == "Hollywood"
 
 
 def test_replace_pathless(user: dict[str, Any]) -> None:
-    emails = [{"value": "bjensen@example.com", "type": "work", "primary": True},
-              {"value": "babs@jensen.org", "type": "home"}]
-    result = run({**user, "emails": [{"value": "old@x.org"}]},
-                 {"op": "replace", "value": {"emails": emails, "nickname": "Babs"}})
+    emails = [
+        {"value": "bjensen@example.com", "type": "work", "primary": True},
+        {"value": "babs@jensen.org", "type": "home"},
+    ]
+    result = run(
+        {**user, "emails": [{"value": "old@x.org"}]},
+        {"op": "replace", "value": {"emails": emails, "nickname": "Babs"}},
+    )
     assert result.doc["emails"] == emails and result.doc["nickName"] == "Babs"
 
 
@@ -235,8 +289,11 @@ def test_replace_sub_attribute_of_all_elements_without_filter(user: dict[str, An
 
 
 def test_replace_value_path_creates_missing_element_by_default(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "555"},
-                 options=PatchOptions())
+    result = run(
+        user,
+        {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "555"},
+        options=PatchOptions(),
+    )
     assert result.doc["phoneNumbers"] == [{"type": "mobile", "value": "555"}]
 
 
@@ -251,8 +308,9 @@ def test_replace_with_string_boolean_and_datetime_coerced() -> None:
 
 
 def test_unchanged_result_reports_not_changed(user: dict[str, Any]) -> None:
-    result = run(user, {"op": "replace", "path": "userName", "value": "bjensen"},
-                 {"op": "remove", "path": "nickName"})
+    result = run(
+        user, {"op": "replace", "path": "userName", "value": "bjensen"}, {"op": "remove", "path": "nickName"}
+    )
     assert not result.changed and result.members is None
 
 
@@ -270,18 +328,21 @@ def test_input_document_is_never_modified(user: dict[str, Any]) -> None:
 # ---- request envelope (3.5.2 and 3.12) -----------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [
-    [],
-    "x",
-    {"Operations": [{"op": "add", "path": "title", "value": "x"}]},
-    {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"op": "remove"}]},
-    {"schemas": [PATCH_OP_URN]},
-    {"schemas": [PATCH_OP_URN], "Operations": []},
-    {"schemas": [PATCH_OP_URN], "Operations": {"op": "add"}},
-    {"schemas": [PATCH_OP_URN], "Operations": ["add"]},
-    {"schemas": [PATCH_OP_URN], "Operations": [{"path": "title"}]},
-    {"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": 7}]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        "x",
+        {"Operations": [{"op": "add", "path": "title", "value": "x"}]},
+        {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"op": "remove"}]},
+        {"schemas": [PATCH_OP_URN]},
+        {"schemas": [PATCH_OP_URN], "Operations": []},
+        {"schemas": [PATCH_OP_URN], "Operations": {"op": "add"}},
+        {"schemas": [PATCH_OP_URN], "Operations": ["add"]},
+        {"schemas": [PATCH_OP_URN], "Operations": [{"path": "title"}]},
+        {"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": 7}]},
+    ],
+)
 def test_malformed_envelope_is_invalid_syntax(bad: Any) -> None:
     with pytest.raises(ScimError) as info:
         parse_patch_request(bad)
@@ -289,8 +350,9 @@ def test_malformed_envelope_is_invalid_syntax(bad: Any) -> None:
 
 
 def test_envelope_names_are_case_insensitive() -> None:
-    request = parse_patch_request({"SCHEMAS": [PATCH_OP_URN.upper()],
-                                   "operations": [{"OP": "add", "Path": "title", "VALUE": "x"}]})
+    request = parse_patch_request(
+        {"SCHEMAS": [PATCH_OP_URN.upper()], "operations": [{"OP": "add", "Path": "title", "VALUE": "x"}]}
+    )
     assert request.operations == (PatchOperation("add", "title", "x"),)
 
 
@@ -310,8 +372,18 @@ def test_unknown_op_is_invalid_syntax(user: dict[str, Any]) -> None:
 # ---- error scimTypes -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["nope", "name.nope", "emails[nope eq \"x\"]", "emails[type eq", "a b",
-                                  "urn:example:unknown:2.0:User:x", "name[givenName eq \"x\"]"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "nope",
+        "name.nope",
+        'emails[nope eq "x"]',
+        "emails[type eq",
+        "a b",
+        "urn:example:unknown:2.0:User:x",
+        'name[givenName eq "x"]',
+    ],
+)
 def test_invalid_path(user: dict[str, Any], path: str) -> None:
     fails("invalidPath", user, {"op": "replace", "path": path, "value": "x"})
 
@@ -328,13 +400,18 @@ def test_remove_without_path_is_no_target(user: dict[str, Any]) -> None:
 
 def test_replace_value_path_without_match_is_no_target_when_not_creating(user: dict[str, Any]) -> None:
     options = PatchOptions(strict=True, create_missing_on_value_path=False)
-    fails("noTarget", user, {"op": "replace", "path": 'emails[type eq "other"].value', "value": "x"},
-          options=options)
+    fails(
+        "noTarget",
+        user,
+        {"op": "replace", "path": 'emails[type eq "other"].value', "value": "x"},
+        options=options,
+    )
 
 
 def test_value_path_not_creatable_from_filter_is_no_target(user: dict[str, Any]) -> None:
-    fails("noTarget", user, {"op": "replace", "path": 'emails[type eq "a" or type eq "b"].value',
-                             "value": "x"})
+    fails(
+        "noTarget", user, {"op": "replace", "path": 'emails[type eq "a" or type eq "b"].value', "value": "x"}
+    )
 
 
 def test_strict_remove_matching_nothing_is_no_target(user: dict[str, Any]) -> None:
@@ -343,15 +420,18 @@ def test_strict_remove_matching_nothing_is_no_target(user: dict[str, Any]) -> No
     assert not result.changed
 
 
-@pytest.mark.parametrize("op", [
-    {"op": "replace", "path": "id", "value": "other"},
-    {"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"},
-    {"op": "add", "path": "groups", "value": [{"value": "g1"}]},
-    {"op": "replace", "path": f"{ENTERPRISE_URN}:manager.displayName", "value": "Boss"},
-    {"op": "remove", "path": "userName"},
-    {"op": "replace", "path": "userName", "value": ""},
-    {"op": "replace", "value": {"id": "other"}},
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"op": "replace", "path": "id", "value": "other"},
+        {"op": "replace", "path": "meta.created", "value": "2020-01-01T00:00:00Z"},
+        {"op": "add", "path": "groups", "value": [{"value": "g1"}]},
+        {"op": "replace", "path": f"{ENTERPRISE_URN}:manager.displayName", "value": "Boss"},
+        {"op": "remove", "path": "userName"},
+        {"op": "replace", "path": "userName", "value": ""},
+        {"op": "replace", "value": {"id": "other"}},
+    ],
+)
 def test_mutability(user: dict[str, Any], op: dict[str, Any]) -> None:
     fails("mutability", user, op)
 
@@ -361,14 +441,21 @@ def test_removing_required_group_display_name_is_mutability() -> None:
 
 
 def test_member_sub_attributes_are_not_editable() -> None:
-    fails("mutability", GROUP_DOC, {"op": "replace", "path": f'members[value eq "{BABS}"].display',
-                                    "value": "x"}, rt="Group")
+    fails(
+        "mutability",
+        GROUP_DOC,
+        {"op": "replace", "path": f'members[value eq "{BABS}"].display', "value": "x"},
+        rt="Group",
+    )
 
 
 @pytest.fixture
 def immutable_registry(tmp_path: Path) -> Registry:
-    schema = {"id": "urn:example:scim:schemas:extension:badge:2.0:User", "name": "Badge",
-              "attributes": [{"name": "badge", "type": "string", "mutability": "immutable"}]}
+    schema = {
+        "id": "urn:example:scim:schemas:extension:badge:2.0:User",
+        "name": "Badge",
+        "attributes": [{"name": "badge", "type": "string", "mutability": "immutable"}],
+    }
     path = tmp_path / "badge.json"
     path.write_text(json.dumps(schema))
     return default_registry([path])
@@ -377,37 +464,57 @@ def immutable_registry(tmp_path: Path) -> Registry:
 def test_immutable_add_only_when_absent(immutable_registry: Registry) -> None:
     rt = immutable_registry.resource_type("User")
     urn = "urn:example:scim:schemas:extension:badge:2.0:User"
-    first = apply_patch(immutable_registry, rt, {"userName": "x"},
-                        [PatchOperation("add", f"{urn}:badge", "B1")], resource_id="r1")
+    first = apply_patch(
+        immutable_registry,
+        rt,
+        {"userName": "x"},
+        [PatchOperation("add", f"{urn}:badge", "B1")],
+        resource_id="r1",
+    )
     assert first.doc[urn] == {"badge": "B1"}
     for op in ("add", "replace"):
         with pytest.raises(ScimError) as info:
-            apply_patch(immutable_registry, rt, first.doc, [PatchOperation(op, f"{urn}:badge", "B2")],
-                        resource_id="r1")
+            apply_patch(
+                immutable_registry,
+                rt,
+                first.doc,
+                [PatchOperation(op, f"{urn}:badge", "B2")],
+                resource_id="r1",
+            )
         assert info.value.scim_type == "mutability"
     with pytest.raises(ScimError) as info:
-        apply_patch(immutable_registry, rt, first.doc, [PatchOperation("remove", f"{urn}:badge")],
-                    resource_id="r1")
+        apply_patch(
+            immutable_registry, rt, first.doc, [PatchOperation("remove", f"{urn}:badge")], resource_id="r1"
+        )
     assert info.value.scim_type == "mutability"
 
 
-@pytest.mark.parametrize("op", [
-    {"op": "add", "path": "title"},
-    {"op": "replace", "path": "active", "value": "maybe"},
-    {"op": "replace", "path": "name", "value": "Babs"},
-    {"op": "add", "path": "emails", "value": [["nested"]]},
-    {"op": "replace", "value": "not an object"},
-    {"op": "remove", "path": "emails", "value": [{"value": "bjensen@example.com"}]},
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        {"op": "add", "path": "title"},
+        {"op": "replace", "path": "active", "value": "maybe"},
+        {"op": "replace", "path": "name", "value": "Babs"},
+        {"op": "add", "path": "emails", "value": [["nested"]]},
+        {"op": "replace", "value": "not an object"},
+        {"op": "remove", "path": "emails", "value": [{"value": "bjensen@example.com"}]},
+    ],
+)
 def test_invalid_value(user: dict[str, Any], op: dict[str, Any]) -> None:
     fails("invalidValue", user, op)
 
 
 def test_member_without_value_is_invalid_value() -> None:
-    fails("invalidValue", GROUP_DOC, {"op": "add", "path": "members", "value": [{"display": "x"}]},
-          rt="Group")
+    fails(
+        "invalidValue", GROUP_DOC, {"op": "add", "path": "members", "value": [{"display": "x"}]}, rt="Group"
+    )
 
 
 def test_failure_midway_is_atomic(user: dict[str, Any]) -> None:
-    fails("invalidPath", user, {"op": "replace", "path": "title", "value": "T"},
-          {"op": "remove", "path": "emails"}, {"op": "replace", "path": "nope", "value": 1})
+    fails(
+        "invalidPath",
+        user,
+        {"op": "replace", "path": "title", "value": "T"},
+        {"op": "remove", "path": "emails"},
+        {"op": "replace", "path": "nope", "value": 1},
+    )

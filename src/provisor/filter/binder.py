@@ -101,11 +101,23 @@ def _coerce(path: AttrPath, value: Literal, error: Error) -> Literal:
     raise bad
 
 
+class _UnknownAttribute(Exception):
+    """Raised instead of an error when unknown attributes count as absent (root `/.search`)."""
+
+
 class _Binder:
-    def __init__(self, registry: Registry, rt: ResourceType, error: Error) -> None:
+    def __init__(self, registry: Registry, rt: ResourceType, error: Error, *, unknown_absent: bool = False):
         self.registry = registry
         self.rt = rt
         self.error = error
+        self.unknown_absent = unknown_absent
+
+    def constant(self, truth: bool) -> Filter:
+        """A filter that is always `truth`, built from `id pr` (every resource has an id)."""
+        id_path = self.registry.resolve_parts(self.rt, None, "id")
+        assert id_path is not None
+        always = Present(Attr(None, "id", None, id_path))
+        return always if truth else Not(always)
 
     def resolve(self, attr: Attr, within: AttrPath | None) -> AttrPath:
         if within is not None:
@@ -120,6 +132,8 @@ class _Binder:
         except ScimError:
             path = None
         if path is None:
+            if self.unknown_absent:
+                raise _UnknownAttribute(str(attr))
             raise self.error(f"unknown attribute {attr}")
         if path.target.returned == "never":
             raise self.error(f"attribute {path} cannot be used in a filter")
@@ -132,6 +146,14 @@ class _Binder:
             return Or(self.bind(node.left, within), self.bind(node.right, within))
         if isinstance(node, Not):
             return Not(self.bind(node.expr, within))
+        assert isinstance(node, Present | ValuePath | Compare)
+        try:
+            return self.leaf(node, within)
+        except _UnknownAttribute:
+            # An attribute this resource type does not have is absent: only `ne` is true of it.
+            return self.constant(isinstance(node, Compare) and node.op == "ne" and node.value is not None)
+
+    def leaf(self, node: Present | ValuePath | Compare, within: AttrPath | None) -> Filter:
         if isinstance(node, Present):
             return Present(_with_path(node.attr, self.resolve(node.attr, within)))
         if isinstance(node, ValuePath):
@@ -170,13 +192,22 @@ def _with_path(attr: Attr, path: AttrPath) -> Attr:
     return Attr(attr.urn, attr.name, attr.sub, path)
 
 
-def bind(node: Filter, registry: Registry, rt: ResourceType, *, within: AttrPath | None = None) -> Filter:
+def bind(
+    node: Filter,
+    registry: Registry,
+    rt: ResourceType,
+    *,
+    within: AttrPath | None = None,
+    unknown_absent: bool = False,
+) -> Filter:
     """Resolve and type-check a parsed filter; unknown attributes and type errors are invalidFilter.
 
     With `within`, attribute names are sub-attributes of that (complex) attribute, as inside
-    `emails[...]`; the result is then evaluated per element with `matches_element`.
+    `emails[...]`; the result is then evaluated per element with `matches_element`. With
+    `unknown_absent` (a search across resource types, RFC 7644 section 3.4.3), an attribute the
+    resource type does not define is treated as absent instead of being an error.
     """
-    return _Binder(registry, rt, invalid_filter).bind(node, within)
+    return _Binder(registry, rt, invalid_filter, unknown_absent=unknown_absent).bind(node, within)
 
 
 def bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:

@@ -20,7 +20,11 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
         "schemas": [SPC_URN],
         "documentationUri": DOCS_URI,
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": True,
+            "maxOperations": settings.bulk_max_operations,
+            "maxPayloadSize": settings.bulk_max_payload_bytes,
+        },
         "filter": {"supported": True, "maxResults": settings.max_page_size},
         "changePassword": {"supported": False},
         "sort": {"supported": True},

@@ -6,16 +6,18 @@ two or three path segments here is simpler than registering every case and faste
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from provisor.config import Settings
-from provisor.errors import ScimError
+from provisor.errors import ScimError, invalid_value
 from provisor.http import discovery
 from provisor.http.auth import Authenticator
 from provisor.http.body import read_json, read_object
+from provisor.http.bulk import handle_bulk
 from provisor.http.responses import SCIM_MEDIA_TYPE, empty, scim_json
 from provisor.protocol.query import from_query_params, from_search_request, list_response
 from provisor.schema.registry import Registry
@@ -177,24 +179,22 @@ class ScimApi:
         query = from_search_request(
             body, default_count=self._default_count(ctx), max_count=self._max_count(ctx)
         )
-        from dataclasses import replace as dc_replace
-
-        totals: list[int] = []
-        pages: list[dict[str, Any]] = []
-        for service in self.services.values():
-            page = await service.list(ctx, dc_replace(query, start_index=1, count=0))
-            totals.append(int(page["totalResults"]))
+        if query.cursor is not None:
+            raise invalid_value("cursor pagination is not available on a root /.search; search per type")
+        query = replace(query, across_types=True)
+        services = list(self.services.values())
+        totals = [
+            int((await s.list(ctx, replace(query, start_index=1, count=0)))["totalResults"]) for s in services
+        ]
         resources: list[dict[str, Any]] = []
-        offset = query.start_index - 1
-        remaining = query.count
-        for total, service in zip(totals, self.services.values(), strict=True):
+        offset, remaining = query.start_index - 1, query.count
+        for total, service in zip(totals, services, strict=True):
             if remaining <= 0:
                 break
             if offset >= total:
                 offset -= total
                 continue
-            page = await service.list(ctx, dc_replace(query, start_index=offset + 1, count=remaining))
-            pages.append(page)
+            page = await service.list(ctx, replace(query, start_index=offset + 1, count=remaining))
             resources.extend(page["Resources"])
             remaining -= len(page["Resources"])
             offset = 0
@@ -207,6 +207,8 @@ class ScimApi:
     ) -> Response:
         head = segments[0].lower()
         base = ctx.base_url
+        if head == "bulk":
+            return await handle_bulk(request, ctx, segments, self.settings, self.services)
         if head in ("bulk", "me"):
             raise ScimError(501, f"/{segments[0]} is not implemented")
         if head not in ("serviceproviderconfig", "schemas", "resourcetypes"):

@@ -143,8 +143,9 @@ class _MemberChanges:
         if self.cleared:
             return list(self.add.values())
         if load_members is None:
-            raise ScimError(400, "this members filter needs the member list, which is unavailable",
-                            "invalidFilter")
+            raise ScimError(
+                400, "this members filter needs the member list, which is unavailable", "invalidFilter"
+            )
         stored = [m for m in load_members() if m.get("value") not in self.remove_ids]
         known = {m.get("value") for m in stored}
         return stored + [m for m in self.add.values() if m["value"] not in known]
@@ -167,7 +168,11 @@ def _unique_members(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class _Patcher:
     def __init__(
-        self, registry: Registry, rt: ResourceType, doc: Doc, options: PatchOptions,
+        self,
+        registry: Registry,
+        rt: ResourceType,
+        doc: Doc,
+        options: PatchOptions,
         load_members: LoadMembers | None,
     ) -> None:
         self.registry = registry

@@ -23,6 +23,8 @@ class ListQuery:
     excluded_attributes: str | None = None
     #: RFC 9865: "" asks for the first cursor page, a token asks for the page it names.
     cursor: str | None = None
+    #: A root `/.search` (RFC 7644 section 3.4.3): attributes a resource type lacks are absent.
+    across_types: bool = False
 
 
 def _int(name: str, raw: Any) -> int:

@@ -171,8 +171,8 @@ class ResourceService:
                 doc=doc,
                 index=self._index(ctx, doc),
             )
-            await self.store_extra(conn, ctx, stored, extra, replace=True)
             await self._event(conn, ctx, stored, "created", at)
+            await self.store_extra(conn, ctx, stored, extra, replace=True)
             body_out = await self._render_one(conn, ctx, stored, projection)
         return stored, body_out
 
@@ -287,13 +287,15 @@ class ResourceService:
 
     # ---- queries --------------------------------------------------------------------------------
 
-    def compile_where(self, ctx: RequestContext, text: str | None) -> ColumnElement[bool] | None:
+    def compile_where(
+        self, ctx: RequestContext, text: str | None, *, across_types: bool = False
+    ) -> ColumnElement[bool] | None:
         if text is None:
             return None
         node = parse_filter(
             text, max_length=self.settings.max_filter_length, max_depth=self.settings.max_filter_depth
         )
-        bound = bind(node, self.registry, self.rt)
+        bound = bind(node, self.registry, self.rt, unknown_absent=across_types)
         return compile_filter(bound, SqlContext(self.dialect, ctx.tenant_id, self.rt))
 
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
@@ -321,7 +323,7 @@ class ResourceService:
         """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
         assert query.cursor is not None
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where = self.compile_where(ctx, query.filter)
+        where = self.compile_where(ctx, query.filter, across_types=query.across_types)
         key = self.sort_key(ctx, query)
         sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
@@ -367,7 +369,7 @@ class ResourceService:
         if query.cursor is not None:
             return await self.list_by_cursor(ctx, query)
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where = self.compile_where(ctx, query.filter)
+        where = self.compile_where(ctx, query.filter, across_types=query.across_types)
         order = self.order_by(ctx, query)
         async with read_transaction(self.engine) as conn:
             total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)

@@ -24,7 +24,13 @@ async def append_event(
 ) -> None:
     await conn.execute(
         insert(events).values(
-            tenant_id=tenant_id, at=at, resource_type=resource_type, resource_id=resource_id, op=op,
-            version=version, actor=actor, payload=payload,
+            tenant_id=tenant_id,
+            at=at,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            op=op,
+            version=version,
+            actor=actor,
+            payload=payload,
         )
     )

@@ -64,6 +64,8 @@ resources = Table(
     Column("last_modified", TIMESTAMP, nullable=False),
     Column("deleted_at", TIMESTAMP, nullable=True),  # reserved for tombstones; DELETE removes the row
     Column("doc", JsonDoc, nullable=False),
+    #: False for accounts loaded by `provisor import` until an IdP's POST adopts them (docs/bulk.md).
+    Column("managed", Boolean, nullable=False, server_default=text("true")),
     PrimaryKeyConstraint("tenant_id", "id"),
     Index("ix_resources_type_id", "tenant_id", "resource_type", "id"),
     Index("ix_resources_type_created", "tenant_id", "resource_type", "created", "id"),
@@ -131,4 +133,42 @@ events = Table(
     Column("actor", String(200), nullable=True),
     Column("payload", JsonDoc, nullable=True),
     Index("ix_events_tenant_seq", "tenant_id", "seq"),
+)
+
+#: Webhook subscriptions. `tenant_id` NULL means every tenant; `events` is a JSON list of ops or
+#: NULL for all; `cursor` is the last event seq already fanned out into deliveries.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(64), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("events", JsonDoc, nullable=True),
+    Column("format", String(8), nullable=False),  # "json" | "set"
+    Column("created", TIMESTAMP, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=text("false")),
+    Column("cursor", BigInteger, nullable=False, server_default=text("0")),
+)
+
+#: One row per (webhook, event): the retry state machine pending -> delivered | dead. The resource
+#: columns are copied from the event so the per-resource ordering check is one index lookup.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("webhook_id", String(36), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("resource_id", String(36), nullable=False),
+    Column("state", String(16), nullable=False),  # "pending" | "delivered" | "dead"
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", TIMESTAMP, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("locked_until", TIMESTAMP, nullable=True),
+    Column("delivered_at", TIMESTAMP, nullable=True),
+    PrimaryKeyConstraint("webhook_id", "event_seq"),
+    ForeignKeyConstraint(["webhook_id"], ["webhooks.id"], ondelete="CASCADE"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_resource", "webhook_id", "tenant_id", "resource_id", "event_seq"),
+    Index("ix_webhook_deliveries_event", "event_seq"),
 )

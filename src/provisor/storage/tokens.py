@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
@@ -50,21 +50,30 @@ async def create_token(
     """Store a new token's hash; return its record and the secret (never stored)."""
     secret = secret or new_secret()
     info = TokenInfo(
-        id=str(uuid.uuid4()), tenant_id=tenant_id, name=name, kind=kind, created=now(),
-        last_used=None, expires_at=expires_at, revoked_at=None,
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        name=name,
+        kind=kind,
+        created=now(),
+        last_used=None,
+        expires_at=expires_at,
+        revoked_at=None,
     )
     await conn.execute(
         tokens.insert().values(
-            id=info.id, tenant_id=tenant_id, name=name, kind=kind, secret_hash=hash_secret(secret),
-            created=info.created, expires_at=expires_at,
+            id=info.id,
+            tenant_id=tenant_id,
+            name=name,
+            kind=kind,
+            secret_hash=hash_secret(secret),
+            created=info.created,
+            expires_at=expires_at,
         )
     )
     return info, secret
 
 
-async def find_active(
-    conn: AsyncConnection, secret: str, at: str
-) -> tuple[TokenInfo, dict[str, Any]] | None:
+async def find_active(conn: AsyncConnection, secret: str, at: str) -> tuple[TokenInfo, dict[str, Any]] | None:
     """The live token whose hash matches `secret` and its tenant's settings, or None.
 
     One indexed query per request, so a revoked or expired token stops working at once.
@@ -99,10 +108,15 @@ async def touch(conn: AsyncConnection, token_id: str, at: str) -> None:
     await conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used=at))
 
 
-def _info(row: object) -> TokenInfo:
-    get = row.__getitem__  # type: ignore[attr-defined]
+def _info(row: RowMapping) -> TokenInfo:
+    get = row.__getitem__
     return TokenInfo(
-        id=get("id"), tenant_id=get("tenant_id"), name=get("name"), kind=get("kind"),
-        created=get("created"), last_used=get("last_used"), expires_at=get("expires_at"),
+        id=get("id"),
+        tenant_id=get("tenant_id"),
+        name=get("name"),
+        kind=get("kind"),
+        created=get("created"),
+        last_used=get("last_used"),
+        expires_at=get("expires_at"),
         revoked_at=get("revoked_at"),
     )

@@ -1,0 +1,93 @@
+"""In-process Python hooks, fed by tailing the outbox rather than by the request path.
+
+Why a tail and not a call inside the service: hooks then run only for committed changes, in
+commit-safe seq order, and a slow or failing hook never delays or fails an IdP request. The
+runner starts at the head of the log, so each process calls hooks for changes committed while it
+runs (by any process); a hook that raises is logged and not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.events.model import Event
+from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, read_events
+from provisor.storage.transactions import read_transaction
+
+log = logging.getLogger("provisor.hooks")
+
+
+def handler_names(event: Event) -> tuple[str, str]:
+    """`on_event` and the specific handler, e.g. `on_user_created`, `on_group_member_added`."""
+    return "on_event", f"on_{event.resource_type.lower()}_{event.op}"
+
+
+def _lookup(hooks: Any, name: str) -> Callable[[Event], Any] | None:
+    found = hooks.get(name) if isinstance(hooks, Mapping) else getattr(hooks, name, None)
+    return found if callable(found) else None
+
+
+class HookRunner:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        hooks: Any,
+        *,
+        poll_interval: float = 0.1,
+        gap_grace: float = DEFAULT_GAP_GRACE_SECONDS,
+    ) -> None:
+        self.engine = engine
+        self.hooks = hooks
+        self.poll_interval = poll_interval
+        self.gap_grace = gap_grace
+        self.cursor = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with read_transaction(self.engine) as conn:
+            self.cursor = await latest_seq(conn)
+        self._task = asyncio.create_task(self._loop(), name="provisor-hooks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("hook runner failed to read events; retrying")
+                handled = 0
+            if not handled:
+                await asyncio.sleep(self.poll_interval)
+
+    async def run_once(self) -> int:
+        async with read_transaction(self.engine) as conn:
+            page = await read_events(conn, self.cursor, 500, gap_grace=self.gap_grace)
+        for event in page.events:
+            await self.dispatch(event)
+        self.cursor = page.next
+        return len(page.events)
+
+    async def dispatch(self, event: Event) -> None:
+        for name in handler_names(event):
+            handler = _lookup(self.hooks, name)
+            if handler is None:
+                continue
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("hook %s failed for event %s", name, event.id)

@@ -1,0 +1,31 @@
+"""Starts and stops the event consumers that run inside a serving process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.config import Settings
+from provisor.events.hooks import HookRunner
+from provisor.events.webhooks import WebhookWorker, WorkerConfig
+
+
+class EventRuntime:
+    def __init__(self, engine: AsyncEngine, settings: Settings, hooks: Any = None) -> None:
+        retention = settings.event_retention_days * 86400.0 if settings.event_retention_days > 0 else None
+        config = WorkerConfig(max_attempts=settings.webhook_max_attempts, retention_seconds=retention)
+        self.worker = WebhookWorker(engine, config) if settings.webhooks_enabled else None
+        self.hooks = HookRunner(engine, hooks) if hooks is not None else None
+
+    async def start(self) -> None:
+        if self.hooks is not None:
+            await self.hooks.start()
+        if self.worker is not None:
+            self.worker.start()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.hooks is not None:
+            await self.hooks.stop()
