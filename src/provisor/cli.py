@@ -61,6 +61,19 @@ def main() -> None:
     help="A custom schema extension (RFC 7643 JSON); repeatable.",
 )
 @click.option("--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="PROVISOR_LOG_FORMAT",
+    type=click.Choice(["json", "text"]),
+    default=None,
+    help="Log lines as JSON or text [default: json unless stderr is a terminal].",
+)
+@click.option(
+    "--allow-insecure-database",
+    envvar="PROVISOR_ALLOW_INSECURE_DATABASE",
+    is_flag=True,
+    help="Serve from a PostgreSQL on another host without a password.",
+)
 def serve(
     host: str,
     port: int,
@@ -69,11 +82,20 @@ def serve(
     base_url: str | None,
     schema_extensions: tuple[str, ...],
     log_level: str,
+    log_format: str | None,
+    allow_insecure_database: bool,
 ) -> None:
     """Serve the SCIM API (migrations run first, once, in this process)."""
     import uvicorn
 
+    from provisor.dbcheck import insecure_database_reason
+    from provisor.logging_setup import logging_config, resolve_format
+
+    reason = insecure_database_reason(database_url)
+    if reason and not allow_insecure_database:
+        raise click.ClickException(f"refusing to serve: {reason}")
     _run(database_url, _prepare)
+    os.environ["PROVISOR_WORKERS"] = str(workers)
     os.environ["PROVISOR_DATABASE_URL"] = database_url
     if base_url:
         os.environ["PROVISOR_BASE_URL"] = base_url
@@ -91,6 +113,7 @@ def serve(
         workers=workers,
         log_level=log_level.lower(),
         access_log=False,
+        log_config=logging_config(resolve_format(log_format), log_level),
         proxy_headers=True,
         server_header=False,
     )
@@ -118,20 +141,33 @@ def token() -> None:
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 @click.option("--name", default="token", show_default=True)
 @click.option("--admin", is_flag=True, help="An admin token for /admin/... (cannot call the SCIM API).")
+@click.option("--expires-in", default=None, help="Lifetime, e.g. 30d, 12h, 15m (default: no expiry).")
 @database_option
-def token_create(tenant: str, name: str, admin: bool, database_url: str) -> None:
+def token_create(tenant: str, name: str, admin: bool, expires_in: str | None, database_url: str) -> None:
     """Mint a token. The secret is printed once, alone on the last line."""
+    from datetime import UTC, datetime
+
+    from provisor.cli_events import parse_duration
+    from provisor.clock import format_instant
     from provisor.storage.tokens import create_token
+
+    expires_at = format_instant(datetime.now(UTC) + parse_duration(expires_in)) if expires_in else None
 
     async def work(engine: Any) -> str:
         async with write_transaction(engine) as conn:
             if not admin:
                 await ensure_tenant(conn, tenant)
             info, secret = await create_token(
-                conn, tenant_id=None if admin else tenant, name=name, kind="admin" if admin else "scim"
+                conn,
+                tenant_id=None if admin else tenant,
+                name=name,
+                kind="admin" if admin else "scim",
+                expires_at=expires_at,
             )
         click.echo(
-            f"created {info.kind} token {info.id} ({name}) for tenant {info.tenant_id or '-'}", err=True
+            f"created {info.kind} token {info.id} ({name}) for tenant {info.tenant_id or '-'}"
+            f"{f', expires {expires_at}' if expires_at else ''}",
+            err=True,
         )
         return secret
 
@@ -142,15 +178,19 @@ def token_create(tenant: str, name: str, admin: bool, database_url: str) -> None
 @database_option
 def token_list(database_url: str) -> None:
     """List tokens (never their secrets)."""
+    from provisor.clock import now
     from provisor.storage.tokens import list_tokens
 
     async def work(engine: Any) -> None:
+        at = now()
         async with read_transaction(engine) as conn:
             for info in await list_tokens(conn):
-                state = "revoked" if info.revoked_at else "active"
+                expired = info.expires_at is not None and info.expires_at <= at
+                state = "revoked" if info.revoked_at else "expired" if expired else "active"
                 click.echo(
                     f"{info.id}  {info.kind:5}  {info.tenant_id or '-':12}  {info.name:20}  "
-                    f"created {info.created}  last used {info.last_used or 'never'}  {state}"
+                    f"created {info.created}  last used {info.last_used or 'never'}  "
+                    f"expires {info.expires_at or 'never'}  {state}"
                 )
 
     _run(database_url, work)
@@ -204,6 +244,12 @@ from provisor.cli_events import events, webhook  # noqa: E402
 
 main.add_command(events)
 main.add_command(webhook)
+
+from provisor.cli_log import log_group  # noqa: E402
+from provisor.cli_tenant import register as register_tenant_commands  # noqa: E402
+
+main.add_command(log_group)
+register_tenant_commands(tenant)
 
 from provisor.cli_bulk import export_command, import_command  # noqa: E402  (needs `main` above)
 

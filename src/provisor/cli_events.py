@@ -110,7 +110,12 @@ def webhook() -> None:
 
 @webhook.command("add")
 @click.argument("url")
-@click.option("--secret", required=True, help="Shared secret for the Provisor-Signature HMAC.")
+@click.option(
+    "--secret",
+    default="",
+    help="Shared secret for the Provisor-Signature HMAC (and the HS256 SET signature); "
+    "without it requests are unsigned.",
+)
 @click.option("--events", "ops", default=None, help="Comma-separated ops (default all).")
 @click.option("--tenant", default=None, help="Only this tenant's events (default all tenants).")
 @click.option("--format", "fmt", type=click.Choice(store.FORMATS), default="json", show_default=True)

@@ -14,6 +14,19 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if not raw else raw.lower() not in ("0", "false", "no", "off")
+
+
+REQUEST_LOG_MODES = ("off", "metadata", "full")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -36,8 +49,21 @@ class Settings:
     #: Run the webhook delivery worker (and event pruning) in this process.
     webhooks_enabled: bool = True
     webhook_max_attempts: int = 8
+    #: How long a worker holds a delivery it is sending; a crashed worker's deliveries are retried
+    #: by another after this. Keep it above the request timeout (10 s).
+    webhook_lease_seconds: float = 30.0
     #: Prune events older than this many days (0 keeps them forever); see docs/events.md.
     event_retention_days: int = 0
+    #: Deepest JSON nesting accepted in a request body (400 invalidSyntax beyond); docs/security.md.
+    max_json_depth: int = 64
+    #: Seconds until a response must have started (503 after); 0 disables the limit.
+    request_timeout_seconds: float = 30.0
+    #: Default request-log mode for tenants without a `request_log` setting: off | metadata | full.
+    request_log_mode: str = "metadata"
+    #: Prune request-log rows older than this many days (0 keeps them forever).
+    request_log_retention_days: int = 7
+    #: Worker processes serving this database (informational; the rate limiter is shared in the DB).
+    workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -57,7 +83,19 @@ class Settings:
             bulk_max_payload_bytes=_env_int("PROVISOR_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
             webhooks_enabled=env.get("PROVISOR_WEBHOOKS_ENABLED", "1").lower() not in ("0", "false", "no"),
             webhook_max_attempts=_env_int("PROVISOR_WEBHOOK_MAX_ATTEMPTS", 8),
+            webhook_lease_seconds=_env_float("PROVISOR_WEBHOOK_LEASE_SECONDS", 30.0),
             event_retention_days=_env_int("PROVISOR_EVENT_RETENTION_DAYS", 0),
+            max_filter_length=_env_int("PROVISOR_MAX_FILTER_LENGTH", 4096),
+            max_filter_depth=_env_int("PROVISOR_MAX_FILTER_DEPTH", 32),
+            max_patch_operations=_env_int("PROVISOR_MAX_PATCH_OPERATIONS", 1000),
+            max_json_depth=_env_int("PROVISOR_MAX_JSON_DEPTH", 64),
+            request_timeout_seconds=_env_float("PROVISOR_REQUEST_TIMEOUT", 30.0),
+            request_log_mode=env.get("PROVISOR_REQUEST_LOG", "metadata").lower(),
+            request_log_retention_days=_env_int("PROVISOR_REQUEST_LOG_RETENTION_DAYS", 7),
+            workers=_env_int("PROVISOR_WORKERS", 1),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
-        return replace(settings, **clean)
+        settings = replace(settings, **clean)
+        if settings.request_log_mode not in REQUEST_LOG_MODES:
+            raise ValueError(f"PROVISOR_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}")
+        return settings

@@ -278,3 +278,25 @@ def test_streamed_group_body_honours_member_sub_attribute_projection(scim: Scim)
     values_only = scim.get(f"/Groups/{gid}", params={"attributes": "members.value"}).json()
     assert values_only["members"] == [{"value": i} for i in ids]
     assert set(values_only) == {"schemas", "id", "members"}
+
+
+def test_client_display_is_kept_and_reference_collection_forms_work(scim: Scim) -> None:
+    user = scim.create_user("disp.user", displayName="Real Name")
+    gid = scim.create_group("Displays")["id"]
+    patch_group(
+        scim,
+        gid,
+        {"op": "add", "path": "members", "value": [{"displayName": "new User", "value": user["id"]}]},
+    )
+    members = scim.get(f"/Groups/{gid}").json()["members"]
+    assert members == [
+        {
+            "value": user["id"],
+            "$ref": f"http://testserver/scim/v2/Users/{user['id']}",
+            "type": "User",
+            "display": "new User",
+        }
+    ]
+    other = scim.create_user("bare.user")["id"]
+    patch_group(scim, gid, {"op": "add", "path": "members", "value": other})
+    assert member_ids(scim, gid) == sorted([user["id"], other])

@@ -20,20 +20,38 @@ def test_custom_extension_end_to_end(database_url: str, tenant_id: str) -> None:
         httpx.Client(base_url=server.base_url, headers=server.headers, timeout=10) as client,
     ):
         schema = client.get(f"/Schemas/{BADGE}").json()
-        assert [a["name"] for a in schema["attributes"]] == ["badgeNumber", "clearance", "validUntil", "doors"]
+        assert [a["name"] for a in schema["attributes"]] == [
+            "badgeNumber",
+            "clearance",
+            "validUntil",
+            "doors",
+        ]
         rt = client.get("/ResourceTypes/User").json()
         assert {"schema": BADGE, "required": False} in rt["schemaExtensions"]
 
-        created = client.post("/Users", json={
-            "schemas": [USER, BADGE], "userName": "badge.holder",
-            BADGE: {"badgeNumber": "B-7", "clearance": "3", "validUntil": "2030-01-01T10:00:00+02:00",
-                    "doors": "lobby", "unknownThing": 1},
-        })
+        created = client.post(
+            "/Users",
+            json={
+                "schemas": [USER, BADGE],
+                "userName": "badge.holder",
+                BADGE: {
+                    "badgeNumber": "B-7",
+                    "clearance": "3",
+                    "validUntil": "2030-01-01T10:00:00+02:00",
+                    "doors": "lobby",
+                    "unknownThing": 1,
+                },
+            },
+        )
         assert created.status_code == 201, created.text
         body = created.json()
         assert body["schemas"] == [USER, BADGE]
-        assert body[BADGE] == {"badgeNumber": "B-7", "clearance": 3,
-                               "validUntil": "2030-01-01T08:00:00.000000Z", "doors": ["lobby"]}
+        assert body[BADGE] == {
+            "badgeNumber": "B-7",
+            "clearance": 3,
+            "validUntil": "2030-01-01T08:00:00.000000Z",
+            "doors": ["lobby"],
+        }
         uid = body["id"]
 
         bad = client.post("/Users", json={"userName": "bad.badge", BADGE: {"clearance": "high"}})
@@ -41,13 +59,21 @@ def test_custom_extension_end_to_end(database_url: str, tenant_id: str) -> None:
 
         found = client.get("/Users", params={"filter": f"{BADGE}:clearance ge 3"}).json()
         assert [r["id"] for r in found["Resources"]] == [uid]
-        found = client.get("/Users", params={"filter": f'{BADGE}:validUntil gt "2029-12-31T23:00:00-05:00"'}).json()
+        found = client.get(
+            "/Users", params={"filter": f'{BADGE}:validUntil gt "2029-12-31T23:00:00-05:00"'}
+        ).json()
         assert found["totalResults"] == 1
 
-        patched = client.patch(f"/Users/{uid}", json={"schemas": [PATCH], "Operations": [
-            {"op": "add", "path": f"{BADGE}:doors", "value": ["vault"]},
-            {"op": "replace", "path": f"{BADGE}:badgeNumber", "value": "B-8"},
-        ]})
+        patched = client.patch(
+            f"/Users/{uid}",
+            json={
+                "schemas": [PATCH],
+                "Operations": [
+                    {"op": "add", "path": f"{BADGE}:doors", "value": ["vault"]},
+                    {"op": "replace", "path": f"{BADGE}:badgeNumber", "value": "B-8"},
+                ],
+            },
+        )
         assert patched.status_code == 200, patched.text
         assert patched.json()[BADGE]["doors"] == ["lobby", "vault"]
         only = client.get(f"/Users/{uid}", params={"attributes": f"{BADGE}:badgeNumber"}).json()

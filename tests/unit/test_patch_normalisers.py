@@ -237,7 +237,7 @@ def test_remove_by_value_array_on_user_attribute() -> None:
 MEMBERSHIP = [
     (
         {"op": "add", "path": "members", "value": [{"value": "u1", "display": "Babs"}]},
-        MemberDelta(add=[{"value": "u1"}]),
+        MemberDelta(add=[{"value": "u1", "display": "Babs"}]),  # display is kept (immutable)
     ),
     (
         {
@@ -249,7 +249,7 @@ MEMBERSHIP = [
     ),
     (
         {"op": "replace", "path": "members", "value": [{"value": "u3", "display": "X"}]},
-        MemberDelta(replace_all=[{"value": "u3"}]),
+        MemberDelta(replace_all=[{"value": "u3", "display": "X"}]),
     ),
     ({"op": "add", "value": {"members": [{"value": "u4"}]}}, MemberDelta(add=[{"value": "u4"}])),
 ]
@@ -365,3 +365,52 @@ def test_entra_value_paths(op: dict[str, Any], key: str, expected: list[dict[str
 def test_strict_mode_skips_the_chain() -> None:
     ops = [PatchOperation("Add", None, {"name.givenName": "B"})]
     assert normalise(ops, CTX, strict=True) == tuple(ops)
+
+
+# ---- bare_values (Microsoft's reference collection) ------------------------------------------
+
+BARE_VALUES = [
+    ({"op": "add", "path": "members", "value": "string id 1"}, [{"value": "string id 1"}]),
+    ({"op": "Add", "path": "members", "value": ["a", {"value": "b"}]}, [{"value": "a"}, {"value": "b"}]),
+    ({"op": "replace", "path": "members", "value": ["c"]}, None),
+]
+
+
+@pytest.mark.parametrize(("op", "added"), BARE_VALUES)
+def test_bare_values(op: dict[str, Any], added: list[dict[str, Any]] | None) -> None:
+    delta = delta_after(op)
+    assert delta is not None
+    if added is None:
+        assert delta.replace_all == [{"value": "c"}]
+    else:
+        assert delta.add == added
+
+
+def test_bare_values_leave_simple_and_filtered_targets_alone() -> None:
+    assert user_after({"op": "add", "path": "emails", "value": "x@example.com"})["emails"][-1] == {
+        "value": "x@example.com"
+    }
+    assert user_after({"op": "replace", "path": 'emails[type eq "work"].value', "value": "y@example.com"})[
+        "emails"
+    ] == [{"value": "y@example.com", "type": "work", "primary": True}]
+
+
+# ---- display_name_alias (Microsoft's reference collection) -----------------------------------
+
+DISPLAY_ALIAS = [
+    ({"displayName": "new User", "value": "id4"}, {"value": "id4", "display": "new User"}),
+    (
+        {"DisplayName": "x", "value": "id5", "display": "kept"},
+        {"DisplayName": "x", "value": "id5", "display": "kept"},
+    ),
+    ({"value": "id6"}, {"value": "id6"}),
+]
+
+
+@pytest.mark.parametrize(("element", "expected"), DISPLAY_ALIAS)
+def test_display_name_alias(element: dict[str, Any], expected: dict[str, Any]) -> None:
+    ops = normalise(
+        [PatchOperation("add", "members", [element])],
+        NormaliseContext(REGISTRY, REGISTRY.resource_type("Group"), GROUP_ID),
+    )
+    assert ops == (PatchOperation("add", "members", [expected]),)

@@ -85,7 +85,7 @@ def test_add_member_to_group() -> None:
     assert result.doc == GROUP_DOC  # members are rows, never in the document
     assert result.members is not None and result.changed
     assert [m["value"] for m in result.members.add] == [BABS]
-    assert "display" not in result.members.add[0]  # readOnly: the server derives it
+    assert result.members.add[0]["display"] == "Babs Jensen"  # immutable (RFC 7643 2.4): kept as sent
     assert result.members.replace_all is None and not result.members.remove_all
 
 

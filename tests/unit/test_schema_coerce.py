@@ -270,13 +270,16 @@ def test_sub_attribute_types_are_coerced() -> None:
     assert doc["addresses"] == [{"postalCode": "91608", "primary": True}]
 
 
-def test_group_members_are_kept_without_read_only_display() -> None:
+def test_group_members_keep_their_immutable_display() -> None:
     doc = coerce_resource(
         REGISTRY,
         GROUP,
         {"displayName": "Tour Guides", "members": [{"value": "u1", "display": "Babs", "type": "User"}]},
     )
-    assert doc == {"displayName": "Tour Guides", "members": [{"value": "u1", "type": "User"}]}
+    assert doc == {
+        "displayName": "Tour Guides",
+        "members": [{"value": "u1", "display": "Babs", "type": "User"}],
+    }
 
 
 def test_dotted_name_into_multi_valued_attribute_is_rejected() -> None:

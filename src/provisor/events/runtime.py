@@ -14,7 +14,11 @@ from provisor.events.webhooks import WebhookWorker, WorkerConfig
 class EventRuntime:
     def __init__(self, engine: AsyncEngine, settings: Settings, hooks: Any = None) -> None:
         retention = settings.event_retention_days * 86400.0 if settings.event_retention_days > 0 else None
-        config = WorkerConfig(max_attempts=settings.webhook_max_attempts, retention_seconds=retention)
+        config = WorkerConfig(
+            max_attempts=settings.webhook_max_attempts,
+            lease_seconds=settings.webhook_lease_seconds,
+            retention_seconds=retention,
+        )
         self.worker = WebhookWorker(engine, config) if settings.webhooks_enabled else None
         self.hooks = HookRunner(engine, hooks) if hooks is not None else None
 

@@ -8,10 +8,15 @@ at-least-once: a receiver must de-duplicate on `Provisor-Event-Id`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
+import math
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,15 +34,20 @@ from provisor.storage.transactions import read_transaction, write_transaction
 
 log = logging.getLogger("provisor.webhooks")
 
-_SET_EVENTS = {
-    "created": "urn:ietf:params:SCIM:event:prov:create:full",
-    "updated": "urn:ietf:params:SCIM:event:prov:put:full",
-    "deleted": "urn:ietf:params:SCIM:event:prov:delete",
-    "activated": "urn:ietf:params:SCIM:event:prov:activate",
-    "deactivated": "urn:ietf:params:SCIM:event:prov:deactivate",
-    "member_added": "urn:ietf:params:SCIM:event:prov:patch:full",
-    "member_removed": "urn:ietf:params:SCIM:event:prov:patch:full",
+#: RFC 9967 section 7.4 event URIs (the registered, lowercase `scim` spelling) per Provisor op.
+SET_EVENT_URIS = {
+    "created": "urn:ietf:params:scim:event:prov:create:full",
+    "updated": "urn:ietf:params:scim:event:prov:put:full",
+    "deleted": "urn:ietf:params:scim:event:prov:delete",
+    "activated": "urn:ietf:params:scim:event:prov:activate",
+    "deactivated": "urn:ietf:params:scim:event:prov:deactivate",
+    "member_added": "urn:ietf:params:scim:event:prov:patch:full",
+    "member_removed": "urn:ietf:params:scim:event:prov:patch:full",
 }
+SET_CONTENT_TYPE = "application/secevent+jwt"
+SET_ISSUER = "provisor"
+_PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+_JTI_NAMESPACE = uuid.UUID("6f1e3c52-7a0e-4c1b-9a55-2f4b1d7c9e21")
 
 
 @dataclass(frozen=True)
@@ -63,29 +73,71 @@ def backoff(attempts: int, base: float, cap: float) -> float:
     return delay * (0.5 + random.random() / 2)
 
 
-def render_body(event: Event, format: str, audience: str) -> bytes:
-    """The request body: the feed's JSON event, or a Security Event Token (RFC 8417) claim set
-    modelled on the SCIM events draft (sent as JSON, not as a JWS)."""
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def set_claims(
+    event: Event, audience: str, webhook_id: str = "", issued_at: int | None = None
+) -> dict[str, Any]:
+    """The SET claim set for `event` per RFC 9967 (SCIM profile) and RFC 8417.
+
+    `jti` is unique per SET: derived from the webhook and the event, so a retry of the same
+    delivery repeats it (a receiver de-duplicates on it) while each webhook gets its own. `txn` is
+    the event id, the same for every SET about that change. `sub_id` (RFC 9493, format `scim`)
+    names the resource; there is no `sub` (RFC 9967 section 2.1).
+    """
+    kind = "Users" if event.resource_type == "User" else "Groups"
+    payload: dict[str, Any] = {}
+    if event.op in ("member_added", "member_removed"):
+        op = "add" if event.op == "member_added" else "remove"
+        values = [{"value": m} for m in (event.payload or {}).get("members", [])]
+        payload["data"] = {
+            "schemas": [_PATCH_OP],
+            "Operations": [{"op": op, "path": "members", "value": values}],
+        }
+    elif event.op in ("created", "updated") and event.payload is not None:
+        payload["data"] = event.payload
+    # delete, activate and deactivate carry no "data" (RFC 9967 sections 2.4.4 - 2.4.6).
+    if event.version is not None and event.op != "deleted":
+        payload["version"] = f'W/"{event.version}"'
+    sub_id: dict[str, Any] = {
+        "format": "scim",
+        "uri": f"/{kind}/{event.resource_id}",
+        "id": event.resource_id,
+    }
+    external_id = (event.payload or {}).get("externalId")
+    if isinstance(external_id, str):
+        sub_id["externalId"] = external_id
+    at = datetime.strptime(event.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return {
+        "iss": SET_ISSUER,
+        "iat": int(time.time()) if issued_at is None else issued_at,
+        "jti": uuid.uuid5(_JTI_NAMESPACE, f"{webhook_id}:{event.id}").hex,
+        "aud": audience,
+        "txn": event.id,
+        "toe": int(at.timestamp()),
+        "sub_id": sub_id,
+        "events": {SET_EVENT_URIS.get(event.op, f"urn:provisor:event:{event.op}"): payload},
+    }
+
+
+def encode_set(claims: dict[str, Any], secret: str) -> bytes:
+    """A compact JWS (RFC 7515) of `claims`: HS256 with `secret`, or unsecured (`alg: none`,
+    RFC 7519 section 6) when `secret` is empty. The JOSE `typ` is `secevent+jwt` (RFC 8417)."""
+    header = {"typ": "secevent+jwt", "alg": "HS256" if secret else "none"}
+    signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}".encode("ascii")
+    if not secret:
+        return signing_input + b"."
+    mac = hmac.new(secret.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    return signing_input + b"." + _b64url(mac).encode("ascii")
+
+
+def render_body(event: Event, format: str, audience: str, *, secret: str = "", webhook_id: str = "") -> bytes:
+    """The request body: the feed's JSON event, or (format `set`) a Security Event Token."""
     if format != "set":
         return orjson.dumps(event.to_json())
-    kind = "Users" if event.resource_type == "User" else "Groups"
-    data: dict[str, Any] = {}
-    if event.op in ("member_added", "member_removed") and event.payload:
-        op = "add" if event.op == "member_added" else "remove"
-        values = [{"value": m} for m in event.payload.get("members", [])]
-        data = {"Operations": [{"op": op, "path": "members", "value": values}]}
-    elif event.payload is not None:
-        data = event.payload
-    claims = {
-        "iss": "provisor",
-        "iat": int(time.time()),
-        "jti": event.id,
-        "aud": [audience],
-        "txn": str(event.seq),
-        "sub_id": {"format": "scim", "uri": f"/{kind}/{event.resource_id}"},
-        "events": {_SET_EVENTS.get(event.op, f"urn:provisor:event:{event.op}"): {"data": data}},
-    }
-    return orjson.dumps(claims)
+    return encode_set(set_claims(event, audience, webhook_id), secret)
 
 
 class WebhookWorker:
@@ -97,7 +149,7 @@ class WebhookWorker:
         self._client = client
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._last_prune = 0.0
+        self._last_prune = -math.inf  # the first pass prunes at once
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -121,7 +173,7 @@ class WebhookWorker:
             while not self._stopping.is_set():
                 try:
                     busy = await self.run_once(client)
-                    await self._maybe_prune()
+                    await self.maybe_prune()
                 except Exception:
                     log.exception("webhook worker iteration failed; retrying")
                     busy = 0
@@ -166,13 +218,14 @@ class WebhookWorker:
 
     async def deliver(self, client: httpx.AsyncClient, delivery: store.Delivery) -> bool:
         hook, event = delivery.webhook, delivery.event
-        body = render_body(event, hook.format, hook.url)
+        body = render_body(event, hook.format, hook.url, secret=hook.secret, webhook_id=hook.id)
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": SET_CONTENT_TYPE if hook.format == "set" else "application/json",
             "User-Agent": "provisor-webhooks",
-            SIGNATURE_HEADER: sign(hook.secret, body),
             EVENT_ID_HEADER: event.id,
         }
+        if hook.secret:
+            headers[SIGNATURE_HEADER] = sign(hook.secret, body)
         error: str | None = None
         try:
             timeout = self.config.request_timeout
@@ -200,13 +253,16 @@ class WebhookWorker:
         )
         return False
 
-    async def _maybe_prune(self) -> None:
+    async def maybe_prune(self) -> int | None:
+        """Prune events older than the retention if `prune_interval` has passed since the last
+        prune (the worker calls this every pass); returns how many were pruned, None if not due."""
         cfg = self.config
         if cfg.retention_seconds is None or time.monotonic() - self._last_prune < cfg.prune_interval:
-            return
+            return None
         self._last_prune = time.monotonic()
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=cfg.retention_seconds))
         async with write_transaction(self.engine) as conn:
             pruned = await prune_events(conn, cutoff)
         if pruned:
             log.info("pruned %d events older than %s", pruned, cutoff)
+        return pruned

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,6 +18,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
+from provisor.http.admin_requests import requests_route
+from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
 from provisor.storage.event_log import EventFilter, EventPage, read_events
 from provisor.storage.transactions import read_transaction
@@ -84,9 +85,9 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
             return error_response(error, headers)
         except Exception:
-            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+            request_id = request_id_of(request.scope)
             log.exception("unhandled error in %s %s (request id %s)", request.method, request.url, request_id)
-            return error_response(ScimError(500, f"internal server error (request id {request_id})"))
+            return error_response(internal_error(request_id))
 
     async def events(request: Request) -> Response:
         async def work() -> Response:
@@ -107,4 +108,4 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
 
         return await guarded(request, work)
 
-    return [Route("/events", events, methods=["GET"])]
+    return [Route("/events", events, methods=["GET"]), requests_route(provisor, guarded)]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -24,10 +24,14 @@ from provisor.errors import ScimError
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
+from provisor.http.openapi import openapi_endpoint
+from provisor.http.ratelimit import RateLimiter
 from provisor.http.responses import error_response
 from provisor.http.scim import ScimApi
 from provisor.schema.registry import Registry, default_registry
 from provisor.service.groups import GroupService
+from provisor.service.request_log import RequestLogWriter
 from provisor.service.resources import ResourceService
 from provisor.service.users import UserService
 from provisor.storage.engine import create_engine
@@ -52,7 +56,8 @@ class Provisor:
             "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
         }
         self.services = services
-        self.auth = Authenticator(self.engine, settings.static_token)
+        self.auth = Authenticator(self.engine, settings.static_token, RateLimiter(self.engine))
+        self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
 
@@ -62,9 +67,11 @@ class Provisor:
         async with write_transaction(self.engine) as conn:
             await ensure_tenant(conn, DEFAULT_TENANT)
         await self.events.start()
+        self.request_log.start()
 
     async def stop(self) -> None:
         await self.events.stop()
+        await self.request_log.stop()
         await self.engine.dispose()
 
 
@@ -88,13 +95,13 @@ async def run_safely(request: Request, call: Any) -> Response:
         return response
     except ScimError as error:
         headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
-        return error_response(error, headers)
+        return error_response(error, headers or getattr(error, "headers", None))
     except Exception:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request_id_of(request.scope)
         log.exception(
             "unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id
         )
-        return error_response(ScimError(500, f"internal server error (request id {request_id})"))
+        return error_response(internal_error(request_id))
 
 
 def create_app(
@@ -134,10 +141,12 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route(SCIM_PREFIX + "/openapi.json", openapi_endpoint(registry, settings)),
             Mount(SCIM_PREFIX, app=scim),
             Mount("/admin/v1", routes=admin_routes(provisor)),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(EnvelopeMiddleware, settings=settings, writer=provisor.request_log)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.provisor = provisor

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from provisor.clock import now
 from provisor.errors import ScimError
+from provisor.http.ratelimit import RateLimiter
 from provisor.storage import tokens as token_store
 from provisor.storage.tenants import DEFAULT_TENANT, get_settings
 from provisor.storage.transactions import read_transaction, write_transaction
@@ -42,12 +43,22 @@ def bearer_secret(request: Request) -> str:
 
 
 class Authenticator:
-    def __init__(self, engine: AsyncEngine, static_token: str | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, static_token: str | None, limiter: RateLimiter | None = None
+    ) -> None:
         self.engine = engine
+        self.limiter = limiter
         self._static_hash = token_store.hash_secret(static_token) if static_token else None
         self._touched: dict[str, float] = {}
 
     async def authenticate(self, request: Request, kind: str) -> Principal:
+        principal = await self._authenticate(request, kind)
+        request.state.principal = principal  # read by the request log (http/middleware.py)
+        if self.limiter is not None and principal.tenant_id is not None:
+            await self.limiter.check(principal.tenant_id, principal.tenant_settings)
+        return principal
+
+    async def _authenticate(self, request: Request, kind: str) -> Principal:
         secret = bearer_secret(request)
         digest = token_store.hash_secret(secret)
         if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):

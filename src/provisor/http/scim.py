@@ -103,7 +103,7 @@ class ScimApi:
             )
             return scim_json(await service.list(ctx, query))
         if method == "POST":
-            body = await read_object(request, self.settings.max_body_bytes)
+            body = await read_object(request, self.settings.max_body_bytes, self.settings.max_json_depth)
             stored, out = await service.create(ctx, body, self._projection(request, service))
             headers = {
                 "Location": location(ctx.base_url, service.rt, stored.id),
@@ -133,13 +133,13 @@ class ScimApi:
             return scim_json(out, 200, headers)
         if_match = request.headers.get("if-match")
         if method == "PUT":
-            body = await read_object(request, self.settings.max_body_bytes)
+            body = await read_object(request, self.settings.max_body_bytes, self.settings.max_json_depth)
             stored, out = await service.replace(
                 ctx, resource_id, body, self._projection(request, service), if_match
             )
             return scim_json(out, 200, {"ETag": etag(stored.version)})
         if method == "PATCH":
-            body = await read_json(request, self.settings.max_body_bytes)
+            body = await read_json(request, self.settings.max_body_bytes, self.settings.max_json_depth)
             params = {k.lower() for k in request.query_params}
             asked = bool(params & {"attributes", "excludedattributes"})
             wants_body = asked or not self._patch_no_content(ctx, service)
@@ -167,7 +167,7 @@ class ScimApi:
         return int(ctx.setting("max_page_size", self.settings.max_page_size))
 
     async def _search(self, request: Request, ctx: RequestContext, service: ResourceService) -> Response:
-        body = await read_json(request, self.settings.max_body_bytes)
+        body = await read_json(request, self.settings.max_body_bytes, self.settings.max_json_depth)
         query = from_search_request(
             body, default_count=self._default_count(ctx), max_count=self._max_count(ctx)
         )
@@ -175,7 +175,7 @@ class ScimApi:
 
     async def _root_search(self, request: Request, ctx: RequestContext) -> Response:
         """RFC 7644 3.4.3 at the root: the filter runs on every resource type; results concatenated."""
-        body = await read_json(request, self.settings.max_body_bytes)
+        body = await read_json(request, self.settings.max_body_bytes, self.settings.max_json_depth)
         query = from_search_request(
             body, default_count=self._default_count(ctx), max_count=self._max_count(ctx)
         )

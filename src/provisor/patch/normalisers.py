@@ -257,6 +257,59 @@ def _fix_complex(attribute: Attribute, value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _element_target(op: PatchOperation, ctx: NormaliseContext) -> Attribute | None:
+    """The multi-valued complex attribute an add/replace writes whole elements of, if any."""
+    if op.op == "remove" or op.value is None:
+        return None
+    resolved = _resolve(op.path, ctx)
+    if resolved is None or resolved.filtered or resolved.path.sub_attribute is not None:
+        return None
+    attribute = resolved.path.attribute
+    return attribute if attribute.multi_valued and attribute.is_complex else None
+
+
+def bare_values(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOperation]:
+    """Microsoft's SCIM reference collection adds members as `"value": "id"` (a bare string, or a
+    list of strings) instead of `[{"value": "id"}]`. For a multi-valued complex attribute with a
+    `value` sub-attribute, each bare scalar becomes an element `{"value": scalar}`."""
+    attribute = _element_target(op, ctx)
+    if attribute is None or attribute.sub("value") is None:
+        return [op]
+    items = op.value if isinstance(op.value, list) else [op.value]
+    if not any(isinstance(item, str | int | float) and not isinstance(item, bool) for item in items):
+        return [op]
+    wrapped = [
+        {"value": item} if isinstance(item, str | int | float) and not isinstance(item, bool) else item
+        for item in items
+    ]
+    return [replace(op, value=wrapped)]
+
+
+def display_name_alias(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOperation]:
+    """Microsoft's SCIM reference collection names a member's display name `displayName`; the
+    RFC 7643 section 2.4 sub-attribute is `display`. Renamed when the attribute has `display` and
+    no `displayName` of its own, and the element does not already carry `display`."""
+    attribute = _element_target(op, ctx)
+    if attribute is None or attribute.sub("display") is None or attribute.sub("displayName") is not None:
+        return [op]
+    items = op.value if isinstance(op.value, list) else [op.value]
+    renamed = [_display_from_alias(item) for item in items]
+    if renamed == items:
+        return [op]
+    return [replace(op, value=renamed if isinstance(op.value, list) else renamed[0])]
+
+
+def _display_from_alias(item: Any) -> Any:
+    if not isinstance(item, dict) or _get(item, "display") is not None:
+        return item
+    alias = next((key for key in item if key.lower() == "displayname"), None)
+    if alias is None:
+        return item
+    out = {key: value for key, value in item.items() if key != alias}
+    out["display"] = item[alias]
+    return out
+
+
 def remove_by_value_array(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOperation]:
     """Entra ID removes group members with `{"op": "Remove", "path": "members", "value":
     [{"value": "id"}]}`. The RFC's form is a value filter, so the listed elements become
@@ -304,6 +357,8 @@ CHAIN: tuple[Normaliser, ...] = (
     pathless_keys,
     manager_forms,
     json_string_values,
+    bare_values,
+    display_name_alias,
     string_booleans,
     remove_by_value_array,
 )
@@ -325,6 +380,8 @@ __all__ = [
     "CHAIN",
     "NormaliseContext",
     "Normaliser",
+    "bare_values",
+    "display_name_alias",
     "json_string_values",
     "manager_forms",
     "normalise",

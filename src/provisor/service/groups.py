@@ -27,14 +27,17 @@ from provisor.storage.resources import StoredResource
 from provisor.storage.tables import group_members
 from provisor.storage.transactions import read_transaction
 
+Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
-def _member_ids(values: Any) -> list[str]:
-    """Ids from a list of member objects, in first-seen order, duplicates collapsed."""
-    ids: dict[str, None] = {}
+
+def _wanted(values: Any) -> Wanted:
+    """Member ids from a list of member objects, first-seen order, duplicates collapsed."""
+    wanted: Wanted = {}
     for item in values or ():
         if isinstance(item, dict) and isinstance(item.get("value"), str) and item["value"]:
-            ids.setdefault(item["value"], None)
-    return list(ids)
+            display = item.get("display")
+            wanted.setdefault(item["value"], display if isinstance(display, str) and display else None)
+    return wanted
 
 
 class GroupService(ResourceService):
@@ -61,17 +64,17 @@ class GroupService(ResourceService):
         return [(i, types[i]) for i in ids if i in types]
 
     async def _add(
-        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, ids: list[str]
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
     ) -> list[str]:
-        if not ids:
+        if not wanted:
             return []
-        resolved = await self._resolve(conn, ctx, group_id, ids)
+        resolved = await self._resolve(conn, ctx, group_id, list(wanted))
         present = await member_store.existing_member_ids(
             conn, ctx.tenant_id, group_id, [i for i, _ in resolved]
         )
-        new = [(i, t) for i, t in resolved if i not in present]
+        new = [(i, t, wanted[i]) for i, t in resolved if i not in present]
         await member_store.add_members(conn, ctx.tenant_id, group_id, new)
-        return [i for i, _ in new]
+        return [i for i, _, _ in new]
 
     async def _member_events(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]
@@ -92,7 +95,7 @@ class GroupService(ResourceService):
                 )
 
     async def _replace_members(
-        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: list[str]
+        self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
     ) -> tuple[list[str], list[str]]:
         current = {
             row[0]
@@ -102,16 +105,15 @@ class GroupService(ResourceService):
                 )
             )
         }
-        wanted_set = set(wanted)
-        removed = [i for i in current if i not in wanted_set]
+        removed = [i for i in current if i not in wanted]
         await member_store.remove_members(conn, ctx.tenant_id, group_id, removed)
-        added = await self._add(conn, ctx, group_id, [i for i in wanted if i not in current])
+        added = await self._add(conn, ctx, group_id, {i: d for i, d in wanted.items() if i not in current})
         return added, removed
 
     async def store_extra(
         self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, extra: Any, *, replace: bool
     ) -> bool:
-        added, removed = await self._replace_members(conn, ctx, stored.id, _member_ids(extra))
+        added, removed = await self._replace_members(conn, ctx, stored.id, _wanted(extra))
         await self._member_events(conn, ctx, stored.id, added, removed)
         return bool(added or removed)
 
@@ -151,7 +153,7 @@ class GroupService(ResourceService):
         if delta.remove_all:
             removed += await member_store.remove_all_members(conn, ctx.tenant_id, current.id)
         if delta.replace_all is not None:
-            a, r = await self._replace_members(conn, ctx, current.id, _member_ids(delta.replace_all))
+            a, r = await self._replace_members(conn, ctx, current.id, _wanted(delta.replace_all))
             added += a
             removed += r
         if delta.remove_ids:
@@ -160,7 +162,7 @@ class GroupService(ResourceService):
             await member_store.remove_members(conn, ctx.tenant_id, current.id, sorted(present))
             removed += sorted(present)
         if delta.add:
-            added += await self._add(conn, ctx, current.id, _member_ids(delta.add))
+            added += await self._add(conn, ctx, current.id, _wanted(delta.add))
         await self._member_events(conn, ctx, current.id, added, removed)
         return bool(added or removed)
 

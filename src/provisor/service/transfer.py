@@ -153,31 +153,54 @@ class Importer:
                             item.prepared.extra,
                         )
 
-    async def changes(self, rt_name: str, item: _Planned) -> bool:
-        """Would replacing the matched resource with this record change it?"""
-        assert item.match is not None
+    async def load(self, rt_name: str, items: Sequence[_Planned]) -> dict[str, tuple[Any, set[str]]]:
+        """Current documents (and group member ids) of the matched resources, in chunks."""
         service = self.services[rt_name]
+        ids = [i.match for i in items if i.match is not None]
+        out: dict[str, tuple[Any, set[str]]] = {}
         async with read_transaction(service.engine) as conn:
-            current = await store.fetch_resource(conn, self.ctx.tenant_id, rt_name, item.match)
-            if current is None:
-                return True
-            try:
-                doc, extra = service.split_body(
-                    coerce_resource(service.registry, service.rt, item.record.doc, existing=current.doc)
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                rows = await store.list_resources(
+                    conn,
+                    self.ctx.tenant_id,
+                    rt_name,
+                    where=None,
+                    order_by=[resources.c.id],
+                    offset=0,
+                    limit=len(chunk),
+                    extra_where=[resources.c.id.in_(chunk)],
                 )
-            except ScimError:
-                return True
-            if doc != current.doc:
-                return True
-            if rt_name != "Group":
-                return False
-            rows = await conn.execute(
-                select(group_members.c.member_id).where(
-                    group_members.c.tenant_id == self.ctx.tenant_id, group_members.c.group_id == item.match
-                )
+                for row in rows:
+                    out[row.id] = (row, set())
+                if rt_name == "Group":
+                    members = await conn.execute(
+                        select(group_members.c.group_id, group_members.c.member_id).where(
+                            group_members.c.tenant_id == self.ctx.tenant_id,
+                            group_members.c.group_id.in_(chunk),
+                        )
+                    )
+                    for group_id, member_id in members:
+                        out[group_id][1].add(member_id)
+        return out
+
+    def differs(self, rt_name: str, item: _Planned, state: tuple[Any, set[str]] | None) -> bool:
+        """Would replacing the matched resource with this record change it?"""
+        if state is None:
+            return True
+        current, members = state
+        service = self.services[rt_name]
+        try:
+            doc, extra = service.split_body(
+                coerce_resource(service.registry, service.rt, item.record.doc, existing=current.doc)
             )
-            wanted = {m.get("value") for m in extra or () if isinstance(m, dict)}
-            return {r[0] for r in rows} != wanted
+        except ScimError:
+            return True
+        if doc != current.doc:
+            return True
+        if rt_name != "Group":
+            return False
+        return members != {m.get("value") for m in extra or () if isinstance(m, dict)}
 
     async def write(
         self, rt_name: str, items: Sequence[_Planned], report: ImportReport, progress: Progress
@@ -198,12 +221,12 @@ class Importer:
                         report.bad.append(BadLine(item.record.line, error.detail))
             progress(len(chunk))
         projection = Projection(service.registry, service.rt, None, None)
+        states = await self.load(rt_name, items)
         for item in items:
             if item.match is None:
                 continue
-            assert item.match is not None
             try:
-                if await self.changes(rt_name, item):
+                if self.differs(rt_name, item, states.get(item.match)):
                     await service.replace(self.ctx, item.match, item.record.doc, projection, None)
                     report.updated += 1
                 else:
@@ -233,10 +256,11 @@ class Importer:
             await self.match(rt_name, planned[rt_name])
         if dry_run:
             for rt_name in ORDER:
+                states = await self.load(rt_name, planned[rt_name])
                 for item in planned[rt_name]:
                     if item.match is None:
                         report.created += 1
-                    elif await self.changes(rt_name, item):
+                    elif self.differs(rt_name, item, states.get(item.match)):
                         report.updated += 1
                     else:
                         report.unchanged += 1

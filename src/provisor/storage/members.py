@@ -49,15 +49,15 @@ async def existing_member_ids(
 
 
 async def add_members(
-    conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str]]
+    conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str, str | None]]
 ) -> None:
-    """Insert (member_id, member_type) rows; callers pass only ids not already members."""
+    """Insert (member_id, member_type, display) rows; callers pass only ids not already members."""
     for chunk in _chunks(list(members)):
         await conn.execute(
             insert(group_members),
             [
-                {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t}
-                for m, t in chunk
+                {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t, "display": d}
+                for m, t, d in chunk
             ],
         )
 
@@ -108,7 +108,10 @@ async def iter_members(
     """Stream (group_id, member_id, member_type, display) for the given groups, in member order."""
     query = (
         select(
-            group_members.c.group_id, group_members.c.member_id, group_members.c.member_type, _display_expr()
+            group_members.c.group_id,
+            group_members.c.member_id,
+            group_members.c.member_type,
+            func.coalesce(group_members.c.display, _display_expr()),
         )
         .join(
             resources,

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -109,6 +110,9 @@ group_members = Table(
     Column("group_id", String(36), nullable=False),
     Column("member_id", String(36), nullable=False),
     Column("member_type", String(16), nullable=False),  # "User" | "Group"
+    #: The member's `display` as the client sent it (immutable, RFC 7643 section 2.4); when NULL,
+    #: the member resource's current displayName (or userName) is shown.
+    Column("display", String(500), nullable=True),
     PrimaryKeyConstraint("tenant_id", "group_id", "member_id"),
     ForeignKeyConstraint(
         ["tenant_id", "group_id"], ["resources.tenant_id", "resources.id"], ondelete="CASCADE"
@@ -171,4 +175,37 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
     Index("ix_webhook_deliveries_resource", "webhook_id", "tenant_id", "resource_id", "event_seq"),
     Index("ix_webhook_deliveries_event", "event_seq"),
+)
+
+#: Per-tenant token buckets shared by every worker (docs/security.md, "Rate limits"). `tokens` is
+#: the balance after the last request, `updated_at` its time in epoch seconds, `allowed` whether
+#: that last request was admitted (read back with RETURNING in the same statement).
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("allowed", Boolean, nullable=False, server_default=text("true")),
+)
+
+#: Diagnostics, not the outbox: rows are written in batches after the response, so a crash can
+#: lose the last fraction of a second of them. `tenant_id` is NULL for unauthenticated and admin calls.
+request_log = Table(
+    "request_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", TIMESTAMP, nullable=False),
+    Column("tenant_id", String(64), nullable=True),
+    Column("request_id", String(128), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query", Text, nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("token_name", String(200), nullable=True),
+    Column("request_body", Text, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Index("ix_request_log_tenant_id", "tenant_id", "id"),
+    Index("ix_request_log_at", "at"),
 )

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
-from provisor.storage.tables import tenants
+from provisor.storage.tables import (
+    attribute_index,
+    events,
+    group_members,
+    rate_buckets,
+    request_log,
+    resources,
+    tenants,
+    tokens,
+    webhook_deliveries,
+    webhooks,
+)
 
 DEFAULT_TENANT = "default"
 
@@ -34,3 +45,48 @@ async def get_settings(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
 async def list_tenants(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = (await conn.execute(select(tenants).order_by(tenants.c.id))).mappings().all()
     return [dict(r) for r in rows]
+
+
+async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
+    return (await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))).first() is not None
+
+
+async def update_settings(conn: AsyncConnection, tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge `changes` into the tenant's settings (a None value removes the key); return the result."""
+    merged = await get_settings(conn, tenant_id)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(settings=merged))
+    return merged
+
+
+async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
+    query = select(func.count()).select_from(resources).where(resources.c.tenant_id == tenant_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
+    """Delete the tenant and everything it owns: resources (their index and membership rows
+    cascade), events, tokens, webhooks (their deliveries cascade), request log and rate bucket."""
+    await conn.execute(
+        delete(webhook_deliveries).where(
+            webhook_deliveries.c.webhook_id.in_(
+                select(webhooks.c.id).where(webhooks.c.tenant_id == tenant_id)
+            )
+        )
+    )
+    for table in (
+        group_members,
+        attribute_index,
+        resources,
+        events,
+        tokens,
+        webhooks,
+        request_log,
+        rate_buckets,
+    ):
+        await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
+    await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))

@@ -1,0 +1,200 @@
+"""The envelope around every HTTP request (pure ASGI, so streaming responses stay streaming).
+
+- a request id: the client's `X-Request-Id` when it is a short token of safe characters, else a
+  fresh one; returned in `X-Request-Id` on every response and attached to every log line;
+- security headers on every response (no CORS headers: browsers are not clients of this API);
+- a timeout until the response starts (503 SCIM error after it; a slow-drip body ends there);
+- a last-resort generic 500 SCIM error with the request id (no stack trace, no SQL);
+- the request log (service/request_log.py), recorded after the response has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from provisor.clock import now
+from provisor.errors import ScimError, invalid_value
+from provisor.http.responses import error_response
+from provisor.service.request_log import Exchange, RequestLogWriter
+
+if TYPE_CHECKING:
+    from provisor.config import Settings
+
+log = logging.getLogger("provisor.http")
+
+#: The current request's id, for log formatters (provisor.logging_setup).
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "provisor_request_id", default=None
+)
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+)
+_REPLACED = frozenset({name for name, _ in SECURITY_HEADERS} | {b"x-request-id"})
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Paths that are not logged (probes would drown everything else).
+UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+#: At most this much of each body is kept in memory for the "full" request log.
+CAPTURE_BYTES = 1_048_576
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = str(value.decode("latin-1")).strip()
+            if _SAFE_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def request_id_of(scope: Scope) -> str:
+    """The id the envelope assigned to this request (a fresh one outside the envelope)."""
+    state = scope.get("state") or {}
+    found = state.get("request_id") if isinstance(state, dict) else None
+    return str(found) if found else uuid.uuid4().hex
+
+
+def internal_error(request_id: str) -> ScimError:
+    return ScimError(500, f"internal server error (request id {request_id})")
+
+
+class _Exchange:
+    """Mutable per-request capture state."""
+
+    def __init__(self, scope: Scope, writer: RequestLogWriter | None, default_mode: str) -> None:
+        self.scope = scope
+        self.logged = writer is not None and scope["path"] not in UNLOGGED_PATHS
+        self.default_mode = default_mode
+        self.status = 0
+        self.started = False
+        self.request_body = bytearray()
+        self.response_body = bytearray()
+
+    def principal(self) -> Any:
+        state = self.scope.get("state")
+        return state.get("principal") if isinstance(state, dict) else None
+
+    def mode(self) -> str:
+        principal = self.principal()
+        if principal is None:
+            # Unauthenticated requests: metadata at most; their bodies are anyone's bytes.
+            return "off" if self.default_mode == "off" else "metadata"
+        return str(principal.tenant_settings.get("request_log", self.default_mode))
+
+    def capture(self, target: bytearray, chunk: bytes) -> None:
+        if self.logged and chunk and len(target) < CAPTURE_BYTES and self.mode() == "full":
+            target.extend(chunk[: CAPTURE_BYTES - len(target)])
+
+
+class EnvelopeMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings, writer: RequestLogWriter | None) -> None:
+        self.app = app
+        self.settings = settings
+        self.writer = writer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = current_request_id.set(request_id)
+        exchange = _Exchange(scope, self.writer, self.settings.request_log_mode)
+        at, began = now(), time.perf_counter()
+        limit = self.settings.request_timeout_seconds
+        timeout = asyncio.timeout(limit if limit > 0 else None)
+        id_header = request_id.encode("latin-1")
+        inside_timeout = False
+
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                exchange.capture(exchange.request_body, message.get("body", b""))
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal inside_timeout
+            if message["type"] == "http.response.start":
+                exchange.started = True
+                exchange.status = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
+                headers.extend(SECURITY_HEADERS)
+                headers.append((b"x-request-id", id_header))
+                message["headers"] = headers
+                if inside_timeout:  # the limit is on starting the response, not on streaming it
+                    timeout.reschedule(None)
+            elif message["type"] == "http.response.body":
+                exchange.capture(exchange.response_body, message.get("body", b""))
+            await send(message)
+
+        try:
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                # PostgreSQL cannot store or compare NUL in text: refuse it before any layer sees it.
+                await self._respond(invalid_value("NUL characters are not allowed in URLs"), send_wrapper)
+                return
+            async with timeout:
+                inside_timeout = True
+                try:
+                    await self.app(scope, receive_wrapper, send_wrapper)
+                finally:
+                    inside_timeout = False
+        except TimeoutError:
+            if not timeout.expired():
+                await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled timeout")
+            elif not exchange.started:
+                log.warning("request %s %s timed out after %gs", scope["method"], scope["path"], limit)
+                await self._respond(ScimError(503, f"request timed out after {limit:g} s"), send_wrapper)
+        except Exception:
+            await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled error")
+        finally:
+            current_request_id.reset(token)
+            if exchange.logged and self.writer is not None:
+                self._record(exchange, at, began, request_id)
+
+    async def _fail(self, exchange: _Exchange, error: ScimError, send: Send, what: str) -> None:
+        log.exception("%s in %s %s", what, exchange.scope["method"], exchange.scope["path"])
+        if not exchange.started:
+            await self._respond(error, send)
+
+    async def _respond(self, error: ScimError, send: Send) -> None:
+        response = error_response(error)
+
+        async def no_body() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response({"type": "http"}, no_body, send)
+
+    def _record(self, exchange: _Exchange, at: str, began: float, request_id: str) -> None:
+        assert self.writer is not None
+        scope = exchange.scope
+        principal = exchange.principal()
+        self.writer.record(
+            Exchange(
+                at=at,
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                status=exchange.status or 500,
+                duration_ms=(time.perf_counter() - began) * 1000.0,
+                tenant_id=getattr(principal, "tenant_id", None),
+                token_name=getattr(principal, "token_name", None),
+                mode=exchange.mode(),
+                request_body=bytes(exchange.request_body),
+                response_body=bytes(exchange.response_body),
+            )
+        )

@@ -1,0 +1,177 @@
+"""The request log writer: rows go on an in-memory queue and are inserted in batches.
+
+A request never waits for the database: `record` only enqueues (and drops the row, counting it,
+when the queue is full). A background task inserts every `FLUSH_SECONDS` or `BATCH_ROWS` rows. The
+log is diagnostics, not the outbox: a crash can lose the last fraction of a second of rows.
+
+In "full" mode the bodies are stored with secrets redacted: every `password` member at any depth,
+and the `value` of PATCH operations whose `path` names a password. Bodies that are not JSON are
+never stored raw (they could hold anything); only their size is. Headers are never stored, so the
+`Authorization` header cannot end up in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.clock import format_instant
+from provisor.storage.request_log import insert_rows, prune
+from provisor.storage.transactions import write_transaction
+
+log = logging.getLogger("provisor.request_log")
+
+FLUSH_SECONDS = 0.2
+BATCH_ROWS = 500
+QUEUE_ROWS = 20_000
+PRUNE_EVERY_SECONDS = 3600.0
+REDACTED = "[redacted]"
+#: Bodies kept in "full" mode are cut to this many characters after redaction.
+MAX_STORED_BODY = 65_536
+
+
+@dataclass
+class Exchange:
+    """What the middleware saw of one request/response."""
+
+    at: str
+    request_id: str
+    method: str
+    path: str
+    query: str
+    status: int
+    duration_ms: float
+    tenant_id: str | None
+    token_name: str | None
+    mode: str
+    request_body: bytes
+    response_body: bytes
+
+
+def _is_password_path(path: Any) -> bool:
+    return isinstance(path, str) and path.strip().lower().rsplit(":", 1)[-1].split(".")[-1] == "password"
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON value with every secret replaced (see the module docstring)."""
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    secret_value = _is_password_path(value.get("path"))
+    for key, item in value.items():
+        bare = key.lower().rsplit(":", 1)[-1] if isinstance(key, str) else key
+        if bare == "password" or (secret_value and isinstance(key, str) and key.lower() == "value"):
+            out[key] = REDACTED
+        else:
+            out[key] = redact(item)
+    return out
+
+
+def redacted_body(raw: bytes) -> str | None:
+    if not raw:
+        return None
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return f"[{len(raw)} bytes, not JSON: not stored]"
+    text = orjson.dumps(redact(parsed)).decode()
+    return text if len(text) <= MAX_STORED_BODY else text[:MAX_STORED_BODY] + "...[truncated]"
+
+
+def to_row(exchange: Exchange) -> dict[str, Any]:
+    full = exchange.mode == "full"
+    return {
+        "at": exchange.at,
+        "tenant_id": exchange.tenant_id,
+        "request_id": exchange.request_id,
+        "method": exchange.method[:16],
+        "path": exchange.path[:2048],
+        "query": exchange.query[:4096] or None,
+        "status": exchange.status,
+        "duration_ms": round(exchange.duration_ms, 3),
+        "token_name": exchange.token_name,
+        "request_body": redacted_body(exchange.request_body) if full else None,
+        "response_body": redacted_body(exchange.response_body) if full else None,
+    }
+
+
+class RequestLogWriter:
+    def __init__(self, engine: AsyncEngine, retention_days: int) -> None:
+        self.engine = engine
+        self.retention_days = retention_days
+        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(QUEUE_ROWS)
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    def record(self, exchange: Exchange) -> None:
+        if exchange.mode == "off":
+            return
+        try:
+            self.queue.put_nowait(exchange)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="provisor-request-log")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Insert everything queued now (tests and shutdown)."""
+        while not self.queue.empty():
+            batch = [self.queue.get_nowait() for _ in range(min(BATCH_ROWS, self.queue.qsize()))]
+            await self._insert(batch)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + FLUSH_SECONDS
+            while len(batch) < BATCH_ROWS:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except TimeoutError:
+                    break
+            await self._insert(batch)
+            await self._maybe_prune(loop.time())
+
+    async def _insert(self, batch: list[Exchange]) -> None:
+        try:
+            async with write_transaction(self.engine) as conn:
+                await insert_rows(conn, [to_row(e) for e in batch])
+        except Exception as exc:  # diagnostics must never take the server down
+            self.dropped += len(batch)
+            log.warning("could not write %d request log rows: %s", len(batch), exc)
+
+    async def _maybe_prune(self, moment: float) -> None:
+        if self.retention_days <= 0 or moment - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = moment
+        cutoff = format_instant(datetime.now(UTC) - timedelta(days=self.retention_days))
+        try:
+            async with write_transaction(self.engine) as conn:
+                removed = await prune(conn, cutoff)
+            if removed:
+                log.info("pruned %d request log rows older than %s", removed, cutoff)
+        except Exception as exc:
+            log.warning("request log pruning failed: %s", exc)

@@ -1,0 +1,62 @@
+"""The request log table: batch inserts, paged reads for `log tail` and the admin API, pruning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisor.storage.tables import request_log
+
+COLUMNS = (
+    "at",
+    "tenant_id",
+    "request_id",
+    "method",
+    "path",
+    "query",
+    "status",
+    "duration_ms",
+    "token_name",
+    "request_body",
+    "response_body",
+)
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    tenant: str | None = None
+    errors_only: bool = False
+
+
+async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(request_log.insert(), rows)
+
+
+async def read_requests(
+    conn: AsyncConnection, after: int, limit: int, where: RequestFilter | None = None
+) -> list[dict[str, Any]]:
+    """Rows with id > `after`, oldest first (ids grow with insertion time within a worker)."""
+    query = select(request_log).where(request_log.c.id > after).order_by(request_log.c.id).limit(limit)
+    if where is not None and where.tenant is not None:
+        query = query.where(request_log.c.tenant_id == where.tenant)
+    if where is not None and where.errors_only:
+        query = query.where(request_log.c.status >= 400)
+    return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+
+
+async def latest_id(conn: AsyncConnection) -> int:
+    value = (await conn.execute(select(func.max(request_log.c.id)))).scalar()
+    return int(value or 0)
+
+
+async def prune(conn: AsyncConnection, older_than: str) -> int:
+    result = await conn.execute(delete(request_log).where(request_log.c.at < older_than))
+    return int(result.rowcount or 0)
+
+
+async def delete_tenant_rows(conn: AsyncConnection, tenant_id: str) -> None:
+    await conn.execute(delete(request_log).where(request_log.c.tenant_id == tenant_id))
