@@ -23,6 +23,21 @@ def free_port() -> int:
         return port
 
 
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll `/readyz` until the server answers; fail with its stderr if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            err = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"provisor serve did not start: {err[-2000:]}")
+        time.sleep(0.1)
+
+
 class LiveServer:
     def __init__(self, base_url: str, token: str, process: subprocess.Popen[bytes]) -> None:
         self.base_url = base_url
@@ -60,17 +75,7 @@ def live_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"provisor serve did not start: {err[-2000:]}")
-            time.sleep(0.1)
+        wait_ready(base, process)
         yield LiveServer(f"{base}/scim/v2", token, process)
     finally:
         process.terminate()
