@@ -8,10 +8,12 @@ loudly instead of being skipped: a green run must mean both databases were exerc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -125,3 +127,29 @@ def scim(database_url: str, tenant_id: str, app_clients: Callable[[str], TestCli
     """A SCIM client for a fresh tenant on the parametrised database."""
     token = mint_token(database_url, tenant_id)
     return Scim(app_clients(database_url), token, database_url, tenant_id)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Per-suite IdP conformance counts (recorded by tests/conformance with `record_property`)."""
+    rows: list[dict[str, Any]] = []
+    for key in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            for name, value in getattr(report, "user_properties", []):
+                if name == "conformance":
+                    rows.append(json.loads(value))
+    if not rows:
+        return
+    terminalreporter.section("IdP conformance suites")
+    for row in sorted(rows, key=lambda r: (r["suite"], r["db"])):
+        mark = "ok  " if row["passed"] == row["total"] else "FAIL"
+        terminalreporter.write_line(
+            f"{mark} {row['suite']} [{row['db']}]: {row['passed']}/{row['total']} assertions passed"
+        )
+    passed = sum(r["passed"] for r in rows)
+    total = sum(r["total"] for r in rows)
+    runs_ok = sum(r["passed"] == r["total"] for r in rows)
+    terminalreporter.write_line(
+        f"conformance summary: {passed}/{total} assertions passed; {runs_ok}/{len(rows)} runs green"
+    )
