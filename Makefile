@@ -27,11 +27,12 @@ serve: $(STAMP)
 	@exec $(BIN)/provisor serve --port $(PORT) --database-url '$(DATABASE_URL)'
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples
 
 test: lint typecheck
 	$(BIN)/pytest -n 2 --dist loadfile

@@ -1,0 +1,1 @@
+"""Runnable examples of reacting to provisioning events (see docs/events.md)."""
