@@ -95,7 +95,6 @@ def serve(
     if reason and not allow_insecure_database:
         raise click.ClickException(f"refusing to serve: {reason}")
     _run(database_url, _prepare)
-    os.environ["PROVISOR_WORKERS"] = str(workers)
     os.environ["PROVISOR_DATABASE_URL"] = database_url
     if base_url:
         os.environ["PROVISOR_BASE_URL"] = base_url

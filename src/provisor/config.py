@@ -19,11 +19,6 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    return default if not raw else raw.lower() not in ("0", "false", "no", "off")
-
-
 REQUEST_LOG_MODES = ("off", "metadata", "full")
 
 
@@ -62,8 +57,6 @@ class Settings:
     request_log_mode: str = "metadata"
     #: Prune request-log rows older than this many days (0 keeps them forever).
     request_log_retention_days: int = 7
-    #: Worker processes serving this database (informational; the rate limiter is shared in the DB).
-    workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -92,7 +85,6 @@ class Settings:
             request_timeout_seconds=_env_float("PROVISOR_REQUEST_TIMEOUT", 30.0),
             request_log_mode=env.get("PROVISOR_REQUEST_LOG", "metadata").lower(),
             request_log_retention_days=_env_int("PROVISOR_REQUEST_LOG_RETENTION_DAYS", 7),
-            workers=_env_int("PROVISOR_WORKERS", 1),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(settings, **clean)

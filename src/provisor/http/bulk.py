@@ -28,7 +28,7 @@ async def handle_bulk(
         raise ScimError(405, "method not allowed here; allowed: POST")
     limit = settings.bulk_max_payload_bytes
     try:
-        body = await read_json(request, limit)
+        body = await read_json(request, limit, settings.max_json_depth)
     except ScimError as error:
         if error.status == 413:
             raise too_large(f"The size of the bulk operation exceeds the maxPayloadSize ({limit}).") from None

@@ -48,6 +48,8 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
 #: At most this much of each body is kept in memory for the "full" request log.
 CAPTURE_BYTES = 1_048_576
+#: Long-poll endpoints get their own longest wait on top of the timeout (admin.MAX_WAIT_SECONDS).
+LONG_POLL_PATHS = {"/admin/v1/events": 30.0}
 
 
 def request_id_from(scope: Scope) -> str:
@@ -116,6 +118,8 @@ class EnvelopeMiddleware:
         exchange = _Exchange(scope, self.writer, self.settings.request_log_mode)
         at, began = now(), time.perf_counter()
         limit = self.settings.request_timeout_seconds
+        if limit > 0:
+            limit += LONG_POLL_PATHS.get(scope["path"], 0.0)
         timeout = asyncio.timeout(limit if limit > 0 else None)
         id_header = request_id.encode("latin-1")
         inside_timeout = False

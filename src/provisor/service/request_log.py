@@ -111,7 +111,9 @@ class RequestLogWriter:
         self.queue: asyncio.Queue[Exchange] = asyncio.Queue(QUEUE_ROWS)
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
-        self._last_prune = 0.0
+        self._last_prune: float | None = None
+        self._pending: list[Exchange] = []
+        self._lock = asyncio.Lock()
 
     def record(self, exchange: Exchange) -> None:
         if exchange.mode == "off":
@@ -134,25 +136,28 @@ class RequestLogWriter:
         await self.flush()
 
     async def flush(self) -> None:
-        """Insert everything queued now (tests and shutdown)."""
-        while not self.queue.empty():
-            batch = [self.queue.get_nowait() for _ in range(min(BATCH_ROWS, self.queue.qsize()))]
-            await self._insert(batch)
+        """Insert everything queued or gathered so far (the loop, the admin API, shutdown)."""
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            for start in range(0, len(batch), BATCH_ROWS):
+                await self._insert(batch[start : start + BATCH_ROWS])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self.queue.get()]
+            self._pending.append(await self.queue.get())
             deadline = loop.time() + FLUSH_SECONDS
-            while len(batch) < BATCH_ROWS:
+            while len(self._pending) < BATCH_ROWS:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                    self._pending.append(await asyncio.wait_for(self.queue.get(), remaining))
                 except TimeoutError:
                     break
-            await self._insert(batch)
+            await self.flush()
             await self._maybe_prune(loop.time())
 
     async def _insert(self, batch: list[Exchange]) -> None:
@@ -164,7 +169,9 @@ class RequestLogWriter:
             log.warning("could not write %d request log rows: %s", len(batch), exc)
 
     async def _maybe_prune(self, moment: float) -> None:
-        if self.retention_days <= 0 or moment - self._last_prune < PRUNE_EVERY_SECONDS:
+        if self.retention_days <= 0:
+            return
+        if self._last_prune is not None and moment - self._last_prune < PRUNE_EVERY_SECONDS:
             return
         self._last_prune = moment
         cutoff = format_instant(datetime.now(UTC) - timedelta(days=self.retention_days))

@@ -45,7 +45,7 @@ async def read_requests(
         query = query.where(request_log.c.tenant_id == where.tenant)
     if where is not None and where.errors_only:
         query = query.where(request_log.c.status >= 400)
-    return [dict(r) for r in (await conn.execute(query)).mappings().all()]
+    return [{str(k): v for k, v in r.items()} for r in (await conn.execute(query)).mappings().all()]
 
 
 async def latest_id(conn: AsyncConnection) -> int:
