@@ -1,0 +1,1 @@
+"""`make bench`: Provisor's performance harness (see docs/performance.md)."""

@@ -1,0 +1,89 @@
+"""Render results as a Markdown table (for docs/performance.md).
+
+    python -m bench.report [RESULTS.json ...]
+
+With several files (e.g. a run per database), each later file replaces the earlier files' rows for
+the targets it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.run import RESULTS
+
+
+def _rate(r: dict[str, Any]) -> str:
+    if r["rps"] is None:
+        return f"{r['seconds']:.2f} s" if r["seconds"] else ""
+    text = f"{r['rps']:,.0f} {r['unit']}"
+    if r["unit"] == "users/s":
+        text += f" ({r['seconds']:.1f} s)"
+    return text
+
+
+def _ms(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = report["results"]
+    peer = {r["scenario"]: r for r in rows if r["target"] == "peer"}
+    lines = [
+        "| scenario | database | conc | throughput | p50 ms | p99 ms | CPU ms/req | peak RSS/worker MB "
+        "| vs peer | load | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    previous = None
+    for r in rows:
+        label = report["scenarios"][r["scenario"]] if r["scenario"] != previous else ""
+        previous = r["scenario"]
+        vs = ""
+        p = peer.get(r["scenario"])
+        if r["target"] != "peer" and r["rps"] and p is not None:
+            vs = f"{r['rps'] / p['rps']:.1f}x" if p.get("ok") and p.get("rps") else "n/a"
+        status = r["status"] + (f"; {r['note']}" if r.get("note") else "")
+        target = "peer (1 worker)" if r["target"] == "peer" else r["target"]
+        rss = "/".join(f"{v:.0f}" for v in r["rss_mb"])
+        cpu = "" if r.get("cpu_ms") is None else f"{r['cpu_ms']:.2f}"
+        cells = [
+            label.replace("|", "/"),
+            target,
+            str(r["concurrency"] or ""),
+            _rate(r),
+            _ms(r["p50_ms"]),
+            _ms(r["p99_ms"]),
+            cpu,
+            rss,
+            vs,
+            f"{r.get('load', 0):.1f}",
+            status.replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = dict(reports[0])
+    rows = list(merged["results"])
+    for report in reports[1:]:
+        ran = set(report["targets"])
+        rows = [r for r in rows if r["target"] not in ran] + report["results"]
+        merged["targets"] = {**merged["targets"], **report["targets"]}
+    order = list(merged["scenarios"])
+    targets = ["sqlite", "postgresql", "peer"]
+    rows.sort(key=lambda r: (order.index(r["scenario"]), targets.index(r["target"])))
+    merged["results"] = rows
+    return merged
+
+
+def main() -> None:
+    paths = [Path(p) for p in sys.argv[1:]] or [RESULTS / "latest-full.json"]
+    print(markdown(merge([json.loads(p.read_text()) for p in paths])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,807 @@
+"""`make bench` / `make bench-smoke`: start real servers, seed them, drive them, print one table.
+
+    python -m bench.run [--smoke] [--only SCENARIO] [--db sqlite|postgresql] [--no-peer]
+
+Targets: Provisor (`provisor serve --workers 2`) on SQLite and on PostgreSQL, and the reference
+in-memory `scim2-server` (one worker: its store lives in one process) as the peer. Single-request
+scenarios are driven by wrk (Lua scripts in bench/wrk/); multi-step flows by asyncio + httpx.
+Results go to the terminal (rich) and to bench/results/*.json. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from bench import drivers
+from bench.seed import TenantPlan, TenantSeed, seed
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WORK = BENCH / ".work"
+RESULTS = BENCH / "results"
+PEER_VENV = BENCH / ".peer-venv"
+LUA = BENCH / "wrk" / "scim.lua"
+PROVISOR = Path(sys.executable).parent / "provisor"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
+PEER_REQUIREMENTS = ["scim2-server==0.8.3", "uvicorn==0.54.0"]
+PORTS = {"sqlite": 18181, "postgresql": 18182, "peer": 18183}
+
+console = Console(width=max(200, shutil.get_terminal_size((200, 50)).columns))
+
+
+# ---- configuration ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    users: int  # users in the main tenant (filter / get / list run on these)
+    groups: tuple[int, int, int]  # the small / medium / large group
+    spare: int  # extra users in the large group's tenant, to add to it
+    sync_users: int
+    bulk_users: int
+    duration: int  # seconds per wrk scenario
+    full_group_read: bool
+
+
+FULL = Sizes(100_000, (100, 10_000, 1_000_000), 20_000, 10_000, 10_000, 8, True)
+SMOKE = Sizes(2_000, (20, 200, 2_000), 500, 200, 200, 2, True)
+
+#: (name, label, kind, mode, concurrency); kind: wrk | sync | bulk | full_get
+SCENARIOS: list[tuple[str, str, str, str, int]] = [
+    ("get_user", "GET /Users/{{id}}", "wrk", "get", 16),
+    ("filter_username", "GET /Users?filter=userName eq", "wrk", "filter", 16),
+    ("list_page", "GET /Users?startIndex=random&count=100", "wrk", "list", 16),
+    (
+        "group_get_large_excl",
+        "GET /Groups/{{id}}?excludedAttributes=members, group {large}",
+        "wrk",
+        "group_get",
+        16,
+    ),
+    ("create_user", "POST /Users", "wrk", "create", 16),
+    ("patch_user", "PATCH /Users/{{id}} (replace 2 attrs)", "wrk", "patch", 16),
+    ("put_user", "PUT /Users/{{id}}", "wrk", "put", 16),
+    ("member_add_small", "PATCH group {small}: add 1 member", "wrk", "member_add", 4),
+    ("member_remove_small", "PATCH group {small}: remove 1 member", "wrk", "member_remove", 4),
+    ("member_add_medium", "PATCH group {medium}: add 1 member", "wrk", "member_add", 4),
+    ("member_remove_medium", "PATCH group {medium}: remove 1 member", "wrk", "member_remove", 4),
+    ("member_add_large", "PATCH group {large}: add 1 member", "wrk", "member_add", 4),
+    ("member_remove_large", "PATCH group {large}: remove 1 member", "wrk", "member_remove", 4),
+    ("initial_sync", "Okta-style initial sync of {sync} users", "sync", "", 8),
+    ("bulk_import", "POST /Bulk import of {bulk} users", "bulk", "", 2),
+    (
+        "group_get_large_full",
+        "GET /Groups/{{id}} with all members, group {large} (1 request)",
+        "full_get",
+        "",
+        1,
+    ),
+]
+SCENARIO_NAMES = [s[0] for s in SCENARIOS]
+
+
+def human(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def label(template: str, sizes: Sizes) -> str:
+    small, medium, large = sizes.groups
+    return template.format(
+        small=f"of {human(small)}",
+        medium=f"of {human(medium)}",
+        large=f"of {human(large)}",
+        sync=f"{sizes.sync_users:,}",
+        bulk=f"{sizes.bulk_users:,}",
+    )
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    ok: bool
+    status: str  # "ok" | "n/a (...)" | error text
+    concurrency: int = 0
+    rps: float | None = None  # requests/s (wrk) or users/s (flows)
+    unit: str = "req/s"
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    requests: int = 0
+    seconds: float = 0.0
+    rss_mb: list[float] = field(default_factory=list)  # peak RSS (VmHWM) per worker during the scenario
+    note: str = ""
+    #: 1-minute load average when the scenario started: the bench shares its cores with everything else.
+    load: float = 0.0
+    #: CPU time the server's worker processes spent per request (user + system), in ms: unlike
+    #: requests/s this barely depends on what else runs on the machine.
+    cpu_ms: float | None = None
+
+
+# ---- processes -------------------------------------------------------------------------------------
+
+
+def ensure_tools(need_peer: bool) -> bool:
+    if shutil.which("wrk") is None:
+        console.print("[yellow]wrk missing: installing it with apt-get[/]")
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+        if shutil.which("wrk") is None:
+            subprocess.run(["apt-get", "update"], check=False, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+    if not need_peer:
+        return False
+    python = PEER_VENV / "bin" / "python"
+    try:
+        if not python.exists():
+            console.print("[yellow]creating bench/.peer-venv for scim2-server[/]")
+            subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        check = subprocess.run([str(python), "-c", "import scim2_server, uvicorn"], capture_output=True)
+        if check.returncode != 0:
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_REQUIREMENTS], check=True)
+        return True
+    except (subprocess.CalledProcessError, OSError) as exc:
+        console.print(f"[yellow]peer (scim2-server) unavailable, comparison skipped: {exc}[/]")
+        return False
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            out.extend(int(c) for c in text)
+    except OSError:
+        pass
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def drain(pids: list[int], timeout: float = 180.0) -> float:
+    """Wait until the server has finished the requests wrk left in flight (a slow server keeps
+    working on them after wrk stops), so they do not bleed into the next scenario."""
+    started = time.monotonic()
+    last = cpu_seconds(pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now = cpu_seconds(pids)
+        if now - last < 0.05:
+            break
+        last = now
+    return time.monotonic() - started
+
+
+def reset_hwm(pid: int) -> None:
+    # "5" resets the peak RSS (Linux >= 4.0); it needs ownership of the process.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+class Server:
+    def __init__(
+        self, name: str, argv: list[str], port: int, env: dict[str, str], base_path: str, log: Path
+    ) -> None:
+        self.name, self.port, self.base_path = name, port, base_path
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(ROOT),
+        )
+        self.workers: list[int] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, path: str, timeout: float, expected_workers: int) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}); see {self.log}")
+            try:
+                response = httpx.get(self.url + path, timeout=2.0)
+                if response.status_code < 500:
+                    self.workers = self._find_workers(expected_workers)
+                    if len(self.workers) >= expected_workers:
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
+
+    def _find_workers(self, expected: int) -> list[int]:
+        if expected == 1 and not children(self.proc.pid):
+            return [self.proc.pid]
+        found = [c for c in children(self.proc.pid) if "spawn_main" in cmdline(c)]
+        return found or [self.proc.pid]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log_file.close()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+# ---- targets ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str  # sqlite | postgresql | peer
+    server: Server
+    token: str  # main tenant
+    big_token: str  # tenant holding the large group
+    users_file: Path
+    spare_small: Path  # member pool for the small / medium groups
+    spare_large: Path | None
+    groups: dict[str, str]  # small / medium / large -> group id
+    list_pages: int
+    seed_seconds: float
+    workers: int
+
+
+def provisor_cli(*args: str) -> str:
+    done = subprocess.run([str(PROVISOR), *args], capture_output=True, text=True, check=True, cwd=str(ROOT))
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+async def _pg_admin(statements: list[str]) -> None:
+    import asyncpg
+
+    dsn = PG_ADMIN_URL
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def database_url(db: str, smoke: bool) -> tuple[str, str]:
+    name = "provisor_bench_smoke" if smoke else "provisor_bench"
+    if db == "sqlite":
+        path = WORK / f"{name}.db"
+        return f"sqlite:///{path}", name
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}", name
+
+
+def drop_database(db: str, smoke: bool) -> None:
+    url, name = database_url(db, smoke)
+    if db == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    else:
+        asyncio.run(_pg_admin([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]))
+
+
+def write_lines(path: Path, lines: Any) -> Path:
+    with path.open("w") as f:
+        for line in lines:
+            f.write(line + "\n")
+    return path
+
+
+def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
+    url, name = database_url(db, smoke)
+    drop_database(db, smoke)
+    if db == "postgresql":
+        asyncio.run(_pg_admin([f"CREATE DATABASE {name}"]))
+    data = WORK / db
+    data.mkdir(parents=True, exist_ok=True)
+    provisor_cli("migrate", "--database-url", url)
+    token = provisor_cli("token", "create", "--tenant", "bench", "--name", "bench", "--database-url", url)
+    big_token = provisor_cli("token", "create", "--tenant", "big", "--name", "bench", "--database-url", url)
+    small, medium, large = sizes.groups
+    plan = {
+        "bench": TenantPlan(sizes.users, {"small": small, "medium": medium}),
+        "big": TenantPlan(large + sizes.spare, {"large": large}),
+    }
+    console.print(
+        f"[bold]{db}[/]: seeding {sizes.users:,} + {large + sizes.spare:,} users, groups "
+        f"{human(small)} / {human(medium)} / {human(large)} ..."
+    )
+    started = time.perf_counter()
+    seeded: dict[str, TenantSeed] = asyncio.run(seed(url, plan, log=console.print))
+    seed_seconds = time.perf_counter() - started
+    main, big = seeded["bench"], seeded["big"]
+    users_file = write_lines(data / "users.txt", (f"{i} {u}" for i, u in main.users))
+    spare_small = write_lines(data / "spare.txt", (i for i, _ in main.users[main.spare_from :]))
+    spare_large = write_lines(data / "spare_large.txt", (i for i, _ in big.users[big.spare_from :]))
+    port = PORTS[db]
+    if not port_free(port):
+        raise RuntimeError(f"port {port} is busy")
+    server = Server(
+        f"provisor-{db}",
+        [
+            str(PROVISOR),
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--database-url",
+            url,
+            "--log-level",
+            "warning",
+        ],
+        port,
+        {},
+        "/scim/v2",
+        WORK / "logs" / f"provisor-{db}.log",
+    )
+    server.wait_ready("/healthz", 120, 2)
+    groups = {"small": main.groups["small"], "medium": main.groups["medium"], "large": big.groups["large"]}
+    return Target(
+        db,
+        server,
+        token,
+        big_token,
+        users_file,
+        spare_small,
+        spare_large,
+        groups,
+        max(1, sizes.users // 100),
+        seed_seconds,
+        2,
+    )
+
+
+def setup_peer(sizes: Sizes) -> Target:
+    """scim2-server has no database: it is seeded in-process at start (bench/peer_app.py).
+
+    Only the main tenant's data (users, small and medium groups) is seeded; the large group would
+    need its 1M users in memory as pydantic models, so large-group scenarios are n/a for the peer."""
+    from bench.seed import user_body, user_name
+
+    data = WORK / "peer"
+    data.mkdir(parents=True, exist_ok=True)
+    small, medium, _ = sizes.groups
+    ids_out = data / "ids.json"
+    ids_out.unlink(missing_ok=True)
+    spec = {
+        "users": [user_body(user_name("bench", n), n) for n in range(sizes.users)],
+        "groups": [{"displayName": "small", "members": small}, {"displayName": "medium", "members": medium}],
+        "ids_out": str(ids_out),
+    }
+    (data / "seed.json").write_text(json.dumps(spec))
+    token = "bench-peer-token"
+    port = PORTS["peer"]
+    if not port_free(port):
+        raise RuntimeError(f"port {port} is busy")
+    console.print(f"[bold]peer[/]: scim2-server, seeding {sizes.users:,} users in memory ...")
+    started = time.perf_counter()
+    server = Server(
+        "peer",
+        [
+            str(PEER_VENV / "bin" / "python"),
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BENCH),
+            "peer_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        port,
+        {"BENCH_PEER_SEED": str(data / "seed.json"), "BENCH_PEER_TOKEN": token},
+        "/v2",
+        WORK / "logs" / "peer.log",
+    )
+    server.wait_ready("/v2/ServiceProviderConfig", 900, 1)
+    seed_seconds = time.perf_counter() - started
+    ids = json.loads(ids_out.read_text())
+    users = ids["users"]
+    spare_from = small + medium
+    users_file = write_lines(data / "users.txt", (f"{i} {u}" for i, u in users))
+    spare = write_lines(data / "spare.txt", (i for i, _ in users[spare_from:]))
+    groups = {"small": ids["groups"]["small"], "medium": ids["groups"]["medium"]}
+    return Target(
+        "peer",
+        server,
+        token,
+        token,
+        users_file,
+        spare,
+        None,
+        groups,
+        max(1, sizes.users // 100),
+        seed_seconds,
+        1,
+    )
+
+
+# ---- scenarios -------------------------------------------------------------------------------------
+
+_BENCHJSON = re.compile(r"^BENCHJSON (\{.*\})$", re.MULTILINE)
+
+
+def run_wrk(target: Target, name: str, mode: str, conc: int, duration: int, run_id: int) -> Result:
+    group_key = name.rsplit("_", 1)[-1] if mode.startswith("member") or mode == "group_get" else ""
+    if group_key == "excl":
+        group_key = "large"
+    token, datafile, extra = target.token, target.users_file, ""
+    if group_key:
+        if group_key not in target.groups:
+            return Result(name, target.name, True, "n/a (not seeded)")
+        extra = target.groups[group_key]
+        if group_key == "large":
+            token = target.big_token
+        if mode.startswith("member"):
+            datafile = target.spare_large if group_key == "large" else target.spare_small
+    if mode == "list":
+        extra = str(target.list_pages)
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{duration}s",
+        "-T30s",
+        "--latency",
+        "-s",
+        str(LUA),
+        target.server.url,
+        "--",
+        mode,
+        str(datafile),
+        token,
+        target.server.base_path,
+        extra or "-",
+        str(run_id),
+    ]
+    for pid in target.server.workers:
+        reset_hwm(pid)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+    rss = [v for v in (vm_hwm_mb(p) for p in target.server.workers) if v is not None]
+    match = _BENCHJSON.search(done.stdout)
+    if done.returncode != 0 or not match:
+        return Result(name, target.name, False, f"wrk failed: {done.stderr.strip()[:200]}", conc, rss_mb=rss)
+    stats = json.loads(match.group(1))
+    errors = sum(v for k, v in stats.items() if k.startswith("err_"))
+    seconds = stats["duration_us"] / 1e6
+    result = Result(
+        name,
+        target.name,
+        stats["requests"] > 0 and errors == 0,
+        "ok" if stats["requests"] > 0 else "no request completed",
+        conc,
+        rps=stats["requests"] / seconds if seconds else None,
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        requests=stats["requests"],
+        seconds=seconds,
+        rss_mb=rss,
+    )
+    if errors:
+        bad = {k: v for k, v in stats.items() if k.startswith("err_") and v}
+        result.status = f"errors {bad} of {stats['requests']}"
+        if stats.get("err_status"):
+            result.note = probe_status(target, mode, token, extra, datafile)
+    return result
+
+
+def probe_status(target: Target, mode: str, token: str, extra: str, datafile: Path) -> str:
+    """After non-2xx answers, replay one request of the kind to show what the server said."""
+    first = datafile.read_text().split("\n", 1)[0].split()
+    base = target.server.url + target.server.base_path
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        if mode == "get":
+            r = httpx.get(f"{base}/Users/{first[0]}", headers=headers)
+        elif mode == "group_get":
+            r = httpx.get(f"{base}/Groups/{extra}?excludedAttributes=members", headers=headers)
+        else:
+            return "see server log"
+        return f"probe: {r.status_code} {r.text[:200]}"
+    except httpx.HTTPError as exc:
+        return f"probe failed: {exc}"
+
+
+def run_flow(target: Target, name: str, kind: str, sizes: Sizes, run_id: int, conc: int) -> Result:
+    base = target.server.url + target.server.base_path
+    prefix = f"r{run_id}"
+    for pid in target.server.workers:
+        reset_hwm(pid)
+    if kind == "sync":
+        outcome = asyncio.run(
+            drivers.initial_sync(base, target.token, sizes.sync_users, prefix, concurrency=conc)
+        )
+    elif kind == "bulk":
+        outcome = asyncio.run(
+            drivers.bulk_import(base, target.token, sizes.bulk_users, prefix, concurrency=conc)
+        )
+    else:
+        if "large" not in target.groups:
+            return Result(name, target.name, True, "n/a (not seeded)")
+        outcome = asyncio.run(drivers.single_get(base, target.big_token, f"/Groups/{target.groups['large']}"))
+    rss = [v for v in (vm_hwm_mb(p) for p in target.server.workers) if v is not None]
+    if outcome.note.startswith("n/a"):
+        return Result(name, target.name, True, outcome.note, conc, rss_mb=rss)
+    status = "ok" if outcome.ok else f"failed: {outcome.note}"
+    per_second = outcome.units / outcome.seconds if outcome.seconds and kind != "full_get" else None
+    p50, p99 = outcome.percentile(50), outcome.percentile(99)
+    return Result(
+        name,
+        target.name,
+        outcome.ok,
+        status,
+        conc,
+        rps=per_second,
+        unit="users/s" if kind != "full_get" else "",
+        requests=outcome.requests,
+        seconds=outcome.seconds,
+        p50_ms=p50 * 1000 if p50 is not None else None,
+        p99_ms=p99 * 1000 if p99 is not None else None,
+        rss_mb=rss,
+        note=outcome.note if outcome.ok else "",
+    )
+
+
+def run_target(target: Target, sizes: Sizes, only: str | None, run_id: int) -> list[Result]:
+    results: list[Result] = []
+    for name, _, kind, mode, conc in SCENARIOS:
+        if only and name != only:
+            continue
+        if kind == "full_get" and not sizes.full_group_read:
+            continue
+        started = time.perf_counter()
+        load = os.getloadavg()[0]
+        cpu_before = cpu_seconds(target.server.workers)
+        if kind == "wrk":
+            result = run_wrk(target, name, mode, conc, sizes.duration, run_id)
+        else:
+            result = run_flow(target, name, kind, sizes, run_id, conc)
+        result.load = round(load, 2)
+        used = cpu_seconds(target.server.workers) - cpu_before
+        drained = drain(target.server.workers)
+        if drained > 2:
+            result.note = (
+                result.note + "; " if result.note else ""
+            ) + f"server busy {drained:.0f}s after wrk"
+        if kind == "bulk" and result.ok and result.rps:
+            result.cpu_ms = round(1000 * used / sizes.bulk_users, 3)  # per user, not per request
+        elif result.requests and kind != "full_get":
+            result.cpu_ms = round(1000 * used / result.requests, 2)
+        elif kind == "full_get" and result.status == "ok":
+            result.cpu_ms = round(1000 * used, 1)
+        results.append(result)
+        style = "green" if result.ok else "red"
+        console.print(
+            f"  {target.name:10} {name:24} [{style}]{result.status}[/] "
+            f"{fmt_rate(result)}  ({time.perf_counter() - started:.1f}s)"
+        )
+    return results
+
+
+# ---- report ----------------------------------------------------------------------------------------
+
+
+def fmt_rate(r: Result) -> str:
+    if r.rps is None:
+        return f"{r.seconds:.2f} s" if r.seconds else ""
+    text = f"{r.rps:,.0f} {r.unit}"
+    if r.unit == "users/s":
+        text += f" ({r.seconds:.1f} s)" if r.seconds >= 1 else f" ({r.seconds:.2f} s)"
+    return text
+
+
+def fmt_ms(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+def ratio(results: list[Result], r: Result) -> str:
+    if r.target == "peer" or r.rps is None:
+        return ""
+    peer = next((p for p in results if p.scenario == r.scenario and p.target == "peer"), None)
+    if peer is None or not peer.ok or not peer.rps:
+        return "n/a" if peer is not None else ""
+    return f"{r.rps / peer.rps:.1f}x"
+
+
+def table(results: list[Result], sizes: Sizes, title: str) -> Table:
+    t = Table(title=title, show_lines=False)
+    for col, justify in (
+        ("scenario", "left"),
+        ("database", "left"),
+        ("conc", "right"),
+        ("throughput", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("CPU ms/req", "right"),
+        ("peak RSS/worker MB", "right"),
+        ("vs peer", "right"),
+        ("load", "right"),
+        ("status", "left"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    labels = {s[0]: label(s[1], sizes) for s in SCENARIOS}
+    previous = None
+    for r in results:
+        shown = labels[r.scenario] if r.scenario != previous else ""
+        previous = r.scenario
+        rss = "/".join(f"{v:.0f}" for v in r.rss_mb)
+        status = r.status if not r.note else f"{r.status}; {r.note}"
+        t.add_row(
+            shown,
+            r.target if r.target != "peer" else "peer (1 worker)",
+            str(r.concurrency or ""),
+            fmt_rate(r),
+            fmt_ms(r.p50_ms),
+            fmt_ms(r.p99_ms),
+            "" if r.cpu_ms is None else f"{r.cpu_ms:.2f}",
+            rss,
+            ratio(results, r),
+            f"{r.load:.1f}",
+            status,
+        )
+    return t
+
+
+# ---- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="small seeds, 2 s per scenario (CI)")
+    parser.add_argument("--only", choices=SCENARIO_NAMES, help="run one scenario")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], help="only this database")
+    parser.add_argument("--no-peer", action="store_true", help="skip the scim2-server comparison")
+    parser.add_argument("--duration", type=int, help="seconds per wrk scenario")
+    parser.add_argument("--keep", action="store_true", help="keep databases and servers' data afterwards")
+    args = parser.parse_args(argv)
+
+    sizes = SMOKE if args.smoke else FULL
+    if args.duration:
+        sizes = Sizes(**{**asdict(sizes), "duration": args.duration})
+    mode = "smoke" if args.smoke else "full"
+    dbs = [args.db] if args.db else ["sqlite", "postgresql"]
+    run_id = int(time.time()) % 1_000_000
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    peer_ok = ensure_tools(need_peer=not args.no_peer)
+
+    results: list[Result] = []
+    setups: dict[str, dict[str, Any]] = {}
+    failures: list[str] = []
+    order = [*dbs, *(["peer"] if peer_ok else [])]
+    for name in order:
+        target: Target | None = None
+        try:
+            target = setup_peer(sizes) if name == "peer" else setup_provisor(name, sizes, args.smoke)
+            setups[name] = {"seed_seconds": round(target.seed_seconds, 1), "workers": target.workers}
+            results.extend(run_target(target, sizes, args.only, run_id))
+        except Exception as exc:  # a target that cannot start fails its scenarios, not the whole run
+            console.print(f"[red]{name}: {exc}[/]")
+            failures.append(f"{name}: {exc}")
+            if name != "peer":
+                results.extend(
+                    Result(s, name, False, f"target failed: {exc}"[:120])
+                    for s in SCENARIO_NAMES
+                    if not args.only or s == args.only
+                )
+        finally:
+            if target is not None:
+                target.server.stop()
+            if name != "peer" and not args.keep:
+                try:
+                    drop_database(name, args.smoke)
+                except Exception as exc:
+                    console.print(f"[yellow]could not drop the {name} bench database: {exc}[/]")
+
+    order_index = {n: i for i, n in enumerate(SCENARIO_NAMES)}
+    target_index = {"sqlite": 0, "postgresql": 1, "peer": 2}
+    results.sort(key=lambda r: (order_index[r.scenario], target_index[r.target]))
+    elapsed = time.perf_counter() - started
+    title = (
+        f"Provisor bench ({mode}, {os.cpu_count()} cores, Provisor 2 workers, "
+        f"wrk {sizes.duration}s per scenario, total {elapsed:.0f}s)"
+    )
+    console.print(table(results, sizes, title))
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = {
+        "mode": mode,
+        "finished": stamp,
+        "seconds": round(elapsed, 1),
+        "cpus": os.cpu_count(),
+        "sizes": asdict(sizes),
+        "targets": setups,
+        "failures": failures,
+        "scenarios": {s[0]: label(s[1], sizes) for s in SCENARIOS},
+        "results": [asdict(r) for r in results],
+    }
+    out = RESULTS / f"{stamp}-{mode}.json"
+    out.write_text(json.dumps(report, indent=2))
+    shutil.copyfile(out, RESULTS / f"latest-{mode}.json")
+    console.print(f"results written to {out.relative_to(ROOT)}")
+
+    bad = [r for r in results if r.target != "peer" and not r.ok]
+    expected = {(s, d) for s in SCENARIO_NAMES for d in dbs if not args.only or s == args.only}
+    if not sizes.full_group_read:
+        expected = {e for e in expected if e[0] != "group_get_large_full"}
+    missing = expected - {(r.scenario, r.target) for r in results}
+    if bad or missing:
+        for r in bad:
+            console.print(f"[red]FAILED {r.target} {r.scenario}: {r.status} {r.note}[/]")
+        for s, d in sorted(missing):
+            console.print(f"[red]MISSING {d} {s}[/]")
+        return 1
+    peer_bad = [r for r in results if r.target == "peer" and not r.ok]
+    for r in peer_bad:
+        console.print(f"[yellow]peer {r.scenario}: {r.status}[/] (not counted: the peer is only a reference)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
