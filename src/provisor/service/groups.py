@@ -191,7 +191,7 @@ class GroupService(ResourceService):
             return {}
         out: dict[str, dict[str, Any]] = {}
         base = ctx.base_url
-        async for group_id, member_id, member_type, display in member_store.iter_members(
+        for group_id, member_id, member_type, display in await member_store.list_members(
             conn, ctx.tenant_id, ids
         ):
             ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"

@@ -42,7 +42,7 @@ from provisor.storage.indexing import index_rows
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import resources as resources_table
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 
 
 class Projection:
@@ -119,11 +119,33 @@ class ResourceService:
         """Create many validated resources in one transaction (Bulk and import; see service/batch.py)."""
         return await create_many(self, ctx, items)
 
+    #: Whether a just-created resource can already have derived attributes (a new user belongs to
+    #: no group, so Users skip that query on create).
+    derived_on_create = True
+
     async def _render_one(
-        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, projection: Projection
+        self,
+        conn: AsyncConnection,
+        ctx: RequestContext,
+        stored: StoredResource,
+        projection: Projection,
+        *,
+        fresh: bool = False,
     ) -> dict[str, Any]:
-        derived = await self.derived(conn, ctx, [stored.id], projection)
+        derived: dict[str, dict[str, Any]] = {}
+        if self.derived_on_create or not fresh:
+            derived = await self.derived(conn, ctx, [stored.id], projection)
         return projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
+
+    async def fetch_for_read(
+        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any] | None] | None:
+        """The resource and its derived attributes; subclasses may do both in one statement."""
+        stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+        if stored is None:
+            return None
+        derived = await self.derived(conn, ctx, [stored.id], projection)
+        return stored, derived.get(stored.id)
 
     async def _event(
         self,
@@ -173,17 +195,18 @@ class ResourceService:
             )
             await self._event(conn, ctx, stored, "created", at)
             await self.store_extra(conn, ctx, stored, extra, replace=True)
-            body_out = await self._render_one(conn, ctx, stored, projection)
+            body_out = await self._render_one(conn, ctx, stored, projection, fresh=True)
         return stored, body_out
 
     async def get(
         self, ctx: RequestContext, resource_id: str, projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
-        async with read_transaction(self.engine) as conn:
-            stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
-            if stored is None:
-                raise not_found(f"{self.rt.name} {resource_id} not found")
-            return stored, await self._render_one(conn, ctx, stored, projection)
+        async with autocommit(self.engine) as conn:
+            found = await self.fetch_for_read(conn, ctx, resource_id, projection)
+        if found is None:
+            raise not_found(f"{self.rt.name} {resource_id} not found")
+        stored, derived = found
+        return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
 
     async def replace(
         self,
@@ -371,10 +394,9 @@ class ResourceService:
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
         where = self.compile_where(ctx, query.filter, across_types=query.across_types)
         order = self.order_by(ctx, query)
-        async with read_transaction(self.engine) as conn:
-            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+        async with autocommit(self.engine) as conn:
             rows: list[StoredResource] = []
-            if query.count > 0 and query.start_index <= total:
+            if query.count > 0:
                 rows = await store.list_resources(
                     conn,
                     ctx.tenant_id,
@@ -384,6 +406,10 @@ class ResourceService:
                     offset=query.start_index - 1,
                     limit=query.count,
                 )
+            if 0 < len(rows) < query.count or (not rows and query.count > 0 and query.start_index == 1):
+                total = query.start_index - 1 + len(rows)  # a short page proves the total: no COUNT(*)
+            else:
+                total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
             derived = await self.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
         return list_response(out, total, query.start_index)

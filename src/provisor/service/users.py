@@ -12,6 +12,7 @@ from provisor.service.context import RequestContext
 from provisor.service.groups import remove_from_all_groups
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
+from provisor.storage import resources as store
 from provisor.storage.resources import StoredResource
 
 
@@ -44,6 +45,30 @@ class UserService(ResourceService):
             return "activated"
         return "updated"
 
+    derived_on_create = False
+
+    async def fetch_for_read(
+        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any] | None] | None:
+        if not projection.wants("groups") or ctx.setting("indirect_groups", False):
+            return await super().fetch_for_read(conn, ctx, resource_id, projection)
+        found = await store.fetch_with_groups(conn, ctx.tenant_id, self.rt.name, resource_id)
+        if found is None:
+            return None
+        stored, groups = found
+        if not groups:
+            return stored, None
+        return stored, {"groups": [self._group_entry(ctx, gid, display, "direct") for gid, display in groups]}
+
+    @staticmethod
+    def _group_entry(ctx: RequestContext, group_id: str, display: str, kind: str) -> dict[str, Any]:
+        return {
+            "value": group_id,
+            "$ref": f"{ctx.base_url}/Groups/{group_id}",
+            "display": display,
+            "type": kind,
+        }
+
     async def derived(
         self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
     ) -> dict[str, dict[str, Any]]:
@@ -52,12 +77,7 @@ class UserService(ResourceService):
         direct = await member_store.direct_groups(conn, ctx.tenant_id, ids)
         out: dict[str, dict[str, Any]] = {}
         for member_id, group_id, display in direct:
-            entry = {
-                "value": group_id,
-                "$ref": f"{ctx.base_url}/Groups/{group_id}",
-                "display": display,
-                "type": "direct",
-            }
+            entry = self._group_entry(ctx, group_id, display, "direct")
             out.setdefault(member_id, {"groups": []})["groups"].append(entry)
         if ctx.setting("indirect_groups", False):
             await self._add_indirect(conn, ctx, out)
@@ -82,15 +102,9 @@ class UserService(ResourceService):
                             indirect.append(parent)
                             frontier.append(parent)
             names = await member_store.display_names(conn, ctx.tenant_id, indirect) if indirect else {}
-            for group_id in indirect:
-                groups.append(
-                    {
-                        "value": group_id,
-                        "$ref": f"{ctx.base_url}/Groups/{group_id}",
-                        "display": names.get(group_id, ""),
-                        "type": "indirect",
-                    }
-                )
+            groups.extend(
+                self._group_entry(ctx, group_id, names.get(group_id, ""), "indirect") for group_id in indirect
+            )
 
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
         await remove_from_all_groups(conn, ctx, resource_id)

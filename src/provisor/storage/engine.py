@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -46,28 +47,56 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+    cursor.execute("PRAGMA mmap_size=268435456")
     cursor.close()
 
 
 def _begin_sqlite(conn: Any) -> None:
     """Writers take the write lock up front; a deferred BEGIN that upgrades later can deadlock
     against another process and fail at once with "database is locked" despite busy_timeout."""
-    immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get("provisor_autocommit", False):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _postgres_connect_args(url: str) -> dict[str, Any]:
+    args: dict[str, Any] = {"server_settings": {"jit": "off"}}
+    parsed = make_url(url)
+    # asyncpg tries TLS first by default; on loopback that is a wasted round trip per connection.
+    if (
+        (parsed.host or "localhost") in LOOPBACK_HOSTS
+        and "sslmode" not in parsed.query
+        and "ssl" not in parsed.query
+    ):
+        args["ssl"] = False
+    return args
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An AsyncEngine for `url` with per-dialect settings applied on every new connection."""
     backend = backend_name(url)
+    json_options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if backend == "sqlite":
-        engine = create_async_engine(async_url(url), poolclass=NullPool if ":memory:" in url else None)
+        engine = create_async_engine(
+            async_url(url), poolclass=NullPool if ":memory:" in url else None, **json_options
+        )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"jit": "off"}},
+        connect_args=_postgres_connect_args(url),
+        **json_options,
     )

@@ -96,22 +96,19 @@ async def groups_containing(conn: AsyncConnection, tenant_id: str, member_id: st
     return [row[0] for row in rows]
 
 
-def _display_expr() -> Any:
-    """A member's display name: the group's or user's displayName, else the userName."""
-    doc = resources.c.doc
-    return func.coalesce(doc["displayName"].as_string(), doc["userName"].as_string(), literal(""))
+#: A member's display name: the group's or user's displayName, else its userName. Built once.
+_DISPLAY = func.coalesce(
+    resources.c.doc["displayName"].as_string(), resources.c.doc["userName"].as_string(), literal("")
+)
 
 
-async def iter_members(
-    conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str], *, batch: int = 5000
-) -> AsyncIterator[tuple[str, str, str, str]]:
-    """Stream (group_id, member_id, member_type, display) for the given groups, in member order."""
-    query = (
+def _members_query(tenant_id: str, group_ids: Sequence[str]) -> Any:
+    return (
         select(
             group_members.c.group_id,
             group_members.c.member_id,
             group_members.c.member_type,
-            func.coalesce(group_members.c.display, _display_expr()),
+            func.coalesce(group_members.c.display, _DISPLAY),
         )
         .join(
             resources,
@@ -123,9 +120,24 @@ async def iter_members(
         .where(group_members.c.tenant_id == tenant_id, group_members.c.group_id.in_(list(group_ids)))
         .order_by(group_members.c.group_id, group_members.c.member_id)
     )
-    result = await conn.stream(query.execution_options(yield_per=batch))
+
+
+async def iter_members(
+    conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str], *, batch: int = 5000
+) -> AsyncIterator[tuple[str, str, str, str]]:
+    """Stream (group_id, member_id, member_type, display) in member order, from a server-side
+    cursor (PostgreSQL needs the caller to hold a transaction for that)."""
+    result = await conn.stream(_members_query(tenant_id, group_ids).execution_options(yield_per=batch))
     async for row in result:
         yield row[0], row[1], row[2], row[3]
+
+
+async def list_members(
+    conn: AsyncConnection, tenant_id: str, group_ids: Sequence[str]
+) -> list[tuple[str, str, str, str]]:
+    """Like `iter_members`, materialised: for pages of groups, which are rendered whole anyway."""
+    rows = await conn.execute(_members_query(tenant_id, group_ids))
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 async def direct_groups(
@@ -133,7 +145,7 @@ async def direct_groups(
 ) -> list[tuple[str, str, str]]:
     """(member_id, group_id, group display) for groups that directly contain the given members."""
     query = (
-        select(group_members.c.member_id, group_members.c.group_id, _display_expr())
+        select(group_members.c.member_id, group_members.c.group_id, _DISPLAY)
         .join(
             resources,
             and_(
@@ -141,7 +153,7 @@ async def direct_groups(
             ),
         )
         .where(group_members.c.tenant_id == tenant_id, group_members.c.member_id.in_(list(member_ids)))
-        .order_by(group_members.c.member_id, _display_expr(), group_members.c.group_id)
+        .order_by(group_members.c.member_id, _DISPLAY, group_members.c.group_id)
     )
     return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
 
@@ -166,7 +178,7 @@ async def display_names(conn: AsyncConnection, tenant_id: str, ids: Sequence[str
     out: dict[str, str] = {}
     for chunk in _chunks(list(ids)):
         rows = await conn.execute(
-            select(resources.c.id, _display_expr()).where(
+            select(resources.c.id, _DISPLAY).where(
                 resources.c.tenant_id == tenant_id, resources.c.id.in_(chunk)
             )
         )

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.errors import uniqueness
-from provisor.storage.tables import attribute_index, resources
+from provisor.storage.tables import attribute_index, group_members, resources
 
 IndexRow = tuple[str, str, bool]
 
@@ -108,14 +108,58 @@ def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[
     )
 
 
+#: Built once: constructing statements per request costs more Python time than executing them.
+_BY_KEY = and_(
+    resources.c.tenant_id == bindparam("tenant_id"),
+    resources.c.id == bindparam("resource_id"),
+    resources.c.resource_type == bindparam("resource_type"),
+)
+_FETCH = select(*_ROW_COLUMNS).where(_BY_KEY)
+_FETCH_FOR_UPDATE = _FETCH.with_for_update()
+
+_GROUP = resources.alias("grp")
+#: A user with the groups that directly contain it, in one statement (one row per group, or one
+#: row with NULL group columns): a GET by id is then a single round trip.
+_FETCH_WITH_GROUPS = (
+    select(*_ROW_COLUMNS, group_members.c.group_id, _GROUP.c.doc["displayName"].as_string())
+    .select_from(
+        resources.outerjoin(
+            group_members,
+            and_(
+                group_members.c.tenant_id == resources.c.tenant_id,
+                group_members.c.member_id == resources.c.id,
+            ),
+        ).outerjoin(
+            _GROUP,
+            and_(_GROUP.c.tenant_id == group_members.c.tenant_id, _GROUP.c.id == group_members.c.group_id),
+        )
+    )
+    .where(_BY_KEY)
+    .order_by(_GROUP.c.doc["displayName"].as_string(), group_members.c.group_id)
+)
+
+
+def _key_params(tenant_id: str, resource_type: str, resource_id: str) -> dict[str, str]:
+    return {"tenant_id": tenant_id, "resource_id": resource_id, "resource_type": resource_type}
+
+
 async def fetch_resource(
     conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, *, for_update: bool = False
 ) -> StoredResource | None:
-    query = select(*_ROW_COLUMNS).where(_key(tenant_id, resource_type, resource_id))
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    query = _FETCH_FOR_UPDATE if for_update and conn.dialect.name == "postgresql" else _FETCH
+    row = (await conn.execute(query, _key_params(tenant_id, resource_type, resource_id))).first()
     return _stored(resource_type, row) if row else None
+
+
+async def fetch_with_groups(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str
+) -> tuple[StoredResource, list[tuple[str, str]]] | None:
+    """The resource and the (group id, group displayName) pairs of groups directly containing it."""
+    rows = (await conn.execute(_FETCH_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id))).all()
+    if not rows:
+        return None
+    groups = [(row[5], row[6] or "") for row in rows if row[5] is not None]
+    return _stored(resource_type, rows[0]), groups
 
 
 async def update_resource(

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
@@ -73,18 +73,21 @@ async def create_token(
     return info, secret
 
 
+#: Built once (statement construction would cost more than the indexed lookup itself).
+_FIND_ACTIVE = (
+    select(tokens, tenants.c.settings)
+    .select_from(tokens.outerjoin(tenants, tenants.c.id == tokens.c.tenant_id))
+    .where(tokens.c.secret_hash == bindparam("digest"))
+)
+
+
 async def find_active(conn: AsyncConnection, secret: str, at: str) -> tuple[TokenInfo, dict[str, Any]] | None:
     """The live token whose hash matches `secret` and its tenant's settings, or None.
 
     One indexed query per request, so a revoked or expired token stops working at once.
     """
     digest = hash_secret(secret)
-    query = (
-        select(tokens, tenants.c.settings)
-        .select_from(tokens.outerjoin(tenants, tenants.c.id == tokens.c.tenant_id))
-        .where(tokens.c.secret_hash == digest)
-    )
-    row = (await conn.execute(query)).mappings().first()
+    row = (await conn.execute(_FIND_ACTIVE, {"digest": digest})).mappings().first()
     if row is None or not hmac.compare_digest(row["secret_hash"], digest):
         return None
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= at):
