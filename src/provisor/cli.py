@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 
+from provisor.cli_common import database_option, run_migrated
 from provisor.config import Settings
-from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine
-from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, list_tenants
 from provisor.storage.transactions import read_transaction, write_transaction
 
-T = TypeVar("T")
-
-database_option = click.option(
-    "--database-url",
-    envvar="PROVISOR_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="sqlite:///path.db or postgresql://user@host:port/db",
-)
-
-
-def _run(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Migrate, then run `work(engine)`; CLI commands work against a fresh database too."""
-
-    async def main() -> T:
-        engine = create_engine(url)
-        try:
-            await upgrade(engine)
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
+_run = run_migrated
 
 
 @click.group()

@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from provisor.cli_common import database_option
 from provisor.config import Settings
 from provisor.schema.registry import default_registry
 from provisor.service.context import RequestContext
@@ -33,19 +34,10 @@ from provisor.service.sources import (
 )
 from provisor.service.transfer import ORDER, Importer, ImportReport, export_resources
 from provisor.service.users import UserService
-from provisor.storage.engine import DEFAULT_DATABASE_URL
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, get_settings
 from provisor.storage.transactions import write_transaction
 
 TYPES = click.Choice(["Users", "Groups"], case_sensitive=False)
-#: Same flag as in provisor.cli; repeated here because that module imports this one.
-database_option = click.option(
-    "--database-url",
-    envvar="PROVISOR_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="sqlite:///path.db or postgresql://user@host:port/db",
-)
 tenant_option = click.option("--tenant", envvar="PROVISOR_TENANT", default=DEFAULT_TENANT, show_default=True)
 
 
@@ -141,7 +133,7 @@ def import_command(
                 items, type_of, dry_run=dry_run, strict=strict, progress=advance
             )
 
-    from provisor.cli import _run
+    from provisor.cli_common import run_migrated as _run
 
     report = _run(database_url, work)
     for bad in report.bad:
@@ -181,7 +173,7 @@ def export_command(tenant: str, kind: str | None, database_url: str) -> None:
         out.flush()
         return written
 
-    from provisor.cli import _run
+    from provisor.cli_common import run_migrated as _run
 
     count = _run(database_url, work)
     click.echo(f"exported {count} resource(s) from tenant {tenant}", err=True)

@@ -5,36 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 
+from provisor.cli_common import database_option, run_migrated
 from provisor.clock import format_instant
 from provisor.events.model import Event
 from provisor.storage import webhooks as store
-from provisor.storage.engine import DEFAULT_DATABASE_URL
 from provisor.storage.event_log import latest_seq, prune_events, read_events
 from provisor.storage.transactions import read_transaction, write_transaction
 
-T = TypeVar("T")
-
-# Defined here rather than imported from provisor.cli, which imports this module to register it.
-database_option = click.option(
-    "--database-url",
-    envvar="PROVISOR_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="sqlite:///path.db or postgresql://user@host:port/db",
-)
-
-
-def _run(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    from provisor.cli import _run as run
-
-    return run(url, work)
+_run = run_migrated
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

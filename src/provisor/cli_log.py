@@ -9,17 +9,10 @@ from typing import Any
 import click
 import orjson
 
-from provisor.storage.engine import DEFAULT_DATABASE_URL
+from provisor.cli_common import database_option
 from provisor.storage.request_log import RequestFilter, latest_id, read_requests
 from provisor.storage.transactions import read_transaction
 
-database_option = click.option(
-    "--database-url",
-    envvar="PROVISOR_DATABASE_URL",
-    default=DEFAULT_DATABASE_URL,
-    show_default=True,
-    help="sqlite:///path.db or postgresql://user@host:port/db",
-)
 FOLLOW_SECONDS = 0.5
 
 
@@ -49,7 +42,7 @@ def log_tail(
     follow: bool, errors: bool, tenant: str | None, as_json: bool, lines: int, database_url: str
 ) -> None:
     """Print recent requests (oldest first)."""
-    from provisor.cli import _run
+    from provisor.cli_common import run_migrated as _run
 
     where = RequestFilter(tenant=tenant, errors_only=errors)
 

@@ -7,16 +7,12 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli_log import database_option
+from provisor.cli_common import database_option, run_migrated
 from provisor.storage.tenants import count_resources, delete_tenant, tenant_exists, update_settings
 from provisor.storage.transactions import write_transaction
 from provisor.tenant_settings import parse_assignments
 
-
-def _run(url: str, work: Any) -> Any:
-    from provisor.cli import _run as run
-
-    return run(url, work)
+_run = run_migrated
 
 
 def register(tenant: click.Group) -> None:
