@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,36 +14,15 @@ from starlette.testclient import TestClient
 
 from provisor.config import Settings
 from provisor.http.app import create_app
-from provisor.storage.engine import create_engine
 from provisor.storage.event_log import latest_seq
-from provisor.storage.tenants import ensure_tenant
-from provisor.storage.tokens import create_token
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.storage.transactions import read_transaction
+from tests.scim_client import mint_token, run_db
 
 T = TypeVar("T")
 
 
-def run_db(url: str, work: Callable[[Any], Any]) -> Any:
-    async def main() -> Any:
-        engine = create_engine(url)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
 def mint(url: str, tenant: str | None, kind: str = "scim") -> str:
-    async def work(engine: Any) -> str:
-        async with write_transaction(engine) as conn:
-            if tenant is not None:
-                await ensure_tenant(conn, tenant)
-            _, secret = await create_token(conn, tenant_id=tenant, name="test", kind=kind)
-        return secret
-
-    result: str = run_db(url, work)
-    return result
+    return mint_token(url, tenant, kind=kind)
 
 
 def head(url: str) -> int:
