@@ -25,7 +25,7 @@ from provisor.storage import resources as store
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import group_members
-from provisor.storage.transactions import read_transaction
+from provisor.storage.transactions import autocommit, read_transaction
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -175,7 +175,7 @@ class GroupService(ResourceService):
         """Like `get`, but when `members` are requested they are streamed, not materialised."""
         if not projection.wants("members"):
             return await self.get(ctx, resource_id, projection)
-        async with read_transaction(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             raise not_found(f"Group {resource_id} not found")
