@@ -14,8 +14,8 @@ from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.http.ratelimit import RateLimiter
 from provisor.storage import tokens as token_store
-from provisor.storage.tenants import DEFAULT_TENANT, get_settings
-from provisor.storage.transactions import autocommit, write_transaction
+from provisor.storage.tenants import DEFAULT_TENANT, read_settings
+from provisor.storage.transactions import write_transaction
 
 #: How often `last_used` is written per token: a write per request would double the cost of reads.
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -62,12 +62,10 @@ class Authenticator:
         secret = bearer_secret(request)
         digest = token_store.hash_secret(secret)
         if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):
-            async with autocommit(self.engine) as conn:
-                settings = await get_settings(conn, DEFAULT_TENANT)
+            settings = await read_settings(self.engine, DEFAULT_TENANT)
             return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", settings)
         at = now()
-        async with autocommit(self.engine) as conn:
-            found = await token_store.find_active(conn, secret, at)
+        found = await token_store.find_active(self.engine, secret, at)
         if found is None or found[0].kind != kind:
             raise unauthorized()
         info, settings = found

@@ -25,7 +25,7 @@ from provisor.storage import resources as store
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import group_members
-from provisor.storage.transactions import autocommit, read_transaction
+from provisor.storage.transactions import read_transaction
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -175,14 +175,16 @@ class GroupService(ResourceService):
         """Like `get`, but when `members` are requested they are streamed, not materialised."""
         if not projection.wants("members"):
             return await self.get(ctx, resource_id, projection)
-        async with autocommit(self.engine) as conn:
-            stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+        stored = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             raise not_found(f"Group {resource_id} not found")
         sample = projection.apply(render(self.rt, stored, ctx.base_url, {"members": [SAMPLE_MEMBER]}))
         kept_members = sample.pop("members", [{}])
         keep = frozenset(kept_members[0]) if kept_members else frozenset()
         return stored, MemberStream(self, ctx, sample, keep)
+
+    def wants_derived(self, projection: Projection) -> bool:
+        return projection.wants("members")
 
     async def derived(
         self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection

@@ -137,14 +137,21 @@ class ResourceService:
             derived = await self.derived(conn, ctx, [stored.id], projection)
         return projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
 
+    def wants_derived(self, projection: Projection) -> bool:
+        """Whether `derived` has anything to add under this projection (it then needs a query)."""
+        return False
+
     async def fetch_for_read(
-        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection
+        self, ctx: RequestContext, resource_id: str, projection: Projection
     ) -> tuple[StoredResource, dict[str, Any] | None] | None:
         """The resource and its derived attributes; subclasses may do both in one statement."""
-        stored = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+        stored = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             return None
-        derived = await self.derived(conn, ctx, [stored.id], projection)
+        if not self.wants_derived(projection):
+            return stored, None
+        async with autocommit(self.engine) as conn:
+            derived = await self.derived(conn, ctx, [stored.id], projection)
         return stored, derived.get(stored.id)
 
     async def _event(
@@ -201,8 +208,7 @@ class ResourceService:
     async def get(
         self, ctx: RequestContext, resource_id: str, projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
-        async with autocommit(self.engine) as conn:
-            found = await self.fetch_for_read(conn, ctx, resource_id, projection)
+        found = await self.fetch_for_read(ctx, resource_id, projection)
         if found is None:
             raise not_found(f"{self.rt.name} {resource_id} not found")
         stored, derived = found

@@ -47,12 +47,15 @@ class UserService(ResourceService):
 
     derived_on_create = False
 
+    def wants_derived(self, projection: Projection) -> bool:
+        return projection.wants("groups")
+
     async def fetch_for_read(
-        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection
+        self, ctx: RequestContext, resource_id: str, projection: Projection
     ) -> tuple[StoredResource, dict[str, Any] | None] | None:
         if not projection.wants("groups") or ctx.setting("indirect_groups", False):
-            return await super().fetch_for_read(conn, ctx, resource_id, projection)
-        found = await store.fetch_with_groups(conn, ctx.tenant_id, self.rt.name, resource_id)
+            return await super().fetch_for_read(ctx, resource_id, projection)
+        found = await store.read_with_groups(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if found is None:
             return None
         stored, groups = found

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.storage.direct import DirectStatement, execute
 from provisor.storage.tables import events
+
+_COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
+#: Built once, run on the driver connection: every write appends one (storage/direct.py).
+_APPEND = DirectStatement(insert(events).values({c: bindparam(c, type_=events.c[c].type) for c in _COLUMNS}))
 
 
 async def append_event(
@@ -22,15 +27,17 @@ async def append_event(
     actor: str | None,
     payload: dict[str, Any] | None,
 ) -> None:
-    await conn.execute(
-        insert(events).values(
-            tenant_id=tenant_id,
-            at=at,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            op=op,
-            version=version,
-            actor=actor,
-            payload=payload,
-        )
+    await execute(
+        conn,
+        _APPEND,
+        {
+            "tenant_id": tenant_id,
+            "at": at,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "op": op,
+            "version": version,
+            "actor": actor,
+            "payload": payload,
+        },
     )

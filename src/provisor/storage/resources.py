@@ -6,11 +6,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.errors import uniqueness
+from provisor.storage.direct import DirectStatement, execute, execute_many, reader
 from provisor.storage.tables import attribute_index, group_members, resources
 
 IndexRow = tuple[str, str, bool]
@@ -50,6 +62,39 @@ def is_unique_violation(exc: IntegrityError) -> bool:
     return "ux_attribute_index_unique" in text or "attribute_index.tenant_id" in text
 
 
+def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+#: The write path's statements, built once and run on the driver connection (storage/direct.py).
+_INSERT_INDEX = DirectStatement(
+    insert(attribute_index).values(
+        _params(
+            attribute_index, "tenant_id", "resource_type", "attr", "value_norm", "resource_id", "is_unique"
+        )
+    )
+)
+_INSERT = DirectStatement(
+    insert(resources).values(
+        _params(resources, "tenant_id", "id", "resource_type", "version", "created", "last_modified", "doc")
+    )
+)
+_KEY = and_(
+    resources.c.tenant_id == bindparam("tenant_id"),
+    resources.c.id == bindparam("resource_id"),
+    resources.c.resource_type == bindparam("resource_type"),
+)
+_UPDATE = DirectStatement(
+    update(resources).where(_KEY).values(_params(resources, "version", "last_modified", "doc"))
+)
+_DELETE_INDEX = DirectStatement(
+    delete(attribute_index).where(
+        attribute_index.c.tenant_id == bindparam("tenant_id"),
+        attribute_index.c.resource_id == bindparam("resource_id"),
+    )
+)
+
+
 async def _write_index(
     conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, rows: Iterable[IndexRow]
 ) -> None:
@@ -67,7 +112,7 @@ async def _write_index(
     if not values:
         return
     try:
-        await conn.execute(insert(attribute_index), values)
+        await execute_many(conn, _INSERT_INDEX, values)
     except IntegrityError as exc:
         if is_unique_violation(exc):
             attrs = sorted({str(v["attr"]) for v in values if v["is_unique"]})
@@ -85,16 +130,18 @@ async def insert_resource(
     doc: dict[str, Any],
     index: Iterable[IndexRow],
 ) -> StoredResource:
-    await conn.execute(
-        insert(resources).values(
-            tenant_id=tenant_id,
-            id=resource_id,
-            resource_type=resource_type,
-            version=1,
-            created=at,
-            last_modified=at,
-            doc=doc,
-        )
+    await execute(
+        conn,
+        _INSERT,
+        {
+            "tenant_id": tenant_id,
+            "id": resource_id,
+            "resource_type": resource_type,
+            "version": 1,
+            "created": at,
+            "last_modified": at,
+            "doc": doc,
+        },
     )
     await _write_index(conn, tenant_id, resource_type, resource_id, index)
     return StoredResource(resource_id, resource_type, 1, at, at, doc)
@@ -115,12 +162,13 @@ _BY_KEY = and_(
     resources.c.resource_type == bindparam("resource_type"),
 )
 _FETCH = select(*_ROW_COLUMNS).where(_BY_KEY)
-_FETCH_FOR_UPDATE = _FETCH.with_for_update()
+_READ = DirectStatement(_FETCH)
+_LOCK = DirectStatement(_FETCH.with_for_update())
 
 _GROUP = resources.alias("grp")
 #: A user with the groups that directly contain it, in one statement (one row per group, or one
 #: row with NULL group columns): a GET by id is then a single round trip.
-_FETCH_WITH_GROUPS = (
+_READ_WITH_GROUPS = DirectStatement(
     select(*_ROW_COLUMNS, group_members.c.group_id, _GROUP.c.doc["displayName"].as_string())
     .select_from(
         resources.outerjoin(
@@ -146,16 +194,24 @@ def _key_params(tenant_id: str, resource_type: str, resource_id: str) -> dict[st
 async def fetch_resource(
     conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, *, for_update: bool = False
 ) -> StoredResource | None:
-    query = _FETCH_FOR_UPDATE if for_update and conn.dialect.name == "postgresql" else _FETCH
-    row = (await conn.execute(query, _key_params(tenant_id, resource_type, resource_id))).first()
-    return _stored(resource_type, row) if row else None
+    query = _LOCK if for_update and conn.dialect.name == "postgresql" else _READ
+    rows = await execute(conn, query, _key_params(tenant_id, resource_type, resource_id))
+    return _stored(resource_type, rows[0]) if rows else None
 
 
-async def fetch_with_groups(
-    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str
+async def read_resource(
+    engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str
+) -> StoredResource | None:
+    """`fetch_resource` outside any transaction, on the driver connection (storage/direct.py)."""
+    rows = await reader(engine).fetch(_READ, _key_params(tenant_id, resource_type, resource_id))
+    return _stored(resource_type, rows[0]) if rows else None
+
+
+async def read_with_groups(
+    engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str
 ) -> tuple[StoredResource, list[tuple[str, str]]] | None:
     """The resource and the (group id, group displayName) pairs of groups directly containing it."""
-    rows = (await conn.execute(_FETCH_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id))).all()
+    rows = await reader(engine).fetch(_READ_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id))
     if not rows:
         return None
     groups = [(row[5], row[6] or "") for row in rows if row[5] is not None]
@@ -173,17 +229,10 @@ async def update_resource(
 ) -> StoredResource:
     """Store a new document version; `index=None` keeps the index rows as they are."""
     version = current.version + 1
-    await conn.execute(
-        update(resources)
-        .where(_key(tenant_id, current.resource_type, current.id))
-        .values(version=version, last_modified=at, doc=doc)
-    )
+    key = _key_params(tenant_id, current.resource_type, current.id)
+    await execute(conn, _UPDATE, {**key, "version": version, "last_modified": at, "doc": doc})
     if index is not None:
-        await conn.execute(
-            delete(attribute_index).where(
-                attribute_index.c.tenant_id == tenant_id, attribute_index.c.resource_id == current.id
-            )
-        )
+        await execute(conn, _DELETE_INDEX, key)
         await _write_index(conn, tenant_id, current.resource_type, current.id, index)
     return StoredResource(current.id, current.resource_type, version, current.created, at, doc)
 

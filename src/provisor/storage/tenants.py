@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
+from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import (
     attribute_index,
     events,
@@ -40,6 +41,15 @@ async def ensure_tenant(conn: AsyncConnection, tenant_id: str) -> None:
 async def get_settings(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
     row = (await conn.execute(select(tenants.c.settings).where(tenants.c.id == tenant_id))).first()
     return dict(row[0]) if row else {}
+
+
+_SETTINGS = DirectStatement(select(tenants.c.settings).where(tenants.c.id == bindparam("tenant_id")))
+
+
+async def read_settings(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:
+    """`get_settings` outside any transaction, for the per-request path."""
+    rows = await reader(engine).fetch(_SETTINGS, {"tenant_id": tenant_id})
+    return dict(rows[0][0]) if rows else {}
 
 
 async def list_tenants(conn: AsyncConnection) -> list[dict[str, Any]]:

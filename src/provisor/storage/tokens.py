@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import RowMapping, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
+from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import tenants, tokens
 
 TOKEN_PREFIX = "prv_"
@@ -73,21 +74,22 @@ async def create_token(
     return info, secret
 
 
-#: Built once (statement construction would cost more than the indexed lookup itself).
-_FIND_ACTIVE = (
+#: Built once; run on the driver connection (storage/direct.py): it is on every request's path.
+_FIND_ACTIVE = DirectStatement(
     select(tokens, tenants.c.settings)
     .select_from(tokens.outerjoin(tenants, tenants.c.id == tokens.c.tenant_id))
     .where(tokens.c.secret_hash == bindparam("digest"))
 )
 
 
-async def find_active(conn: AsyncConnection, secret: str, at: str) -> tuple[TokenInfo, dict[str, Any]] | None:
+async def find_active(engine: AsyncEngine, secret: str, at: str) -> tuple[TokenInfo, dict[str, Any]] | None:
     """The live token whose hash matches `secret` and its tenant's settings, or None.
 
     One indexed query per request, so a revoked or expired token stops working at once.
     """
     digest = hash_secret(secret)
-    row = (await conn.execute(_FIND_ACTIVE, {"digest": digest})).mappings().first()
+    rows = await reader(engine).fetch(_FIND_ACTIVE, {"digest": digest})
+    row = dict(zip(_FIND_ACTIVE.columns, rows[0], strict=True)) if rows else None
     if row is None or not hmac.compare_digest(row["secret_hash"], digest):
         return None
     if row["revoked_at"] is not None or (row["expires_at"] is not None and row["expires_at"] <= at):
@@ -111,7 +113,7 @@ async def touch(conn: AsyncConnection, token_id: str, at: str) -> None:
     await conn.execute(update(tokens).where(tokens.c.id == token_id).values(last_used=at))
 
 
-def _info(row: RowMapping) -> TokenInfo:
+def _info(row: RowMapping | dict[str, Any]) -> TokenInfo:
     get = row.__getitem__
     return TokenInfo(
         id=get("id"),

@@ -1,0 +1,209 @@
+"""Hot single-statement reads, run on the database driver's own connection.
+
+Every request reads a token and most read one resource. Through SQLAlchemy's execution layer each
+of those costs about 260 µs of CPU on PostgreSQL; the same compiled SQL sent straight to asyncpg
+costs about 60 µs (measured; docs/performance.md). So the few statements on that path are still
+written with SQLAlchemy Core, compiled once per dialect here, and then executed on the driver
+connection, outside any transaction: one statement is atomic and consistent by itself.
+
+Connections come from the engine's pool and a few are kept between calls (checking one out of
+SQLAlchemy's pool costs another 50 µs). They are closed when the engine is disposed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from asyncpg.exceptions import IntegrityConstraintViolationError
+from sqlalchemy import JSON, Delete, Insert, Update, event
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.util import greenlet_spawn
+
+Row = Sequence[Any]
+
+#: Connections kept checked out for direct reads, per engine (the rest stay in SQLAlchemy's pool).
+KEEP_CONNECTIONS = 4
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    order: tuple[str, ...]  # positional parameter names
+    defaults: Mapping[str, Any]  # values bound at build time (literals in the statement)
+    processors: Mapping[str, Callable[[Any], Any]]  # e.g. JSON parameters serialised to text
+    decode_json: tuple[int, ...]  # result columns the driver returns as JSON text
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        out = []
+        for name in self.order:
+            if name in params:
+                value = params[name]
+                process = self.processors.get(name)
+                out.append(process(value) if process is not None and value is not None else value)
+            else:
+                out.append(self.defaults[name])
+        return out
+
+
+class DirectStatement:
+    """A statement built once and compiled once per dialect, run by `DirectReader.fetch` (reads
+    outside transactions) or by `execute` / `execute_many` (inside the caller's transaction)."""
+
+    def __init__(self, statement: Select[Any] | Insert | Update | Delete) -> None:
+        self.statement = statement
+        selected = statement.selected_columns if isinstance(statement, Select) else ()
+        self.columns: tuple[str, ...] = tuple(str(c.key) for c in selected)
+        self._json = tuple(i for i, c in enumerate(selected) if isinstance(c.type, JSON))
+        self._compiled: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            order = tuple(compiled.positiontup or ())
+            defaults = {k: _processed(b, dialect) for k, b in compiled.binds.items() if b.value is not None}
+            processors = {
+                k: process
+                for k, b in compiled.binds.items()
+                if (process := b.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
+            # asyncpg decodes JSON with the codec SQLAlchemy registers; sqlite3 returns text.
+            decode = self._json if dialect.name == "sqlite" else ()
+            found = _Compiled(compiled.string, order, defaults, processors, decode)
+            self._compiled[dialect.name] = found
+        return found
+
+
+class DirectReader:
+    """Runs `DirectStatement`s for one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self._kept: list[PoolProxiedConnection] = []
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    async def fetch(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+        compiled = statement.compiled(self.dialect)
+        args = compiled.args(params)
+        raw = self._kept.pop() if self._kept else await self.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            if self._sqlite:
+                rows: list[Row] = list(await driver.execute_fetchall(compiled.sql, args))
+            else:
+                rows = await driver.fetch(compiled.sql, *args)
+        except BaseException:
+            # The connection's state is unknown (cancelled mid-protocol, server gone): never reuse it.
+            await greenlet_spawn(raw.invalidate)
+            raise
+        if len(self._kept) < KEEP_CONNECTIONS:
+            self._kept.append(raw)
+        else:
+            await greenlet_spawn(raw.close)
+        if compiled.decode_json:
+            rows = [_decoded(row, compiled.decode_json) for row in rows]
+        return rows
+
+    def close(self) -> None:
+        """Close the kept connections (called from `Engine.dispose`, inside SQLAlchemy's greenlet)."""
+        kept, self._kept = self._kept, []
+        for raw in kept:
+            raw.invalidate()
+
+
+async def execute(conn: AsyncConnection, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+    """Run `statement` inside `conn`'s transaction; rows for SELECT or RETURNING, else []."""
+    compiled = statement.compiled(conn.dialect)
+    driver = await _driver_in_transaction(conn)
+    args = compiled.args(params)
+    try:
+        if conn.dialect.name == "sqlite":
+            rows: list[Row] = list(await driver.execute_fetchall(compiled.sql, args))
+        else:
+            rows = await driver.fetch(compiled.sql, *args)
+    except _INTEGRITY_ERRORS as exc:
+        raise IntegrityError(compiled.sql, args, exc) from exc
+    if compiled.decode_json:
+        rows = [_decoded(row, compiled.decode_json) for row in rows]
+    return rows
+
+
+async def execute_many(
+    conn: AsyncConnection, statement: DirectStatement, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run `statement` once per parameter set, inside `conn`'s transaction (pipelined on asyncpg)."""
+    if not rows:
+        return
+    compiled = statement.compiled(conn.dialect)
+    driver = await _driver_in_transaction(conn)
+    args = [compiled.args(params) for params in rows]
+    try:
+        await driver.executemany(compiled.sql, args)
+    except _INTEGRITY_ERRORS as exc:
+        raise IntegrityError(compiled.sql, args, exc) from exc
+
+
+async def _driver_in_transaction(conn: AsyncConnection) -> Any:
+    """The driver connection behind `conn`, with its transaction open on the server.
+
+    SQLite: `BEGIN` was sent when the transaction began (storage/engine.py). SQLAlchemy's asyncpg
+    adapter sends it lazily, before its first statement, so it is opened here if no statement ran
+    yet (a private method; tests/db/test_direct.py fails if that contract changes).
+    """
+    raw = await conn.get_raw_connection()
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        adapted: Any = raw.dbapi_connection
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+    return raw.driver_connection
+
+
+_INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    IntegrityConstraintViolationError,
+)
+
+
+def _processed(bind: BindParameter[Any], dialect: Dialect) -> Any:
+    """A value fixed at build time, as the dialect sends it (e.g. a JSON path on SQLite)."""
+    process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    return process(bind.value) if process else bind.value
+
+
+def _decoded(row: Row, columns: tuple[int, ...]) -> Row:
+    values = list(row)
+    for i in columns:
+        if isinstance(values[i], (str, bytes)):
+            values[i] = orjson.loads(values[i])
+    return values
+
+
+_readers: weakref.WeakKeyDictionary[Engine, DirectReader] = weakref.WeakKeyDictionary()
+
+
+def reader(engine: AsyncEngine) -> DirectReader:
+    """The engine's DirectReader, created on first use."""
+    found = _readers.get(engine.sync_engine)
+    if found is None:
+        found = DirectReader(engine)
+        _readers[engine.sync_engine] = found
+        if not event.contains(engine.sync_engine, "engine_disposed", _on_dispose):
+            event.listen(engine.sync_engine, "engine_disposed", _on_dispose)
+    return found
+
+
+def _on_dispose(engine: Engine) -> None:
+    found = _readers.pop(engine, None)
+    if found is not None:
+        found.close()
