@@ -224,7 +224,7 @@ class ResourceService:
     ) -> tuple[StoredResource, dict[str, Any]]:
         at = now()
         async with write_transaction(self.engine) as conn:
-            current = await self._current(conn, ctx, resource_id)
+            current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
             check_if_match(if_match, current.version)
             doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body, existing=current.doc))
             extra_changed = await self.store_extra(conn, ctx, current, extra, replace=True)
@@ -237,8 +237,11 @@ class ResourceService:
                     at=at,
                     doc=doc,
                     index=self._index(ctx, doc),
+                    previous_index=self._index(ctx, current.doc),
                 )
                 await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at)
+            if derived is not None:
+                return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
             return stored, await self._render_one(conn, ctx, stored, projection)
 
     async def patch(
@@ -252,21 +255,37 @@ class ResourceService:
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
         at = now()
         async with write_transaction(self.engine) as conn:
-            current = await self._current(conn, ctx, resource_id)
+            current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
             check_if_match(if_match, current.version)
             result = await self.run_patch(conn, ctx, current, request.operations)
             stored = current
             if result.changed:
                 members_changed = await self.apply_member_delta(conn, ctx, current, result.members)
                 if result.doc != current.doc or members_changed:
-                    index = self._index(ctx, result.doc) if result.doc != current.doc else None
+                    changed = result.doc != current.doc
                     stored = await store.update_resource(
-                        conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=result.doc, index=index
+                        conn,
+                        tenant_id=ctx.tenant_id,
+                        current=current,
+                        at=at,
+                        doc=result.doc,
+                        index=self._index(ctx, result.doc) if changed else None,
+                        previous_index=self._index(ctx, current.doc) if changed else None,
                     )
-                    if result.doc != current.doc:
+                    if changed:
                         await self._event(conn, ctx, stored, self.event_op(current.doc, result.doc), at)
-            rendered = None if projection is None else await self._render_one(conn, ctx, stored, projection)
-            return stored, rendered
+            if projection is None:
+                return stored, None
+            if derived is not None:
+                return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
+            return stored, await self._render_one(conn, ctx, stored, projection)
+
+    async def _current_for_write(
+        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection | None
+    ) -> tuple[StoredResource, dict[str, Any] | None]:
+        """The locked resource, and its derived attributes when a subclass can read them in the same
+        statement and the write cannot change them (None: `_render_one` queries them if needed)."""
+        return await self._current(conn, ctx, resource_id), None
 
     def normalised(
         self, ctx: RequestContext, current: StoredResource, operations: Sequence[PatchOperation]

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisor.errors import ScimError
+from provisor.errors import ScimError, not_found
 from provisor.service.adoption import adopt_user
 from provisor.service.context import RequestContext
 from provisor.service.groups import remove_from_all_groups
@@ -59,9 +59,23 @@ class UserService(ResourceService):
         if found is None:
             return None
         stored, groups = found
+        return stored, self._groups_attribute(ctx, groups) or None
+
+    async def _current_for_write(
+        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection | None
+    ) -> tuple[StoredResource, dict[str, Any] | None]:
+        if projection is None or not projection.wants("groups") or ctx.setting("indirect_groups", False):
+            return await super()._current_for_write(conn, ctx, resource_id, projection)
+        found = await store.fetch_with_groups(conn, ctx.tenant_id, self.rt.name, resource_id)
+        if found is None:
+            raise not_found(f"User {resource_id} not found")
+        stored, groups = found
+        return stored, self._groups_attribute(ctx, groups)
+
+    def _groups_attribute(self, ctx: RequestContext, groups: list[tuple[str, str]]) -> dict[str, Any]:
         if not groups:
-            return stored, None
-        return stored, {"groups": [self._group_entry(ctx, gid, display, "direct") for gid, display in groups]}
+            return {}
+        return {"groups": [self._group_entry(ctx, gid, display, "direct") for gid, display in groups]}
 
     @staticmethod
     def _group_entry(ctx: RequestContext, group_id: str, display: str, kind: str) -> dict[str, Any]:

@@ -93,6 +93,14 @@ _DELETE_INDEX = DirectStatement(
         attribute_index.c.resource_id == bindparam("resource_id"),
     )
 )
+_DELETE_INDEX_ROW = DirectStatement(
+    delete(attribute_index).where(
+        attribute_index.c.tenant_id == bindparam("tenant_id"),
+        attribute_index.c.resource_id == bindparam("resource_id"),
+        attribute_index.c.attr == bindparam("attr"),
+        attribute_index.c.value_norm == bindparam("value_norm"),
+    )
+)
 
 
 async def _write_index(
@@ -168,7 +176,7 @@ _LOCK = DirectStatement(_FETCH.with_for_update())
 _GROUP = resources.alias("grp")
 #: A user with the groups that directly contain it, in one statement (one row per group, or one
 #: row with NULL group columns): a GET by id is then a single round trip.
-_READ_WITH_GROUPS = DirectStatement(
+_WITH_GROUPS = (
     select(*_ROW_COLUMNS, group_members.c.group_id, _GROUP.c.doc["displayName"].as_string())
     .select_from(
         resources.outerjoin(
@@ -185,6 +193,12 @@ _READ_WITH_GROUPS = DirectStatement(
     .where(_BY_KEY)
     .order_by(_GROUP.c.doc["displayName"].as_string(), group_members.c.group_id)
 )
+_READ_WITH_GROUPS = DirectStatement(_WITH_GROUPS)
+
+
+#: The same, locking the resource row (PostgreSQL): a PATCH of a user reads its groups for the
+#: answer in the statement that locks it.
+_LOCK_WITH_GROUPS = DirectStatement(_WITH_GROUPS.with_for_update(of=resources))
 
 
 def _key_params(tenant_id: str, resource_type: str, resource_id: str) -> dict[str, str]:
@@ -212,10 +226,25 @@ async def read_with_groups(
 ) -> tuple[StoredResource, list[tuple[str, str]]] | None:
     """The resource and the (group id, group displayName) pairs of groups directly containing it."""
     rows = await reader(engine).fetch(_READ_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id))
+    return _with_groups(resource_type, rows)
+
+
+def _with_groups(
+    resource_type: str, rows: Sequence[Sequence[Any]]
+) -> tuple[StoredResource, list[tuple[str, str]]] | None:
     if not rows:
         return None
     groups = [(row[5], row[6] or "") for row in rows if row[5] is not None]
     return _stored(resource_type, rows[0]), groups
+
+
+async def fetch_with_groups(
+    conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str
+) -> tuple[StoredResource, list[tuple[str, str]]] | None:
+    """`read_with_groups` inside the caller's transaction, locking the resource on PostgreSQL."""
+    query = _LOCK_WITH_GROUPS if conn.dialect.name == "postgresql" else _READ_WITH_GROUPS
+    rows = await execute(conn, query, _key_params(tenant_id, resource_type, resource_id))
+    return _with_groups(resource_type, rows)
 
 
 async def update_resource(
@@ -226,12 +255,22 @@ async def update_resource(
     at: str,
     doc: dict[str, Any],
     index: Iterable[IndexRow] | None,
+    previous_index: Iterable[IndexRow] | None = None,
 ) -> StoredResource:
-    """Store a new document version; `index=None` keeps the index rows as they are."""
+    """Store a new document version; `index=None` keeps the index rows as they are.
+
+    With `previous_index` (the rows of the current document), only the rows that differ are
+    deleted and inserted: a PATCH of `active` or `title` then writes no index row at all.
+    """
     version = current.version + 1
     key = _key_params(tenant_id, current.resource_type, current.id)
     await execute(conn, _UPDATE, {**key, "version": version, "last_modified": at, "doc": doc})
-    if index is not None:
+    if index is not None and previous_index is not None:
+        new, old = set(index), set(previous_index)
+        gone = [{**key, "attr": attr, "value_norm": value} for attr, value, _ in old - new]
+        await execute_many(conn, _DELETE_INDEX_ROW, gone)
+        await _write_index(conn, tenant_id, current.resource_type, current.id, sorted(new - old))
+    elif index is not None:
         await execute(conn, _DELETE_INDEX, key)
         await _write_index(conn, tenant_id, current.resource_type, current.id, index)
     return StoredResource(current.id, current.resource_type, version, current.created, at, doc)

@@ -1,0 +1,95 @@
+"""The write path's shortcuts keep the stored state exact (SQLite and PostgreSQL).
+
+PATCH and PUT rewrite only the index rows that changed, and a user's PATCH/PUT answer takes its
+`groups` from the statement that locks the user. These tests compare the stored index with the
+rows recomputed from the stored document, and the answer's groups with a fresh GET.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.schema.registry import default_registry
+from provisor.storage.indexing import index_rows
+from provisor.storage.tables import attribute_index, resources
+from provisor.storage.transactions import read_transaction
+from tests.scim_client import USER_URN, Scim, run_db
+
+
+def stored_index(scim: Scim, resource_id: str) -> tuple[set[tuple[str, str, bool]], dict[str, Any]]:
+    async def work(engine: AsyncEngine) -> tuple[set[tuple[str, str, bool]], dict[str, Any]]:
+        async with read_transaction(engine) as conn:
+            rows = await conn.execute(
+                select(
+                    attribute_index.c.attr, attribute_index.c.value_norm, attribute_index.c.is_unique
+                ).where(
+                    attribute_index.c.tenant_id == scim.tenant_id,
+                    attribute_index.c.resource_id == resource_id,
+                )
+            )
+            doc = (
+                await conn.execute(
+                    select(resources.c.doc).where(
+                        resources.c.tenant_id == scim.tenant_id, resources.c.id == resource_id
+                    )
+                )
+            ).scalar_one()
+        return {(a, v, bool(u)) for a, v, u in rows}, doc
+
+    return run_db(scim.database_url, work)
+
+
+def expected_index(doc: dict[str, Any]) -> set[tuple[str, str, bool]]:
+    rt = default_registry().resource_type("User")
+    return set(index_rows(rt, doc, frozenset({"userName"})))
+
+
+def test_patch_and_put_leave_exactly_the_index_of_the_stored_document(scim: Scim) -> None:
+    user = scim.create_user(
+        "Index.Me@example.com",
+        displayName="Before",
+        emails=[{"value": "one@example.com"}, {"value": "two@example.com"}],
+    )
+    path = f"/Users/{user['id']}"
+    steps: list[tuple[str, Any]] = [
+        ("patch", [{"op": "replace", "path": "active", "value": False}]),  # no indexed value changes
+        ("patch", [{"op": "replace", "path": "displayName", "value": "After"}]),
+        ("patch", [{"op": "remove", "path": 'emails[value eq "one@example.com"]'}]),
+        ("patch", [{"op": "add", "path": "emails", "value": [{"value": "THREE@example.com"}]}]),
+        ("patch", [{"op": "replace", "path": "userName", "value": "Renamed@example.com"}]),
+        ("patch", [{"op": "remove", "path": "displayName"}]),
+        ("put", {"schemas": [USER_URN], "userName": "Put@example.com", "externalId": "ext-1"}),
+        ("put", {"schemas": [USER_URN], "userName": "Put@example.com", "externalId": "ext-1", "title": "x"}),
+    ]
+    for kind, body in steps:
+        response = scim.patch_ops(path, *body) if kind == "patch" else scim.put(path, body)
+        assert response.status_code == 200, response.text
+        index, doc = stored_index(scim, user["id"])
+        assert index == expected_index(doc), (kind, body)
+    assert scim.get("/Users", params={"filter": 'displayName eq "Before"'}).json()["totalResults"] == 0
+    assert (
+        scim.get("/Users", params={"filter": 'userName eq "index.me@example.com"'}).json()["totalResults"]
+        == 0
+    )
+    found = scim.get("/Users", params={"filter": 'externalId eq "ext-1"'}).json()
+    assert [r["id"] for r in found["Resources"]] == [user["id"]]
+
+
+def test_user_patch_and_put_answers_carry_the_same_groups_as_a_get(scim: Scim) -> None:
+    user = scim.create_user("grouped@example.com")
+    first = scim.create_group("Alpha", [user["id"]])
+    second = scim.create_group("Beta", [user["id"]])
+    path = f"/Users/{user['id']}"
+    patched = scim.patch_ops(path, {"op": "replace", "path": "title", "value": "T"})
+    put = scim.put(path, {"schemas": [USER_URN], "userName": "grouped@example.com", "title": "U"})
+    got = scim.get(path).json()
+    expected = [{"value": g["id"], "display": g["displayName"]} for g in (first, second)]
+    for body in (patched.json(), put.json(), got):
+        assert [{"value": g["value"], "display": g["display"]} for g in body["groups"]] == expected
+    excluded = scim.patch_ops(
+        path, {"op": "replace", "path": "title", "value": "V"}, params={"excludedAttributes": "groups"}
+    )
+    assert excluded.status_code == 200 and "groups" not in excluded.json()
