@@ -88,15 +88,25 @@ class DirectReader:
     """Runs `DirectStatement`s for one engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        # Weak: the registry below is keyed weakly by the engine, and must not keep it alive.
+        self._engine = weakref.ref(engine.sync_engine)
         self.dialect = engine.dialect
         self._kept: list[PoolProxiedConnection] = []
         self._sqlite = engine.dialect.name == "sqlite"
+        self._closed = False
+
+    async def _connection(self) -> PoolProxiedConnection:
+        if self._kept:
+            return self._kept.pop()
+        engine = self._engine()
+        if engine is None or self._closed:
+            raise RuntimeError("the engine of this DirectReader was disposed")
+        return await greenlet_spawn(engine.raw_connection)
 
     async def fetch(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
         compiled = statement.compiled(self.dialect)
         args = compiled.args(params)
-        raw = self._kept.pop() if self._kept else await self.engine.raw_connection()
+        raw = await self._connection()
         try:
             driver: Any = raw.driver_connection
             if self._sqlite:
@@ -107,7 +117,9 @@ class DirectReader:
             # The connection's state is unknown (cancelled mid-protocol, server gone): never reuse it.
             await greenlet_spawn(raw.invalidate)
             raise
-        if len(self._kept) < KEEP_CONNECTIONS:
+        if self._closed:  # the engine was disposed while this statement ran
+            await greenlet_spawn(raw.invalidate)
+        elif len(self._kept) < KEEP_CONNECTIONS:
             self._kept.append(raw)
         else:
             await greenlet_spawn(raw.close)
@@ -117,6 +129,7 @@ class DirectReader:
 
     def close(self) -> None:
         """Close the kept connections (called from `Engine.dispose`, inside SQLAlchemy's greenlet)."""
+        self._closed = True
         kept, self._kept = self._kept, []
         for raw in kept:
             raw.invalidate()

@@ -1,0 +1,223 @@
+"""storage/direct.py on real databases.
+
+Direct statements skip SQLAlchemy's execution layer, so what that layer did for free is checked
+here on both engines: JSON results decoded, writes joining the caller's transaction (on PostgreSQL
+through the asyncpg adapter's private `_start_transaction`), driver integrity errors raised as
+`IntegrityError`, kept connections bounded and closed on dispose, and a cancelled read never kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
+
+from provisor.storage import resources, tenants, tokens
+from provisor.storage.direct import KEEP_CONNECTIONS, DirectStatement, execute_many, reader
+from provisor.storage.outbox import append_event
+from provisor.storage.tables import attribute_index, events, group_members
+from provisor.storage.tables import resources as resource_rows
+from provisor.storage.tables import tenants as tenant_rows
+from provisor.storage.transactions import write_transaction
+from tests.scim_client import run_db
+
+AT = "2026-01-01T00:00:00.000000Z"
+_INDEX_COLUMNS = ("tenant_id", "resource_type", "attr", "value_norm", "resource_id", "is_unique")
+INSERT_INDEX = DirectStatement(
+    insert(attribute_index).values({c: bindparam(c, type_=attribute_index.c[c].type) for c in _INDEX_COLUMNS})
+)
+BACKEND_PID = DirectStatement(select(func.pg_backend_pid()))
+
+
+class Boom(Exception):
+    pass
+
+
+async def add(engine: AsyncEngine, tenant: str, rtype: str, doc: dict[str, Any], unique: str = "") -> str:
+    """Insert a resource in its own transaction; `unique` adds a unique userName index row."""
+    rid = str(uuid.uuid4())
+    index = [("userName", unique, True)] if unique else []
+    async with write_transaction(engine) as conn:
+        await resources.insert_resource(
+            conn, tenant_id=tenant, resource_type=rtype, resource_id=rid, at=AT, doc=doc, index=index
+        )
+    return rid
+
+
+async def count(engine: AsyncEngine, table: Any, tenant: str) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(table).where(table.c.tenant_id == tenant)
+        return int((await conn.execute(query)).scalar_one())
+
+
+def test_fetch_decodes_json(database_url: str, tenant_id: str) -> None:
+    settings = {"a": 1, "nested": {"b": [1, "x"]}}
+    doc = {"userName": "bjensen", "name": {"givenName": "Barbara"}, "active": True}
+
+    async def work(engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(insert(tenant_rows).values(id=tenant_id, settings=settings, created=AT))
+            _, secret = await tokens.create_token(conn, tenant_id=tenant_id, name="t")
+        user = await add(engine, tenant_id, "User", doc)
+        group = await add(engine, tenant_id, "Group", {"displayName": "Admins"})
+        async with write_transaction(engine) as conn:
+            await conn.execute(
+                insert(group_members).values(
+                    tenant_id=tenant_id, group_id=group, member_id=user, member_type="User"
+                )
+            )
+
+        assert await tenants.read_settings(engine, tenant_id) == settings
+        found = await tokens.find_active(engine, secret, AT)
+        assert found is not None and found[1] == settings
+        stored = await resources.read_resource(engine, tenant_id, "User", user)
+        assert stored == resources.StoredResource(user, "User", 1, AT, AT, doc)
+        assert await resources.read_with_groups(engine, tenant_id, "User", user) == (
+            stored,
+            [(group, "Admins")],
+        )
+        assert await resources.read_resource(engine, tenant_id, "User", str(uuid.uuid4())) is None
+
+    run_db(database_url, work)
+
+
+def test_direct_writes_roll_back_with_the_transaction(database_url: str, tenant_id: str) -> None:
+    async def work(engine: AsyncEngine) -> None:
+        rid = str(uuid.uuid4())
+        with pytest.raises(Boom):
+            async with write_transaction(engine) as conn:
+                if conn.dialect.name == "postgresql":  # the direct INSERT must be what opens it
+                    raw: Any = (await conn.get_raw_connection()).dbapi_connection
+                    assert raw._transaction is None
+                await resources.insert_resource(  # execute, then execute_many for the index row
+                    conn,
+                    tenant_id=tenant_id,
+                    resource_type="User",
+                    resource_id=rid,
+                    at=AT,
+                    doc={"userName": "gone"},
+                    index=[("userName", "gone", True)],
+                )
+                await append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    at=AT,
+                    resource_type="User",
+                    resource_id=rid,
+                    op="created",
+                    version=1,
+                    actor=None,
+                    payload={"userName": "gone"},
+                )
+                raise Boom
+        assert await resources.read_resource(engine, tenant_id, "User", rid) is None
+        for table in (resource_rows, attribute_index, events):
+            assert await count(engine, table, tenant_id) == 0
+
+    run_db(database_url, work)
+
+
+def test_unique_violation_is_integrity_error_and_connection_survives(
+    database_url: str, tenant_id: str
+) -> None:
+    async def work(engine: AsyncEngine) -> None:
+        first = await add(engine, tenant_id, "User", {"userName": "bjensen"}, unique="bjensen")
+        second = str(uuid.uuid4())
+        row = {
+            "tenant_id": tenant_id,
+            "resource_type": "User",
+            "attr": "userName",
+            "value_norm": "bjensen",
+            "resource_id": second,
+            "is_unique": True,
+        }
+        with pytest.raises(IntegrityError) as raised:
+            async with write_transaction(engine) as conn:
+                failed_on = (await conn.get_raw_connection()).driver_connection
+                await resources.insert_resource(
+                    conn,
+                    tenant_id=tenant_id,
+                    resource_type="User",
+                    resource_id=second,
+                    at=AT,
+                    doc={"userName": "bjensen"},
+                    index=[],
+                )
+                await execute_many(conn, INSERT_INDEX, [row])
+        assert resources.is_unique_violation(raised.value)
+
+        # The same pooled connection (the only one not kept by the reader) takes the next write.
+        third = str(uuid.uuid4())
+        async with write_transaction(engine) as conn:
+            assert (await conn.get_raw_connection()).driver_connection is failed_on
+            await resources.insert_resource(
+                conn, tenant_id=tenant_id, resource_type="User", resource_id=third, at=AT, doc={}, index=[]
+            )
+        assert await resources.read_resource(engine, tenant_id, "User", first) is not None
+        assert await resources.read_resource(engine, tenant_id, "User", second) is None
+        assert await resources.read_resource(engine, tenant_id, "User", third) is not None
+
+    run_db(database_url, work)
+
+
+def test_kept_connections_are_bounded_and_closed_on_dispose(database_url: str, tenant_id: str) -> None:
+    async def work(engine: AsyncEngine) -> None:
+        rid = await add(engine, tenant_id, "User", {"userName": "bjensen"})
+        old = reader(engine)
+        found = await asyncio.gather(
+            *(resources.read_resource(engine, tenant_id, "User", rid) for _ in range(20))
+        )
+        assert all(r is not None and r.id == rid for r in found)
+        kept = list(old._kept)
+        assert 1 <= len(kept) <= KEEP_CONNECTIONS
+        assert cast(QueuePool, engine.pool).checkedout() == len(kept)  # the others went back
+
+        await engine.dispose()
+        assert old._kept == []
+        assert not any(raw.is_valid for raw in kept)
+        fresh = reader(engine)
+        assert fresh is not old
+        assert await resources.read_resource(engine, tenant_id, "User", rid) is not None
+        assert len(fresh._kept) == 1
+
+    run_db(database_url, work)
+
+
+def test_cancelled_fetch_is_not_kept(postgresql_url: str) -> None:
+    """PostgreSQL only (`pg_sleep`): SQLite cannot interrupt a running statement from asyncio."""
+
+    async def work(engine: AsyncEngine) -> None:
+        direct = reader(engine)
+        [(pid,)] = await direct.fetch(BACKEND_PID, {})
+        [busy] = direct._kept
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(direct.fetch(DirectStatement(select(func.pg_sleep(1))), {}), 0.1)
+        assert busy not in direct._kept
+        assert not busy.is_valid
+        [(new_pid,)] = await direct.fetch(BACKEND_PID, {})
+        assert new_pid != pid
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(func.pg_backend_pid()))).scalar_one() != pid
+
+    run_db(postgresql_url, work)
+
+
+def test_a_fetch_running_while_the_engine_is_disposed_is_not_kept(postgresql_url: str) -> None:
+    """PostgreSQL only (`pg_sleep`): shutting down with a request in flight leaks no connection."""
+
+    async def work(engine: AsyncEngine) -> None:
+        direct = reader(engine)
+        running = asyncio.create_task(direct.fetch(DirectStatement(select(func.pg_sleep(0.3))), {}))
+        await asyncio.sleep(0.1)
+        await engine.dispose()
+        await running
+        assert direct._kept == []
+        assert reader(engine) is not direct
+
+    run_db(postgresql_url, work)
