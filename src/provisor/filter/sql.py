@@ -263,11 +263,7 @@ class _Compiler:
         return exists(query)
 
     def is_membership(self, path: AttrPath) -> bool:
-        rt = self.ctx.resource_type.name
-        return path.urn is None and (
-            (rt == "Group" and path.attribute.name == "members")
-            or (rt == "User" and path.attribute.name == "groups")
-        )
+        return is_membership(self.ctx.resource_type, path)
 
     def common(self, path: AttrPath) -> _Val | None:
         """id and meta.* live in columns, not in the document."""
@@ -477,6 +473,30 @@ def _successor(prefix: str) -> str | None:
     if code > 0x10FFFF:
         return None
     return prefix[:-1] + chr(code)
+
+
+def is_membership(rt: ResourceType, path: AttrPath) -> bool:
+    """Group `members` and User `groups` live in `group_members`, not in the document."""
+    return path.urn is None and (
+        (rt.name == "Group" and path.attribute.name == "members")
+        or (rt.name == "User" and path.attribute.name == "groups")
+    )
+
+
+def indexed_equality(node: Filter, rt: ResourceType) -> tuple[str, str] | None:
+    """`(attr, value_norm)` when the whole filter is `attr eq "value"` on an indexed attribute and
+    the value fits the index: exactly the case `compile_filter` answers from `attribute_index`
+    alone. It is the IdPs' existence check, so it gets a prebuilt statement (storage/resources.py).
+    """
+    if not isinstance(node, Compare) or node.op != "eq" or node.attr.path is None:
+        return None
+    path = node.attr.path
+    if is_membership(rt, path) or not indexing.is_indexed(rt, path):
+        return None
+    if not isinstance(node.value, str) or not node.value:
+        return None
+    norm = indexing.normalise(path.target, node.value)
+    return (path.dotted, norm) if len(norm) < indexing.MAX_INDEXED_LENGTH else None
 
 
 def compile_filter(node: Filter, ctx: SqlContext) -> ColumnElement[bool]:

@@ -18,6 +18,8 @@ from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
+from provisor.filter.ast import Filter
+from provisor.filter.sql import indexed_equality
 from provisor.patch import (
     NormaliseContext,
     PatchOperation,
@@ -148,11 +150,17 @@ class ResourceService:
         stored = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             return None
-        if not self.wants_derived(projection):
-            return stored, None
-        async with autocommit(self.engine) as conn:
-            derived = await self.derived(conn, ctx, [stored.id], projection)
+        derived = await self.read_derived(ctx, [stored.id], projection)
         return stored, derived.get(stored.id)
+
+    async def read_derived(
+        self, ctx: RequestContext, ids: list[str], projection: Projection
+    ) -> dict[str, dict[str, Any]]:
+        """`derived` outside any transaction, for reads; subclasses may use prebuilt statements."""
+        if not ids or not self.wants_derived(projection):
+            return {}
+        async with autocommit(self.engine) as conn:
+            return await self.derived(conn, ctx, ids, projection)
 
     async def _event(
         self,
@@ -335,16 +343,22 @@ class ResourceService:
 
     # ---- queries --------------------------------------------------------------------------------
 
-    def compile_where(
-        self, ctx: RequestContext, text: str | None, *, across_types: bool = False
-    ) -> ColumnElement[bool] | None:
+    def bound_filter(self, text: str | None, *, across_types: bool = False) -> Filter | None:
         if text is None:
             return None
         node = parse_filter(
             text, max_length=self.settings.max_filter_length, max_depth=self.settings.max_filter_depth
         )
-        bound = bind(node, self.registry, self.rt, unknown_absent=across_types)
-        return compile_filter(bound, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+        return bind(node, self.registry, self.rt, unknown_absent=across_types)
+
+    def _compile(self, ctx: RequestContext, node: Filter) -> ColumnElement[bool]:
+        return compile_filter(node, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+
+    def compile_where(
+        self, ctx: RequestContext, text: str | None, *, across_types: bool = False
+    ) -> ColumnElement[bool] | None:
+        node = self.bound_filter(text, across_types=across_types)
+        return None if node is None else self._compile(ctx, node)
 
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
         """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
@@ -417,24 +431,51 @@ class ResourceService:
         if query.cursor is not None:
             return await self.list_by_cursor(ctx, query)
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where = self.compile_where(ctx, query.filter, across_types=query.across_types)
-        order = self.order_by(ctx, query)
-        async with autocommit(self.engine) as conn:
-            rows: list[StoredResource] = []
-            if query.count > 0:
-                rows = await store.list_resources(
-                    conn,
-                    ctx.tenant_id,
-                    self.rt.name,
-                    where=where,
-                    order_by=order,
-                    offset=query.start_index - 1,
-                    limit=query.count,
+        node = self.bound_filter(query.filter, across_types=query.across_types)
+        lookup = indexed_equality(node, self.rt) if node is not None else None
+        rows: list[StoredResource] = []
+        offset, limit = query.start_index - 1, query.count
+        proven = None
+        if lookup is not None and query.sort_by is None and not query.descending and not query.across_types:
+            # The IdPs' existence check (`userName eq "..."`): prebuilt statements, no SQL building.
+            attr, value = lookup
+            if limit > 0:
+                rows = await store.list_by_indexed_value(
+                    self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
                 )
-            if 0 < len(rows) < query.count or (not rows and query.count > 0 and query.start_index == 1):
-                total = query.start_index - 1 + len(rows)  # a short page proves the total: no COUNT(*)
-            else:
-                total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
-            derived = await self.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
+            proven = _proven_total(query, rows)
+            total = (
+                proven
+                if proven is not None
+                else await store.count_by_indexed_value(self.engine, ctx.tenant_id, self.rt.name, attr, value)
+            )
+        else:
+            where = None if node is None else self._compile(ctx, node)
+            order = self.order_by(ctx, query)
+            async with autocommit(self.engine) as conn:
+                if limit > 0:
+                    rows = await store.list_resources(
+                        conn,
+                        ctx.tenant_id,
+                        self.rt.name,
+                        where=where,
+                        order_by=order,
+                        offset=offset,
+                        limit=limit,
+                    )
+                proven = _proven_total(query, rows)
+                total = (
+                    proven
+                    if proven is not None
+                    else await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+                )
+        derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
         return list_response(out, total, query.start_index)
+
+
+def _proven_total(query: ListQuery, rows: list[StoredResource]) -> int | None:
+    """The total when this page proves it (a short page, or an empty first page): no COUNT(*)."""
+    if 0 < len(rows) < query.count or (not rows and query.count > 0 and query.start_index == 1):
+        return query.start_index - 1 + len(rows)
+    return None

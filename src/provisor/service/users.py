@@ -86,16 +86,30 @@ class UserService(ResourceService):
             "type": kind,
         }
 
+    async def read_derived(
+        self, ctx: RequestContext, ids: list[str], projection: Projection
+    ) -> dict[str, dict[str, Any]]:
+        if not ids or not projection.wants("groups") or ctx.setting("indirect_groups", False):
+            return await super().read_derived(ctx, ids, projection)
+        return self._direct_entries(
+            ctx, await member_store.read_direct_groups(self.engine, ctx.tenant_id, ids)
+        )
+
+    def _direct_entries(
+        self, ctx: RequestContext, direct: list[tuple[str, str, str]]
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for member_id, group_id, display in direct:
+            entry = self._group_entry(ctx, group_id, display, "direct")
+            out.setdefault(member_id, {"groups": []})["groups"].append(entry)
+        return out
+
     async def derived(
         self, conn: AsyncConnection, ctx: RequestContext, ids: list[str], projection: Projection
     ) -> dict[str, dict[str, Any]]:
         if not ids or not projection.wants("groups"):
             return {}
-        direct = await member_store.direct_groups(conn, ctx.tenant_id, ids)
-        out: dict[str, dict[str, Any]] = {}
-        for member_id, group_id, display in direct:
-            entry = self._group_entry(ctx, group_id, display, "direct")
-            out.setdefault(member_id, {"groups": []})["groups"].append(entry)
+        out = self._direct_entries(ctx, await member_store.direct_groups(conn, ctx.tenant_id, ids))
         if ctx.setting("indirect_groups", False):
             await self._add_indirect(conn, ctx, out)
         return out

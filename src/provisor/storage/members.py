@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import group_members, resources
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
@@ -156,6 +170,43 @@ async def direct_groups(
         .order_by(group_members.c.member_id, _DISPLAY, group_members.c.group_id)
     )
     return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
+
+
+def _direct_groups_statement(ids: ColumnElement[bool]) -> DirectStatement:
+    return DirectStatement(
+        select(group_members.c.member_id, group_members.c.group_id, _DISPLAY)
+        .join(
+            resources,
+            and_(
+                resources.c.tenant_id == group_members.c.tenant_id, resources.c.id == group_members.c.group_id
+            ),
+        )
+        .where(group_members.c.tenant_id == bindparam("tenant_id"), ids)
+        .order_by(group_members.c.member_id, _DISPLAY, group_members.c.group_id)
+    )
+
+
+#: `direct_groups` as one prebuilt statement per dialect: the ids travel as one array (PostgreSQL)
+#: or one JSON text (SQLite), so the SQL is the same whatever their number.
+_DIRECT_GROUPS = {
+    "postgresql": _direct_groups_statement(
+        group_members.c.member_id == func.any(bindparam("ids", type_=postgresql.ARRAY(String)))
+    ),
+    "sqlite": _direct_groups_statement(
+        group_members.c.member_id.in_(
+            select(column("value")).select_from(func.json_each(bindparam("ids", type_=JSON)))
+        )
+    ),
+}
+
+
+async def read_direct_groups(
+    engine: AsyncEngine, tenant_id: str, member_ids: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """`direct_groups` outside any transaction, on the driver connection (storage/direct.py)."""
+    statement = _DIRECT_GROUPS[engine.dialect.name]
+    rows = await reader(engine).fetch(statement, {"tenant_id": tenant_id, "ids": list(member_ids)})
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 async def parent_groups(

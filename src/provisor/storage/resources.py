@@ -310,6 +310,62 @@ async def count_resources(
     return int((await conn.execute(query)).scalar_one())
 
 
+_AI = attribute_index.c
+_IN_INDEX = resources.c.id.in_(
+    select(_AI.resource_id).where(
+        _AI.tenant_id == bindparam("tenant_id"),
+        _AI.resource_type == bindparam("resource_type"),
+        _AI.attr == bindparam("attr"),
+        _AI.value_norm == bindparam("value_norm"),
+    )
+)
+_OF_TYPE = and_(
+    resources.c.tenant_id == bindparam("tenant_id"), resources.c.resource_type == bindparam("resource_type")
+)
+#: `attr eq "value"` on an indexed attribute (filter/sql.py `indexed_equality`), in the default
+#: order (created, id): the same statement `list_resources` builds for it, built once.
+_LIST_BY_INDEXED_VALUE = DirectStatement(
+    select(*_ROW_COLUMNS)
+    .where(_OF_TYPE, _IN_INDEX)
+    .order_by(resources.c.created.asc().nulls_last(), resources.c.id.asc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_COUNT_BY_INDEXED_VALUE = DirectStatement(
+    select(func.count()).select_from(resources).where(_OF_TYPE, _IN_INDEX)
+)
+
+
+async def list_by_indexed_value(
+    engine: AsyncEngine,
+    tenant_id: str,
+    resource_type: str,
+    attr: str,
+    value_norm: str,
+    *,
+    offset: int,
+    limit: int,
+) -> list[StoredResource]:
+    params = {
+        "tenant_id": tenant_id,
+        "resource_type": resource_type,
+        "attr": attr,
+        "value_norm": value_norm,
+        "offset": offset,
+        "limit": limit,
+    }
+    rows = await reader(engine).fetch(_LIST_BY_INDEXED_VALUE, params)
+    return [_stored(resource_type, row) for row in rows]
+
+
+async def count_by_indexed_value(
+    engine: AsyncEngine, tenant_id: str, resource_type: str, attr: str, value_norm: str
+) -> int:
+    params = {"tenant_id": tenant_id, "resource_type": resource_type, "attr": attr, "value_norm": value_norm}
+    rows = await reader(engine).fetch(_COUNT_BY_INDEXED_VALUE, params)
+    return int(rows[0][0])
+
+
 async def list_resources(
     conn: AsyncConnection,
     tenant_id: str,
