@@ -1,7 +1,7 @@
-"""The request log writer: rows go on an in-memory queue and are inserted in batches.
+"""The request log writer: rows are gathered in memory and inserted in batches.
 
-A request never waits for the database: `record` only enqueues (and drops the row, counting it,
-when the queue is full). A background task inserts every `FLUSH_SECONDS` or `BATCH_ROWS` rows. The
+A request never waits for the database: `record` only appends (and drops the row, counting it,
+when `QUEUE_ROWS` are waiting). A background task inserts what gathered every `FLUSH_SECONDS`. The
 log is diagnostics, not the outbox: a crash can lose the last fraction of a second of rows.
 
 In "full" mode the bodies are stored with secrets redacted: every `password` member at any depth,
@@ -108,20 +108,20 @@ class RequestLogWriter:
     def __init__(self, engine: AsyncEngine, retention_days: int) -> None:
         self.engine = engine
         self.retention_days = retention_days
-        self.queue: asyncio.Queue[Exchange] = asyncio.Queue(QUEUE_ROWS)
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._last_prune: float | None = None
+        # A plain list, swapped out by the flusher: recording costs one append and wakes nothing.
         self._pending: list[Exchange] = []
         self._lock = asyncio.Lock()
 
     def record(self, exchange: Exchange) -> None:
         if exchange.mode == "off":
             return
-        try:
-            self.queue.put_nowait(exchange)
-        except asyncio.QueueFull:
+        if len(self._pending) >= QUEUE_ROWS:
             self.dropped += 1
+            return
+        self._pending.append(exchange)
 
     def start(self) -> None:
         if self._task is None:
@@ -136,28 +136,18 @@ class RequestLogWriter:
         await self.flush()
 
     async def flush(self) -> None:
-        """Insert everything queued or gathered so far (the loop, the admin API, shutdown)."""
+        """Insert everything recorded so far (the loop, the admin API, shutdown)."""
         async with self._lock:
             batch, self._pending = self._pending, []
-            while not self.queue.empty():
-                batch.append(self.queue.get_nowait())
             for start in range(0, len(batch), BATCH_ROWS):
                 await self._insert(batch[start : start + BATCH_ROWS])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            self._pending.append(await self.queue.get())
-            deadline = loop.time() + FLUSH_SECONDS
-            while len(self._pending) < BATCH_ROWS:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    self._pending.append(await asyncio.wait_for(self.queue.get(), remaining))
-                except TimeoutError:
-                    break
-            await self.flush()
+            await asyncio.sleep(FLUSH_SECONDS)
+            if self._pending:
+                await self.flush()
             await self._maybe_prune(loop.time())
 
     async def _insert(self, batch: list[Exchange]) -> None:

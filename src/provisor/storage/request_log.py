@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.storage.direct import DirectStatement, execute_many
 from provisor.storage.tables import request_log
 
 COLUMNS = (
@@ -31,9 +32,27 @@ class RequestFilter:
     errors_only: bool = False
 
 
+_COLUMNS = (
+    "at",
+    "tenant_id",
+    "request_id",
+    "method",
+    "path",
+    "query",
+    "status",
+    "duration_ms",
+    "token_name",
+    "request_body",
+    "response_body",
+)
+#: Built once and run on the driver connection: every request adds a row (storage/direct.py).
+_INSERT = DirectStatement(
+    request_log.insert().values({c: bindparam(c, type_=request_log.c[c].type) for c in _COLUMNS})
+)
+
+
 async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(request_log.insert(), rows)
+    await execute_many(conn, _INSERT, rows)
 
 
 async def read_requests(
