@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 Row = Sequence[Any]
@@ -59,9 +60,9 @@ class DirectStatement:
     """A statement built once and compiled once per dialect, run by `DirectReader.fetch` (reads
     outside transactions) or by `execute` / `execute_many` (inside the caller's transaction)."""
 
-    def __init__(self, statement: Select[Any] | Insert | Update | Delete) -> None:
+    def __init__(self, statement: Select[Any] | TextualSelect | Insert | Update | Delete) -> None:
         self.statement = statement
-        selected = statement.selected_columns if isinstance(statement, Select) else ()
+        selected = statement.selected_columns if isinstance(statement, Select | TextualSelect) else ()
         self.columns: tuple[str, ...] = tuple(str(c.key) for c in selected)
         self._json = tuple(i for i, c in enumerate(selected) if isinstance(c.type, JSON))
         self._compiled: dict[str, _Compiled] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -11,17 +11,18 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    column,
     delete,
     func,
     insert,
     literal,
+    literal_column,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.storage.direct import DirectStatement, reader
+from provisor.storage.direct import DirectStatement, execute, execute_many, reader
 from provisor.storage.tables import group_members, resources
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
@@ -33,61 +34,93 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def _any_of(column: ColumnElement[str]) -> dict[str, ColumnElement[bool]]:
+    """`column` is one of the `ids` parameter, per dialect: one array (PostgreSQL) or one JSON text
+    (SQLite), so a statement's SQL is the same whatever the number of ids."""
+    return {
+        "postgresql": column == func.any(bindparam("ids", type_=postgresql.ARRAY(String))),
+        "sqlite": column.in_(
+            select(literal_column("value")).select_from(func.json_each(bindparam("ids", type_=JSON)))
+        ),
+    }
+
+
+def _per_dialect(
+    build: Callable[[ColumnElement[bool]], Any], column: ColumnElement[str]
+) -> dict[str, DirectStatement]:
+    return {dialect: DirectStatement(build(condition)) for dialect, condition in _any_of(column).items()}
+
+
+_IN_GROUP = and_(
+    group_members.c.tenant_id == bindparam("tenant_id"), group_members.c.group_id == bindparam("group_id")
+)
+#: The member operations' statements, built once and run on the driver connection (storage/direct.py).
+_TYPES_OF = _per_dialect(
+    lambda ids: select(resources.c.id, resources.c.resource_type).where(
+        resources.c.tenant_id == bindparam("tenant_id"), ids
+    ),
+    resources.c.id,
+)
+# SQLite's planner would scan the tenant's resources for `id IN (json_each)` (it prefers a covering
+# index on tenant_id alone); CROSS JOIN makes it drive from the ids, one primary-key probe each.
+_TYPES_OF["sqlite"] = DirectStatement(
+    text(
+        "SELECT resources.id, resources.resource_type FROM json_each(:ids) AS ids "
+        "CROSS JOIN resources WHERE resources.tenant_id = :tenant_id AND resources.id = ids.value"
+    )
+    .bindparams(bindparam("ids", type_=JSON), bindparam("tenant_id", type_=String))
+    .columns(resources.c.id, resources.c.resource_type)
+)
+_EXISTING = _per_dialect(
+    lambda ids: select(group_members.c.member_id).where(_IN_GROUP, ids), group_members.c.member_id
+)
+_REMOVE = _per_dialect(
+    lambda ids: delete(group_members).where(_IN_GROUP, ids).returning(group_members.c.member_id),
+    group_members.c.member_id,
+)
+_ADD = DirectStatement(
+    insert(group_members).values(
+        {
+            c: bindparam(c, type_=group_members.c[c].type)
+            for c in ("tenant_id", "group_id", "member_id", "member_type", "display")
+        }
+    )
+)
+
+
 async def resource_types_of(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
     """Map each existing id among `ids` to its resource type (missing ids are absent)."""
-    found: dict[str, str] = {}
-    for chunk in _chunks(list(ids)):
-        rows = await conn.execute(
-            select(resources.c.id, resources.c.resource_type).where(
-                resources.c.tenant_id == tenant_id, resources.c.id.in_(chunk)
-            )
-        )
-        found.update({row[0]: row[1] for row in rows})
-    return found
+    if not ids:
+        return {}
+    rows = await execute(conn, _TYPES_OF[conn.dialect.name], {"tenant_id": tenant_id, "ids": list(ids)})
+    return {row[0]: row[1] for row in rows}
 
 
 async def existing_member_ids(
     conn: AsyncConnection, tenant_id: str, group_id: str, ids: Sequence[str]
 ) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(list(ids)):
-        rows = await conn.execute(
-            select(group_members.c.member_id).where(
-                group_members.c.tenant_id == tenant_id,
-                group_members.c.group_id == group_id,
-                group_members.c.member_id.in_(chunk),
-            )
-        )
-        found.update(row[0] for row in rows)
-    return found
+    if not ids:
+        return set()
+    params = {"tenant_id": tenant_id, "group_id": group_id, "ids": list(ids)}
+    return {row[0] for row in await execute(conn, _EXISTING[conn.dialect.name], params)}
 
 
 async def add_members(
     conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str, str | None]]
 ) -> None:
     """Insert (member_id, member_type, display) rows; callers pass only ids not already members."""
-    for chunk in _chunks(list(members)):
-        await conn.execute(
-            insert(group_members),
-            [
-                {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t, "display": d}
-                for m, t, d in chunk
-            ],
-        )
+    rows = [
+        {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t, "display": d}
+        for m, t, d in members
+    ]
+    await execute_many(conn, _ADD, rows)
 
 
 async def remove_members(conn: AsyncConnection, tenant_id: str, group_id: str, ids: Sequence[str]) -> int:
-    removed = 0
-    for chunk in _chunks(list(ids)):
-        result = await conn.execute(
-            delete(group_members).where(
-                group_members.c.tenant_id == tenant_id,
-                group_members.c.group_id == group_id,
-                group_members.c.member_id.in_(chunk),
-            )
-        )
-        removed += result.rowcount or 0
-    return removed
+    if not ids:
+        return 0
+    params = {"tenant_id": tenant_id, "group_id": group_id, "ids": list(ids)}
+    return len(await execute(conn, _REMOVE[conn.dialect.name], params))
 
 
 async def remove_all_members(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[str]:
@@ -172,8 +205,8 @@ async def direct_groups(
     return [(r[0], r[1], r[2]) for r in await conn.execute(query)]
 
 
-def _direct_groups_statement(ids: ColumnElement[bool]) -> DirectStatement:
-    return DirectStatement(
+def _direct_groups_statement(ids: ColumnElement[bool]) -> Any:
+    return (
         select(group_members.c.member_id, group_members.c.group_id, _DISPLAY)
         .join(
             resources,
@@ -188,16 +221,7 @@ def _direct_groups_statement(ids: ColumnElement[bool]) -> DirectStatement:
 
 #: `direct_groups` as one prebuilt statement per dialect: the ids travel as one array (PostgreSQL)
 #: or one JSON text (SQLite), so the SQL is the same whatever their number.
-_DIRECT_GROUPS = {
-    "postgresql": _direct_groups_statement(
-        group_members.c.member_id == func.any(bindparam("ids", type_=postgresql.ARRAY(String)))
-    ),
-    "sqlite": _direct_groups_statement(
-        group_members.c.member_id.in_(
-            select(column("value")).select_from(func.json_each(bindparam("ids", type_=JSON)))
-        )
-    ),
-}
+_DIRECT_GROUPS = _per_dialect(_direct_groups_statement, group_members.c.member_id)
 
 
 async def read_direct_groups(
