@@ -1,4 +1,8 @@
-"""Python (asyncio + httpx) drivers for the multi-step scenarios wrk cannot express."""
+"""Python (asyncio) drivers for the multi-step scenarios wrk cannot express.
+
+They speak HTTP through bench/http1.py, a lean keep-alive client: with httpx the driver itself used
+most of one of the machine's two cores. The single 1M-member group read keeps httpx (one request).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bench.http1 import Client, HttpError, Response
 from bench.seed import user_body
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -35,18 +40,12 @@ class Failed(Exception):
     pass
 
 
-def _client(base: str, token: str, timeout: float = 60.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-    )
+def _client(base: str, token: str, timeout: float = 60.0) -> Client:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    return Client(base, headers, max_connections=16, timeout=timeout)
 
 
-async def _call(
-    client: httpx.AsyncClient, lat: list[float], method: str, url: str, **kw: Any
-) -> httpx.Response:
+async def _call(client: Client, lat: list[float], method: str, url: str, **kw: Any) -> Response:
     t = time.perf_counter()
     response = await client.request(method, url, **kw)
     lat.append(time.perf_counter() - t)
@@ -111,7 +110,7 @@ async def initial_sync(
                         await _call(client, lat, "PATCH", f"/Groups/{gid}", json=patch)
 
             await asyncio.gather(*(push_group(k, c) for k, c in enumerate(chunks)))
-        except Failed as exc:
+        except (Failed, HttpError) as exc:
             return Outcome(False, time.perf_counter() - started, len(lat), users, lat, str(exc))
         return Outcome(True, time.perf_counter() - started, len(lat), users, lat)
 
@@ -169,10 +168,15 @@ async def bulk_import(base: str, token: str, users: int, prefix: str, *, concurr
 
 async def single_get(base: str, token: str, path: str, limit_seconds: float = 600.0) -> Outcome:
     lat: list[float] = []
-    async with _client(base, token, timeout=limit_seconds) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=limit_seconds) as client:
         started = time.perf_counter()
         try:
-            response = await _call(client, lat, "GET", path)
+            t = time.perf_counter()
+            response = await client.get(path)
+            lat.append(time.perf_counter() - t)
+            if response.status_code >= 300:
+                raise Failed(f"GET {path} -> {response.status_code}: {response.text[:300]}")
         except (Failed, httpx.HTTPError) as exc:
             return Outcome(False, time.perf_counter() - started, 1, 0, lat, str(exc)[:300])
         size = len(response.content)
