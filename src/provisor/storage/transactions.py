@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from provisor.storage.sqlite_gate import writer_gate
+
 
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection inside a transaction that commits on success and rolls back on any error."""
-    async with engine.connect() as conn:
+    """A connection inside a transaction that commits on success and rolls back on any error.
+
+    On SQLite the writers of all workers first queue on `SqliteWriterGate`, so that `BEGIN
+    IMMEDIATE` finds the database free instead of sleeping in SQLite's busy handler.
+    """
+    gate = writer_gate(engine) if engine.dialect.name == "sqlite" else None
+    async with gate if gate is not None else contextlib.nullcontext(), engine.connect() as conn:
         conn = await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
             yield conn

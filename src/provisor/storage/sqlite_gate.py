@@ -1,0 +1,74 @@
+"""One queue for SQLite writers across worker processes.
+
+SQLite admits one writer at a time. A writer that finds the database locked sleeps in SQLite's busy
+handler and polls with growing back-off (up to 100 ms a step), so under a burst of writes from two
+workers the unlucky ones waited up to 1.5 s (docs/performance.md). Here writers queue instead: in
+each process on an `asyncio.Lock`, and between processes on an exclusive `flock` of a file beside
+the database, which the kernel hands over as soon as it is released. `BEGIN IMMEDIATE` then rarely
+waits at all; the busy timeout still covers writers outside Provisor (the CLI, other tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import weakref
+from types import TracebackType
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+class SqliteWriterGate:
+    def __init__(self, lock_path: str) -> None:
+        self.lock_path = lock_path
+        self._local = asyncio.Lock()
+        self._fd: int | None = None
+
+    def _file(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    async def __aenter__(self) -> None:
+        await self._local.acquire()
+        try:
+            fd = self._file()
+            taking = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+            try:
+                await asyncio.shield(taking)
+            except asyncio.CancelledError:
+                # The thread still takes the lock: give it back as soon as it has it.
+                taking.add_done_callback(lambda _: fcntl.flock(fd, fcntl.LOCK_UN))
+                raise
+        except BaseException:
+            self._local.release()
+            raise
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._local.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_gates: weakref.WeakKeyDictionary[Engine, SqliteWriterGate | None] = weakref.WeakKeyDictionary()
+
+
+def writer_gate(engine: AsyncEngine) -> SqliteWriterGate | None:
+    """The engine's gate; None for in-memory databases (one connection, nothing to queue for)."""
+    sync = engine.sync_engine
+    if sync not in _gates:
+        database = engine.url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database) + ".write-lock")
+    return _gates[sync]

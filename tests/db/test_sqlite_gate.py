@@ -1,0 +1,85 @@
+"""SQLite writers queue on one gate across engines (and so across worker processes).
+
+SQLite-only by nature: PostgreSQL has row locks and needs no gate. Two engines on one file stand in
+for two workers: `flock` locks belong to open file descriptions, so they exclude each other exactly
+as two processes do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from provisor.storage.engine import create_engine
+from provisor.storage.migrate import upgrade
+from provisor.storage.sqlite_gate import writer_gate
+from provisor.storage.transactions import write_transaction
+
+
+def test_writers_of_two_engines_queue_instead_of_failing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+
+    async def main() -> None:
+        first, second = create_engine(url), create_engine(url)
+        try:
+            await upgrade(first)
+            for engine in (first, second):
+                async with write_transaction(engine) as conn:
+                    await conn.execute(text("CREATE TABLE IF NOT EXISTS hits (n INTEGER)"))
+
+            async def hold(seconds: float) -> None:
+                async with write_transaction(first) as conn:
+                    await conn.execute(text("INSERT INTO hits VALUES (0)"))
+                    await asyncio.sleep(seconds)
+
+            holder = asyncio.create_task(hold(0.3))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            async with write_transaction(second) as conn:  # waits on the gate, not in busy_timeout
+                await conn.execute(text("INSERT INTO hits VALUES (1)"))
+            assert time.monotonic() - started >= 0.2
+            await holder
+
+            async def write(engine_index: int, n: int) -> None:
+                async with write_transaction((first, second)[engine_index]) as conn:
+                    await conn.execute(text("INSERT INTO hits VALUES (:n)"), {"n": n})
+
+            await asyncio.gather(*(write(n % 2, n) for n in range(2, 102)))
+            async with first.connect() as conn:
+                assert (await conn.execute(text("SELECT count(*) FROM hits"))).scalar_one() == 102
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_writer_cancelled_while_queued_leaves_the_gate_usable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cancel.db'}"
+
+    async def main() -> None:
+        first, second = create_engine(url), create_engine(url)
+        try:
+            gate_a, gate_b = writer_gate(first), writer_gate(second)
+            assert gate_a is not None and gate_b is not None and gate_a is not gate_b
+            async with gate_a:
+                waiting = asyncio.create_task(gate_b.__aenter__())
+                await asyncio.sleep(0.05)
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+            await asyncio.sleep(0.05)  # the cancelled waiter's thread takes the lock, then gives it back
+            for gate in (gate_a, gate_b):
+                await asyncio.wait_for(gate.__aenter__(), 2)
+                await gate.__aexit__(None, None, None)
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    asyncio.run(main())
+
+
+def test_in_memory_databases_have_no_gate() -> None:
+    assert writer_gate(create_engine("sqlite:///:memory:")) is None
