@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.schema.registry import default_registry
 from provisor.storage.indexing import index_rows
-from provisor.storage.tables import attribute_index, resources
+from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.transactions import read_transaction
 from tests.scim_client import USER_URN, Scim, run_db
 
@@ -93,3 +93,21 @@ def test_user_patch_and_put_answers_carry_the_same_groups_as_a_get(scim: Scim) -
         path, {"op": "replace", "path": "title", "value": "V"}, params={"excludedAttributes": "groups"}
     )
     assert excluded.status_code == 200 and "groups" not in excluded.json()
+
+
+def test_a_refused_create_takes_no_event_sequence_number(scim: Scim) -> None:
+    """A gap in `events.seq` makes change-feed readers wait for it (docs/events.md): a 409 must not
+    leave one, on PostgreSQL's single-statement create as on the transactional path."""
+
+    def last_seq() -> int:
+        async def work(engine: AsyncEngine) -> int:
+            async with read_transaction(engine) as conn:
+                return int((await conn.execute(select(func.max(events.c.seq)))).scalar_one())
+
+        return run_db(scim.database_url, work)
+
+    scim.create_user("taken@example.com")
+    before = last_seq()
+    assert scim.post("/Users", {"schemas": [USER_URN], "userName": "TAKEN@example.com"}).status_code == 409
+    scim.create_user("next@example.com")
+    assert last_seq() == before + 1

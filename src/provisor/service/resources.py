@@ -198,6 +198,19 @@ class ResourceService:
     ) -> tuple[StoredResource, dict[str, Any]]:
         doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body))
         at = now()
+        if self.dialect == "postgresql" and extra is None:
+            # Nothing to write beyond the resource: one statement, no transaction round trips.
+            stored = StoredResource(str(uuid.uuid4()), self.rt.name, 1, at, at, doc)
+            await store.create_in_one_statement(
+                self.engine,
+                tenant_id=ctx.tenant_id,
+                stored=stored,
+                index=self._index(ctx, doc),
+                actor=ctx.actor,
+                event_payload=render(self.rt, stored, ctx.base_url),
+            )
+            derived = await self.read_derived(ctx, [stored.id], projection) if self.derived_on_create else {}
+            return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
         async with write_transaction(self.engine) as conn:
             stored = await store.insert_resource(
                 conn,

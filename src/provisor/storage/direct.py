@@ -20,13 +20,14 @@ from typing import Any
 
 import orjson
 from asyncpg.exceptions import IntegrityConstraintViolationError
-from sqlalchemy import JSON, Delete, Insert, Update, event
+from sqlalchemy import JSON, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
@@ -60,7 +61,7 @@ class DirectStatement:
     """A statement built once and compiled once per dialect, run by `DirectReader.fetch` (reads
     outside transactions) or by `execute` / `execute_many` (inside the caller's transaction)."""
 
-    def __init__(self, statement: Select[Any] | TextualSelect | Insert | Update | Delete) -> None:
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         selected = statement.selected_columns if isinstance(statement, Select | TextualSelect) else ()
         self.columns: tuple[str, ...] = tuple(str(c.key) for c in selected)
@@ -71,6 +72,7 @@ class DirectStatement:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)
             order = tuple(compiled.positiontup or ())
             defaults = {k: _processed(b, dialect) for k, b in compiled.binds.items() if b.value is not None}
             processors = {
@@ -114,19 +116,25 @@ class DirectReader:
                 rows: list[Row] = list(await driver.execute_fetchall(compiled.sql, args))
             else:
                 rows = await driver.fetch(compiled.sql, *args)
+        except _INTEGRITY_ERRORS as exc:  # the statement failed whole; the connection is fine
+            await self._release(raw)
+            raise IntegrityError(compiled.sql, args, exc) from exc
         except BaseException:
             # The connection's state is unknown (cancelled mid-protocol, server gone): never reuse it.
             await greenlet_spawn(raw.invalidate)
             raise
+        await self._release(raw)
+        if compiled.decode_json:
+            rows = [_decoded(row, compiled.decode_json) for row in rows]
+        return rows
+
+    async def _release(self, raw: PoolProxiedConnection) -> None:
         if self._closed:  # the engine was disposed while this statement ran
             await greenlet_spawn(raw.invalidate)
         elif len(self._kept) < KEEP_CONNECTIONS:
             self._kept.append(raw)
         else:
             await greenlet_spawn(raw.close)
-        if compiled.decode_json:
-            rows = [_decoded(row, compiled.decode_json) for row in rows]
-        return rows
 
     def close(self) -> None:
         """Close the kept connections (called from `Engine.dispose`, inside SQLAlchemy's greenlet)."""

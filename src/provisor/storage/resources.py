@@ -8,16 +8,21 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    Boolean,
     ColumnElement,
+    String,
     Table,
+    Text,
     and_,
     bindparam,
     delete,
     func,
     insert,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -153,6 +158,76 @@ async def insert_resource(
     )
     await _write_index(conn, tenant_id, resource_type, resource_id, index)
     return StoredResource(resource_id, resource_type, 1, at, at, doc)
+
+
+#: PostgreSQL: a whole create (the resource, its index rows, its outbox event) as one statement.
+#: A statement is its own transaction, so a create needs no BEGIN and COMMIT round trips. The
+#: event row is produced only after every index row went in: a uniqueness conflict then fails the
+#: statement before the event takes a sequence number, which would leave a gap in the change feed
+#: that its readers wait out (docs/events.md).
+_CREATE_PG = DirectStatement(
+    text(
+        """
+        WITH created AS (
+            INSERT INTO resources (tenant_id, id, resource_type, version, created, last_modified, doc)
+            VALUES (:tenant_id, :resource_id, :resource_type, 1, :at, :at, :doc)
+            RETURNING id
+        ), indexed AS (
+            INSERT INTO attribute_index (tenant_id, resource_type, attr, value_norm, resource_id, is_unique)
+            SELECT :tenant_id, :resource_type, x.attr, x.value_norm, created.id, x.is_unique
+            FROM created, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
+            RETURNING 1
+        )
+        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
+        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
+        FROM (SELECT count(*) FROM indexed) AS done
+        """
+    ).bindparams(
+        *(
+            bindparam(name, type_=String)
+            for name in ("tenant_id", "resource_id", "resource_type", "at", "actor")
+        ),
+        bindparam("doc", type_=postgresql.JSONB),
+        bindparam("payload", type_=postgresql.JSONB),
+        bindparam("attrs", type_=postgresql.ARRAY(String)),
+        bindparam("values", type_=postgresql.ARRAY(Text)),
+        bindparam("uniques", type_=postgresql.ARRAY(Boolean)),
+    )
+)
+
+
+async def create_in_one_statement(
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    stored: StoredResource,
+    index: Sequence[IndexRow],
+    actor: str | None,
+    event_payload: dict[str, Any],
+) -> None:
+    """`insert_resource` of a new version-1 resource plus its `created` event, outside any
+    transaction (PostgreSQL only)."""
+    params = {
+        "tenant_id": tenant_id,
+        "resource_id": stored.id,
+        "resource_type": stored.resource_type,
+        "at": stored.created,
+        "actor": actor,
+        "doc": stored.doc,
+        "payload": event_payload,
+        "attrs": [attr for attr, _, _ in index],
+        "values": [value for _, value, _ in index],
+        "uniques": [unique for _, _, unique in index],
+    }
+    try:
+        await reader(engine).fetch(_CREATE_PG, params)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            attrs = sorted({attr for attr, _, unique in index if unique})
+            raise uniqueness(
+                f"a {stored.resource_type} with the same {' or '.join(attrs)} already exists"
+            ) from None
+        raise
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
