@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from tests.live.server import live_server
+from tests.scim_client import PATCH_OP
 
 
 def test_smoke_create_get_delete(database_url: str, tenant_id: str) -> None:
@@ -42,3 +43,42 @@ def test_concurrent_duplicate_creates_across_two_workers(database_url: str, tena
             headers=server.headers,
         ).json()
         assert listed["totalResults"] == 1
+
+
+def test_concurrent_patches_of_one_user_across_two_workers_lose_nothing(
+    database_url: str, tenant_id: str
+) -> None:
+    """30 concurrent PATCHes each add one email to the same user, through 2 workers. Every one must
+    land: on PostgreSQL a PATCH reads without a lock and writes only if the version is unchanged,
+    reading again when another write got in first; on SQLite writers queue."""
+    count = 30
+
+    async def fire(base: str, headers: dict[str, str], uid: str) -> list[int]:
+        limits = httpx.Limits(max_connections=count)
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as client:
+            ops = [{"op": "add", "path": "emails", "value": [{"value": f"e{i}@x.org"}]} for i in range(count)]
+            responses = await asyncio.gather(
+                *(
+                    client.patch(f"/Users/{uid}", json={"schemas": [PATCH_OP], "Operations": [op]})
+                    for op in ops
+                )
+            )
+            return [r.status_code for r in responses]
+
+    with live_server(database_url, tenant_id, workers=2) as server:
+        created = httpx.post(
+            f"{server.base_url}/Users", json={"userName": "busy@example.com"}, headers=server.headers
+        )
+        uid = created.json()["id"]
+        statuses = asyncio.run(fire(server.base_url, server.headers, uid))
+        assert statuses == [200] * count, statuses
+        final = httpx.get(f"{server.base_url}/Users/{uid}", headers=server.headers)
+        body = final.json()
+        assert sorted(e["value"] for e in body["emails"]) == sorted(f"e{i}@x.org" for i in range(count))
+        assert final.headers["etag"] == f'W/"{count + 1}"'
+        found = httpx.get(
+            f"{server.base_url}/Users",
+            params={"filter": 'emails.value eq "e7@x.org"'},
+            headers=server.headers,
+        ).json()
+        assert [r["id"] for r in found["Resources"]] == [uid]

@@ -46,6 +46,7 @@ class UserService(ResourceService):
         return "updated"
 
     derived_on_create = False
+    single_row_writes = True
 
     def wants_derived(self, projection: Projection) -> bool:
         return projection.wants("groups")

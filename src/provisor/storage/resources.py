@@ -10,6 +10,7 @@ from sqlalchemy import (
     BindParameter,
     Boolean,
     ColumnElement,
+    Integer,
     String,
     Table,
     Text,
@@ -228,6 +229,101 @@ async def create_in_one_statement(
                 f"a {stored.resource_type} with the same {' or '.join(attrs)} already exists"
             ) from None
         raise
+
+
+#: PostgreSQL: a whole update (the new version if the stored one is still `expected`, the index
+#: rows that changed, the outbox event) as one statement. No row comes back when another write got
+#: in first; the event, again, is produced only after the index rows (see `_CREATE_PG`).
+_UPDATE_PG = DirectStatement(
+    text(
+        """
+        WITH updated AS (
+            UPDATE resources SET version = :version, last_modified = :at, doc = :doc
+            WHERE tenant_id = :tenant_id AND id = :resource_id AND resource_type = :resource_type
+              AND version = :expected
+            RETURNING id
+        ), removed AS (
+            DELETE FROM attribute_index AS ai
+            USING updated, unnest(:gone_attrs, :gone_values) AS g(attr, value_norm)
+            WHERE ai.tenant_id = :tenant_id AND ai.resource_id = updated.id
+              AND ai.attr = g.attr AND ai.value_norm = g.value_norm
+            RETURNING 1
+        ), indexed AS (
+            INSERT INTO attribute_index (tenant_id, resource_type, attr, value_norm, resource_id, is_unique)
+            SELECT :tenant_id, :resource_type, x.attr, x.value_norm, updated.id, x.is_unique
+            FROM updated, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
+            RETURNING 1
+        )
+        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
+        SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
+        FROM updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i
+        RETURNING seq
+        """
+    ).bindparams(
+        *(
+            bindparam(name, type_=String)
+            for name in ("tenant_id", "resource_id", "resource_type", "at", "actor", "op")
+        ),
+        bindparam("version", type_=Integer),
+        bindparam("expected", type_=Integer),
+        bindparam("doc", type_=postgresql.JSONB),
+        bindparam("payload", type_=postgresql.JSONB),
+        bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
+        bindparam("gone_values", type_=postgresql.ARRAY(Text)),
+        bindparam("attrs", type_=postgresql.ARRAY(String)),
+        bindparam("values", type_=postgresql.ARRAY(Text)),
+        bindparam("uniques", type_=postgresql.ARRAY(Boolean)),
+    )
+)
+
+
+async def update_in_one_statement(
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    current: StoredResource,
+    stored: StoredResource,
+    index: Sequence[IndexRow],
+    previous_index: Sequence[IndexRow],
+    op: str,
+    actor: str | None,
+    event_payload: dict[str, Any],
+) -> bool | None:
+    """`update_resource` from `current` to `stored` plus its event, outside any transaction
+    (PostgreSQL only). False when `current` is no longer the stored version (the caller re-reads);
+    None when this statement cannot express the change (an index value whose uniqueness flag
+    changed must be deleted before it is inserted: the caller uses a transaction)."""
+    new, old = set(index), set(previous_index)
+    added, gone = sorted(new - old), sorted(old - new)
+    if {(a, v) for a, v, _ in added} & {(a, v) for a, v, _ in gone}:
+        return None
+    params = {
+        "tenant_id": tenant_id,
+        "resource_id": current.id,
+        "resource_type": current.resource_type,
+        "at": stored.last_modified,
+        "actor": actor,
+        "op": op,
+        "version": stored.version,
+        "expected": current.version,
+        "doc": stored.doc,
+        "payload": event_payload,
+        "gone_attrs": [a for a, _, _ in gone],
+        "gone_values": [v for _, v, _ in gone],
+        "attrs": [a for a, _, _ in added],
+        "values": [v for _, v, _ in added],
+        "uniques": [u for _, _, u in added],
+    }
+    try:
+        rows = await reader(engine).fetch(_UPDATE_PG, params)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            attrs = sorted({attr for attr, _, unique in added if unique})
+            raise uniqueness(
+                f"a {current.resource_type} with the same {' or '.join(attrs)} already exists"
+            ) from None
+        raise
+    return bool(rows)
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
