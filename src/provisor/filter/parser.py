@@ -7,6 +7,7 @@ never in another exception. Positions in messages are 0-based character offsets.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -310,7 +311,25 @@ def parse_filter(text: str, *, max_length: int = 4096, max_depth: int = 32) -> F
 
 
 def parse_path(text: str, *, max_length: int = 4096, max_depth: int = 32) -> PatchPath:
-    """Parse a PATCH path (`attrPath / valuePath [subAttr]`); errors are 400 invalidPath."""
+    """Parse a PATCH path (`attrPath / valuePath [subAttr]`); errors are 400 invalidPath.
+
+    Short paths repeat endlessly (`active`, `displayName`, `members`): their (immutable) ASTs are
+    cached. Errors are not, so a bad path is refused every time it comes.
+    """
+    if isinstance(text, str) and len(text) <= _CACHED_PATH_LENGTH and len(text) <= max_length:
+        return _parse_path_cached(text, max_depth)
+    return _parse_path(text, max_length=max_length, max_depth=max_depth)
+
+
+_CACHED_PATH_LENGTH = 200
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_path_cached(text: str, max_depth: int) -> PatchPath:
+    return _parse_path(text, max_length=_CACHED_PATH_LENGTH, max_depth=max_depth)
+
+
+def _parse_path(text: str, *, max_length: int, max_depth: int) -> PatchPath:
     if not isinstance(text, str):
         raise invalid_path("path must be a string")
     if len(text) > max_length:
