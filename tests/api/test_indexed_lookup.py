@@ -19,9 +19,15 @@ def directory(scim: Scim) -> Scim:
             externalId=f"ext-{i % 2}",
             emails=[{"value": f"p{i}@example.com"}, {"value": "team@example.com"}],
         )
-    first = scim.get("/Users", params={"filter": 'userName eq "person0@example.com"'}).json()
-    scim.create_group("Staff", [first["Resources"][0]["id"]])
-    scim.create_group("Shared Name")
+    ids = [
+        scim.get("/Users", params={"filter": f'userName eq "person{i}@example.com"'}).json()["Resources"][0][
+            "id"
+        ]
+        for i in range(3)
+    ]
+    scim.create_group("Staff", [ids[0], ids[2]])
+    scim.create_group("Admins", [ids[0]])
+    scim.create_group("Shared Name", [ids[2]])
     return scim
 
 
@@ -51,5 +57,5 @@ def test_the_lookup_sees_group_memberships_and_projection(directory: Scim) -> No
     params = {"filter": 'userName eq "person0@example.com"', "attributes": "groups,userName"}
     body = directory.get("/Users", params=params).json()
     [user] = body["Resources"]
-    assert [g["display"] for g in user["groups"]] == ["Staff"]
+    assert [g["display"] for g in user["groups"]] == ["Admins", "Staff"]
     assert set(user) == {"schemas", "id", "userName", "groups"}

@@ -525,10 +525,10 @@ class ResourceService:
         if lookup is not None and query.sort_by is None and not query.descending and not query.across_types:
             # The IdPs' existence check (`userName eq "..."`): prebuilt statements, no SQL building.
             attr, value = lookup
+            derived: dict[str, dict[str, Any]] | None = None
             if limit > 0:
-                rows = await store.list_by_indexed_value(
-                    self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
-                )
+                page, derived = await self.list_indexed(ctx, attr, value, offset, limit, projection)
+                rows = list(page)
             proven = _proven_total(query, rows)
             total = (
                 proven
@@ -536,6 +536,7 @@ class ResourceService:
                 else await store.count_by_indexed_value(self.engine, ctx.tenant_id, self.rt.name, attr, value)
             )
         else:
+            derived = None
             where = None if node is None else self._compile(ctx, node)
             order = self.order_by(ctx, query)
             async with autocommit(self.engine) as conn:
@@ -555,9 +556,19 @@ class ResourceService:
                     if proven is not None
                     else await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
                 )
-        derived = await self.read_derived(ctx, [r.id for r in rows], projection)
+        if derived is None:
+            derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
         return list_response(out, total, query.start_index)
+
+    async def list_indexed(
+        self, ctx: RequestContext, attr: str, value: str, offset: int, limit: int, projection: Projection
+    ) -> tuple[Sequence[StoredResource], dict[str, dict[str, Any]] | None]:
+        """A page of `attr eq value` (indexed); derived attributes when read in the same statement."""
+        rows = await store.list_by_indexed_value(
+            self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
+        )
+        return rows, None
 
 
 def _proven_total(query: ListQuery, rows: list[StoredResource]) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -95,6 +96,17 @@ class UserService(ResourceService):
         return self._direct_entries(
             ctx, await member_store.read_direct_groups(self.engine, ctx.tenant_id, ids)
         )
+
+    async def list_indexed(
+        self, ctx: RequestContext, attr: str, value: str, offset: int, limit: int, projection: Projection
+    ) -> tuple[Sequence[StoredResource], dict[str, dict[str, Any]] | None]:
+        if not projection.wants("groups") or ctx.setting("indirect_groups", False):
+            return await super().list_indexed(ctx, attr, value, offset, limit, projection)
+        found = await store.list_by_indexed_value_with_groups(
+            self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
+        )
+        derived = {stored.id: self._groups_attribute(ctx, groups) for stored, groups in found if groups}
+        return [stored for stored, _ in found], derived
 
     def _direct_entries(
         self, ctx: RequestContext, direct: list[tuple[str, str, str]]

@@ -507,6 +507,70 @@ _COUNT_BY_INDEXED_VALUE = DirectStatement(
 )
 
 
+_PAGE = (
+    select(*_ROW_COLUMNS)
+    .where(_OF_TYPE, _IN_INDEX)
+    .order_by(resources.c.created.asc().nulls_last(), resources.c.id.asc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+    .subquery("page")
+)
+_PAGE_GROUP = resources.alias("page_grp")
+#: The same page with the groups directly containing each of its resources (one row per group, or
+#: one row with NULL group columns), in the page's order: a user lookup is then one round trip.
+_LIST_BY_INDEXED_VALUE_WITH_GROUPS = DirectStatement(
+    select(*_PAGE.c, group_members.c.group_id, _PAGE_GROUP.c.doc["displayName"].as_string())
+    .select_from(
+        _PAGE.outerjoin(
+            group_members,
+            and_(
+                group_members.c.tenant_id == bindparam("tenant_id"), group_members.c.member_id == _PAGE.c.id
+            ),
+        ).outerjoin(
+            _PAGE_GROUP,
+            and_(
+                _PAGE_GROUP.c.tenant_id == group_members.c.tenant_id,
+                _PAGE_GROUP.c.id == group_members.c.group_id,
+            ),
+        )
+    )
+    .order_by(
+        _PAGE.c.created.asc().nulls_last(),
+        _PAGE.c.id.asc(),
+        _PAGE_GROUP.c.doc["displayName"].as_string(),
+        group_members.c.group_id,
+    )
+)
+
+
+async def list_by_indexed_value_with_groups(
+    engine: AsyncEngine,
+    tenant_id: str,
+    resource_type: str,
+    attr: str,
+    value_norm: str,
+    *,
+    offset: int,
+    limit: int,
+) -> list[tuple[StoredResource, list[tuple[str, str]]]]:
+    """`list_by_indexed_value` with each resource's (group id, group displayName) pairs."""
+    params = {
+        "tenant_id": tenant_id,
+        "resource_type": resource_type,
+        "attr": attr,
+        "value_norm": value_norm,
+        "offset": offset,
+        "limit": limit,
+    }
+    out: list[tuple[StoredResource, list[tuple[str, str]]]] = []
+    for row in await reader(engine).fetch(_LIST_BY_INDEXED_VALUE_WITH_GROUPS, params):
+        if not out or out[-1][0].id != row[0]:
+            out.append((_stored(resource_type, row), []))
+        if row[5] is not None:
+            out[-1][1].append((row[5], row[6] or ""))
+    return out
+
+
 async def list_by_indexed_value(
     engine: AsyncEngine,
     tenant_id: str,
