@@ -10,4 +10,4 @@ from provisor.http.app import create_app
 
 def app_from_env() -> Starlette:
     # The parent `provisor serve` already migrated; workers must not race each other doing it.
-    return create_app(Settings.from_env(migrate_on_start=False))
+    return create_app(Settings.from_env(migrate_on_start=False), freeze_gc=True)
