@@ -16,4 +16,6 @@ def format_instant(moment: datetime) -> str:
 
 
 def now() -> str:
-    return format_instant(datetime.now(UTC))
+    """The current instant; `isoformat` is several times cheaper than `strftime`, and for the
+    current time (a four-digit year, UTC) it gives the same fixed-width text."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -53,8 +53,19 @@ class ScimApi:
     def base_url(self, request: Request) -> str:
         if self.settings.base_url:
             return self.settings.base_url.rstrip("/")
-        url = request.url
-        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
+        # What `request.url` would give for scheme and netloc, without parsing the whole URL.
+        scope = request.scope
+        scheme = scope.get("scheme", "http")
+        host = request.headers.get("host")
+        if not host:
+            server = scope.get("server")
+            if server is None:
+                host = "localhost"
+            else:
+                name, port = server
+                default = {"http": 80, "https": 443}.get(scheme)
+                host = name if port == default else f"{name}:{port}"
+        return f"{scheme}://{host}{scope.get('root_path', '')}".rstrip("/")
 
     async def handle(self, request: Request, path: str) -> Response:
         principal = await self.auth.authenticate(request, "scim")
