@@ -203,10 +203,10 @@ class ResourceService:
     ) -> tuple[StoredResource, dict[str, Any]]:
         doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body))
         at = now()
-        if self.dialect == "postgresql" and extra is None:
-            # Nothing to write beyond the resource: one statement, no transaction round trips.
+        if extra is None:
+            # Nothing to write beyond the resource: no transaction round trips (store.create_at_once).
             stored = StoredResource(str(uuid.uuid4()), self.rt.name, 1, at, at, doc)
-            await store.create_in_one_statement(
+            await store.create_at_once(
                 self.engine,
                 tenant_id=ctx.tenant_id,
                 stored=stored,
@@ -248,7 +248,7 @@ class ResourceService:
         projection: Projection,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
-        if self.single_row_writes and self.dialect == "postgresql":
+        if self.single_row_writes:
 
             def replaced_doc(current: StoredResource) -> dict[str, Any]:
                 return self.split_body(coerce_resource(self.registry, self.rt, body, existing=current.doc))[0]
@@ -289,7 +289,7 @@ class ResourceService:
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
-        if self.single_row_writes and self.dialect == "postgresql":
+        if self.single_row_writes:
 
             def patch_doc(current: StoredResource) -> dict[str, Any]:
                 result = self.patched(ctx, current, request.operations)
@@ -386,7 +386,7 @@ class ResourceService:
             stored = StoredResource(
                 current.id, current.resource_type, current.version + 1, current.created, now(), doc
             )
-            written = await store.update_in_one_statement(
+            written = await store.update_at_once(
                 self.engine,
                 tenant_id=ctx.tenant_id,
                 current=current,

@@ -16,7 +16,7 @@ import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from asyncpg.exceptions import IntegrityConstraintViolationError
@@ -32,6 +32,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 Row = Sequence[Any]
+T = TypeVar("T")
 
 #: Connections kept checked out for direct reads, per engine (the rest stay in SQLAlchemy's pool).
 KEEP_CONNECTIONS = 4
@@ -127,6 +128,27 @@ class DirectReader:
         if compiled.decode_json:
             rows = [_decoded(row, compiled.decode_json) for row in rows]
         return rows
+
+    async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on a kept SQLite connection, in that connection's thread, in one hop.
+
+        A write as separate statements crosses to aiosqlite's thread and back per statement
+        while holding SQLite's single write lock; as one call it holds the lock for one crossing.
+        (aiosqlite's `_execute` and `_conn` are private: every SQLite create and PATCH test runs here.)
+        """
+        assert self._sqlite
+        raw = await self._connection()
+        try:
+            driver: Any = raw.driver_connection
+            result: T = await driver._execute(work, driver._conn)
+        except sqlite3.IntegrityError as exc:
+            await self._release(raw)
+            raise IntegrityError("", (), exc) from exc
+        except BaseException:
+            await greenlet_spawn(raw.invalidate)
+            raise
+        await self._release(raw)
+        return result
 
     async def _release(self, raw: PoolProxiedConnection) -> None:
         if self._closed:  # the engine was disposed while this statement ran

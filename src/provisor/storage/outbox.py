@@ -12,7 +12,9 @@ from provisor.storage.tables import events
 
 _COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
 #: Built once, run on the driver connection: every write appends one (storage/direct.py).
-_APPEND = DirectStatement(insert(events).values({c: bindparam(c, type_=events.c[c].type) for c in _COLUMNS}))
+APPEND_EVENT = DirectStatement(
+    insert(events).values({c: bindparam(c, type_=events.c[c].type) for c in _COLUMNS})
+)
 
 
 async def append_event(
@@ -29,7 +31,7 @@ async def append_event(
 ) -> None:
     await execute(
         conn,
-        _APPEND,
+        APPEND_EVENT,
         {
             "tenant_id": tenant_id,
             "at": at,

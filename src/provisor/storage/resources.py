@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.errors import uniqueness
 from provisor.storage.direct import DirectStatement, execute, execute_many, reader
+from provisor.storage.outbox import APPEND_EVENT
+from provisor.storage.sqlite_gate import writer_gate
 from provisor.storage.tables import attribute_index, group_members, resources
 
 IndexRow = tuple[str, str, bool]
@@ -92,6 +96,11 @@ _KEY = and_(
 )
 _UPDATE = DirectStatement(
     update(resources).where(_KEY).values(_params(resources, "version", "last_modified", "doc"))
+)
+_UPDATE_IF_VERSION = DirectStatement(
+    update(resources)
+    .where(_KEY, resources.c.version == bindparam("expected"))
+    .values(_params(resources, "version", "last_modified", "doc"))
 )
 _DELETE_INDEX = DirectStatement(
     delete(attribute_index).where(
@@ -197,7 +206,7 @@ _CREATE_PG = DirectStatement(
 )
 
 
-async def create_in_one_statement(
+async def create_at_once(
     engine: AsyncEngine,
     *,
     tenant_id: str,
@@ -206,22 +215,26 @@ async def create_in_one_statement(
     actor: str | None,
     event_payload: dict[str, Any],
 ) -> None:
-    """`insert_resource` of a new version-1 resource plus its `created` event, outside any
-    transaction (PostgreSQL only)."""
-    params = {
-        "tenant_id": tenant_id,
-        "resource_id": stored.id,
-        "resource_type": stored.resource_type,
-        "at": stored.created,
-        "actor": actor,
-        "doc": stored.doc,
-        "payload": event_payload,
-        "attrs": [attr for attr, _, _ in index],
-        "values": [value for _, value, _ in index],
-        "uniques": [unique for _, _, unique in index],
-    }
+    """`insert_resource` of a new version-1 resource plus its `created` event, atomically and
+    without a transaction's round trips: one statement on PostgreSQL, one call in the connection's
+    thread on SQLite."""
     try:
-        await reader(engine).fetch(_CREATE_PG, params)
+        if engine.dialect.name == "sqlite":
+            await _create_on_sqlite(engine, tenant_id, stored, index, actor, event_payload)
+        else:
+            params = {
+                "tenant_id": tenant_id,
+                "resource_id": stored.id,
+                "resource_type": stored.resource_type,
+                "at": stored.created,
+                "actor": actor,
+                "doc": stored.doc,
+                "payload": event_payload,
+                "attrs": [attr for attr, _, _ in index],
+                "values": [value for _, value, _ in index],
+                "uniques": [unique for _, _, unique in index],
+            }
+            await reader(engine).fetch(_CREATE_PG, params)
     except IntegrityError as exc:
         if is_unique_violation(exc):
             attrs = sorted({attr for attr, _, unique in index if unique})
@@ -229,6 +242,41 @@ async def create_in_one_statement(
                 f"a {stored.resource_type} with the same {' or '.join(attrs)} already exists"
             ) from None
         raise
+
+
+async def _create_on_sqlite(
+    engine: AsyncEngine,
+    tenant_id: str,
+    stored: StoredResource,
+    index: Sequence[IndexRow],
+    actor: str | None,
+    event_payload: dict[str, Any],
+) -> None:
+    dialect = engine.dialect
+    resource = _INSERT.compiled(dialect)
+    rows = _INSERT_INDEX.compiled(dialect)
+    event = APPEND_EVENT.compiled(dialect)
+    resource_args = resource.args(
+        {
+            "tenant_id": tenant_id,
+            "id": stored.id,
+            "resource_type": stored.resource_type,
+            "version": 1,
+            "created": stored.created,
+            "last_modified": stored.last_modified,
+            "doc": stored.doc,
+        }
+    )
+    row_args = [rows.args(_index_params(tenant_id, stored, row)) for row in index]
+    event_args = event.args(_event_params(tenant_id, stored, "created", actor, event_payload))
+
+    def steps(db: sqlite3.Connection) -> None:
+        db.execute(resource.sql, resource_args)
+        if row_args:
+            db.executemany(rows.sql, row_args)
+        db.execute(event.sql, event_args)
+
+    await _in_sqlite_transaction(engine, steps)
 
 
 #: PostgreSQL: a whole update (the new version if the stored one is still `expected`, the index
@@ -277,7 +325,7 @@ _UPDATE_PG = DirectStatement(
 )
 
 
-async def update_in_one_statement(
+async def update_at_once(
     engine: AsyncEngine,
     *,
     tenant_id: str,
@@ -289,33 +337,37 @@ async def update_in_one_statement(
     actor: str | None,
     event_payload: dict[str, Any],
 ) -> bool | None:
-    """`update_resource` from `current` to `stored` plus its event, outside any transaction
-    (PostgreSQL only). False when `current` is no longer the stored version (the caller re-reads);
-    None when this statement cannot express the change (an index value whose uniqueness flag
-    changed must be deleted before it is inserted: the caller uses a transaction)."""
+    """`update_resource` from `current` to `stored` plus its event, atomically and without a
+    transaction's round trips (see `create_at_once`). False when `current` is no longer the stored
+    version (another write got in first); None when this path cannot express the change (an index
+    value whose uniqueness flag changed must be deleted before it is inserted): in both cases the
+    caller uses a locking transaction instead."""
     new, old = set(index), set(previous_index)
     added, gone = sorted(new - old), sorted(old - new)
     if {(a, v) for a, v, _ in added} & {(a, v) for a, v, _ in gone}:
         return None
-    params = {
-        "tenant_id": tenant_id,
-        "resource_id": current.id,
-        "resource_type": current.resource_type,
-        "at": stored.last_modified,
-        "actor": actor,
-        "op": op,
-        "version": stored.version,
-        "expected": current.version,
-        "doc": stored.doc,
-        "payload": event_payload,
-        "gone_attrs": [a for a, _, _ in gone],
-        "gone_values": [v for _, v, _ in gone],
-        "attrs": [a for a, _, _ in added],
-        "values": [v for _, v, _ in added],
-        "uniques": [u for _, _, u in added],
-    }
     try:
-        rows = await reader(engine).fetch(_UPDATE_PG, params)
+        if engine.dialect.name == "sqlite":
+            change = _Change(current, stored, added, gone, op, actor, event_payload)
+            return await _update_on_sqlite(engine, tenant_id, change)
+        params = {
+            "tenant_id": tenant_id,
+            "resource_id": current.id,
+            "resource_type": current.resource_type,
+            "at": stored.last_modified,
+            "actor": actor,
+            "op": op,
+            "version": stored.version,
+            "expected": current.version,
+            "doc": stored.doc,
+            "payload": event_payload,
+            "gone_attrs": [a for a, _, _ in gone],
+            "gone_values": [v for _, v, _ in gone],
+            "attrs": [a for a, _, _ in added],
+            "values": [v for _, v, _ in added],
+            "uniques": [u for _, _, u in added],
+        }
+        return bool(await reader(engine).fetch(_UPDATE_PG, params))
     except IntegrityError as exc:
         if is_unique_violation(exc):
             attrs = sorted({attr for attr, _, unique in added if unique})
@@ -323,7 +375,103 @@ async def update_in_one_statement(
                 f"a {current.resource_type} with the same {' or '.join(attrs)} already exists"
             ) from None
         raise
-    return bool(rows)
+
+
+@dataclass(frozen=True)
+class _Change:
+    current: StoredResource
+    stored: StoredResource
+    added: list[IndexRow]
+    gone: list[IndexRow]
+    op: str
+    actor: str | None
+    payload: dict[str, Any]
+
+
+class _LostRace(Exception):
+    pass
+
+
+async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change) -> bool:
+    dialect = engine.dialect
+    current, stored = change.current, change.stored
+    key = _key_params(tenant_id, current.resource_type, current.id)
+    update_row = _UPDATE_IF_VERSION.compiled(dialect)
+    drop = _DELETE_INDEX_ROW.compiled(dialect)
+    rows = _INSERT_INDEX.compiled(dialect)
+    event = APPEND_EVENT.compiled(dialect)
+    update_args = update_row.args(
+        {
+            **key,
+            "version": stored.version,
+            "expected": current.version,
+            "last_modified": stored.last_modified,
+            "doc": stored.doc,
+        }
+    )
+    drop_args = [drop.args({**key, "attr": attr, "value_norm": value}) for attr, value, _ in change.gone]
+    row_args = [rows.args(_index_params(tenant_id, current, row)) for row in change.added]
+    event_args = event.args(_event_params(tenant_id, stored, change.op, change.actor, change.payload))
+
+    def steps(db: sqlite3.Connection) -> None:
+        if db.execute(update_row.sql, update_args).rowcount != 1:
+            raise _LostRace
+        if drop_args:
+            db.executemany(drop.sql, drop_args)
+        if row_args:
+            db.executemany(rows.sql, row_args)
+        db.execute(event.sql, event_args)
+
+    try:
+        await _in_sqlite_transaction(engine, steps)
+    except _LostRace:
+        return False
+    return True
+
+
+def _index_params(tenant_id: str, resource: StoredResource, row: IndexRow) -> dict[str, Any]:
+    attr, value, unique = row
+    return {
+        "tenant_id": tenant_id,
+        "resource_type": resource.resource_type,
+        "attr": attr,
+        "value_norm": value,
+        "resource_id": resource.id,
+        "is_unique": unique,
+    }
+
+
+def _event_params(
+    tenant_id: str, stored: StoredResource, op: str, actor: str | None, payload: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "at": stored.last_modified,
+        "resource_type": stored.resource_type,
+        "resource_id": stored.id,
+        "op": op,
+        "version": stored.version,
+        "actor": actor,
+        "payload": payload,
+    }
+
+
+async def _in_sqlite_transaction(engine: AsyncEngine, steps: Callable[[sqlite3.Connection], None]) -> None:
+    """`steps` inside BEGIN IMMEDIATE ... COMMIT, in one call in the connection's thread, queued
+    behind the other writers (storage/sqlite_gate.py)."""
+
+    def transaction(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            steps(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    gate = writer_gate(engine)
+    async with gate if gate is not None else contextlib.nullcontext():
+        await reader(engine).in_sqlite_thread(transaction)
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
