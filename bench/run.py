@@ -256,12 +256,22 @@ class Server:
                 response = httpx.get(self.url + path, timeout=2.0)
                 if response.status_code < 500:
                     self.workers = self._find_workers(expected_workers)
-                    if len(self.workers) >= expected_workers:
+                    if len(self.workers) >= expected_workers and self._listening() >= expected_workers:
                         return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
+
+    def _listening(self) -> int:
+        """Listening sockets on the port: Provisor's workers each have one (SO_REUSEPORT), and a
+        run must not start while only some listen (the first would get every connection)."""
+        if self.name.startswith("peer"):
+            return 1 << 30
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        return sum(
+            1 for r in rows if r.split()[3] == "0A" and int(r.split()[1].split(":")[1], 16) == self.port
+        )
 
     def _find_workers(self, expected: int) -> list[int]:
         if expected == 1 and not children(self.proc.pid):
@@ -332,7 +342,7 @@ def database_url(db: str, smoke: bool) -> tuple[str, str]:
 def drop_database(db: str, smoke: bool) -> None:
     url, name = database_url(db, smoke)
     if db == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".write-lock"):
             Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     else:
         asyncio.run(_pg_admin([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]))

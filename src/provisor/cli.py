@@ -65,6 +65,7 @@ def serve(
 
     from provisor.dbcheck import insecure_database_reason
     from provisor.logging_setup import logging_config, resolve_format
+    from provisor.workers import reuse_port_supported, run_workers
 
     reason = insecure_database_reason(database_url)
     if reason and not allow_insecure_database:
@@ -79,18 +80,20 @@ def serve(
         )
     os.environ["PROVISOR_LOG_LEVEL"] = log_level
     Settings.from_env()  # fail fast on bad configuration, before forking workers
-    uvicorn.run(
-        "provisor.http.factory:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level.lower(),
-        access_log=False,
-        log_config=logging_config(resolve_format(log_format), log_level),
-        proxy_headers=True,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": log_level.lower(),
+        "access_log": False,
+        "log_config": logging_config(resolve_format(log_format), log_level),
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if workers > 1 and reuse_port_supported():
+        run_workers(uvicorn.Config("provisor.http.factory:app_from_env", **options), workers)
+    else:
+        uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
 
 
 async def _prepare(engine: Any) -> None:

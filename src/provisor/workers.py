@@ -1,0 +1,85 @@
+"""`provisor serve --workers N`: N uvicorn workers, each with its own listening socket.
+
+uvicorn's own multi-worker mode shares one listening socket, and the worker that wakes first
+accepts a whole burst of new connections. An IdP opens a handful of connections, so one worker
+often got nearly all of them and the other idled: the bench's throughput swung between about half
+and all of the machine from one run to the next. With SO_REUSEPORT each worker binds the port
+itself and the kernel spreads new connections across the workers' sockets.
+
+The parent only supervises: it restarts a worker that dies, and on SIGINT/SIGTERM passes the
+signal on (uvicorn then shuts each worker down gracefully) and waits for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("provisor")
+
+#: Seconds a worker gets to finish its requests after SIGTERM before it is killed.
+GRACE_SECONDS = 30.0
+
+
+def reuse_port_supported() -> bool:
+    return hasattr(socket, "SO_REUSEPORT")
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _worker(config: uvicorn.Config) -> None:
+    config.configure_logging()  # the unpickled config has not run its __init__ in this process
+    sock = listening_socket(config.host, config.port)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_workers(config: uvicorn.Config, workers: int) -> None:
+    """Run `workers` processes serving `config` on one port; return when they have all stopped."""
+    # Fail fast, in this process, if the port is taken. Without SO_REUSEPORT on this probe: another
+    # server that listens with it (say a second `provisor serve`) must not be joined silently.
+    listening_socket(config.host, config.port, reuse_port=False).close()
+    context = multiprocessing.get_context("spawn")
+    stopping: list[int] = []
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(config,), name="provisor-worker")
+        process.start()
+        return process
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    processes = [start() for _ in range(workers)]
+    log.info("started %d workers (SO_REUSEPORT) on %s:%d", workers, config.host, config.port)
+    while not stopping:
+        time.sleep(0.25)
+        for i, process in enumerate(processes):
+            if not process.is_alive() and not stopping:
+                log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+                processes[i] = start()
+    for process in processes:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: uvicorn finishes in-flight requests, then exits
+    deadline = time.monotonic() + GRACE_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()

@@ -1,0 +1,112 @@
+"""`provisor serve --workers 2` (provisor/workers.py): one SO_REUSEPORT socket per worker.
+
+These tests look at the worker processes from outside, through /proc (Linux, like the feature).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live.server import free_port, live_server
+
+PROVISOR = Path(sys.executable).with_name("provisor")
+
+
+def workers_of(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if (
+                int(stat.rsplit(")", 1)[1].split()[1]) == parent
+                and b"spawn_main" in (entry / "cmdline").read_bytes()
+            ):
+                found.append(int(entry.name))  # not multiprocessing's resource tracker
+    return sorted(found)
+
+
+def listeners(port: int) -> int:
+    """Listening sockets on `port` (/proc/net/tcp state 0A): one per worker with SO_REUSEPORT."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[3] == "0A" and int(row.split()[1].split(":")[1], 16) == port)
+
+
+def socket_count(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+def wait_for(condition: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_connections_are_spread_over_both_workers(database_url: str, tenant_id: str) -> None:
+    with live_server(database_url, tenant_id, workers=2) as server:
+        port = int(server.base_url.removesuffix("/scim/v2").rsplit(":", 1)[1])
+        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2)
+        workers = workers_of(server.process.pid)
+        before = {pid: socket_count(pid) for pid in workers}
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+        try:
+            for client in clients:  # /healthz opens no database connection: only client sockets count
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            gained = {pid: socket_count(pid) - before[pid] for pid in workers}
+            assert sum(gained.values()) >= 16 and all(n > 0 for n in gained.values()), gained
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(database_url: str, tenant_id: str) -> None:
+    with live_server(database_url, tenant_id, workers=2) as server:
+        wait_for(lambda: len(workers_of(server.process.pid)) == 2)
+        victim = workers_of(server.process.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: victim not in workers_of(server.process.pid) and len(workers_of(server.process.pid)) == 2
+        )
+        wait_for(lambda: httpx.get(f"{server.base_url}/Users", headers=server.headers).status_code == 200)
+        workers = workers_of(server.process.pid)
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_taken_port_fails_fast(database_url: str) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that allows sharing
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run(
+            [str(PROVISOR), "serve", "--workers", "2", "--port", str(port), "--database-url", database_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert "address already in use" in done.stderr.lower() or "errno 98" in done.stderr.lower(), done.stderr[
+        -500:
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _linux_only() -> None:
+    assert Path("/proc/self/stat").exists(), "these tests read /proc"
