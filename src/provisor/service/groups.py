@@ -69,12 +69,9 @@ class GroupService(ResourceService):
         if not wanted:
             return []
         resolved = await self._resolve(conn, ctx, group_id, list(wanted))
-        present = await member_store.existing_member_ids(
-            conn, ctx.tenant_id, group_id, [i for i, _ in resolved]
-        )
-        new = [(i, t, wanted[i]) for i, t in resolved if i not in present]
-        await member_store.add_members(conn, ctx.tenant_id, group_id, new)
-        return [i for i, _, _ in new]
+        rows = [(i, t, wanted[i]) for i, t in resolved]
+        inserted = await member_store.add_new_members(conn, ctx.tenant_id, group_id, rows)
+        return [i for i, _ in resolved if i in inserted]
 
     async def _member_events(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]

@@ -116,6 +116,57 @@ async def add_members(
     await execute_many(conn, _ADD, rows)
 
 
+#: Insert members unless present, returning the ids that went in: one statement instead of a
+#: lookup of the present ones and an insert. The rows travel as arrays (PostgreSQL) or as one JSON
+#: array of [id, type, display] (SQLite).
+_ADD_NEW = {
+    "postgresql": DirectStatement(
+        text(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) "
+            "SELECT :tenant_id, :group_id, x.id, x.type, x.display "
+            "FROM unnest(:ids, :types, :displays) AS x(id, type, display) "
+            "ON CONFLICT DO NOTHING RETURNING member_id"
+        ).bindparams(
+            bindparam("tenant_id", type_=String),
+            bindparam("group_id", type_=String),
+            bindparam("ids", type_=postgresql.ARRAY(String)),
+            bindparam("types", type_=postgresql.ARRAY(String)),
+            bindparam("displays", type_=postgresql.ARRAY(String)),
+        )
+    ),
+    "sqlite": DirectStatement(
+        text(
+            "INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display) "
+            "SELECT :tenant_id, :group_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]') FROM json_each(:rows) WHERE true "
+            "ON CONFLICT DO NOTHING RETURNING member_id"
+        ).bindparams(
+            bindparam("tenant_id", type_=String),
+            bindparam("group_id", type_=String),
+            bindparam("rows", type_=JSON),
+        )
+    ),
+}
+
+
+async def add_new_members(
+    conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str, str | None]]
+) -> set[str]:
+    """Insert the (member_id, member_type, display) rows that are not members yet; their ids."""
+    if not members:
+        return set()
+    params: dict[str, Any] = {"tenant_id": tenant_id, "group_id": group_id}
+    if conn.dialect.name == "sqlite":
+        params["rows"] = [list(m) for m in members]
+    else:
+        params.update(
+            ids=[m for m, _, _ in members],
+            types=[t for _, t, _ in members],
+            displays=[d for _, _, d in members],
+        )
+    return {row[0] for row in await execute(conn, _ADD_NEW[conn.dialect.name], params)}
+
+
 async def remove_members(conn: AsyncConnection, tenant_id: str, group_id: str, ids: Sequence[str]) -> int:
     if not ids:
         return 0
