@@ -2,7 +2,7 @@
 
 Rows are built exactly as the write path builds them: documents in the canonical (coerced) form,
 index rows from `provisor.storage.indexing.index_rows` with the same uniqueness rules the services
-use, and membership rows as `provisor.storage.members.add_members` writes them (display NULL).
+use, and membership rows as `provisor.storage.members.add_new_members` writes them (display NULL).
 Only the transport
 differs: PostgreSQL gets `COPY` (with FK triggers off for the load, the data being consistent by
 construction), SQLite gets executemany batches, both in one transaction per table batch.
@@ -214,7 +214,7 @@ async def _members(engine: Any, pg: bool, tenant: str, group_id: str, member_ids
                     columns=["tenant_id", "group_id", "member_id", "member_type"],
                 )
             else:
-                # The rows `provisor.storage.members.add_members` writes, with `display` left NULL
+                # The rows `provisor.storage.members.add_new_members` writes, with `display` left NULL
                 # (derived from the member), written directly so the seeder does not depend on that
                 # function's tuple shape.
                 await conn.execute(

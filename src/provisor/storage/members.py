@@ -13,7 +13,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     literal,
     literal_column,
     select,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.storage.direct import DirectStatement, execute, execute_many, reader
+from provisor.storage.direct import DirectStatement, execute, reader
 from provisor.storage.tables import group_members, resources
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
@@ -78,14 +77,6 @@ _REMOVE = _per_dialect(
     lambda ids: delete(group_members).where(_IN_GROUP, ids).returning(group_members.c.member_id),
     group_members.c.member_id,
 )
-_ADD = DirectStatement(
-    insert(group_members).values(
-        {
-            c: bindparam(c, type_=group_members.c[c].type)
-            for c in ("tenant_id", "group_id", "member_id", "member_type", "display")
-        }
-    )
-)
 
 
 async def resource_types_of(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> dict[str, str]:
@@ -103,17 +94,6 @@ async def existing_member_ids(
         return set()
     params = {"tenant_id": tenant_id, "group_id": group_id, "ids": list(ids)}
     return {row[0] for row in await execute(conn, _EXISTING[conn.dialect.name], params)}
-
-
-async def add_members(
-    conn: AsyncConnection, tenant_id: str, group_id: str, members: Sequence[tuple[str, str, str | None]]
-) -> None:
-    """Insert (member_id, member_type, display) rows; callers pass only ids not already members."""
-    rows = [
-        {"tenant_id": tenant_id, "group_id": group_id, "member_id": m, "member_type": t, "display": d}
-        for m, t, d in members
-    ]
-    await execute_many(conn, _ADD, rows)
 
 
 #: Insert members unless present, returning the ids that went in: one statement instead of a
