@@ -295,6 +295,17 @@ def port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def pick_port(preferred: int) -> int:
+    """`preferred` when nothing listens there, else a free port (a stray server must not fail a run)."""
+    if port_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    console.print(f"[yellow]port {preferred} is busy; using {port}[/]")
+    return port
+
+
 # ---- targets ---------------------------------------------------------------------------------------
 
 
@@ -381,9 +392,7 @@ def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
     users_file = write_lines(data / "users.txt", (f"{i} {u}" for i, u in main.users))
     spare_small = write_lines(data / "spare.txt", (i for i, _ in main.users[main.spare_from :]))
     spare_large = write_lines(data / "spare_large.txt", (i for i, _ in big.users[big.spare_from :]))
-    port = PORTS[db]
-    if not port_free(port):
-        raise RuntimeError(f"port {port} is busy")
+    port = pick_port(PORTS[db])
     server = Server(
         f"provisor-{db}",
         [
@@ -439,9 +448,7 @@ def setup_peer(sizes: Sizes) -> Target:
     }
     (data / "seed.json").write_text(json.dumps(spec))
     token = "bench-peer-token"
-    port = PORTS["peer"]
-    if not port_free(port):
-        raise RuntimeError(f"port {port} is busy")
+    port = pick_port(PORTS["peer"])
     console.print(f"[bold]peer[/]: scim2-server, seeding {sizes.users:,} users in memory ...")
     started = time.perf_counter()
     server = Server(
