@@ -1,13 +1,16 @@
-"""Hot single-statement reads, run on the database driver's own connection.
+"""Hot statements, run on the database driver's own connection.
 
-Every request reads a token and most read one resource. Through SQLAlchemy's execution layer each
-of those costs about 260 µs of CPU on PostgreSQL; the same compiled SQL sent straight to asyncpg
-costs about 60 µs (measured; docs/performance.md). So the few statements on that path are still
-written with SQLAlchemy Core, compiled once per dialect here, and then executed on the driver
-connection, outside any transaction: one statement is atomic and consistent by itself.
+Every request reads a token, and most read or write one resource. Through SQLAlchemy's execution
+layer each statement costs about 260 µs of CPU on PostgreSQL; the same compiled SQL sent straight to
+asyncpg costs about 60 µs (measured; docs/performance.md). So the statements on those paths are
+still written with SQLAlchemy Core, compiled once per dialect here, and then executed on the driver:
 
-Connections come from the engine's pool and a few are kept between calls (checking one out of
-SQLAlchemy's pool costs another 50 µs). They are closed when the engine is disposed.
+- `DirectReader.fetch`: outside any transaction (a single statement is atomic by itself), on one of
+  a few connections kept between calls (checking one out of SQLAlchemy's pool costs another 50 µs);
+- `execute` / `execute_many`: inside the caller's SQLAlchemy transaction, on its connection;
+- `DirectReader.in_sqlite_thread`: a whole SQLite transaction as one call in the connection's thread.
+
+Kept connections are closed when the engine is disposed.
 """
 
 from __future__ import annotations
