@@ -111,3 +111,55 @@ def test_a_refused_create_takes_no_event_sequence_number(scim: Scim) -> None:
     assert scim.post("/Users", {"schemas": [USER_URN], "userName": "TAKEN@example.com"}).status_code == 409
     scim.create_user("next@example.com")
     assert last_seq() == before + 1
+
+
+def group_events(scim: Scim, group_id: str) -> list[tuple[str, Any]]:
+    async def work(engine: AsyncEngine) -> list[tuple[str, Any]]:
+        async with read_transaction(engine) as conn:
+            rows = await conn.execute(
+                select(events.c.op, events.c.payload)
+                .where(events.c.tenant_id == scim.tenant_id, events.c.resource_id == group_id)
+                .order_by(events.c.seq)
+            )
+            return [(op, payload) for op, payload in rows]
+
+    return run_db(scim.database_url, work)
+
+
+def test_a_member_push_that_names_an_unknown_or_the_group_itself_writes_nothing(scim: Scim) -> None:
+    """The one-statement member path checks every id before it writes anything."""
+    known = scim.create_user("known@example.com")
+    group = scim.create_group("Push", [])
+    path = f"/Groups/{group['id']}"
+    before = scim.get(path)
+    for ids in (["00000000-0000-0000-0000-000000000000", known["id"]], [known["id"], group["id"]]):
+        response = scim.patch_ops(
+            path, {"op": "add", "path": "members", "value": [{"value": i} for i in ids]}
+        )
+        assert response.status_code == 400, response.text
+    after = scim.get(path)
+    assert after.json() == before.json() and after.headers["etag"] == before.headers["etag"]
+    assert [op for op, _ in group_events(scim, group["id"])] == ["created"]
+
+
+def test_a_member_push_records_added_then_removed_in_order(scim: Scim) -> None:
+    users = [scim.create_user(f"m{i}@example.com")["id"] for i in range(4)]
+    group = scim.create_group("Order", [users[3], users[0]])
+    path = f"/Groups/{group['id']}"
+    response = scim.patch_ops(
+        path,
+        {
+            "op": "add",
+            "path": "members",
+            "value": [{"value": users[2]}, {"value": users[1]}, {"value": users[0]}],
+        },
+        {"op": "remove", "path": "members", "value": [{"value": users[3]}, {"value": users[0]}]},
+    )
+    assert response.status_code == 204, response.text
+    assert response.headers["etag"] == 'W/"2"'
+    assert sorted(m["value"] for m in scim.get(path).json()["members"]) == sorted(users[1:3])
+    tail = group_events(scim, group["id"])[-2:]
+    assert tail == [
+        ("member_added", {"members": [users[2], users[1]]}),
+        ("member_removed", {"members": sorted([users[3], users[0]])}),
+    ]

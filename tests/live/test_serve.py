@@ -82,3 +82,37 @@ def test_concurrent_patches_of_one_user_across_two_workers_lose_nothing(
             headers=server.headers,
         ).json()
         assert [r["id"] for r in found["Resources"]] == [uid]
+
+
+def test_concurrent_member_pushes_to_one_group_across_two_workers_all_land(
+    database_url: str, tenant_id: str
+) -> None:
+    """30 concurrent PATCHes each add one member to the same group, through 2 workers: one
+    statement each (PostgreSQL) or one queued call (SQLite); every one lands, one version each."""
+    count = 30
+    with live_server(database_url, tenant_id, workers=2) as server:
+        with httpx.Client(base_url=server.base_url, headers=server.headers, timeout=30) as client:
+            users = [
+                client.post("/Users", json={"userName": f"p{i}@x.org"}).json()["id"] for i in range(count)
+            ]
+            group = client.post("/Groups", json={"displayName": "pushed"}).json()["id"]
+
+        async def fire() -> list[int]:
+            limits = httpx.Limits(max_connections=count)
+            async with httpx.AsyncClient(
+                base_url=server.base_url, headers=server.headers, timeout=30, limits=limits
+            ) as client:
+                bodies = [
+                    {
+                        "schemas": [PATCH_OP],
+                        "Operations": [{"op": "add", "path": "members", "value": [{"value": u}]}],
+                    }
+                    for u in users
+                ]
+                responses = await asyncio.gather(*(client.patch(f"/Groups/{group}", json=b) for b in bodies))
+                return [r.status_code for r in responses]
+
+        assert asyncio.run(fire()) == [204] * count
+        final = httpx.get(f"{server.base_url}/Groups/{group}", headers=server.headers)
+        assert sorted(m["value"] for m in final.json()["members"]) == sorted(users)
+        assert final.headers["etag"] == f'W/"{count + 1}"'

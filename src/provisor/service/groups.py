@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
 from provisor.patch import apply_patch
+from provisor.patch.request import parse_patch_request
 from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
@@ -40,6 +41,24 @@ def _wanted(values: Any) -> Wanted:
     return wanted
 
 
+def _check_resolved(ctx: RequestContext, group_id: str, ids: list[str], types: dict[str, str]) -> None:
+    """Unknown member ids are an error unless the tenant ignores them; a group never contains itself."""
+    missing = [i for i in ids if i not in types]
+    if missing and not ctx.setting("ignore_unknown_members", False):
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise invalid_value(f"members do not exist: {shown}")
+    if group_id in types:
+        raise invalid_value("a group cannot be a member of itself")
+
+
+class _NeedsMembers(Exception):
+    """Raised by `_members_at_once` when the PATCH needs the current member list (a filter)."""
+
+
+def _needs_members() -> list[dict[str, Any]]:
+    raise _NeedsMembers
+
+
 class GroupService(ResourceService):
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
         if ctx.setting("allow_duplicate_group_names", False):
@@ -55,12 +74,7 @@ class GroupService(ResourceService):
     ) -> list[tuple[str, str]]:
         """(id, type) of the members that exist; unknown ids are an error unless configured away."""
         types = await member_store.resource_types_of(conn, ctx.tenant_id, ids)
-        missing = [i for i in ids if i not in types]
-        if missing and not ctx.setting("ignore_unknown_members", False):
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise invalid_value(f"members do not exist: {shown}")
-        if group_id in types:
-            raise invalid_value("a group cannot be a member of itself")
+        _check_resolved(ctx, group_id, ids, types)
         return [(i, types[i]) for i in ids if i in types]
 
     async def _add(
@@ -113,6 +127,68 @@ class GroupService(ResourceService):
         added, removed = await self._replace_members(conn, ctx, stored.id, _wanted(extra))
         await self._member_events(conn, ctx, stored.id, added, removed)
         return bool(added or removed)
+
+    async def patch(
+        self,
+        ctx: RequestContext,
+        resource_id: str,
+        body: Any,
+        projection: Projection | None,
+        if_match: str | None,
+    ) -> tuple[StoredResource, dict[str, Any] | None]:
+        if projection is None and if_match is None:
+            done = await self._members_at_once(ctx, resource_id, body)
+            if done is not None:
+                return done
+        return await super().patch(ctx, resource_id, body, projection, if_match)
+
+    async def _members_at_once(
+        self, ctx: RequestContext, resource_id: str, body: Any
+    ) -> tuple[StoredResource, None] | None:
+        """A PATCH that only adds and removes members and is answered with 204 (an IdP's group
+        push): one statement, or one call on SQLite (`member_store.change_members_at_once`), instead
+        of a transaction of about eight round trips. None: anything else, for the transactional path."""
+        request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
+        current = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
+        if current is None:
+            raise not_found(f"Group {resource_id} not found")
+        try:
+            result = apply_patch(
+                self.registry,
+                self.rt,
+                current.doc,
+                self.normalised(ctx, current, request.operations),
+                resource_id=current.id,
+                options=self.patch_options(ctx),
+                load_members=_needs_members,
+            )
+        except _NeedsMembers:
+            return None
+        if not result.changed:
+            return current, None
+        delta = result.members
+        if result.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
+            return None
+        add = _wanted(delta.add)
+        at = now()
+        change = await member_store.change_members_at_once(
+            self.engine,
+            tenant_id=ctx.tenant_id,
+            group_id=current.id,
+            add=add,
+            remove_ids=sorted(delta.remove_ids),
+            ignore_unknown=bool(ctx.setting("ignore_unknown_members", False)),
+            at=at,
+            actor=ctx.actor,
+        )
+        if not change.applied:
+            _check_resolved(ctx, current.id, list(add), change.known)  # raises the reason
+            return None  # the group went away meanwhile: the transactional path answers 404
+        if change.version is None:
+            return current, None
+        return StoredResource(
+            current.id, current.resource_type, change.version, current.created, at, current.doc
+        ), None
 
     async def run_patch(
         self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any

@@ -15,6 +15,7 @@ Kept connections are closed when the engine is disposed.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
+
+from provisor.storage.sqlite_gate import writer_gate
 
 Row = Sequence[Any]
 T = TypeVar("T")
@@ -254,3 +257,22 @@ def _on_dispose(engine: Engine) -> None:
     found = _readers.pop(engine, None)
     if found is not None:
         found.close()
+
+
+async def write_in_sqlite_thread(engine: AsyncEngine, steps: Callable[[sqlite3.Connection], T]) -> T:
+    """`steps` inside BEGIN IMMEDIATE ... COMMIT as one call in the connection's thread, queued
+    behind the other writers (storage/sqlite_gate.py). Any exception rolls it back."""
+
+    def transaction(db: sqlite3.Connection) -> T:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = steps(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    gate = writer_gate(engine)
+    async with gate if gate is not None else contextlib.nullcontext():
+        return await reader(engine).in_sqlite_thread(transaction)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     String,
     and_,
@@ -21,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.storage.direct import DirectStatement, execute, reader
+from provisor.storage.direct import DirectStatement, execute, reader, write_in_sqlite_thread
+from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.tables import group_members, resources
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
@@ -290,3 +294,165 @@ async def display_names(conn: AsyncConnection, tenant_id: str, ids: Sequence[str
         )
         out.update({r[0]: r[1] for r in rows})
     return out
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """What `change_members_at_once` found and did."""
+
+    known: dict[str, str]  # requested add ids that exist -> their resource type
+    added: list[str]  # in request order
+    removed: list[str]  # sorted
+    version: int | None  # the group's new version, None when nothing changed (or no group)
+    applied: bool  # False: refused (unknown member or the group itself), nothing was written
+
+
+#: PostgreSQL: a group's member additions and removals, its version bump and its member events as
+#: one statement. The group row is locked first (`grp`); nothing is written unless every id to add
+#: exists (or unknown ids are ignored) and the group is not among them (`ok`); the events come last.
+_CHANGE_MEMBERS_PG = DirectStatement(
+    text(
+        """
+        WITH grp AS (
+            SELECT id FROM resources
+            WHERE tenant_id = :tenant_id AND id = :group_id AND resource_type = 'Group' FOR UPDATE
+        ), wanted AS (
+            SELECT x.id, x.display, x.ord
+            FROM unnest(:add_ids, :add_displays) WITH ORDINALITY AS x(id, display, ord)
+        ), known AS (
+            SELECT r.id, r.resource_type FROM resources AS r, grp
+            WHERE r.tenant_id = :tenant_id AND r.id = ANY(:add_ids)
+        ), ok AS (
+            SELECT 1 AS ok FROM grp
+            WHERE (:ignore_unknown OR (SELECT count(*) FROM known) = cardinality(:add_ids))
+              AND NOT EXISTS (SELECT 1 FROM known WHERE known.id = :group_id)
+        ), added AS (
+            INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display)
+            SELECT :tenant_id, :group_id, k.id, k.resource_type, w.display
+            FROM ok, known AS k JOIN wanted AS w ON w.id = k.id
+            ON CONFLICT DO NOTHING RETURNING member_id
+        ), removed AS (
+            DELETE FROM group_members AS gm USING ok
+            WHERE gm.tenant_id = :tenant_id AND gm.group_id = :group_id AND gm.member_id = ANY(:remove_ids)
+            RETURNING gm.member_id
+        ), added_ids AS (
+            SELECT jsonb_agg(a.member_id ORDER BY w.ord) AS ids
+            FROM added AS a JOIN wanted AS w ON w.id = a.member_id
+        ), removed_ids AS (
+            SELECT jsonb_agg(member_id ORDER BY member_id) AS ids FROM removed
+        ), bumped AS (
+            UPDATE resources AS r SET version = r.version + 1, last_modified = :at
+            FROM added_ids, removed_ids
+            WHERE r.tenant_id = :tenant_id AND r.id = :group_id AND r.resource_type = 'Group'
+              AND (added_ids.ids IS NOT NULL OR removed_ids.ids IS NOT NULL)
+            RETURNING r.version
+        ), added_event AS (
+            INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
+            SELECT :tenant_id, :at, 'Group', :group_id, 'member_added', NULL, :actor,
+                   jsonb_build_object('members', ids)
+            FROM added_ids WHERE ids IS NOT NULL
+            RETURNING seq
+        ), removed_event AS (
+            INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
+            SELECT :tenant_id, :at, 'Group', :group_id, 'member_removed', NULL, :actor,
+                   jsonb_build_object('members', removed_ids.ids)
+            FROM removed_ids, (SELECT count(*) FROM added_event) AS after_added
+            WHERE removed_ids.ids IS NOT NULL
+            RETURNING seq
+        )
+        SELECT (SELECT count(*) FROM ok),
+               (SELECT jsonb_agg(jsonb_build_array(id, resource_type)) FROM known),
+               (SELECT ids FROM added_ids),
+               (SELECT ids FROM removed_ids),
+               (SELECT version FROM bumped),
+               (SELECT count(*) FROM removed_event)
+        """
+    ).bindparams(
+        *(bindparam(n, type_=String) for n in ("tenant_id", "group_id", "at", "actor")),
+        bindparam("ignore_unknown", type_=Boolean),
+        bindparam("add_ids", type_=postgresql.ARRAY(String)),
+        bindparam("add_displays", type_=postgresql.ARRAY(String)),
+        bindparam("remove_ids", type_=postgresql.ARRAY(String)),
+    )
+)
+
+
+async def change_members_at_once(
+    engine: AsyncEngine,
+    *,
+    tenant_id: str,
+    group_id: str,
+    add: dict[str, str | None],
+    remove_ids: Sequence[str],
+    ignore_unknown: bool,
+    at: str,
+    actor: str | None,
+) -> MemberChange:
+    """Add members (id -> display as sent) and remove members of one group, bump its version and
+    record `member_added` / `member_removed`, atomically and without a transaction's round trips:
+    one statement on PostgreSQL, one call in the connection's thread on SQLite. Nothing is written
+    when an id to add does not exist (unless `ignore_unknown`) or is the group itself."""
+    if engine.dialect.name == "postgresql":
+        params = {
+            "tenant_id": tenant_id,
+            "group_id": group_id,
+            "at": at,
+            "actor": actor,
+            "ignore_unknown": ignore_unknown,
+            "add_ids": list(add),
+            "add_displays": list(add.values()),
+            "remove_ids": list(remove_ids),
+        }
+        [row] = await reader(engine).fetch(_CHANGE_MEMBERS_PG, params)
+        known = dict(row[1] or [])
+        return MemberChange(known, list(row[2] or []), list(row[3] or []), row[4], bool(row[0]))
+    dialect = engine.dialect
+    types_of, insert, remove = (st[dialect.name].compiled(dialect) for st in (_TYPES_OF, _ADD_NEW, _REMOVE))
+    event = APPEND_EVENT.compiled(dialect)
+    group = {"tenant_id": tenant_id, "group_id": group_id}
+
+    def steps(db: sqlite3.Connection) -> MemberChange:
+        if db.execute(_SQLITE_GROUP_EXISTS, (tenant_id, group_id)).fetchone() is None:
+            return MemberChange({}, [], [], None, False)
+        known: dict[str, str] = {}
+        if add:
+            rows = db.execute(types_of.sql, types_of.args({"tenant_id": tenant_id, "ids": list(add)}))
+            known = {row[0]: row[1] for row in rows}
+        if (len(known) < len(add) and not ignore_unknown) or group_id in known:
+            return MemberChange(known, [], [], None, False)
+        rows_in = [[i, known[i], d] for i, d in add.items() if i in known]
+        inserted: set[str] = set()
+        if rows_in:
+            inserted = {r[0] for r in db.execute(insert.sql, insert.args({**group, "rows": rows_in}))}
+        added = [i for i in add if i in inserted]
+        removed: list[str] = []
+        if remove_ids:
+            removed = sorted(
+                r[0] for r in db.execute(remove.sql, remove.args({**group, "ids": list(remove_ids)}))
+            )
+        if not added and not removed:
+            return MemberChange(known, [], [], None, True)
+        version = db.execute(_SQLITE_BUMP, (at, tenant_id, group_id)).fetchone()[0]
+        for op, ids in (("member_added", added), ("member_removed", removed)):
+            if ids:
+                values = {
+                    "tenant_id": tenant_id,
+                    "at": at,
+                    "resource_type": "Group",
+                    "resource_id": group_id,
+                    "op": op,
+                    "version": None,
+                    "actor": actor,
+                    "payload": {"members": ids},
+                }
+                db.execute(event.sql, event.args(values))
+        return MemberChange(known, added, removed, version, True)
+
+    return await write_in_sqlite_thread(engine, steps)
+
+
+_SQLITE_GROUP_EXISTS = "SELECT 1 FROM resources WHERE tenant_id = ? AND id = ? AND resource_type = 'Group'"
+_SQLITE_BUMP = (
+    "UPDATE resources SET version = version + 1, last_modified = ? "
+    "WHERE tenant_id = ? AND id = ? AND resource_type = 'Group' RETURNING version"
+)

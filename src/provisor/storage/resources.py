@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.errors import uniqueness
-from provisor.storage.direct import DirectStatement, execute, execute_many, reader
+from provisor.storage.direct import DirectStatement, execute, execute_many, reader, write_in_sqlite_thread
 from provisor.storage.outbox import APPEND_EVENT
-from provisor.storage.sqlite_gate import writer_gate
 from provisor.storage.tables import attribute_index, group_members, resources
 
 IndexRow = tuple[str, str, bool]
@@ -276,7 +274,7 @@ async def _create_on_sqlite(
             db.executemany(rows.sql, row_args)
         db.execute(event.sql, event_args)
 
-    await _in_sqlite_transaction(engine, steps)
+    await write_in_sqlite_thread(engine, steps)
 
 
 #: PostgreSQL: a whole update (the new version if the stored one is still `expected`, the index
@@ -423,7 +421,7 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
         db.execute(event.sql, event_args)
 
     try:
-        await _in_sqlite_transaction(engine, steps)
+        await write_in_sqlite_thread(engine, steps)
     except _LostRace:
         return False
     return True
@@ -454,24 +452,6 @@ def _event_params(
         "actor": actor,
         "payload": payload,
     }
-
-
-async def _in_sqlite_transaction(engine: AsyncEngine, steps: Callable[[sqlite3.Connection], None]) -> None:
-    """`steps` inside BEGIN IMMEDIATE ... COMMIT, in one call in the connection's thread, queued
-    behind the other writers (storage/sqlite_gate.py)."""
-
-    def transaction(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            steps(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    gate = writer_gate(engine)
-    async with gate if gate is not None else contextlib.nullcontext():
-        await reader(engine).in_sqlite_thread(transaction)
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
