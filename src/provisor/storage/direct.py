@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -113,27 +114,26 @@ class DirectReader:
             raise RuntimeError("the engine of this DirectReader was disposed")
         return await greenlet_spawn(engine.raw_connection)
 
-    async def fetch(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
-        compiled = statement.compiled(self.dialect)
-        args = compiled.args(params)
+    @asynccontextmanager
+    async def _borrowed(self) -> AsyncIterator[Any]:
+        """A kept (or new) connection's driver. It goes back to the kept list afterwards, unless a
+        statement broke off (cancelled mid-protocol, server gone): its state is then unknown and it
+        is never reused. An integrity error fails the statement whole and leaves it fine."""
         raw = await self._connection()
         try:
-            driver: Any = raw.driver_connection
-            if self._sqlite:
-                rows: list[Row] = list(await driver.execute_fetchall(compiled.sql, args))
-            else:
-                rows = await driver.fetch(compiled.sql, *args)
-        except _INTEGRITY_ERRORS as exc:  # the statement failed whole; the connection is fine
+            yield raw.driver_connection
+        except IntegrityError:
             await self._release(raw)
-            raise IntegrityError(compiled.sql, args, exc) from exc
+            raise
         except BaseException:
-            # The connection's state is unknown (cancelled mid-protocol, server gone): never reuse it.
             await greenlet_spawn(raw.invalidate)
             raise
         await self._release(raw)
-        if compiled.decode_json:
-            rows = [_decoded(row, compiled.decode_json) for row in rows]
-        return rows
+
+    async def fetch(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+        compiled = statement.compiled(self.dialect)
+        async with self._borrowed() as driver:
+            return await _run(driver, self._sqlite, compiled, compiled.args(params))
 
     async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on a kept SQLite connection, in that connection's thread, in one hop.
@@ -143,18 +143,12 @@ class DirectReader:
         (aiosqlite's `_execute` and `_conn` are private: every SQLite create and PATCH test runs here.)
         """
         assert self._sqlite
-        raw = await self._connection()
-        try:
-            driver: Any = raw.driver_connection
-            result: T = await driver._execute(work, driver._conn)
-        except sqlite3.IntegrityError as exc:
-            await self._release(raw)
-            raise IntegrityError("", (), exc) from exc
-        except BaseException:
-            await greenlet_spawn(raw.invalidate)
-            raise
-        await self._release(raw)
-        return result
+        async with self._borrowed() as driver:
+            try:
+                result: T = await driver._execute(work, driver._conn)
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError("", (), exc) from exc
+            return result
 
     async def _release(self, raw: PoolProxiedConnection) -> None:
         if self._closed:  # the engine was disposed while this statement ran
@@ -176,9 +170,13 @@ async def execute(conn: AsyncConnection, statement: DirectStatement, params: Map
     """Run `statement` inside `conn`'s transaction; rows for SELECT or RETURNING, else []."""
     compiled = statement.compiled(conn.dialect)
     driver = await _driver_in_transaction(conn)
-    args = compiled.args(params)
+    return await _run(driver, conn.dialect.name == "sqlite", compiled, compiled.args(params))
+
+
+async def _run(driver: Any, sqlite: bool, compiled: _Compiled, args: list[Any]) -> list[Row]:
+    """One statement on a driver connection: integrity errors as SQLAlchemy's, JSON decoded."""
     try:
-        if conn.dialect.name == "sqlite":
+        if sqlite:
             rows: list[Row] = list(await driver.execute_fetchall(compiled.sql, args))
         else:
             rows = await driver.fetch(compiled.sql, *args)
