@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,29 +117,57 @@ _DELETE_INDEX_ROW = DirectStatement(
 )
 
 
+@contextmanager
+def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> Iterator[None]:
+    """A unique-index violation while writing `rows` becomes the SCIM 409 naming the attributes."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            attrs = sorted({attr for attr, _, unique in rows if unique})
+            raise uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists") from None
+        raise
+
+
+def _index_params(tenant_id: str, resource_type: str, resource_id: str, row: IndexRow) -> dict[str, Any]:
+    attr, value, unique = row
+    return {
+        "tenant_id": tenant_id,
+        "resource_type": resource_type,
+        "attr": attr,
+        "value_norm": value,
+        "resource_id": resource_id,
+        "is_unique": unique,
+    }
+
+
+def _index_arrays(rows: Sequence[IndexRow]) -> dict[str, list[Any]]:
+    """Index rows as the three arrays the PostgreSQL statements unnest."""
+    return {
+        "attrs": [attr for attr, _, _ in rows],
+        "values": [value for _, value, _ in rows],
+        "uniques": [unique for _, _, unique in rows],
+    }
+
+
+#: The `_index_arrays` parameters, typed for PostgreSQL.
+_INDEX_ARRAY_PARAMS = (
+    bindparam("attrs", type_=postgresql.ARRAY(String)),
+    bindparam("values", type_=postgresql.ARRAY(Text)),
+    bindparam("uniques", type_=postgresql.ARRAY(Boolean)),
+)
+
+
 async def _write_index(
     conn: AsyncConnection, tenant_id: str, resource_type: str, resource_id: str, rows: Iterable[IndexRow]
 ) -> None:
-    values: list[dict[str, Any]] = [
-        {
-            "tenant_id": tenant_id,
-            "resource_type": resource_type,
-            "attr": attr,
-            "value_norm": value,
-            "resource_id": resource_id,
-            "is_unique": unique,
-        }
-        for attr, value, unique in rows
-    ]
-    if not values:
+    rows = list(rows)
+    if not rows:
         return
-    try:
-        await execute_many(conn, _INSERT_INDEX, values)
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            attrs = sorted({str(v["attr"]) for v in values if v["is_unique"]})
-            raise uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists") from None
-        raise
+    with _conflicts_as_uniqueness(resource_type, rows):
+        await execute_many(
+            conn, _INSERT_INDEX, [_index_params(tenant_id, resource_type, resource_id, r) for r in rows]
+        )
 
 
 async def insert_resource(
@@ -197,9 +226,7 @@ _CREATE_PG = DirectStatement(
         ),
         bindparam("doc", type_=postgresql.JSONB),
         bindparam("payload", type_=postgresql.JSONB),
-        bindparam("attrs", type_=postgresql.ARRAY(String)),
-        bindparam("values", type_=postgresql.ARRAY(Text)),
-        bindparam("uniques", type_=postgresql.ARRAY(Boolean)),
+        *_INDEX_ARRAY_PARAMS,
     )
 )
 
@@ -216,7 +243,7 @@ async def create_at_once(
     """`insert_resource` of a new version-1 resource plus its `created` event, atomically and
     without a transaction's round trips: one statement on PostgreSQL, one call in the connection's
     thread on SQLite."""
-    try:
+    with _conflicts_as_uniqueness(stored.resource_type, index):
         if engine.dialect.name == "sqlite":
             await _create_on_sqlite(engine, tenant_id, stored, index, actor, event_payload)
         else:
@@ -228,18 +255,9 @@ async def create_at_once(
                 "actor": actor,
                 "doc": stored.doc,
                 "payload": event_payload,
-                "attrs": [attr for attr, _, _ in index],
-                "values": [value for _, value, _ in index],
-                "uniques": [unique for _, _, unique in index],
+                **_index_arrays(index),
             }
             await reader(engine).fetch(_CREATE_PG, params)
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            attrs = sorted({attr for attr, _, unique in index if unique})
-            raise uniqueness(
-                f"a {stored.resource_type} with the same {' or '.join(attrs)} already exists"
-            ) from None
-        raise
 
 
 async def _create_on_sqlite(
@@ -265,7 +283,7 @@ async def _create_on_sqlite(
             "doc": stored.doc,
         }
     )
-    row_args = [rows.args(_index_params(tenant_id, stored, row)) for row in index]
+    row_args = [rows.args(_index_params(tenant_id, stored.resource_type, stored.id, row)) for row in index]
     event_args = event.args(_event_params(tenant_id, stored, "created", actor, event_payload))
 
     def steps(db: sqlite3.Connection) -> None:
@@ -316,9 +334,7 @@ _UPDATE_PG = DirectStatement(
         bindparam("payload", type_=postgresql.JSONB),
         bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
         bindparam("gone_values", type_=postgresql.ARRAY(Text)),
-        bindparam("attrs", type_=postgresql.ARRAY(String)),
-        bindparam("values", type_=postgresql.ARRAY(Text)),
-        bindparam("uniques", type_=postgresql.ARRAY(Boolean)),
+        *_INDEX_ARRAY_PARAMS,
     )
 )
 
@@ -344,7 +360,7 @@ async def update_at_once(
     added, gone = sorted(new - old), sorted(old - new)
     if {(a, v) for a, v, _ in added} & {(a, v) for a, v, _ in gone}:
         return None
-    try:
+    with _conflicts_as_uniqueness(current.resource_type, added):
         if engine.dialect.name == "sqlite":
             change = _Change(current, stored, added, gone, op, actor, event_payload)
             return await _update_on_sqlite(engine, tenant_id, change)
@@ -361,18 +377,9 @@ async def update_at_once(
             "payload": event_payload,
             "gone_attrs": [a for a, _, _ in gone],
             "gone_values": [v for _, v, _ in gone],
-            "attrs": [a for a, _, _ in added],
-            "values": [v for _, v, _ in added],
-            "uniques": [u for _, _, u in added],
+            **_index_arrays(added),
         }
         return bool(await reader(engine).fetch(_UPDATE_PG, params))
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            attrs = sorted({attr for attr, _, unique in added if unique})
-            raise uniqueness(
-                f"a {current.resource_type} with the same {' or '.join(attrs)} already exists"
-            ) from None
-        raise
 
 
 @dataclass(frozen=True)
@@ -408,7 +415,9 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
         }
     )
     drop_args = [drop.args({**key, "attr": attr, "value_norm": value}) for attr, value, _ in change.gone]
-    row_args = [rows.args(_index_params(tenant_id, current, row)) for row in change.added]
+    row_args = [
+        rows.args(_index_params(tenant_id, current.resource_type, current.id, row)) for row in change.added
+    ]
     event_args = event.args(_event_params(tenant_id, stored, change.op, change.actor, change.payload))
 
     def steps(db: sqlite3.Connection) -> None:
@@ -425,18 +434,6 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
     except _LostRace:
         return False
     return True
-
-
-def _index_params(tenant_id: str, resource: StoredResource, row: IndexRow) -> dict[str, Any]:
-    attr, value, unique = row
-    return {
-        "tenant_id": tenant_id,
-        "resource_type": resource.resource_type,
-        "attr": attr,
-        "value_norm": value,
-        "resource_id": resource.id,
-        "is_unique": unique,
-    }
 
 
 def _event_params(
