@@ -32,22 +32,9 @@ class RequestFilter:
     errors_only: bool = False
 
 
-_COLUMNS = (
-    "at",
-    "tenant_id",
-    "request_id",
-    "method",
-    "path",
-    "query",
-    "status",
-    "duration_ms",
-    "token_name",
-    "request_body",
-    "response_body",
-)
 #: Built once and run on the driver connection: every request adds a row (storage/direct.py).
 _INSERT = DirectStatement(
-    request_log.insert().values({c: bindparam(c, type_=request_log.c[c].type) for c in _COLUMNS})
+    request_log.insert().values({c: bindparam(c, type_=request_log.c[c].type) for c in COLUMNS})
 )
 
 
