@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
-from provisor.patch import apply_patch
 from provisor.patch.request import parse_patch_request
 from provisor.service.context import RequestContext
 from provisor.service.render import render
@@ -153,15 +152,7 @@ class GroupService(ResourceService):
         if current is None:
             raise not_found(f"Group {resource_id} not found")
         try:
-            result = apply_patch(
-                self.registry,
-                self.rt,
-                current.doc,
-                self.normalised(ctx, current, request.operations),
-                resource_id=current.id,
-                options=self.patch_options(ctx),
-                load_members=_needs_members,
-            )
+            result = self.patched(ctx, current, request.operations, _needs_members)
         except _NeedsMembers:
             return None
         if not result.changed:
@@ -201,18 +192,8 @@ class GroupService(ResourceService):
             )
             return [{"value": r[0], "type": r[1]} for r in rows]
 
-        normalised = self.normalised(ctx, current, operations)
-
         def run(sync_conn: Connection) -> Any:
-            return apply_patch(
-                self.registry,
-                self.rt,
-                current.doc,
-                normalised,
-                resource_id=current.id,
-                options=self.patch_options(ctx),
-                load_members=lambda: load_members(sync_conn),
-            )
+            return self.patched(ctx, current, operations, lambda: load_members(sync_conn))
 
         return await conn.run_sync(run)
 

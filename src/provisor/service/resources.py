@@ -347,7 +347,15 @@ class ResourceService:
     ) -> Any:
         return self.patched(ctx, current, operations)
 
-    def patched(self, ctx: RequestContext, current: StoredResource, operations: Any) -> Any:
+    def patched(
+        self,
+        ctx: RequestContext,
+        current: StoredResource,
+        operations: Any,
+        load_members: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> Any:
+        """The PATCH engine's result for `current` (`load_members`: the group's member list, read
+        only when a member filter needs it)."""
         return apply_patch(
             self.registry,
             self.rt,
@@ -355,6 +363,7 @@ class ResourceService:
             self.normalised(ctx, current, operations),
             resource_id=current.id,
             options=self.patch_options(ctx),
+            load_members=load_members,
         )
 
     async def _write_in_one_statement(
@@ -521,7 +530,6 @@ class ResourceService:
         lookup = indexed_equality(node, self.rt) if node is not None else None
         rows: list[StoredResource] = []
         offset, limit = query.start_index - 1, query.count
-        proven = None
         if lookup is not None and query.sort_by is None and not query.descending and not query.across_types:
             # The IdPs' existence check (`userName eq "..."`): prebuilt statements, no SQL building.
             attr, value = lookup
@@ -529,12 +537,11 @@ class ResourceService:
             if limit > 0:
                 page, derived = await self.list_indexed(ctx, attr, value, offset, limit, projection)
                 rows = list(page)
-            proven = _proven_total(query, rows)
-            total = (
-                proven
-                if proven is not None
-                else await store.count_by_indexed_value(self.engine, ctx.tenant_id, self.rt.name, attr, value)
-            )
+            total = _proven_total(query, rows)
+            if total is None:
+                total = await store.count_by_indexed_value(
+                    self.engine, ctx.tenant_id, self.rt.name, attr, value
+                )
         else:
             derived = None
             where = None if node is None else self._compile(ctx, node)
@@ -550,12 +557,9 @@ class ResourceService:
                         offset=offset,
                         limit=limit,
                     )
-                proven = _proven_total(query, rows)
-                total = (
-                    proven
-                    if proven is not None
-                    else await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
-                )
+                total = _proven_total(query, rows)
+                if total is None:
+                    total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
         if derived is None:
             derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
