@@ -75,13 +75,21 @@ def test_connections_are_spread_over_both_workers(database_url: str, tenant_id: 
 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(database_url: str, tenant_id: str) -> None:
     with live_server(database_url, tenant_id, workers=2) as server:
-        wait_for(lambda: len(workers_of(server.process.pid)) == 2)
+        port = int(server.base_url.removesuffix("/scim/v2").rsplit(":", 1)[1])
+        # Both must listen before one is killed: the server is ready once the first worker answers,
+        # and killing that one while the other still starts would leave nobody on the port.
+        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2)
         victim = workers_of(server.process.pid)[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(
-            lambda: victim not in workers_of(server.process.pid) and len(workers_of(server.process.pid)) == 2
+            lambda: (
+                victim not in workers_of(server.process.pid)
+                and len(workers_of(server.process.pid)) == 2
+                and listeners(port) == 2
+            )
         )
-        wait_for(lambda: httpx.get(f"{server.base_url}/Users", headers=server.headers).status_code == 200)
+        for _ in range(8):  # the kernel spreads these over both sockets: the survivor and the new worker
+            assert httpx.get(f"{server.base_url}/Users", headers=server.headers).status_code == 200
         workers = workers_of(server.process.pid)
         server.process.terminate()
         assert server.process.wait(timeout=30) == 0
