@@ -41,6 +41,10 @@ class Settings:
     max_patch_operations: int = 1000
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1_048_576
+    #: Keep successful token lookups in memory while a PostgreSQL LISTEN connection guarantees their
+    #: invalidation (storage/auth_cache.py). Turn off behind a pooler that cannot LISTEN (PgBouncer
+    #: in transaction mode). SQLite never caches.
+    token_cache: bool = True
     #: Run the webhook delivery worker (and event pruning) in this process.
     webhooks_enabled: bool = True
     webhook_max_attempts: int = 8
@@ -75,6 +79,7 @@ class Settings:
             bulk_max_operations=_env_int("PROVISOR_BULK_MAX_OPERATIONS", 1000),
             bulk_max_payload_bytes=_env_int("PROVISOR_BULK_MAX_PAYLOAD_BYTES", 1_048_576),
             webhooks_enabled=env.get("PROVISOR_WEBHOOKS_ENABLED", "1").lower() not in ("0", "false", "no"),
+            token_cache=env.get("PROVISOR_TOKEN_CACHE", "1").lower() not in ("0", "false", "no", "off"),
             webhook_max_attempts=_env_int("PROVISOR_WEBHOOK_MAX_ATTEMPTS", 8),
             webhook_lease_seconds=_env_float("PROVISOR_WEBHOOK_LEASE_SECONDS", 30.0),
             event_retention_days=_env_int("PROVISOR_EVENT_RETENTION_DAYS", 0),

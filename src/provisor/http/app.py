@@ -35,6 +35,7 @@ from provisor.service.groups import GroupService
 from provisor.service.request_log import RequestLogWriter
 from provisor.service.resources import ResourceService
 from provisor.service.users import UserService
+from provisor.storage.auth_cache import AuthListener
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
@@ -58,6 +59,7 @@ class Provisor:
         }
         self.services = services
         self.auth = Authenticator(self.engine, settings.static_token, RateLimiter(self.engine))
+        self.auth_listener = AuthListener(self.engine, self.auth.cache) if settings.token_cache else None
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
@@ -67,10 +69,14 @@ class Provisor:
             await upgrade(self.engine)
         async with write_transaction(self.engine) as conn:
             await ensure_tenant(conn, DEFAULT_TENANT)
+        if self.auth_listener is not None:
+            await self.auth_listener.start()
         await self.events.start()
         self.request_log.start()
 
     async def stop(self) -> None:
+        if self.auth_listener is not None:
+            await self.auth_listener.stop()
         await self.events.stop()
         await self.request_log.stop()
         await self.engine.dispose()

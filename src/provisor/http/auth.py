@@ -1,4 +1,8 @@
-"""Bearer-token authentication. Every failure is the same 401 SCIM error, with no hint why."""
+"""Bearer-token authentication. Every failure is the same 401 SCIM error, with no hint why.
+
+Successful lookups are answered from `AuthCache` while its PostgreSQL listener guarantees that a
+revocation, an expiry change or a tenant change empties it in the commit's wake (storage/auth_cache.py).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.http.ratelimit import RateLimiter
 from provisor.storage import tokens as token_store
+from provisor.storage.auth_cache import AuthCache
 from provisor.storage.tenants import DEFAULT_TENANT, read_settings
 from provisor.storage.transactions import write_transaction
 
@@ -42,12 +47,25 @@ def bearer_secret(request: Request) -> str:
     return secret
 
 
+#: The static token's cache entry: its key cannot collide with a SHA-256 hex digest.
+_STATIC_KEY = "static"
+_STATIC_INFO = token_store.TokenInfo("static", DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", "", None, None, None)
+
+#: What a successful lookup yields: the token, and its tenant's settings (read-only by convention).
+Found = tuple[token_store.TokenInfo, dict[str, Any]]
+
+
 class Authenticator:
     def __init__(
-        self, engine: AsyncEngine, static_token: str | None, limiter: RateLimiter | None = None
+        self,
+        engine: AsyncEngine,
+        static_token: str | None,
+        limiter: RateLimiter | None = None,
+        cache: AuthCache[Found] | None = None,
     ) -> None:
         self.engine = engine
         self.limiter = limiter
+        self.cache: AuthCache[Found] = cache if cache is not None else AuthCache()
         self._static_hash = token_store.hash_secret(static_token) if static_token else None
         self._touched: dict[str, float] = {}
 
@@ -62,15 +80,36 @@ class Authenticator:
         secret = bearer_secret(request)
         digest = token_store.hash_secret(secret)
         if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):
-            settings = await read_settings(self.engine, DEFAULT_TENANT)
-            return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", settings)
+            return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", await self._static_settings())
         at = now()
-        found = await token_store.find_active(self.engine, secret, at)
+        found = await self._find(secret, digest, at)
         if found is None or found[0].kind != kind:
             raise unauthorized()
         info, settings = found
         await self._touch(info.id, at)
         return Principal(info.tenant_id, info.name, info.kind, settings)
+
+    async def _find(self, secret: str, digest: str, at: str) -> Found | None:
+        found = self.cache.get(digest)
+        if found is not None:
+            expires_at = found[0].expires_at
+            if expires_at is None or expires_at > at:
+                return found
+            self.cache.discard(digest)  # expired since it was cached
+            return None
+        generation = self.cache.generation
+        found = await token_store.find_active(self.engine, secret, at)
+        if found is not None:
+            self.cache.put(digest, found, generation)
+        return found
+
+    async def _static_settings(self) -> dict[str, Any]:
+        found = self.cache.get(_STATIC_KEY)
+        if found is None:
+            generation = self.cache.generation
+            found = (_STATIC_INFO, await read_settings(self.engine, DEFAULT_TENANT))
+            self.cache.put(_STATIC_KEY, found, generation)
+        return found[1]
 
     async def _touch(self, token_id: str, at: str) -> None:
         moment = time.monotonic()

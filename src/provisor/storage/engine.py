@@ -66,7 +66,7 @@ def _json_dumps(value: Any) -> str:
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-def _postgres_connect_args(url: str) -> dict[str, Any]:
+def postgres_connect_args(url: str) -> dict[str, Any]:
     args: dict[str, Any] = {"server_settings": {"jit": "off"}}
     parsed = make_url(url)
     # asyncpg tries TLS first by default; on loopback that is a wasted round trip per connection.
@@ -95,6 +95,6 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_pre_ping=False,
-        connect_args=_postgres_connect_args(url),
+        connect_args=postgres_connect_args(url),
         **json_options,
     )

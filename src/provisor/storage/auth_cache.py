@@ -1,0 +1,156 @@
+"""Successful token lookups kept per worker, for as long as invalidation is guaranteed.
+
+The token lookup was one of a GET's two round trips. A worker may answer it from memory only while
+it holds a `LISTEN provisor_auth` connection: migration 0006's triggers notify that channel in the
+same commit as any change to `tokens` or `tenants`, and a notification empties the cache. When the
+connection is lost the cache is switched off (every request reads the database again) until a new
+connection listens; SQLite has no such channel, so there the cache is never on.
+
+A connection can also die silently (a firewall dropping an idle TCP session), and then no
+notification would ever arrive: the listener proves its connection alive with a query every
+`PING_SECONDS`, and the cache answers only until twice that after the last proof.
+
+A lookup that started before an invalidation must not refill the cache with what it read: `put`
+takes the generation seen before the read and drops the value if the cache was emptied since.
+Only successful lookups are kept, so unknown secrets cannot fill memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.storage.engine import postgres_connect_args
+
+log = logging.getLogger("provisor.auth")
+
+CHANNEL = "provisor_auth"
+#: Shown in pg_stat_activity, so an operator (and the tests) can find the listening connections.
+APPLICATION_NAME = "provisor-auth-listener"
+
+#: How often the listening connection is proven alive; the cache lapses after twice this.
+PING_SECONDS = 2.0
+
+V = TypeVar("V")
+
+
+class AuthCache(Generic[V]):
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self.generation = 0
+        self.enabled = False
+        #: `time.monotonic()` after which the cache answers nothing until the listener renews it.
+        self.valid_until = 0.0
+        self._entries: dict[str, V] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> V | None:
+        if not self.enabled or time.monotonic() >= self.valid_until:
+            return None
+        return self._entries.get(key)
+
+    def renew(self, seconds: float) -> None:
+        self.valid_until = time.monotonic() + seconds
+
+    def put(self, key: str, value: V, generation: int) -> None:
+        """Keep `value`, read from the database after `generation` was observed, if still current."""
+        if not self.enabled or generation != self.generation:
+            return
+        if len(self._entries) >= self.max_entries and key not in self._entries:
+            del self._entries[next(iter(self._entries))]  # the oldest: dicts keep insertion order
+        self._entries[key] = value
+
+    def discard(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def switch(self, on: bool) -> None:
+        self.invalidate()
+        self.enabled = on
+
+
+class AuthListener:
+    """Keeps one LISTEN connection open for `cache`, reconnecting with backoff when it drops."""
+
+    def __init__(self, engine: AsyncEngine, cache: AuthCache[Any], retry_seconds: float = 0.5) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.retry_seconds = retry_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def start(self) -> None:
+        """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
+        if self.engine.dialect.name != "postgresql" or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._run(), name="provisor-auth-listener")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=5.0)
+
+    async def stop(self) -> None:
+        self.cache.switch(False)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        delay = self.retry_seconds
+        while True:
+            try:
+                conn = await self._connect()
+            except Exception as exc:  # whatever the cause, keep serving (uncached) and retry
+                log.warning("token cache off: cannot listen for token changes (%s); retrying", exc)
+                self._listening.set()  # start() must not wait on a database that is down
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            try:
+                await self._listen(conn)
+                delay = self.retry_seconds
+            except Exception as exc:
+                log.warning("token cache off: listening failed (%s); reconnecting", exc)
+            finally:
+                self.cache.switch(False)
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2.0))
+            await asyncio.sleep(delay)
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        """Serve from the cache while `conn` listens; return when it is lost."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(CHANNEL, self._on_notify)
+        self.cache.switch(True)  # listening now: nothing that changes from here on can be missed
+        self.cache.renew(2 * PING_SECONDS)
+        self._listening.set()
+        while not lost.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
+                break
+            await conn.fetchval("SELECT 1", timeout=PING_SECONDS)  # raises if the connection is dead
+            self.cache.renew(2 * PING_SECONDS)
+        log.warning("token cache off: the listening connection was lost; reconnecting")
+
+    async def _connect(self) -> asyncpg.Connection:
+        _, params = self.engine.dialect.create_connect_args(self.engine.url)
+        options = postgres_connect_args(self.engine.url.render_as_string(hide_password=False))
+        server_settings = {**options.get("server_settings", {}), "application_name": APPLICATION_NAME}
+        options["server_settings"] = server_settings
+        return await asyncpg.connect(**params, **options, timeout=10.0)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self.cache.invalidate()
