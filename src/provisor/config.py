@@ -41,9 +41,9 @@ class Settings:
     max_patch_operations: int = 1000
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1_048_576
-    #: Keep successful token lookups in memory while a PostgreSQL LISTEN connection guarantees their
-    #: invalidation (storage/auth_cache.py). Turn off behind a pooler that cannot LISTEN (PgBouncer
-    #: in transaction mode). SQLite never caches.
+    #: Keep accepted tokens in memory while a PostgreSQL LISTEN connection is proven to carry their
+    #: invalidation (storage/auth_cache.py); where notifications do not come back (PgBouncer in
+    #: transaction mode) it stays off by itself. SQLite never caches.
     token_cache: bool = True
     #: Run the webhook delivery worker (and event pruning) in this process.
     webhooks_enabled: bool = True

@@ -7,6 +7,7 @@ the very next request must see it; each is repeated to give a race a chance to s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,8 @@ from starlette.testclient import TestClient
 from provisor.config import Settings
 from provisor.http import auth
 from provisor.http.app import Provisor, create_app
-from provisor.storage.auth_cache import APPLICATION_NAME, PING_SECONDS, AuthCache
+from provisor.storage.auth_cache import APPLICATION_NAME, PING_SECONDS, AuthCache, AuthListener
+from provisor.storage.engine import create_engine
 from provisor.storage.tables import tenants, tokens
 from provisor.storage.tokens import revoke, touch
 from provisor.storage.transactions import write_transaction
@@ -259,3 +261,41 @@ def test_the_cache_can_be_turned_off(database_url: str, tenant_id: str, lookups:
         for _ in range(3):
             assert get_users(client, token).status_code == 200
         assert lookups == [token] * 3 and provisor_of(client).auth_listener is None
+
+
+def test_pings_prove_the_path_without_emptying_any_cache(
+    app: TestClient, database_url: str, tenant_id: str, lookups: list[str]
+) -> None:
+    token = mint_token(database_url, tenant_id)
+    assert get_users(app, token).status_code == 200
+    with TestClient(create_app(Settings(database_url=database_url, webhooks_enabled=False))):
+        time.sleep(2.5 * PING_SECONDS)  # both listeners pinged at least twice meanwhile
+    assert get_users(app, token).status_code == 200
+    assert len(lookups) == (1 if database_url.startswith("postgresql") else 2)
+
+
+class _Deaf(AuthListener):
+    """Notifications never come back, as behind a pooler that ran LISTEN on another connection."""
+
+    def _on_notify(self, *_: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_cache_stays_off_until_a_ping_comes_back(database_url: str) -> None:
+    async def main() -> tuple[bool, bool, bool]:
+        engine = create_engine(database_url)
+        deaf_cache: AuthCache[str] = AuthCache()
+        heard_cache: AuthCache[str] = AuthCache()
+        deaf, heard = _Deaf(engine, deaf_cache), AuthListener(engine, heard_cache)
+        try:
+            await deaf.start()
+            await heard.start()
+            await asyncio.sleep(2.5 * PING_SECONDS)
+            return deaf_cache.enabled, heard_cache.enabled, heard_cache.valid_until > time.monotonic()
+        finally:
+            await deaf.stop()
+            await heard.stop()
+            await engine.dispose()
+
+    assert asyncio.run(main()) == (False, True, True)

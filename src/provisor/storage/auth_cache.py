@@ -6,9 +6,13 @@ same commit as any change to `tokens` or `tenants`, and a notification empties t
 connection is lost the cache is switched off (every request reads the database again) until a new
 connection listens; SQLite has no such channel, so there the cache is never on.
 
-A connection can also die silently (a firewall dropping an idle TCP session), and then no
-notification would ever arrive: the listener proves its connection alive with a query every
-`PING_SECONDS`, and the cache answers only until twice that after the last proof.
+Notifications can also stop arriving without any error: a firewall silently drops the idle TCP
+session, or a pooler in transaction mode (PgBouncer) runs LISTEN on one server connection and
+everything else on others. So the listener proves the whole path every `PING_SECONDS`: it sends a
+notification with a fresh nonce and waits for it to come back on the listening connection. The
+cache is switched on only after the first such round trip, and answers only until twice
+`PING_SECONDS` after the last one. Pings are told apart from changes by their payload, so one
+worker's ping does not empty another's cache.
 
 A lookup that started before an invalidation must not refill the cache with what it read: `put`
 takes the generation seen before the read and drops the value if the cache was emptied since.
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -34,8 +39,10 @@ CHANNEL = "provisor_auth"
 #: Shown in pg_stat_activity, so an operator (and the tests) can find the listening connections.
 APPLICATION_NAME = "provisor-auth-listener"
 
-#: How often the listening connection is proven alive; the cache lapses after twice this.
+#: How often notifications are proven to arrive; the cache lapses after twice this.
 PING_SECONDS = 2.0
+PING_PREFIX = "ping:"
+MAX_RETRY_SECONDS = 10.0
 
 V = TypeVar("V")
 
@@ -89,6 +96,8 @@ class AuthListener:
         self.retry_seconds = retry_seconds
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._nonce = ""
+        self._pong = asyncio.Event()
 
     async def start(self) -> None:
         """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
@@ -115,35 +124,45 @@ class AuthListener:
                 log.warning("token cache off: cannot listen for token changes (%s); retrying", exc)
                 self._listening.set()  # start() must not wait on a database that is down
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
                 continue
+            proven = False
             try:
-                await self._listen(conn)
-                delay = self.retry_seconds
+                proven = await self._listen(conn)
             except Exception as exc:
                 log.warning("token cache off: listening failed (%s); reconnecting", exc)
             finally:
                 self.cache.switch(False)
+                self._listening.set()
                 if not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2.0))
+            delay = self.retry_seconds if proven else min(delay * 2, MAX_RETRY_SECONDS)
             await asyncio.sleep(delay)
 
-    async def _listen(self, conn: asyncpg.Connection) -> None:
-        """Serve from the cache while `conn` listens; return when it is lost."""
+    async def _listen(self, conn: asyncpg.Connection) -> bool:
+        """Serve from the cache while pings come back on `conn`; return whether one ever did."""
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
-        self.cache.switch(True)  # listening now: nothing that changes from here on can be missed
-        self.cache.renew(2 * PING_SECONDS)
-        self._listening.set()
+        proven = False
         while not lost.is_set():
+            await self._ping(conn)  # raises when the notification does not come back in time
+            if not proven:
+                self.cache.switch(True)  # from here on no change can be missed
+                self._listening.set()
+                proven = True
+            self.cache.renew(2 * PING_SECONDS)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
-                break
-            await conn.fetchval("SELECT 1", timeout=PING_SECONDS)  # raises if the connection is dead
-            self.cache.renew(2 * PING_SECONDS)
         log.warning("token cache off: the listening connection was lost; reconnecting")
+        return proven
+
+    async def _ping(self, conn: asyncpg.Connection) -> None:
+        self._nonce = f"{PING_PREFIX}{uuid.uuid4().hex}"
+        self._pong.clear()
+        await conn.execute(f"NOTIFY {CHANNEL}, '{self._nonce}'", timeout=PING_SECONDS)
+        await asyncio.wait_for(self._pong.wait(), timeout=PING_SECONDS)
 
     async def _connect(self) -> asyncpg.Connection:
         _, params = self.engine.dialect.create_connect_args(self.engine.url)
@@ -152,5 +171,8 @@ class AuthListener:
         options["server_settings"] = server_settings
         return await asyncpg.connect(**params, **options, timeout=10.0)
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-        self.cache.invalidate()
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if not payload.startswith(PING_PREFIX):
+            self.cache.invalidate()  # a change to `tokens` or `tenants` (the payload names the table)
+        elif payload == self._nonce:
+            self._pong.set()  # another worker's ping changes nothing
