@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import RESULTS
+from bench.run import RESULTS, at_reference, machine_line, speed
 
 
 def _rate(r: dict[str, Any]) -> str:
@@ -31,11 +31,13 @@ def _ms(v: float | None) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     rows = report["results"]
+    machine = report.get("machine")
+    machine_speed = speed(machine) if machine else 0.0
     peer = {r["scenario"]: r for r in rows if r["target"] == "peer"}
     lines = [
-        "| scenario | database | conc | throughput | p50 ms | p99 ms | CPU ms/req | peak RSS/worker MB "
-        "| vs peer | load | status |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| scenario | database | conc | throughput | at ref. | p50 ms | p99 ms | CPU ms/req "
+        "| peak RSS/worker MB | vs peer | load | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     previous = None
     for r in rows:
@@ -54,6 +56,7 @@ def markdown(report: dict[str, Any]) -> str:
             target,
             str(r["concurrency"] or ""),
             _rate(r),
+            at_reference(r["rps"], r["unit"], machine_speed),
             _ms(r["p50_ms"]),
             _ms(r["p99_ms"]),
             cpu,
@@ -63,6 +66,8 @@ def markdown(report: dict[str, Any]) -> str:
             status.replace("|", "/"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if machine:
+        lines += ["", machine_line({**machine, "speed": machine_speed})]
     return "\n".join(lines)
 
 

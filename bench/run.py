@@ -30,7 +30,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import drivers
+from bench import ceiling, drivers
 from bench.seed import TenantPlan, TenantSeed, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ LUA = BENCH / "wrk" / "scim.lua"
 PROVISOR = Path(sys.executable).parent / "provisor"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
 PEER_REQUIREMENTS = ["scim2-server==0.8.3", "uvicorn==0.54.0"]
-PORTS = {"sqlite": 18181, "postgresql": 18182, "peer": 18183}
+PORTS = {"sqlite": 18181, "postgresql": 18182, "peer": 18183, "ceiling": 18184}
 
 console = Console(width=max(200, shutil.get_terminal_size((200, 50)).columns))
 
@@ -660,6 +660,34 @@ def run_target(target: Target, sizes: Sizes, only: str | None, run_id: int) -> l
     return results
 
 
+def measure_ceiling(sizes: Sizes) -> float:
+    """The bare-Starlette ceiling (bench/ceiling.py), measured before and after the scenarios."""
+    rps = ceiling.measure(pick_port(PORTS["ceiling"]), sizes.duration, ROOT)
+    console.print(f"  machine ceiling (bare Starlette + uvicorn, 2 workers): {rps:,.0f} req/s")
+    return rps
+
+
+def speed(machine: dict[str, Any]) -> float:
+    """This machine's speed relative to the targets' reference machine (1.0: the same)."""
+    measured: list[float] = machine["ceiling_rps"]
+    return sum(measured) / len(measured) / float(machine["reference_rps"])
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    ceilings = " and ".join(f"{v:,.0f}" for v in machine["ceiling_rps"])
+    reference, factor = machine["reference_rps"], machine["speed"]
+    return (
+        f"Machine ceiling (bare Starlette + uvicorn, 2 workers, wrk 16 connections): {ceilings} req/s "
+        f"before and after the scenarios; the targets' reference machine gives {reference:,.0f}, "
+        f"so this one runs at {factor:.2f}x its speed. 'at ref.' = throughput / {factor:.2f}."
+    )
+
+
+def at_reference(rps: float | None, unit: str, machine_speed: float) -> str:
+    """Throughput scaled to the reference machine (assumes the work is CPU-bound, as it is here)."""
+    return "" if rps is None or machine_speed <= 0 else f"{rps / machine_speed:,.0f} {unit}"
+
+
 # ---- report ----------------------------------------------------------------------------------------
 
 
@@ -685,13 +713,14 @@ def ratio(results: list[Result], r: Result) -> str:
     return f"{r.rps / peer.rps:.1f}x"
 
 
-def table(results: list[Result], sizes: Sizes, title: str) -> Table:
+def table(results: list[Result], sizes: Sizes, title: str, machine_speed: float) -> Table:
     t = Table(title=title, show_lines=False)
     for col, justify in (
         ("scenario", "left"),
         ("database", "left"),
         ("conc", "right"),
         ("throughput", "right"),
+        ("at ref.", "right"),
         ("p50 ms", "right"),
         ("p99 ms", "right"),
         ("CPU ms/req", "right"),
@@ -713,6 +742,7 @@ def table(results: list[Result], sizes: Sizes, title: str) -> Table:
             r.target if r.target != "peer" else "peer (1 worker)",
             str(r.concurrency or ""),
             fmt_rate(r),
+            at_reference(r.rps, r.unit, machine_speed),
             fmt_ms(r.p50_ms),
             fmt_ms(r.p99_ms),
             "" if r.cpu_ms is None else f"{r.cpu_ms:.2f}",
@@ -748,6 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     peer_ok = ensure_tools(need_peer=not args.no_peer)
 
+    machine: dict[str, Any] = {
+        "reference_rps": ceiling.REFERENCE_RPS,
+        "ceiling_rps": [measure_ceiling(sizes)],
+    }
     results: list[Result] = []
     setups: dict[str, dict[str, Any]] = {}
     failures: list[str] = []
@@ -776,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     console.print(f"[yellow]could not drop the {name} bench database: {exc}[/]")
 
+    machine["ceiling_rps"].append(measure_ceiling(sizes))
+    machine["speed"] = speed(machine)
     order_index = {n: i for i, n in enumerate(SCENARIO_NAMES)}
     target_index = {"sqlite": 0, "postgresql": 1, "peer": 2}
     results.sort(key=lambda r: (order_index[r.scenario], target_index[r.target]))
@@ -784,7 +820,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Provisor bench ({mode}, {os.cpu_count()} cores, Provisor 2 workers, "
         f"wrk {sizes.duration}s per scenario, total {elapsed:.0f}s)"
     )
-    console.print(table(results, sizes, title))
+    console.print(table(results, sizes, title, machine["speed"]))
+    console.print(machine_line(machine))
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = {
@@ -794,6 +831,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "sizes": asdict(sizes),
         "targets": setups,
+        "machine": machine,
         "failures": failures,
         "scenarios": {s[0]: label(s[1], sizes) for s in SCENARIOS},
         "results": [asdict(r) for r in results],
