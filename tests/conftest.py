@@ -92,6 +92,25 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(params=BACKENDS)
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of this test's own, for what tenants cannot isolate (global tables)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        _run(_migrate(url))
+        yield url
+        return
+    admin = _admin_url(tmp_path)
+    name = f"provisor_own_{uuid.uuid4().hex[:12]}"
+    _run(_create_database(admin, name))
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        _run(_migrate(url))
+        yield url
+    finally:
+        _run(_drop_database(admin, name))
+
+
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     """The URL of a migrated database; tests isolate themselves by using a fresh tenant id."""
     url: str = request.getfixturevalue(f"{request.param}_url")

@@ -155,3 +155,29 @@ def test_signature_round_trip_and_tolerance() -> None:
     assert not verify_signature("k", "", body)
     rotated = header + ",v1=" + "0" * 64
     assert verify_signature("k", rotated, body, now=1_700_000_000)
+
+
+def test_an_installation_without_webhooks_polls_with_one_statement(fresh_database_url: str) -> None:
+    """Every worker polls several times a second: with no webhook that is one SELECT, no
+    transaction; once a webhook exists the worker fans out and looks for due deliveries again."""
+    from sqlalchemy import event
+
+    from provisor.storage.engine import create_engine
+
+    async def main() -> None:
+        engine = create_engine(fresh_database_url)
+        statements: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        worker = WebhookWorker(engine, WorkerConfig())
+        async with httpx.AsyncClient() as http:
+            assert await worker.run_once(http) == 0
+            assert len(statements) == 1 and "webhooks" in statements[0]
+            async with write_transaction(engine) as conn:
+                await store.add_webhook(conn, url="http://127.0.0.1:9/", secret="s")
+            statements.clear()
+            assert await worker.fan_out() == 0  # a webhook, nothing behind it yet
+            assert await worker.run_once(http) == 0
+            assert any("webhook_deliveries" in s for s in statements)  # due deliveries looked for
+        await engine.dispose()
+
+    asyncio.run(main())

@@ -30,7 +30,7 @@ from provisor.events.model import Event
 from provisor.events.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 
 log = logging.getLogger("provisor.webhooks")
 
@@ -188,7 +188,8 @@ class WebhookWorker:
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """Fan out, then lease and send one batch. Returns how many deliveries were attempted."""
-        await self.fan_out()
+        if await self.fan_out() is None:
+            return 0  # no webhook at all, so no delivery either (removing a webhook deletes its own)
         cfg = self.config
         async with read_transaction(self.engine) as conn:
             keys = await store.due_keys(conn, limit=cfg.batch)
@@ -205,11 +206,16 @@ class WebhookWorker:
         await asyncio.gather(*(send(d) for d in deliveries))
         return len(deliveries)
 
-    async def fan_out(self) -> int:
-        """Create deliveries for every webhook that is behind the head of the log."""
-        async with read_transaction(self.engine) as conn:
+    async def fan_out(self) -> int | None:
+        """Create deliveries for every webhook that is behind the head of the log; None when no
+        webhook exists. That case is one statement outside a transaction: every worker polls
+        several times a second, and most installations have few webhooks or none."""
+        async with autocommit(self.engine) as conn:
+            hooks = await store.list_webhooks(conn)
+            if not hooks:
+                return None
             head = await latest_seq(conn)
-            behind = [w.id for w in await store.list_webhooks(conn) if not w.disabled and w.cursor < head]
+        behind = [w.id for w in hooks if not w.disabled and w.cursor < head]
         added = 0
         for webhook_id in behind:
             async with write_transaction(self.engine) as conn:

@@ -8,12 +8,14 @@ to (not) `pr`, so the back ends have one notion of absence.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from provisor.errors import ScimError, invalid_filter, invalid_path
 from provisor.filter.ast import And, Attr, Compare, Filter, Literal, Not, Or, PatchPath, Present, ValuePath
+from provisor.filter.parser import parse_path
 from provisor.schema.model import (
     BINARY,
     BOOLEAN,
@@ -212,6 +214,37 @@ def bind(
 
 def bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
     """Resolve a PATCH path; errors are invalidPath."""
+    return _bind_path(path, registry, rt)
+
+
+#: Bound PATCH paths per registry (immutable once built), keyed by resource type name and path
+#: text. A PATCH resolves each of its paths several times (the normalisers, then the engine), and
+#: IdPs send the same few paths over and over. The key is the text, not the parsed AST: in an AST
+#: `eq 1` and `eq true` compare equal (Python's 1 == True) but bind differently. Errors are not
+#: cached: a bad path is refused anew each time.
+_BOUND_PATHS: weakref.WeakKeyDictionary[Registry, dict[tuple[str, str], PatchPath]] = (
+    weakref.WeakKeyDictionary()
+)
+_BOUND_PATHS_MAX = 4096
+_CACHED_TEXT_LENGTH = 200
+
+
+def resolve_patch_path(text: str, registry: Registry, rt: ResourceType) -> PatchPath:
+    """`bind_path(parse_path(text), ...)`, remembered for short paths of the registry's own types."""
+    if len(text) > _CACHED_TEXT_LENGTH or registry.resource_types.get(rt.name) is not rt:
+        return _bind_path(parse_path(text), registry, rt)
+    cache = _BOUND_PATHS.setdefault(registry, {})
+    key = (rt.name, text)
+    bound = cache.get(key)
+    if bound is None:
+        bound = _bind_path(parse_path(text), registry, rt)
+        if len(cache) >= _BOUND_PATHS_MAX:
+            cache.clear()
+        cache[key] = bound
+    return bound
+
+
+def _bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
     binder = _Binder(registry, rt, invalid_path)
     resolved = binder.resolve(path.attr, None)
     attr = _with_path(path.attr, resolved)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from provisor.errors import ScimError, mutability
-from provisor.filter import bind_path, parse_path
+from provisor.filter import resolve_patch_path
 from provisor.patch.request import OPS, PatchOperation
 from provisor.schema.model import BOOLEAN, Attribute, AttrPath, ResourceType
 from provisor.schema.registry import ENTERPRISE_URN, Registry
@@ -50,7 +50,7 @@ def _resolve(path: str | None, ctx: NormaliseContext) -> _Resolved | None:
     if path is None:
         return None
     try:
-        bound = bind_path(parse_path(path), ctx.registry, ctx.rt)
+        bound = resolve_patch_path(path, ctx.registry, ctx.rt)
     except ScimError:
         return None  # the engine reports it, with the right scimType
     if bound.attr.path is None:
