@@ -27,12 +27,13 @@ serve: $(STAMP)
 	@exec $(BIN)/provisor serve --port $(PORT) --database-url '$(DATABASE_URL)'
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples
+	$(BIN)/mypy bench
 
 test: lint typecheck
 	$(BIN)/pytest -n 2 --dist loadfile

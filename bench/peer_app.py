@@ -27,7 +27,7 @@ from scim2_server.service import ScimService
 from scim2_server.utils import load_default_provider
 
 
-class BearerASGIApplication(ASGIApplication):
+class BearerASGIApplication(ASGIApplication):  # type: ignore[misc]  # untyped: lives in the peer venv
     """scim2-server's ASGI app with the same static bearer-token check its CLI applies."""
 
     tokens: frozenset[str] = frozenset()

@@ -515,7 +515,9 @@ def run_wrk(target: Target, name: str, mode: str, conc: int, duration: int, run_
         if group_key == "large":
             token = target.big_token
         if mode.startswith("member"):
-            datafile = target.spare_large if group_key == "large" else target.spare_small
+            pool = target.spare_large if group_key == "large" else target.spare_small
+            assert pool is not None  # a seeded group always has its pool of spare users
+            datafile = pool
     if mode == "list":
         extra = str(target.list_pages)
     argv = [

@@ -147,7 +147,7 @@ async def _load(engine: Any, pg: bool, rows: Iterator[tuple[Any, ...]], index_of
         idx = index_of(batch)
         async with write_transaction(engine) as conn:
             if pg:
-                driver = (await conn.get_raw_connection()).driver_connection
+                driver: Any = (await conn.get_raw_connection()).driver_connection
                 await driver.execute("SET LOCAL session_replication_role = replica")
                 await driver.copy_records_to_table(
                     "resources",
@@ -206,7 +206,7 @@ async def _members(engine: Any, pg: bool, tenant: str, group_id: str, member_ids
         chunk = member_ids[start : start + BATCH * 5]
         async with write_transaction(engine) as conn:
             if pg:
-                driver = (await conn.get_raw_connection()).driver_connection
+                driver: Any = (await conn.get_raw_connection()).driver_connection
                 await driver.execute("SET LOCAL session_replication_role = replica")
                 await driver.copy_records_to_table(
                     "group_members",
