@@ -140,7 +140,8 @@ def test_webhook_add_list_dead_redrive_remove(database_url: str, tenant_id: str)
     assert fmt.returncode == 2  # click rejects the choice
 
 
-def test_events_tail_after_and_follow(database_url: str, tenant_id: str) -> None:
+def test_events_tail_after_and_follow(fresh_database_url: str, tenant_id: str) -> None:
+    database_url = fresh_database_url  # reads the log from `head`: an earlier rolled-back seq would stall it
     start = head(database_url)
     uids = create_users(database_url, tenant_id, "tail.a", "tail.b")
     lines = cli(database_url, "events", "tail", "--json", "--after", str(start)).stdout.splitlines()
