@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisor.storage.direct import DirectStatement, execute_many
+from provisor.storage.direct import DirectStatement, copy_rows, execute_many
 from provisor.storage.tables import request_log
 
 COLUMNS = (
@@ -39,7 +39,13 @@ _INSERT = DirectStatement(
 
 
 async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    await execute_many(conn, _INSERT, rows)
+    """Append a batch: `COPY` on PostgreSQL, pipelined INSERTs on SQLite. Every request adds a row,
+    so the row's cost is on every request's bill: PostgreSQL spends 6-10 µs of CPU per row copied
+    against 17-19 µs per row inserted (docs/performance.md)."""
+    if conn.dialect.name == "postgresql":
+        await copy_rows(conn, request_log.name, COLUMNS, [tuple(r[c] for c in COLUMNS) for r in rows])
+    else:
+        await execute_many(conn, _INSERT, rows)
 
 
 async def read_requests(
