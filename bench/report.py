@@ -67,7 +67,7 @@ def markdown(report: dict[str, Any]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if machine:
-        lines += ["", machine_line({**machine, "speed": machine_speed})]
+        lines += ["", machine_line(machine)]
     return "\n".join(lines)
 
 

@@ -677,7 +677,7 @@ def speed(machine: dict[str, Any]) -> float:
 
 def machine_line(machine: dict[str, Any]) -> str:
     ceilings = " and ".join(f"{v:,.0f}" for v in machine["ceiling_rps"])
-    reference, factor = machine["reference_rps"], machine["speed"]
+    reference, factor = machine["reference_rps"], speed(machine)
     return (
         f"Machine ceiling (bare Starlette + uvicorn, 2 workers, wrk 16 connections): {ceilings} req/s "
         f"before and after the scenarios; the targets' reference machine gives {reference:,.0f}, "

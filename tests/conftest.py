@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,19 +69,27 @@ async def _migrate(url: str) -> None:
     await engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated, empty PostgreSQL database for this test session (worker), dropped afterwards."""
-    admin = _admin_url(tmp_path_factory.getbasetemp())
-    name = f"provisor_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def _own_postgres_database(admin: str, prefix: str) -> Iterator[str]:
+    """A new migrated PostgreSQL database, dropped afterwards; failing loudly if none can be made."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         _run(_create_database(admin, name))
     except Exception as exc:
         pytest.fail(f"PostgreSQL tests cannot run: cannot create a database via {admin!r}: {exc}")
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    _run(_migrate(url))
-    yield url
-    _run(_drop_database(admin, name))
+    try:
+        _run(_migrate(url))
+        yield url
+    finally:
+        _run(_drop_database(admin, name))
+
+
+@pytest.fixture(scope="session")
+def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database for this test session (worker), dropped afterwards."""
+    with _own_postgres_database(_admin_url(tmp_path_factory.getbasetemp()), "provisor_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -99,15 +108,8 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         _run(_migrate(url))
         yield url
         return
-    admin = _admin_url(tmp_path)
-    name = f"provisor_own_{uuid.uuid4().hex[:12]}"
-    _run(_create_database(admin, name))
-    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
-    try:
-        _run(_migrate(url))
+    with _own_postgres_database(_admin_url(tmp_path), "provisor_own") as url:
         yield url
-    finally:
-        _run(_drop_database(admin, name))
 
 
 @pytest.fixture(params=BACKENDS)

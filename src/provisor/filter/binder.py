@@ -212,11 +212,6 @@ def bind(
     return _Binder(registry, rt, invalid_filter, unknown_absent=unknown_absent).bind(node, within)
 
 
-def bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
-    """Resolve a PATCH path; errors are invalidPath."""
-    return _bind_path(path, registry, rt)
-
-
 #: Bound PATCH paths per registry (immutable once built), keyed by resource type name and path
 #: text. A PATCH resolves each of its paths several times (the normalisers, then the engine), and
 #: IdPs send the same few paths over and over. The key is the text, not the parsed AST: in an AST
@@ -232,19 +227,20 @@ _CACHED_TEXT_LENGTH = 200
 def resolve_patch_path(text: str, registry: Registry, rt: ResourceType) -> PatchPath:
     """`bind_path(parse_path(text), ...)`, remembered for short paths of the registry's own types."""
     if len(text) > _CACHED_TEXT_LENGTH or registry.resource_types.get(rt.name) is not rt:
-        return _bind_path(parse_path(text), registry, rt)
+        return bind_path(parse_path(text), registry, rt)
     cache = _BOUND_PATHS.setdefault(registry, {})
     key = (rt.name, text)
     bound = cache.get(key)
     if bound is None:
-        bound = _bind_path(parse_path(text), registry, rt)
+        bound = bind_path(parse_path(text), registry, rt)
         if len(cache) >= _BOUND_PATHS_MAX:
             cache.clear()
         cache[key] = bound
     return bound
 
 
-def _bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
+def bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
+    """Resolve a PATCH path; errors are invalidPath."""
     binder = _Binder(registry, rt, invalid_path)
     resolved = binder.resolve(path.attr, None)
     attr = _with_path(path.attr, resolved)

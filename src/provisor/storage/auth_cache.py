@@ -126,11 +126,8 @@ class AuthListener:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_SECONDS)
                 continue
-            proven = False
             try:
                 proven = await self._listen(conn)
-            except Exception as exc:
-                log.warning("token cache off: listening failed (%s); reconnecting", exc)
             finally:
                 self.cache.switch(False)
                 self._listening.set()
@@ -141,21 +138,26 @@ class AuthListener:
             await asyncio.sleep(delay)
 
     async def _listen(self, conn: asyncpg.Connection) -> bool:
-        """Serve from the cache while pings come back on `conn`; return whether one ever did."""
+        """Serve from the cache while pings come back on `conn`; return whether one ever did (a
+        session that was proven and then failed retries after the short delay, one never proven backs
+        off)."""
         lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
         proven = False
-        while not lost.is_set():
-            await self._ping(conn)  # raises when the notification does not come back in time
-            if not proven:
-                self.cache.switch(True)  # from here on no change can be missed
-                self._listening.set()
-                proven = True
-            self.cache.renew(2 * PING_SECONDS)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
-        log.warning("token cache off: the listening connection was lost; reconnecting")
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, self._on_notify)
+            while not lost.is_set():
+                await self._ping(conn)  # raises when the notification does not come back in time
+                if not proven:
+                    self.cache.switch(True)  # from here on no change can be missed
+                    self._listening.set()
+                    proven = True
+                self.cache.renew(2 * PING_SECONDS)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
+            log.warning("token cache off: the listening connection was lost; reconnecting")
+        except Exception as exc:
+            log.warning("token cache off: listening failed (%s); reconnecting", exc)
         return proven
 
     async def _ping(self, conn: asyncpg.Connection) -> None:
