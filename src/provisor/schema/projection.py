@@ -14,10 +14,15 @@ Design:
   and answering with more than was asked for is the safer failure for an IdP.
 * `is_requested` answers the same question for one top-level attribute without a resource, so
   services can skip expensive reads (`members`, `groups`).
+* Nearly every response is projected with no list at all. That case only ever drops `never` and
+  `request` attributes, so its per-attribute decisions are worked out once per resource type
+  (`_DefaultPlan`) instead of per attribute per response; it gives the same output as the general
+  walk (tests/unit/test_projection_default_plan.py compares the two).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -56,7 +61,14 @@ def project(
     excluded: Sequence[AttrPath] | None = None,
 ) -> dict[str, Any]:
     """A copy of `resource` holding only the attributes the client gets back."""
-    selection = _Selection.build(attributes, excluded)
+    if not attributes and not excluded:
+        return _default_plan(registry, rt).apply(resource)
+    return _project(registry, rt, resource, _Selection.build(attributes, excluded))
+
+
+def _project(
+    registry: Registry, rt: ResourceType, resource: dict[str, Any], selection: _Selection
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     dropped: set[str] = set()
     for key, value in resource.items():
@@ -98,6 +110,8 @@ def is_requested(
         return False
     if path is None:
         return False
+    if not attributes and not excluded:
+        return _ALL.decide(path.urn, path.attribute) is not _Decision.DROP
     selection = _Selection.build(attributes, excluded)
     return selection.decide(path.urn, path.attribute) is not _Decision.DROP
 
@@ -241,3 +255,119 @@ def _project_element(
         elif selection.keeps_sub(key, decision, sub):
             out[name] = value
     return out
+
+
+# ---- the default plan (no attribute list) -----------------------------------------------------
+
+_ALL = _Selection("all")
+
+#: What happens to a top-level key under the default selection.
+_KEEP = 0  # `schemas`, and keys of no schema (the general walk keeps those too)
+_DROP = 1  # returned never / request
+_SIMPLE = 2  # kept unless null
+_COMPLEX = 3  # kept element by element, minus the never / request sub-attributes
+_EXTENSION = 4  # an extension's object, projected attribute by attribute
+
+_Rule = tuple[int, Any]
+_PLANS: weakref.WeakKeyDictionary[Registry, dict[str, _DefaultPlan]] = weakref.WeakKeyDictionary()
+#: Keys remembered per resource type; a document with stranger keys is still projected, uncached.
+_PLAN_KEYS_MAX = 512
+
+
+def _default_plan(registry: Registry, rt: ResourceType) -> _DefaultPlan:
+    plans = _PLANS.setdefault(registry, {})
+    plan = plans.get(rt.name)
+    if plan is None or plan.rt is not rt:
+        plan = plans[rt.name] = _DefaultPlan(registry, rt)
+    return plan
+
+
+def _attribute_rule(attribute: Attribute) -> _Rule:
+    if _ALL.decide(None, attribute) is _Decision.DROP:
+        return (_DROP, None)
+    if not attribute.sub_attributes:
+        return (_SIMPLE, None)
+    hidden = frozenset(s.name.lower() for s in attribute.sub_attributes if s.returned in ("never", "request"))
+    return (_COMPLEX, hidden)
+
+
+class _DefaultPlan:
+    """`_project` under the default selection, with each key's fate decided once."""
+
+    def __init__(self, registry: Registry, rt: ResourceType) -> None:
+        self.registry = registry
+        self.rt = rt
+        self._rules: dict[str, _Rule] = {}
+
+    def _rule(self, key: str) -> _Rule:
+        rule = self._rules.get(key)
+        if rule is not None:
+            return rule
+        rule = self._decide(key)
+        if len(self._rules) < _PLAN_KEYS_MAX:
+            self._rules[key] = rule
+        return rule
+
+    def _decide(self, key: str) -> _Rule:
+        if key == "schemas":
+            return (_KEEP, None)
+        ext = self.rt.extension(key) if key.lower().startswith("urn:") else None
+        if ext is not None:
+            rules = {a.name.lower(): _attribute_rule(a) for a in ext.schema.attributes}
+            return (_EXTENSION, (ext.schema.id.lower(), rules))
+        path = self.registry.resolve_parts(self.rt, None, key)
+        return (_KEEP, None) if path is None else _attribute_rule(path.attribute)
+
+    def apply(self, resource: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        dropped: list[str] = []
+        for key, value in resource.items():
+            kind, detail = self._rule(key)
+            if kind == _KEEP:
+                out[key] = value
+            elif kind == _EXTENSION:
+                urn, rules = detail
+                projected = _extension_by_plan(rules, value)
+                if projected:
+                    out[key] = projected
+                else:
+                    dropped.append(urn)
+            elif kind != _DROP:
+                projected = _by_rule(kind, detail, value)
+                if projected is not None:
+                    out[key] = projected
+        if dropped and isinstance(out.get("schemas"), list):
+            out["schemas"] = [urn for urn in out["schemas"] if str(urn).lower() not in dropped]
+        return out
+
+
+def _extension_by_plan(rules: dict[str, _Rule], value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for name, inner in value.items():
+        rule = rules.get(name.lower())
+        if rule is None or rule[0] == _DROP:
+            continue
+        projected = _by_rule(rule[0], rule[1], inner)
+        if projected is not None:
+            out[name] = projected
+    return out
+
+
+def _by_rule(kind: int, hidden: frozenset[str] | None, value: Any) -> Any:
+    if kind == _SIMPLE:
+        return value
+    assert hidden is not None
+    if isinstance(value, list):
+        kept = [e for e in (_element_by_plan(hidden, item) for item in value) if e]
+        return kept or None
+    return _element_by_plan(hidden, value) or None
+
+
+def _element_by_plan(hidden: frozenset[str], element: Any) -> Any:
+    if not isinstance(element, dict):
+        return element
+    if not hidden:
+        return dict(element)
+    return {name: value for name, value in element.items() if name.lower() not in hidden}
