@@ -68,7 +68,6 @@ resources = Table(
     #: False for accounts loaded by `provisor import` until an IdP's POST adopts them (docs/bulk.md).
     Column("managed", Boolean, nullable=False, server_default=text("true")),
     PrimaryKeyConstraint("tenant_id", "id"),
-    Index("ix_resources_type_id", "tenant_id", "resource_type", "id"),
     Index("ix_resources_type_created", "tenant_id", "resource_type", "created", "id"),
     Index("ix_resources_type_modified", "tenant_id", "resource_type", "last_modified", "id"),
 )
