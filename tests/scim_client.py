@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -56,6 +57,27 @@ def set_tenant_settings(url: str, tenant_id: str, **settings: Any) -> None:
     run_db(url, work)
 
 
+#: Longest a test waits for an app's token cache to hear of a change made elsewhere.
+INVALIDATION_TIMEOUT_SECONDS = 5.0
+
+
+def changed_elsewhere(client: TestClient, change: Callable[[], None]) -> float:
+    """Run `change` (a write to `tokens`/`tenants` on another connection), then wait until the app
+    behind `client` has emptied its token cache, and return how long that took.
+
+    On PostgreSQL the cache hears of such changes by LISTEN/NOTIFY, which arrives a little after the
+    writer's commit (docs/security.md); a test that asserts the change's effect must not race it.
+    With the cache off (SQLite, or not yet proven) every request reads the database: no wait."""
+    cache = client.app.state.provisor.auth.cache  # type: ignore[attr-defined]
+    generation = cache.generation
+    began = time.monotonic()
+    change()
+    while cache.enabled and cache.generation == generation:
+        assert time.monotonic() - began < INVALIDATION_TIMEOUT_SECONDS, "the token cache never heard of it"
+        time.sleep(0.001)
+    return time.monotonic() - began
+
+
 class Scim:
     """Requests against `/scim/v2` with one tenant's bearer token."""
 
@@ -107,7 +129,9 @@ class Scim:
         return body
 
     def settings(self, **settings: Any) -> None:
-        set_tenant_settings(self.database_url, self.tenant_id, **settings)
+        changed_elsewhere(
+            self.client, lambda: set_tenant_settings(self.database_url, self.tenant_id, **settings)
+        )
 
 
 def assert_error(response: httpx.Response, status: int, scim_type: str | None = None) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def token_list(database_url: str) -> None:
 @click.argument("token_id")
 @database_option
 def token_revoke(token_id: str, database_url: str) -> None:
-    """Revoke a token; it stops working on the next request."""
+    """Revoke a token; every worker refuses it within milliseconds (docs/security.md)."""
     from provisor.storage.tokens import revoke
 
     async def work(engine: Any) -> bool:

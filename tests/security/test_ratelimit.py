@@ -46,7 +46,7 @@ def test_tenant_past_its_limit_gets_429_and_others_do_not(scim: Scim) -> None:
     # Another tenant, limited or not, is unaffected by this tenant's exhaustion.
     assert {bystander.get("/Users").status_code for _ in range(10)} == {200}
     assert [limited_too.get("/Users").status_code for _ in range(3)] == [200, 200, 200]
-    # Lifting the limit takes effect on the next request.
+    # Lifting the limit takes effect once the worker hears of it (scim.settings waits for that).
     scim.settings(rate_limit_per_second=0)
     assert scim.get("/Users").json()["totalResults"] == 0
 
