@@ -1,5 +1,5 @@
-"""Unfiltered list pages are read as a deferred join (the page's ids from the index, then their
-rows); on both databases every page equals what the plain `OFFSET` query returns, ties included."""
+"""Unfiltered list pages are read as a deferred join on PostgreSQL (the page's ids from the index,
+then their rows); every page equals what the plain `OFFSET` query returns, ties included."""
 
 from __future__ import annotations
 

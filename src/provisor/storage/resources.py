@@ -741,7 +741,8 @@ async def list_resources(
     limit: int,
     extra_where: Sequence[ColumnElement[bool]] = (),
 ) -> list[StoredResource]:
-    if where is None and not extra_where and _index_columns(order_by):
+    deferrable = where is None and not extra_where and _index_columns(order_by)
+    if deferrable and conn.dialect.name == "postgresql":
         deferred = _deferred_page(tenant_id, resource_type, order_by, offset, limit)
         return [_stored(resource_type, row) for row in (await conn.execute(deferred)).all()]
     query = select(*_ROW_COLUMNS).where(
@@ -773,7 +774,8 @@ def _deferred_page(
 ) -> Select[Any]:
     """An unfiltered page as a deferred join: the page's ids first, from the index alone, then their
     rows by primary key. A plain `OFFSET` fetches every skipped row from the table (PostgreSQL at
-    offset 50,000 of 100,000: 21 ms with 3,769 buffers, against 7 ms and 1,038 this way)."""
+    offset 50,000 of 100,000: 21 ms with 3,769 buffers, against 7 ms and 1,038 this way). SQLite
+    keeps the plain query: its pages measured no faster this way (131 against 146 req/s)."""
     ids = (
         select(resources.c.id, resources.c.created, resources.c.last_modified)
         .where(resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type)
