@@ -741,9 +741,9 @@ async def list_resources(
     limit: int,
     extra_where: Sequence[ColumnElement[bool]] = (),
 ) -> list[StoredResource]:
-    deferrable = where is None and not extra_where and _index_columns(order_by)
-    if deferrable and conn.dialect.name == "postgresql":
-        deferred = _deferred_page(tenant_id, resource_type, order_by, offset, limit)
+    keys = _index_columns(order_by) if where is None and not extra_where else None
+    if keys is not None and conn.dialect.name == "postgresql":
+        deferred = _deferred_page(tenant_id, resource_type, order_by, keys, offset, limit)
         return [_stored(resource_type, row) for row in (await conn.execute(deferred)).all()]
     query = select(*_ROW_COLUMNS).where(
         resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type, *extra_where
@@ -759,25 +759,33 @@ async def list_resources(
 _PAGE_KEYS = frozenset({"created", "last_modified", "id"})
 
 
-def _index_columns(order_by: Sequence[ColumnElement[Any]]) -> bool:
-    """Whether the order is on plain `resources` columns that an index holds (so is the page)."""
+def _index_columns(order_by: Sequence[ColumnElement[Any]]) -> list[Column[Any]] | None:
+    """The `resources` columns the order is on, when an index holds them all (None otherwise)."""
+    columns: list[Column[Any]] = []
     for element in order_by:
         while isinstance(element, UnaryExpression):
             element = element.element  # type: ignore[assignment]
         if not (isinstance(element, Column) and element.table is resources and element.name in _PAGE_KEYS):
-            return False
-    return True
+            return None
+        if element not in columns:
+            columns.append(element)
+    return columns
 
 
 def _deferred_page(
-    tenant_id: str, resource_type: str, order_by: Sequence[ColumnElement[Any]], offset: int, limit: int
+    tenant_id: str,
+    resource_type: str,
+    order_by: Sequence[ColumnElement[Any]],
+    keys: list[Column[Any]],
+    offset: int,
+    limit: int,
 ) -> Select[Any]:
     """An unfiltered page as a deferred join: the page's ids first, from the index alone, then their
     rows by primary key. A plain `OFFSET` fetches every skipped row from the table (PostgreSQL at
     offset 50,000 of 100,000: 21 ms with 3,769 buffers, against 7 ms and 1,038 this way). SQLite
     keeps the plain query: its pages measured no faster this way (131 against 146 req/s)."""
-    ids = (
-        select(resources.c.id, resources.c.created, resources.c.last_modified)
+    ids = (  # only the order's columns and the id: all in the index, so no row is read for them
+        select(*dict.fromkeys([resources.c.id, *keys]))
         .where(resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type)
         .order_by(*order_by)
         .offset(offset)
