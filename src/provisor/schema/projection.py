@@ -61,9 +61,10 @@ def project(
     excluded: Sequence[AttrPath] | None = None,
 ) -> dict[str, Any]:
     """A copy of `resource` holding only the attributes the client gets back."""
-    if not attributes and not excluded:
+    selection = _Selection.build(attributes, excluded)
+    if selection is _ALL:
         return _default_plan(registry, rt).apply(resource)
-    return _project(registry, rt, resource, _Selection.build(attributes, excluded))
+    return _project(registry, rt, resource, selection)
 
 
 def _project(
@@ -110,8 +111,6 @@ def is_requested(
         return False
     if path is None:
         return False
-    if not attributes and not excluded:
-        return _ALL.decide(path.urn, path.attribute) is not _Decision.DROP
     selection = _Selection.build(attributes, excluded)
     return selection.decide(path.urn, path.attribute) is not _Decision.DROP
 
@@ -165,7 +164,7 @@ class _Selection:
         elif excluded:
             mode, paths = "exclude", excluded
         else:
-            return cls("all")
+            return _ALL
         whole = {(p.urn, p.attribute.name) for p in paths if p.sub_attribute is None}
         subs: dict[_Key, set[str]] = {}
         for p in paths:
@@ -204,6 +203,10 @@ class _Selection:
         if self.mode == "include":
             return named
         return not named and sub.returned != "request"
+
+
+#: The selection without `attributes` or `excludedAttributes`: one value, so it is recognised by identity.
+_ALL = _Selection("all")
 
 
 # ---- applying it ------------------------------------------------------------------------------
@@ -259,8 +262,6 @@ def _project_element(
 
 # ---- the default plan (no attribute list) -----------------------------------------------------
 
-_ALL = _Selection("all")
-
 #: What happens to a top-level key under the default selection.
 _KEEP = 0  # `schemas`, and keys of no schema (the general walk keeps those too)
 _DROP = 1  # returned never / request
@@ -287,7 +288,10 @@ def _attribute_rule(attribute: Attribute) -> _Rule:
         return (_DROP, None)
     if not attribute.sub_attributes:
         return (_SIMPLE, None)
-    hidden = frozenset(s.name.lower() for s in attribute.sub_attributes if s.returned in ("never", "request"))
+    key = (None, attribute.name)
+    hidden = frozenset(
+        s.name.lower() for s in attribute.sub_attributes if not _ALL.keeps_sub(key, _Decision.KEEP, s)
+    )
     return (_COMPLEX, hidden)
 
 
