@@ -57,6 +57,14 @@ def set_tenant_settings(url: str, tenant_id: str, **settings: Any) -> None:
     run_db(url, work)
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 #: Longest a test waits for an app's token cache to hear of a change made elsewhere.
 INVALIDATION_TIMEOUT_SECONDS = 5.0
 
@@ -72,9 +80,7 @@ def changed_elsewhere(client: TestClient, change: Callable[[], None]) -> float:
     generation = cache.generation
     began = time.monotonic()
     change()
-    while cache.enabled and cache.generation == generation:
-        assert time.monotonic() - began < INVALIDATION_TIMEOUT_SECONDS, "the token cache never heard of it"
-        time.sleep(0.001)
+    wait_for(lambda: not cache.enabled or cache.generation != generation, INVALIDATION_TIMEOUT_SECONDS)
     return time.monotonic() - began
 
 

@@ -18,8 +18,11 @@ from provisor.storage.tables import metadata
 #: Alembic's own bookkeeping table, not declared in `tables.py`.
 _ALEMBIC = "alembic_version"
 
+#: Per table: its column names, and its indexes as (name, column names).
+Shape = dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]
 
-def _declared() -> dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]:
+
+def _declared() -> Shape:
     out = {}
     for table in metadata.sorted_tables:
         columns = frozenset(c.name for c in table.columns)
@@ -30,8 +33,8 @@ def _declared() -> dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[st
     return out
 
 
-def _migrated(url: str) -> dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]:
-    def read(sync_conn: Any) -> dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]:
+def _migrated(url: str) -> Shape:
+    def read(sync_conn: Any) -> Shape:
         inspector = inspect(sync_conn)
         out = {}
         for name in inspector.get_table_names():
@@ -46,7 +49,7 @@ def _migrated(url: str) -> dict[str, tuple[frozenset[str], frozenset[tuple[str, 
             out[name] = (columns, indexes)
         return out
 
-    async def main() -> dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]:
+    async def main() -> Shape:
         engine = create_engine(url)
         try:
             async with engine.connect() as conn:

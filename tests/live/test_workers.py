@@ -10,13 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.live.server import free_port, live_server
+from tests.scim_client import wait_for
 
 PROVISOR = Path(sys.executable).with_name("provisor")
 
@@ -48,17 +48,14 @@ def socket_count(pid: int) -> int:
     return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
 
 
-def wait_for(condition: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+#: Seconds for workers to start, die and be replaced.
+WORKER_TIMEOUT = 20.0
 
 
 def test_connections_are_spread_over_both_workers(database_url: str, tenant_id: str) -> None:
     with live_server(database_url, tenant_id, workers=2) as server:
         port = int(server.base_url.removesuffix("/scim/v2").rsplit(":", 1)[1])
-        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2)
+        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2, WORKER_TIMEOUT)
         workers = workers_of(server.process.pid)
         before = {pid: socket_count(pid) for pid in workers}
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
@@ -78,7 +75,7 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(database_url: st
         port = int(server.base_url.removesuffix("/scim/v2").rsplit(":", 1)[1])
         # Both must listen before one is killed: the server is ready once the first worker answers,
         # and killing that one while the other still starts would leave nobody on the port.
-        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2)
+        wait_for(lambda: len(workers_of(server.process.pid)) == 2 and listeners(port) == 2, WORKER_TIMEOUT)
         victim = workers_of(server.process.pid)[0]
         os.kill(victim, signal.SIGKILL)
         wait_for(
@@ -86,7 +83,8 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(database_url: st
                 victim not in workers_of(server.process.pid)
                 and len(workers_of(server.process.pid)) == 2
                 and listeners(port) == 2
-            )
+            ),
+            WORKER_TIMEOUT,
         )
         for _ in range(8):  # the kernel spreads these over both sockets: the survivor and the new worker
             assert httpx.get(f"{server.base_url}/Users", headers=server.headers).status_code == 200

@@ -27,7 +27,14 @@ from provisor.storage.engine import create_engine
 from provisor.storage.tables import tenants, tokens
 from provisor.storage.tokens import revoke, touch
 from provisor.storage.transactions import write_transaction
-from tests.scim_client import assert_error, changed_elsewhere, mint_token, run_db, set_tenant_settings
+from tests.scim_client import (
+    assert_error,
+    changed_elsewhere,
+    mint_token,
+    run_db,
+    set_tenant_settings,
+    wait_for,
+)
 
 ROUNDS = 5
 
@@ -68,13 +75,6 @@ def change(url: str, *statements: Any) -> None:
                 await conn.execute(statement)
 
     run_db(url, work)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_postgresql_answers_a_known_token_from_memory_and_sqlite_never(
