@@ -24,7 +24,7 @@ from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
-from tests.scim_client import Scim, mint_token
+from tests.scim_client import Scim, mint_token, orphaned_index_rows
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -144,10 +144,13 @@ def app_clients() -> Iterator[Callable[[str], TestClient]]:
 
 
 @pytest.fixture
-def scim(database_url: str, tenant_id: str, app_clients: Callable[[str], TestClient]) -> Scim:
-    """A SCIM client for a fresh tenant on the parametrised database."""
+def scim(database_url: str, tenant_id: str, app_clients: Callable[[str], TestClient]) -> Iterator[Scim]:
+    """A SCIM client for a fresh tenant on the parametrised database. Afterwards the tenant must hold
+    no index row whose resource is gone (the invariant migration 0008 moved from a foreign key to
+    the code)."""
     token = mint_token(database_url, tenant_id)
-    return Scim(app_clients(database_url), token, database_url, tenant_id)
+    yield Scim(app_clients(database_url), token, database_url, tenant_id)
+    assert orphaned_index_rows(database_url, tenant_id) == [], "index rows outlived their resource"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

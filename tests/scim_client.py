@@ -8,15 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from provisor.storage.engine import create_engine
-from provisor.storage.tables import tenants
+from provisor.storage.tables import attribute_index, resources, tenants
 from provisor.storage.tenants import ensure_tenant
 from provisor.storage.tokens import create_token
-from provisor.storage.transactions import write_transaction
+from provisor.storage.transactions import read_transaction, write_transaction
 
 T = TypeVar("T")
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -44,6 +44,26 @@ def mint_token(url: str, tenant_id: str | None, *, kind: str = "scim", name: str
                 await ensure_tenant(conn, tenant_id)
             _, secret = await create_token(conn, tenant_id=tenant_id, name=name, kind=kind)
         return secret
+
+    return run_db(url, work)
+
+
+def orphaned_index_rows(url: str, tenant_id: str) -> list[tuple[str, str]]:
+    """`(attr, resource_id)` of the tenant's index rows whose resource is gone.
+
+    `attribute_index` has no foreign key (migration 0008): the code that writes a resource writes
+    and deletes its index rows. An orphan would be a silent fault (a deleted user's userName could
+    never be used again), so API tests check for them after every test (tests/conftest.py).
+    """
+    ai = attribute_index.c
+    query = select(ai.attr, ai.resource_id).where(
+        ai.tenant_id == tenant_id,
+        ~exists().where(resources.c.tenant_id == ai.tenant_id, resources.c.id == ai.resource_id),
+    )
+
+    async def work(engine: AsyncEngine) -> list[tuple[str, str]]:
+        async with read_transaction(engine) as conn:
+            return [(str(a), str(r)) for a, r in (await conn.execute(query)).all()]
 
     return run_db(url, work)
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.schema.registry import default_registry
 from provisor.storage.indexing import index_rows
 from provisor.storage.tables import attribute_index, events, resources
-from provisor.storage.transactions import read_transaction
-from tests.scim_client import USER_URN, Scim, run_db
+from provisor.storage.transactions import read_transaction, write_transaction
+from tests.scim_client import USER_URN, Scim, orphaned_index_rows, run_db
 
 
 def stored_index(scim: Scim, resource_id: str) -> tuple[set[tuple[str, str, bool]], dict[str, Any]]:
@@ -163,3 +163,38 @@ def test_a_member_push_records_added_then_removed_in_order(scim: Scim) -> None:
         ("member_added", {"members": [users[2], users[1]]}),
         ("member_removed", {"members": sorted([users[3], users[0]])}),
     ]
+
+
+def test_a_deleted_resource_takes_its_index_rows_with_it(scim: Scim) -> None:
+    """Index rows have no foreign key (migration 0008): DELETE removes them itself, so the values
+    a deleted user or group held are free again, and nothing is left behind."""
+    user = scim.create_user("Gone@example.com", externalId="ext-gone", emails=[{"value": "gone@example.com"}])
+    group = scim.create_group("Gone team", members=[user["id"]], externalId="grp-gone")
+    assert scim.delete(f"/Groups/{group['id']}").status_code == 204
+    assert scim.delete(f"/Users/{user['id']}").status_code == 204
+    assert orphaned_index_rows(scim.database_url, scim.tenant_id) == []
+    again = scim.create_user(
+        "gone@example.com", externalId="ext-gone", emails=[{"value": "gone@example.com"}]
+    )
+    assert scim.create_group("Gone team", externalId="grp-gone")["id"] != group["id"]
+    found = scim.get("/Users", params={"filter": 'emails.value eq "gone@example.com"'}).json()
+    assert [r["id"] for r in found["Resources"]] == [again["id"]]
+
+
+def test_the_orphan_check_sees_an_index_row_without_its_resource(scim: Scim) -> None:
+    """The check every API test ends with (tests/conftest.py) must be able to fail."""
+    row = {"tenant_id": scim.tenant_id, "resource_type": "User", "attr": "userName", "value_norm": "x"}
+
+    async def insert(engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(attribute_index.insert().values(**row, resource_id="no-such-user"))
+
+    async def remove(engine: AsyncEngine) -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(attribute_index.delete().where(attribute_index.c.tenant_id == scim.tenant_id))
+
+    run_db(scim.database_url, insert)
+    try:
+        assert orphaned_index_rows(scim.database_url, scim.tenant_id) == [("userName", "no-such-user")]
+    finally:
+        run_db(scim.database_url, remove)

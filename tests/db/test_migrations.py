@@ -1,8 +1,8 @@
 """The migrations build the schema the code declares (storage/tables.py), on SQLite and PostgreSQL.
 
-Tables, columns and indexes are compared by name and column list: an index added to `tables.py`
-without a migration (or dropped by a migration and left in `tables.py`) fails here instead of
-leaving production databases different from test expectations.
+Tables, columns, indexes and foreign keys are compared by name and column list: an index or key
+added to `tables.py` without a migration (or dropped by a migration and left in `tables.py`) fails
+here instead of leaving production databases different from test expectations.
 """
 
 from __future__ import annotations
@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from provisor.storage.engine import create_engine
-from provisor.storage.tables import metadata
+from provisor.storage.tables import attribute_index, metadata
 
 #: Alembic's own bookkeeping table, not declared in `tables.py`.
 _ALEMBIC = "alembic_version"
 
-#: Per table: its column names, and its indexes as (name, column names).
-Shape = dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]]]]
+#: A foreign key as (its columns, the referred table, the referred columns).
+ForeignKey = tuple[tuple[str, ...], str, tuple[str, ...]]
+#: Per table: its column names, its indexes as (name, column names), and its foreign keys.
+Shape = dict[str, tuple[frozenset[str], frozenset[tuple[str, tuple[str, ...]]], frozenset[ForeignKey]]]
 
 
 def _declared() -> Shape:
@@ -29,7 +33,15 @@ def _declared() -> Shape:
         indexes = frozenset(
             (str(index.name), tuple(str(c.name) for c in index.columns)) for index in table.indexes
         )
-        out[table.name] = (columns, indexes)
+        keys = frozenset(
+            (
+                tuple(str(c.name) for c in key.columns),
+                key.referred_table.name,
+                tuple(str(e.column.name) for e in key.elements),
+            )
+            for key in table.foreign_key_constraints
+        )
+        out[table.name] = (columns, indexes, keys)
     return out
 
 
@@ -46,7 +58,11 @@ def _migrated(url: str) -> Shape:
                 for i in inspector.get_indexes(name)
                 if not i.get("duplicates_constraint")  # PostgreSQL lists a UNIQUE column's index too
             )
-            out[name] = (columns, indexes)
+            keys = frozenset(
+                (tuple(k["constrained_columns"]), k["referred_table"], tuple(k["referred_columns"]))
+                for k in inspector.get_foreign_keys(name)
+            )
+            out[name] = (columns, indexes, keys)
         return out
 
     async def main() -> Shape:
@@ -63,12 +79,38 @@ def _migrated(url: str) -> Shape:
 def test_migrated_schema_matches_the_declared_tables(fresh_database_url: str) -> None:
     declared, migrated = _declared(), _migrated(fresh_database_url)
     assert sorted(migrated) == sorted(declared)
-    for name, (columns, indexes) in declared.items():
+    for name, (columns, indexes, keys) in declared.items():
         assert migrated[name][0] == columns, f"columns of {name}"
         assert migrated[name][1] == indexes, f"indexes of {name}"
+        assert migrated[name][2] == keys, f"foreign keys of {name}"
 
 
 def test_lookups_by_id_need_no_index_of_their_own(fresh_database_url: str) -> None:
     """Migration 0007 dropped `ix_resources_type_id`; the primary key serves those lookups."""
-    _, indexes = _migrated(fresh_database_url)["resources"]
+    _, indexes, _ = _migrated(fresh_database_url)["resources"]
     assert "ix_resources_type_id" not in {name for name, _ in indexes}
+
+
+def test_index_rows_have_no_foreign_key_and_keep_their_partial_unique_index(fresh_database_url: str) -> None:
+    """Migration 0008 dropped the key (SQLite rebuilds the table for it); uniqueness must still
+    cover only the `is_unique` rows, or two users could not share an email address."""
+    _, indexes, keys = _migrated(fresh_database_url)["attribute_index"]
+    assert keys == frozenset()
+    assert ("ux_attribute_index_unique", ("tenant_id", "resource_type", "attr", "value_norm")) in indexes
+
+    async def insert_twice() -> None:
+        engine = create_engine(fresh_database_url)
+        try:
+            async with engine.begin() as conn:
+                row = {"tenant_id": "t", "resource_type": "User", "attr": "emails.value", "value_norm": "a@b"}
+                shared = [{**row, "resource_id": r} for r in ("u1", "u2")]
+                await conn.execute(attribute_index.insert(), shared)
+                unique = {**row, "attr": "userName", "is_unique": True}
+                await conn.execute(attribute_index.insert(), [{**unique, "resource_id": "u1"}])
+                with pytest.raises(IntegrityError):
+                    async with conn.begin_nested():
+                        await conn.execute(attribute_index.insert(), [{**unique, "resource_id": "u2"}])
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert_twice())

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from provisor.cli import main
-from provisor.storage.tables import events, resources, tenants, tokens
+from provisor.storage.tables import attribute_index, events, group_members, resources, tenants, tokens
 from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.tenant_settings import parse_assignments
 from tests.scim_client import Scim, assert_error, changed_elsewhere, run_db
@@ -181,10 +181,10 @@ def test_tenant_delete_refuses_with_resources_unless_forced(scim: Scim) -> None:
     assert forced.exit_code == 0, forced.output
     assert_error(scim.get("/Users"), 401)  # its tokens went with it
 
-    async def counts(engine: Any) -> tuple[int, int, int, int]:
+    async def counts(engine: Any) -> tuple[int, ...]:
         async with read_transaction(engine) as conn:
             out = []
-            for table in (resources, events, tokens, tenants):
+            for table in (resources, attribute_index, group_members, events, tokens, tenants):
                 column = table.c.id if table is tenants else table.c.tenant_id
                 out.append(
                     int(
@@ -193,7 +193,7 @@ def test_tenant_delete_refuses_with_resources_unless_forced(scim: Scim) -> None:
                         ).scalar_one()
                     )
                 )
-            return out[0], out[1], out[2], out[3]
+            return tuple(out)
 
-    assert run_db(url, counts) == (0, 0, 0, 0)
+    assert run_db(url, counts) == (0, 0, 0, 0, 0, 0)
     assert bystander.get(f"/Users/{bystander_user['id']}").status_code == 200

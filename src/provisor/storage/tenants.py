@@ -79,8 +79,8 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
-    """Delete the tenant and everything it owns: resources (their index and membership rows
-    cascade), events, tokens, webhooks (their deliveries cascade), request log and rate bucket."""
+    """Delete the tenant and everything it owns: resources with their membership and index rows,
+    events, tokens, webhooks with their deliveries, request log and rate bucket."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
