@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from provisor.errors import ScimError
-from provisor.patch import PATCH_OP_URN, PatchOptions, patch_document
+from provisor.patch import PATCH_OP_URN, PatchOptions, engine, patch_document
 from provisor.schema.registry import ENTERPRISE_URN, default_registry
 
 REGISTRY = default_registry()
@@ -151,6 +152,44 @@ def test_random_patches_are_safe(
         assert sum(1 for e in elements if e.get("primary") is True) <= 1
     assert "id" not in result.doc and "meta" not in result.doc and "groups" not in result.doc
     assert result.changed == (result.doc != before)
+
+
+def _outcome(doc: dict[str, Any], body: dict[str, Any], options: PatchOptions) -> Any:
+    try:
+        return patch_document(REGISTRY, USER, doc, body, resource_id="u1", options=options).doc
+    except ScimError as exc:
+        return (exc.status, exc.scim_type)
+
+
+def _prune_everything(patcher: engine._Patcher) -> None:
+    patcher.doc = engine._pruned_doc(patcher.doc)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(user_docs(), st.lists(operations, min_size=1, max_size=6), st.booleans(), st.booleans())
+@example(  # emptying an extension: its section is the touched key, not the attribute's name
+    {"userName": "a", ENTERPRISE_URN: {"employeeNumber": "1"}},
+    [{"op": "remove", "path": f"{ENTERPRISE_URN}:employeeNumber"}],
+    False,
+    False,
+)
+@example(
+    {"userName": "a", "name": {"givenName": "x"}, "emails": [{"value": "p", "type": "work"}]},
+    [{"op": "remove", "path": "name.givenName"}, {"op": "remove", "path": 'emails[type eq "work"].value'}],
+    True,
+    False,
+)
+def test_pruning_only_the_touched_keys_equals_pruning_the_whole_document(
+    doc: dict[str, Any], ops: list[dict[str, Any]], strict: bool, create: bool
+) -> None:
+    """After each operation the engine re-prunes only the top-level keys it wrote; the answer must
+    be what re-pruning the whole document after every operation gives."""
+    options = PatchOptions(strict=strict, create_missing_on_value_path=create)
+    body = {"schemas": [PATCH_OP_URN], "Operations": ops}
+    touched_only = _outcome(copy.deepcopy(doc), body, options)
+    with mock.patch.object(engine._Patcher, "prune_touched", _prune_everything):
+        everything = _outcome(copy.deepcopy(doc), body, options)
+    assert touched_only == everything
 
 
 @settings(max_examples=200, deadline=None)

@@ -182,16 +182,33 @@ class _Patcher:
         self.options = options
         self.load_members = load_members
         self.members = _MemberChanges()
+        #: Top-level keys (core attribute names, extension URNs) the current operation wrote.
+        self.touched: set[str] = set()
 
     # ---- dispatch -------------------------------------------------------------------------
 
     def apply(self, operation: PatchOperation) -> None:
         check_op(operation)
+        self.touched = set()
         if operation.path is None:
             self._apply_pathless(operation)
         else:
             self._apply_path(operation, operation.path)
-        self.doc = _pruned_doc(self.doc)
+        self.prune_touched()
+
+    def prune_touched(self) -> None:
+        """Drop the empty values the operation left. The document was pruned before it, and an
+        operation only writes under the top-level keys it marks, so only those are walked."""
+        for key in self.touched:
+            if key in self.doc:
+                kept = _pruned(self.doc[key])
+                if is_empty(kept):
+                    del self.doc[key]
+                else:
+                    self.doc[key] = kept
+
+    def _touch(self, target: _Target) -> None:
+        self.touched.add(target.urn if target.urn is not None else target.attribute.name)
 
     def _apply_pathless(self, operation: PatchOperation) -> None:
         """Section 3.5.2.1/3.5.2.3: no path means the value is a set of attributes of the resource."""
@@ -303,6 +320,7 @@ class _Patcher:
 
     def _write(self, op: str, target: _Target, value: Any) -> None:
         self._check_writable(target)
+        self._touch(target)
         if self._is_members(target):
             self._write_members(op, target, value)
         elif target.filter is not None:
@@ -432,6 +450,7 @@ class _Patcher:
     def _remove(self, target: _Target, value: Any) -> None:
         """Section 3.5.2.2 remove: the attribute, the matching elements, or their sub-attribute."""
         self._check_writable(target)
+        self._touch(target)
         if self._is_members(target):
             self._remove_members(target, value)
             return
