@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisor.errors import ScimError, mutability
@@ -28,6 +28,8 @@ class NormaliseContext:
     registry: Registry
     rt: ResourceType
     resource_id: str
+    #: Paths already resolved for this request: most normalisers look at every operation's path.
+    resolved: dict[str, _Resolved | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 Normaliser = Callable[[PatchOperation, NormaliseContext], list[PatchOperation]]
@@ -49,14 +51,18 @@ class _Resolved:
 def _resolve(path: str | None, ctx: NormaliseContext) -> _Resolved | None:
     if path is None:
         return None
+    if path in ctx.resolved:
+        return ctx.resolved[path]
+    found: _Resolved | None = None
     try:
         bound = resolve_patch_path(path, ctx.registry, ctx.rt)
     except ScimError:
-        return None  # the engine reports it, with the right scimType
-    if bound.attr.path is None:
-        return None
-    sub = bound.attr.path.attribute.sub(bound.sub) if bound.sub else None
-    return _Resolved(bound.attr.path, sub, bound.filter is not None)
+        bound = None  # the engine reports it, with the right scimType
+    if bound is not None and bound.attr.path is not None:
+        sub = bound.attr.path.attribute.sub(bound.sub) if bound.sub else None
+        found = _Resolved(bound.attr.path, sub, bound.filter is not None)
+    ctx.resolved[path] = found
+    return found
 
 
 def _get(obj: dict[str, Any], name: str) -> Any:
@@ -71,7 +77,7 @@ def op_case(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOperation]:
     """Entra ID sends `"op": "Add"`/`"Replace"`/`"Remove"` (capitalised by default); others send
     "ADD". The RFC lists lower-case values only."""
     lowered = op.op.lower()
-    return [replace(op, op=lowered) if lowered in OPS else op]
+    return [replace(op, op=lowered) if lowered != op.op and lowered in OPS else op]
 
 
 def okta_pathless_id(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOperation]:
@@ -220,8 +226,11 @@ def string_booleans(op: PatchOperation, ctx: NormaliseContext) -> list[PatchOper
         return [op]
     target = resolved.target
     if resolved.filtered and resolved.sub is None and isinstance(op.value, dict):
-        return [replace(op, value=_fix_complex(target, op.value))]
-    return [replace(op, value=_fix_booleans(target, op.value))]
+        fixed = _fix_complex(target, op.value)
+    else:
+        fixed = _fix_booleans(target, op.value)
+    # Only strings become booleans, and a string never equals a boolean: equal means untouched.
+    return [op] if fixed == op.value else [replace(op, value=fixed)]
 
 
 def _fix_pathless(value: dict[str, Any], ctx: NormaliseContext) -> dict[str, Any]:
