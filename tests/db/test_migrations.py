@@ -8,14 +8,17 @@ here instead of leaving production databases different from test expectations.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from provisor.storage.engine import create_engine
-from provisor.storage.tables import attribute_index, metadata
+from provisor.storage.migrate import _alembic_config
+from provisor.storage.tables import attribute_index, metadata, resources
 
 #: Alembic's own bookkeeping table, not declared in `tables.py`.
 _ALEMBIC = "alembic_version"
@@ -114,3 +117,55 @@ def test_index_rows_have_no_foreign_key_and_keep_their_partial_unique_index(fres
             await engine.dispose()
 
     asyncio.run(insert_twice())
+
+
+def test_0008_keeps_the_index_rows_of_an_existing_database(fresh_database_url: str) -> None:
+    """Down to 0007 (the key comes back), rows written there, up again: SQLite rebuilds the table,
+    so every row must survive it, and uniqueness must still hold for `is_unique` rows only."""
+    at = "2026-12-02T10:00:00.000000Z"
+    users = [
+        {"tenant_id": "t", "id": uid, "resource_type": "User", "version": 1, "created": at}
+        | {"last_modified": at, "doc": {"userName": uid}}
+        for uid in ("u1", "u2")
+    ]
+    rows = [
+        {"tenant_id": "t", "resource_type": "User", "resource_id": uid, "attr": attr}
+        | {"value_norm": value, "is_unique": unique}
+        for uid in ("u1", "u2")
+        for attr, value, unique in (("userName", uid, True), ("emails.value", "shared@x", False))
+    ]
+
+    def to(revision: str) -> Callable[[Any], None]:
+        def step(sync_conn: Any) -> None:
+            move = command.upgrade if revision == "head" else command.downgrade
+            move(_alembic_config(sync_conn), revision)
+
+        return step
+
+    def phase(work: Callable[[Any], Any]) -> Any:
+        async def main() -> Any:
+            engine = create_engine(fresh_database_url)
+            try:
+                async with engine.begin() as conn:
+                    return await work(conn)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(main())
+
+    async def write(conn: Any) -> None:
+        await conn.execute(resources.insert(), users)
+        await conn.execute(attribute_index.insert(), rows)
+
+    async def read(conn: Any) -> set[tuple[Any, ...]]:
+        with pytest.raises(IntegrityError):
+            async with conn.begin_nested():
+                await conn.execute(attribute_index.insert(), [{**rows[0], "resource_id": "u3"}])
+        return {tuple(r) for r in await conn.execute(select(*attribute_index.c))}
+
+    phase(lambda conn: conn.run_sync(to("0007")))
+    assert _migrated(fresh_database_url)["attribute_index"][2] != frozenset()  # the key is back
+    phase(write)
+    phase(lambda conn: conn.run_sync(to("head")))
+    assert _migrated(fresh_database_url)["attribute_index"][2] == frozenset()
+    assert phase(read) == {tuple(r[c.name] for c in attribute_index.c) for r in rows}
