@@ -221,3 +221,77 @@ def test_a_fetch_running_while_the_engine_is_disposed_is_not_kept(postgresql_url
         assert reader(engine) is not direct
 
     run_db(postgresql_url, work)
+
+
+@pytest.mark.parametrize("index_changes", [False, True], ids=["document only", "index changes"])
+def test_update_at_once_writes_only_over_the_version_it_read(
+    database_url: str, tenant_id: str, index_changes: bool
+) -> None:
+    """Both shapes of the one-statement update (PostgreSQL picks a smaller statement when no index
+    row changes): the version it read applies the document, the index change and one event; a
+    stale version writes nothing at all, so the caller can take the locking path."""
+    before = {"userName": "bjensen", "displayName": "Babs"}
+    after = {**before, "displayName": "Barbara"} if index_changes else {**before, "active": False}
+    old_rows = [("userName", "bjensen", True), ("displayName", "babs", False)]
+    new_rows = [("userName", "bjensen", True), ("displayName", "barbara" if index_changes else "babs", False)]
+
+    async def index_of(engine: AsyncEngine, rid: str) -> set[tuple[str, str, bool]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    attribute_index.c.attr, attribute_index.c.value_norm, attribute_index.c.is_unique
+                ).where(attribute_index.c.tenant_id == tenant_id, attribute_index.c.resource_id == rid)
+            )
+            return {(a, v, bool(u)) for a, v, u in rows}
+
+    async def work(engine: AsyncEngine) -> None:
+        rid = str(uuid.uuid4())
+        async with write_transaction(engine) as conn:
+            await resources.insert_resource(
+                conn,
+                tenant_id=tenant_id,
+                resource_type="User",
+                resource_id=rid,
+                at=AT,
+                doc=before,
+                index=old_rows,
+            )
+        current = resources.StoredResource(rid, "User", 1, AT, AT, before)
+
+        def attempt(expected: int) -> Any:
+            stale = resources.StoredResource(rid, "User", expected, AT, AT, before)
+            stored = resources.StoredResource(
+                rid, "User", expected + 1, AT, "2026-01-02T00:00:00.000000Z", after
+            )
+            return resources.update_at_once(
+                engine,
+                tenant_id=tenant_id,
+                current=stale,
+                stored=stored,
+                index=new_rows,
+                previous_index=old_rows,
+                op="updated",
+                actor="test",
+                event_payload={"displayName": after["displayName"]},
+            )
+
+        assert await attempt(expected=7) is False  # another write got in first
+        assert await resources.read_resource(engine, tenant_id, "User", rid) == current
+        assert await index_of(engine, rid) == set(old_rows)
+        assert await count(engine, events, tenant_id) == 0
+
+        assert await attempt(expected=1) is True
+        stored = await resources.read_resource(engine, tenant_id, "User", rid)
+        assert stored is not None and (stored.version, stored.doc) == (2, after)
+        assert await index_of(engine, rid) == set(new_rows)
+        async with engine.connect() as conn:
+            written = (
+                await conn.execute(
+                    select(events.c.op, events.c.version, events.c.resource_id).where(
+                        events.c.tenant_id == tenant_id
+                    )
+                )
+            ).all()
+        assert [tuple(r) for r in written] == [("updated", 2, rid)]
+
+    run_db(database_url, work)
