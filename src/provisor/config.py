@@ -51,6 +51,9 @@ class Settings:
     #: How long a worker holds a delivery it is sending; a crashed worker's deliveries are retried
     #: by another after this. Keep it above the request timeout (10 s).
     webhook_lease_seconds: float = 30.0
+    #: How often each worker looks for events written by other processes. Its own writes wake it
+    #: at once (events/runtime.py), so this bounds only the delay of other processes' changes.
+    webhook_poll_seconds: float = 0.2
     #: Prune events older than this many days (0 keeps them forever); see docs/events.md.
     event_retention_days: int = 0
     #: Deepest JSON nesting accepted in a request body (400 invalidSyntax beyond); docs/security.md.
@@ -82,6 +85,7 @@ class Settings:
             token_cache=env.get("PROVISOR_TOKEN_CACHE", "1").lower() not in ("0", "false", "no", "off"),
             webhook_max_attempts=_env_int("PROVISOR_WEBHOOK_MAX_ATTEMPTS", 8),
             webhook_lease_seconds=_env_float("PROVISOR_WEBHOOK_LEASE_SECONDS", 30.0),
+            webhook_poll_seconds=_env_float("PROVISOR_WEBHOOK_POLL_SECONDS", 0.2),
             event_retention_days=_env_int("PROVISOR_EVENT_RETENTION_DAYS", 0),
             max_filter_length=_env_int("PROVISOR_MAX_FILTER_LENGTH", 4096),
             max_filter_depth=_env_int("PROVISOR_MAX_FILTER_DEPTH", 32),

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
 
 from starlette.testclient import TestClient
 
+from provisor.events.hooks import HookRunner
+from provisor.storage.engine import create_engine
+from provisor.storage.outbox import append_event
+from provisor.storage.transactions import write_transaction
 from tests.events.support import bearer, client, eventually, head, mint
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -138,3 +143,44 @@ def test_hooks_run_after_commit_in_order(database_url: str, tenant_id: str) -> N
         eventually(lambda: len(seen) >= 3)
         time.sleep(0.3)
         assert seen == [("event", "created"), ("event", "deactivated"), ("deactivated", uid)]
+
+
+def test_hooks_read_the_log_at_once_when_woken(database_url: str, tenant_id: str) -> None:
+    """The hook runner polls (here every 30 s); `wake()`, which the endpoint calls after a write,
+    makes it read the log now."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        got = asyncio.Event()
+
+        class Hooks:
+            def on_event(self, event: Any) -> None:
+                if event.tenant == tenant_id:
+                    seen.append(event.op)
+                    got.set()
+
+        engine = create_engine(database_url)
+        runner = HookRunner(engine, Hooks(), poll_interval=30.0)
+        await runner.start()
+        try:
+            await asyncio.sleep(0.5)  # its first read is over: it now sleeps for the poll interval
+            async with write_transaction(engine) as conn:
+                await append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    at="2026-12-02T00:00:00.000000Z",
+                    resource_type="User",
+                    resource_id="u1",
+                    op="created",
+                    version=1,
+                    actor=None,
+                    payload={},
+                )
+            runner.wake()
+            await asyncio.wait_for(got.wait(), 5.0)
+        finally:
+            await runner.stop()
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert seen == ["created"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -181,3 +182,16 @@ def test_an_installation_without_webhooks_polls_with_one_statement(fresh_databas
         await engine.dispose()
 
     asyncio.run(main())
+
+
+def test_a_write_wakes_its_own_process_worker_at_once(database_url: str, tenant_id: str) -> None:
+    """With a 30 s poll, the delivery of this process's own write must not wait for the poll: the
+    endpoint wakes the worker after every successful write."""
+    with receiver() as rx:
+        add_hook(database_url, rx.url, tenant_id)
+        scim = mint(database_url, tenant_id)
+        with client(database_url, webhooks_enabled=True, webhook_poll_seconds=30.0) as c:
+            time.sleep(1.0)  # the worker's first pass is over: from here on it would sleep 30 s
+            c.post("/scim/v2/Users", json={"schemas": [USER], "userName": "woken"}, headers=bearer(scim))
+            eventually(lambda: rx.received, timeout=5.0)
+        assert [e["op"] for e in bodies(rx)] == ["created"]

@@ -49,6 +49,11 @@ class HookRunner:
         self.gap_grace = gap_grace
         self.cursor = 0
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Read the log now: this process has just committed events (see WebhookWorker.wake)."""
+        self._wake.set()
 
     async def start(self) -> None:
         async with read_transaction(self.engine) as conn:
@@ -64,13 +69,15 @@ class HookRunner:
 
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("hook runner failed to read events; retrying")
                 handled = 0
             if not handled:
-                await asyncio.sleep(self.poll_interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def run_once(self) -> int:
         async with read_transaction(self.engine) as conn:

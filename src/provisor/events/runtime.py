@@ -17,6 +17,7 @@ class EventRuntime:
         config = WorkerConfig(
             max_attempts=settings.webhook_max_attempts,
             lease_seconds=settings.webhook_lease_seconds,
+            poll_interval=settings.webhook_poll_seconds,
             retention_seconds=retention,
         )
         self.worker = WebhookWorker(engine, config) if settings.webhooks_enabled else None
@@ -27,6 +28,15 @@ class EventRuntime:
             await self.hooks.start()
         if self.worker is not None:
             self.worker.start()
+
+    def wake(self) -> None:
+        """This process has committed events: let its consumers look now. A `NOTIFY` per event
+        would wake every process, but PostgreSQL queues notifications at commit under one
+        database-wide lock, which would serialise every write (docs/performance.md)."""
+        if self.worker is not None:
+            self.worker.wake()
+        if self.hooks is not None:
+            self.hooks.wake()
 
     async def stop(self) -> None:
         if self.worker is not None:

@@ -149,6 +149,7 @@ class WebhookWorker:
         self._client = client
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._last_prune = -math.inf  # the first pass prunes at once
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -158,8 +159,14 @@ class WebhookWorker:
             self._stopping.clear()
             self._task = asyncio.create_task(self._loop(), name="provisor-webhooks")
 
+    def wake(self) -> None:
+        """Start the next pass now instead of at the end of the poll interval: this process has
+        just committed events. Other processes' events are still found by polling."""
+        self._wake.set()
+
     async def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +178,7 @@ class WebhookWorker:
         client = self._client or httpx.AsyncClient(timeout=self.config.request_timeout)
         try:
             while not self._stopping.is_set():
+                self._wake.clear()  # a wake-up during the pass below starts another one at once
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
@@ -179,7 +187,7 @@ class WebhookWorker:
                     busy = 0
                 if not busy:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self.config.poll_interval)
+                        await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
         finally:
             if own_client:
                 await client.aclose()

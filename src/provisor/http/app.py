@@ -82,6 +82,9 @@ class Provisor:
         await self.engine.dispose()
 
 
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 class ScimEndpoint:
     """ASGI app for everything under the SCIM prefix; turns every failure into a SCIM error."""
 
@@ -93,6 +96,8 @@ class ScimEndpoint:
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
         response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        if request.method not in _READ_METHODS and response.status_code < 300:
+            self.provisor.events.wake()  # a write succeeded: its events are committed
         await response(scope, receive, send)
 
 
