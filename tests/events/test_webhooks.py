@@ -195,3 +195,39 @@ def test_a_write_wakes_its_own_process_worker_at_once(database_url: str, tenant_
             c.post("/scim/v2/Users", json={"schemas": [USER], "userName": "woken"}, headers=bearer(scim))
             eventually(lambda: rx.received, timeout=5.0)
         assert [e["op"] for e in bodies(rx)] == ["created"]
+
+
+def test_without_webhooks_a_wake_up_runs_no_pass(fresh_database_url: str) -> None:
+    """Every write wakes its process's worker; with no webhook at all that must cost nothing, or a
+    stream of writes would drive one extra `SELECT` per write. With one, wake-ups run passes."""
+    from sqlalchemy import event
+
+    from provisor.storage.engine import create_engine
+
+    async def main() -> tuple[int, int]:
+        engine = create_engine(fresh_database_url)
+        statements: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        worker = WebhookWorker(engine, WorkerConfig(poll_interval=30.0))
+        worker.start()
+        try:
+            await asyncio.sleep(0.5)  # the first pass: one SELECT on webhooks
+            first = len(statements)
+            for _ in range(10):
+                worker.wake()
+                await asyncio.sleep(0.03)
+            idle = len(statements) - first
+            async with write_transaction(engine) as conn:
+                await store.add_webhook(conn, url="http://127.0.0.1:9/", secret="s", tenant_id=None, ops=None)
+            worker._has_webhooks = True  # as the next poll would find (30 s away here)
+            before = len(statements)
+            worker.wake()
+            await asyncio.sleep(0.5)
+            return idle, len(statements) - before
+        finally:
+            await worker.stop()
+            await engine.dispose()
+
+    idle, woken = asyncio.run(main())
+    assert idle == 0
+    assert woken > 0

@@ -34,6 +34,9 @@ def _lookup(hooks: Any, name: str) -> Callable[[Event], Any] | None:
     return found if callable(found) else None
 
 
+WAKE_GAP = 0.02
+
+
 class HookRunner:
     def __init__(
         self,
@@ -68,8 +71,10 @@ class HookRunner:
             self._task = None
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            started = loop.time()
             try:
                 handled = await self.run_once()
             except Exception:
@@ -78,6 +83,11 @@ class HookRunner:
             if not handled:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                # Woken reads start at most every WAKE_GAP seconds: under a stream of writes one
+                # read serves many.
+                rest = WAKE_GAP - (loop.time() - started)
+                if rest > 0:
+                    await asyncio.sleep(rest)
 
     async def run_once(self) -> int:
         async with read_transaction(self.engine) as conn:

@@ -64,6 +64,8 @@ class WorkerConfig:
     #: Prune events older than this (seconds); None keeps them forever.
     retention_seconds: float | None = None
     prune_interval: float = 3600.0
+    #: Woken passes start at most this often: under a stream of writes one pass serves many.
+    wake_gap: float = 0.02
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
@@ -150,6 +152,8 @@ class WebhookWorker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        #: Whether the last pass found any webhook; until one exists a wake-up would be a wasted pass.
+        self._has_webhooks = True
         self._last_prune = -math.inf  # the first pass prunes at once
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -161,8 +165,10 @@ class WebhookWorker:
 
     def wake(self) -> None:
         """Start the next pass now instead of at the end of the poll interval: this process has
-        just committed events. Other processes' events are still found by polling."""
-        self._wake.set()
+        just committed events. Other processes' events are still found by polling, and so is the
+        first webhook (a process without webhooks ignores wake-ups)."""
+        if self._has_webhooks:
+            self._wake.set()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -177,8 +183,10 @@ class WebhookWorker:
         own_client = self._client is None
         client = self._client or httpx.AsyncClient(timeout=self.config.request_timeout)
         try:
+            loop = asyncio.get_running_loop()
             while not self._stopping.is_set():
-                self._wake.clear()  # a wake-up during the pass below starts another one at once
+                self._wake.clear()  # a wake-up during the pass below starts another one
+                started = loop.time()
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
@@ -188,6 +196,9 @@ class WebhookWorker:
                 if not busy:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+                    rest = self.config.wake_gap - (loop.time() - started)
+                    if rest > 0 and not self._stopping.is_set():
+                        await asyncio.sleep(rest)
         finally:
             if own_client:
                 await client.aclose()
@@ -196,7 +207,9 @@ class WebhookWorker:
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
         """Fan out, then lease and send one batch. Returns how many deliveries were attempted."""
-        if await self.fan_out() is None:
+        added = await self.fan_out()
+        self._has_webhooks = added is not None
+        if added is None:
             return 0  # no webhook at all, so no delivery either (removing a webhook deletes its own)
         cfg = self.config
         async with read_transaction(self.engine) as conn:
