@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.events.model import Event
+from provisor.events.wakeup import Wakeup
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, read_events
 from provisor.storage.transactions import read_transaction
 
@@ -32,9 +33,6 @@ def handler_names(event: Event) -> tuple[str, str]:
 def _lookup(hooks: Any, name: str) -> Callable[[Event], Any] | None:
     found = hooks.get(name) if isinstance(hooks, Mapping) else getattr(hooks, name, None)
     return found if callable(found) else None
-
-
-WAKE_GAP = 0.02
 
 
 class HookRunner:
@@ -52,11 +50,11 @@ class HookRunner:
         self.gap_grace = gap_grace
         self.cursor = 0
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wakeup = Wakeup(poll_interval)
 
     def wake(self) -> None:
-        """Read the log now: this process has just committed events (see WebhookWorker.wake)."""
-        self._wake.set()
+        """Read the log now: this process has just committed events (events/wakeup.py)."""
+        self._wakeup.wake()
 
     async def start(self) -> None:
         async with read_transaction(self.engine) as conn:
@@ -71,23 +69,15 @@ class HookRunner:
             self._task = None
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            self._wake.clear()
-            started = loop.time()
+            self._wakeup.begin_pass()
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("hook runner failed to read events; retrying")
                 handled = 0
             if not handled:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                # Woken reads start at most every WAKE_GAP seconds: under a stream of writes one
-                # read serves many.
-                rest = WAKE_GAP - (loop.time() - started)
-                if rest > 0:
-                    await asyncio.sleep(rest)
+                await self._wakeup.idle()
 
     async def run_once(self) -> int:
         async with read_transaction(self.engine) as conn:

@@ -30,9 +30,7 @@ class EventRuntime:
             self.worker.start()
 
     def wake(self) -> None:
-        """This process has committed events: let its consumers look now. A `NOTIFY` per event
-        would wake every process, but PostgreSQL queues notifications at commit under one
-        database-wide lock, which would serialise every write (docs/performance.md)."""
+        """This process has committed events: let its consumers look now (events/wakeup.py)."""
         if self.worker is not None:
             self.worker.wake()
         if self.hooks is not None:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.clock import format_instant
 from provisor.events.model import Event
 from provisor.events.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from provisor.events.wakeup import WAKE_GAP, Wakeup
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
@@ -64,8 +65,8 @@ class WorkerConfig:
     #: Prune events older than this (seconds); None keeps them forever.
     retention_seconds: float | None = None
     prune_interval: float = 3600.0
-    #: Woken passes start at most this often: under a stream of writes one pass serves many.
-    wake_gap: float = 0.02
+    #: Woken passes start at most this often (events/wakeup.py).
+    wake_gap: float = WAKE_GAP
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
@@ -151,7 +152,7 @@ class WebhookWorker:
         self._client = client
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
+        self._wakeup = Wakeup(self.config.poll_interval, self.config.wake_gap)
         #: Whether the last pass found any webhook; until one exists a wake-up would be a wasted pass.
         self._has_webhooks = True
         self._last_prune = -math.inf  # the first pass prunes at once
@@ -168,11 +169,11 @@ class WebhookWorker:
         just committed events. Other processes' events are still found by polling, and so is the
         first webhook (a process without webhooks ignores wake-ups)."""
         if self._has_webhooks:
-            self._wake.set()
+            self._wakeup.wake()
 
     async def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self._wakeup.wake()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,10 +184,8 @@ class WebhookWorker:
         own_client = self._client is None
         client = self._client or httpx.AsyncClient(timeout=self.config.request_timeout)
         try:
-            loop = asyncio.get_running_loop()
             while not self._stopping.is_set():
-                self._wake.clear()  # a wake-up during the pass below starts another one
-                started = loop.time()
+                self._wakeup.begin_pass()
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
@@ -194,11 +193,7 @@ class WebhookWorker:
                     log.exception("webhook worker iteration failed; retrying")
                     busy = 0
                 if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
-                    rest = self.config.wake_gap - (loop.time() - started)
-                    if rest > 0 and not self._stopping.is_set():
-                        await asyncio.sleep(rest)
+                    await self._wakeup.idle()
         finally:
             if own_client:
                 await client.aclose()
