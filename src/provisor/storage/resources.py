@@ -299,6 +299,19 @@ async def _create_on_sqlite(
     await write_in_sqlite_thread(engine, steps)
 
 
+#: The parameters of both one-statement updates below.
+_UPDATE_PARAMS: tuple[BindParameter[Any], ...] = (
+    *(
+        bindparam(name, type_=String)
+        for name in ("tenant_id", "resource_id", "resource_type", "at", "actor", "op")
+    ),
+    bindparam("version", type_=Integer),
+    bindparam("expected", type_=Integer),
+    bindparam("doc", type_=postgresql.JSONB),
+    bindparam("payload", type_=postgresql.JSONB),
+)
+
+
 #: PostgreSQL: a whole update (the new version if the stored one is still `expected`, the index
 #: rows that changed, the outbox event) as one statement. No row comes back when another write got
 #: in first; the event, again, is produced only after the index rows (see `_CREATE_PG`).
@@ -328,14 +341,7 @@ _UPDATE_PG = DirectStatement(
         RETURNING seq
         """
     ).bindparams(
-        *(
-            bindparam(name, type_=String)
-            for name in ("tenant_id", "resource_id", "resource_type", "at", "actor", "op")
-        ),
-        bindparam("version", type_=Integer),
-        bindparam("expected", type_=Integer),
-        bindparam("doc", type_=postgresql.JSONB),
-        bindparam("payload", type_=postgresql.JSONB),
+        *_UPDATE_PARAMS,
         bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
         bindparam("gone_values", type_=postgresql.ARRAY(Text)),
         *_INDEX_ARRAY_PARAMS,
@@ -359,16 +365,7 @@ _UPDATE_PG_DOC_ONLY = DirectStatement(
         FROM updated
         RETURNING seq
         """
-    ).bindparams(
-        *(
-            bindparam(name, type_=String)
-            for name in ("tenant_id", "resource_id", "resource_type", "at", "actor", "op")
-        ),
-        bindparam("version", type_=Integer),
-        bindparam("expected", type_=Integer),
-        bindparam("doc", type_=postgresql.JSONB),
-        bindparam("payload", type_=postgresql.JSONB),
-    )
+    ).bindparams(*_UPDATE_PARAMS)
 )
 
 
