@@ -6,6 +6,7 @@ comparison, which keeps SQL filters, sorting and cursors identical on SQLite and
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -15,7 +16,19 @@ def format_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: The second `now()` last formatted and its text up to the seconds, as one tuple so that a
+#: thread never pairs one second with another's text.
+_cached: tuple[int, str] = (-1, "")
+
+
 def now() -> str:
-    """The current instant; `isoformat` is several times cheaper than `strftime`, and for the
-    current time (a four-digit year, UTC) it gives the same fixed-width text."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    """The current instant. Every request takes a few of these; formatting a datetime costs about
+    5 µs each, so the text up to the seconds is kept for the current second and only the
+    microseconds are formatted (about 0.5 µs)."""
+    global _cached
+    second, rest = divmod(time.time_ns(), 1_000_000_000)
+    cached_second, prefix = _cached
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _cached = (second, prefix)
+    return f"{prefix}.{rest // 1000:06d}Z"
