@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisor.config import Settings
 from provisor.errors import ScimError
@@ -44,6 +44,7 @@ from provisor.storage.transactions import write_transaction
 log = logging.getLogger("provisor")
 
 SCIM_PREFIX = "/scim/v2"
+OPENAPI_PATH = SCIM_PREFIX + "/openapi.json"
 
 
 class Provisor:
@@ -99,6 +100,36 @@ class ScimEndpoint:
         if request.method not in _READ_METHODS and response.status_code < 300:
             self.provisor.events.wake()  # a write succeeded: its events are committed
         await response(scope, receive, send)
+
+
+class ScimRoute:
+    """Sends requests under the SCIM prefix straight to the SCIM endpoint; the rest go on to
+    Starlette's exception middleware and router. Those add nothing to the SCIM API, which has its
+    own dispatcher and turns every failure into a SCIM error, and cost about a quarter of the
+    application's time on a request that does no work. The scope is changed as `Mount` would.
+    `routed` are the paths under the prefix that Starlette's router serves (the OpenAPI document,
+    which needs no token)."""
+
+    def __init__(
+        self, app: ASGIApp, *, prefix: str, endpoint: ASGIApp, routed: frozenset[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.under_prefix = prefix + "/"
+        self.endpoint = endpoint
+        self.routed = routed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root = scope.get("root_path", "")
+            path = scope["path"]
+            route = path[len(root) :] if root and path.startswith(root) else path
+            if route.startswith(self.under_prefix) and route not in self.routed:
+                scope["app_root_path"] = scope.get("app_root_path", root)
+                scope["root_path"] = root + self.prefix
+                await self.endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def run_safely(request: Request, call: Any) -> Response:
@@ -166,12 +197,15 @@ def create_app(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route(SCIM_PREFIX + "/openapi.json", openapi_endpoint(registry, settings)),
+            Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
             Mount(SCIM_PREFIX, app=scim),
             Mount("/admin/v1", routes=admin_routes(provisor)),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(EnvelopeMiddleware, settings=settings, writer=provisor.request_log)],
+        middleware=[
+            Middleware(EnvelopeMiddleware, settings=settings, writer=provisor.request_log),
+            Middleware(ScimRoute, prefix=SCIM_PREFIX, endpoint=scim, routed=frozenset({OPENAPI_PATH})),
+        ],
         exception_handlers={HTTPException: http_error},
     )
     app.state.provisor = provisor
