@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 from asyncpg.exceptions import IntegrityConstraintViolationError
-from sqlalchemy import JSON, event
+from sqlalchemy import ARRAY, JSON, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -89,9 +89,7 @@ class DirectStatement:
             order = tuple(compiled.positiontup or ())
             defaults = {k: _processed(b, dialect) for k, b in compiled.binds.items() if b.value is not None}
             processors = {
-                k: process
-                for k, b in compiled.binds.items()
-                if (process := b.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+                k: process for k, b in compiled.binds.items() if (process := _bind_processor(b, dialect))
             }
             # asyncpg decodes JSON with the codec SQLAlchemy registers; sqlite3 returns text.
             decode = self._json if dialect.name == "sqlite" else ()
@@ -239,6 +237,27 @@ _INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.IntegrityError,
     IntegrityConstraintViolationError,
 )
+
+
+def _bind_processor(bind: BindParameter[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What a parameter's value goes through before the driver sees it.
+
+    SQLAlchemy's own processors are kept except where they only cost time on this path (about
+    10 µs for a user document, 1-3 µs per array, on every write): a JSON value is serialised by
+    the engine's serializer directly (values here are never SQLAlchemy's JSON.NULL sentinels, and
+    None means SQL NULL, see `_Compiled.args`), and an array of plain items goes to asyncpg as the
+    list it is.
+    """
+    if isinstance(bind.type, JSON):
+        serializer: Callable[[Any], str] | None = getattr(dialect, "_json_serializer", None)
+        if serializer is not None:
+            return serializer
+    if isinstance(bind.type, ARRAY) and dialect.name == "postgresql":
+        item = bind.type.item_type.dialect_impl(dialect).bind_processor(dialect)
+        if item is None:
+            return None
+    processor: Callable[[Any], Any] | None = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
 
 
 def _processed(bind: BindParameter[Any], dialect: Dialect) -> Any:
