@@ -7,6 +7,8 @@ still written with SQLAlchemy Core, compiled once per dialect here, and then exe
 
 - `DirectReader.fetch`: outside any transaction (a single statement is atomic by itself), on one of
   a few connections kept between calls (checking one out of SQLAlchemy's pool costs another 50 µs);
+- `DirectReader.fetch_batched`: the same, except that on PostgreSQL the calls of one statement that
+  arrive while it is in flight go together as one round trip (storage/coalesce.py);
 - `execute` / `execute_many`: inside the caller's SQLAlchemy transaction, on its connection;
 - `DirectReader.in_sqlite_thread`: a whole SQLite transaction as one call in the connection's thread.
 
@@ -25,7 +27,7 @@ from typing import Any, TypeVar
 
 import orjson
 from asyncpg.exceptions import IntegrityConstraintViolationError
-from sqlalchemy import ARRAY, JSON, event
+from sqlalchemy import ARRAY, JSON, Integer, bindparam, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -36,6 +38,7 @@ from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
+from provisor.storage.coalesce import Batcher
 from provisor.storage.sqlite_gate import writer_gate
 
 Row = Sequence[Any]
@@ -57,6 +60,7 @@ class _Compiled:
     defaults: Mapping[str, Any]  # values bound at build time (literals in the statement)
     processors: Mapping[str, Callable[[Any], Any]]  # e.g. JSON parameters serialised to text
     decode_json: tuple[int, ...]  # result columns the driver returns as JSON text
+    call_index: int | None  # position of the `call` parameter (statements run by `fetch_batched`)
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -70,12 +74,26 @@ class _Compiled:
         return out
 
 
+#: The parameter a batched statement selects as its last column (storage/coalesce.py).
+CALL = "call"
+
+
+def call_column() -> BindParameter[Any]:
+    """The `call` column of a batched statement: 0 for a lone call, the call's place in a batch."""
+    return bindparam(CALL, 0, type_=Integer)
+
+
 class DirectStatement:
     """A statement built once and compiled once per dialect, run by `DirectReader.fetch` (reads
     outside transactions) or by `execute` / `execute_many` (inside the caller's transaction)."""
 
-    def __init__(self, statement: ClauseElement) -> None:
+    def __init__(
+        self, statement: ClauseElement, *, lock_order: Callable[[Mapping[str, Any]], Any] | None = None
+    ) -> None:
+        """`lock_order`: for writes run by `fetch_batched`, the key a batch is sorted by so that
+        concurrent batches lock rows in one order (storage/coalesce.py)."""
         self.statement = statement
+        self.lock_order = lock_order
         selected = statement.selected_columns if isinstance(statement, Select | TextualSelect) else ()
         self.columns: tuple[str, ...] = tuple(str(c.key) for c in selected)
         self._json = tuple(i for i, c in enumerate(selected) if isinstance(c.type, JSON))
@@ -93,7 +111,8 @@ class DirectStatement:
             }
             # asyncpg decodes JSON with the codec SQLAlchemy registers; sqlite3 returns text.
             decode = self._json if dialect.name == "sqlite" else ()
-            found = _Compiled(compiled.string, order, defaults, processors, decode)
+            call = order.index(CALL) if CALL in order else None
+            found = _Compiled(compiled.string, order, defaults, processors, decode, call)
             self._compiled[dialect.name] = found
         return found
 
@@ -109,6 +128,7 @@ class DirectReader:
         self._sqlite = engine.dialect.name == "sqlite"
         self._keep = KEEP_CONNECTIONS["sqlite" if self._sqlite else "postgresql"]
         self._closed = False
+        self._batchers: dict[DirectStatement, Batcher] = {}
 
     async def _connection(self) -> PoolProxiedConnection:
         if self._kept:
@@ -139,6 +159,58 @@ class DirectReader:
         async with self._borrowed() as driver:
             return await _run(driver, self._sqlite, compiled, compiled.args(params))
 
+    async def fetch_batched(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+        """`fetch`, sharing a round trip with concurrent calls of `statement` on PostgreSQL.
+
+        The statement must end its columns with `call_column()`. SQLite runs every call alone: its
+        statements do not cross a network, and its writers queue on one lock anyway.
+        """
+        if self._sqlite:
+            return await self.fetch(statement, params)
+        batcher = self._batchers.get(statement)
+        if batcher is None:
+            compiled = statement.compiled(self.dialect)
+            if compiled.call_index is None:
+                raise ValueError("a batched statement must select the `call` parameter last")
+
+            async def run_one(one: Mapping[str, Any]) -> list[Row]:
+                return await self.fetch(statement, one)
+
+            async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row]]:
+                return await self.fetch_many(statement, many)
+
+            batcher = Batcher(run_one, run_many, lock_order=statement.lock_order)
+            self._batchers[statement] = batcher
+        return await batcher.fetch(params)
+
+    async def fetch_many(
+        self, statement: DirectStatement, params: Sequence[Mapping[str, Any]]
+    ) -> list[list[Row]]:
+        """Run `statement` once per parameter set in one round trip and one implicit transaction
+        (asyncpg's `fetchmany`: all of them take effect or none); the rows of each, in order."""
+        compiled = statement.compiled(self.dialect)
+        index = compiled.call_index
+        assert index is not None and not self._sqlite
+        batch = []
+        for place, one in enumerate(params):
+            args = compiled.args(one)
+            args[index] = place
+            batch.append(args)
+        async with self._borrowed() as driver:
+            try:
+                rows = await driver.fetchmany(compiled.sql, batch)
+            except _INTEGRITY_ERRORS as exc:
+                raise IntegrityError(compiled.sql, batch, exc) from exc
+        out: list[list[Row]] = [[] for _ in batch]
+        for row in rows:
+            out[row[-1]].append(row)
+        return out
+
+    def batch_counts(self, statement: DirectStatement) -> tuple[int, int]:
+        """(calls, round trips) of `statement` through `fetch_batched` so far."""
+        batcher = self._batchers.get(statement)
+        return (batcher.calls, batcher.batches) if batcher else (0, 0)
+
     async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` on a kept SQLite connection, in that connection's thread, in one hop.
 
@@ -165,6 +237,8 @@ class DirectReader:
     def close(self) -> None:
         """Close the kept connections (called from `Engine.dispose`, inside SQLAlchemy's greenlet)."""
         self._closed = True
+        for batcher in self._batchers.values():
+            batcher.close(RuntimeError("the engine of this DirectReader was disposed"))
         kept, self._kept = self._kept, []
         for raw in kept:
             raw.invalidate()

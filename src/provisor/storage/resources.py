@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.util import ClauseAdapter
 
-from provisor.errors import uniqueness
-from provisor.storage.direct import DirectStatement, execute, execute_many, reader, write_in_sqlite_thread
+from provisor.errors import ScimError, uniqueness
+from provisor.storage.direct import (
+    DirectStatement,
+    call_column,
+    execute,
+    execute_many,
+    reader,
+    write_in_sqlite_thread,
+)
 from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.tables import attribute_index, group_members, resources
 
@@ -128,9 +135,13 @@ def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> It
         yield
     except IntegrityError as exc:
         if is_unique_violation(exc):
-            attrs = sorted({attr for attr, _, unique in rows if unique})
-            raise uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists") from None
+            raise _taken(resource_type, rows) from None
         raise
+
+
+def _taken(resource_type: str, rows: Iterable[IndexRow]) -> ScimError:
+    attrs = sorted({attr for attr, _, unique in rows if unique})
+    return uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists")
 
 
 def _index_params(tenant_id: str, resource_type: str, resource_id: str, row: IndexRow) -> dict[str, Any]:
@@ -235,6 +246,54 @@ _CREATE_PG = DirectStatement(
 )
 
 
+#: The same when the resource has at most one unique index row (a user's userName, a group's
+#: displayName): that row is claimed first with ON CONFLICT DO NOTHING, and the rest is written
+#: only if it was. A taken value is then "no row" rather than an error: the statement can share a
+#: round trip and a commit with concurrent creates (storage/coalesce.py), where a failing call would
+#: roll the others back after they took event sequence numbers.
+_CREATE_PG_CLAIMING = DirectStatement(
+    text(
+        """
+        WITH claimed AS (
+            INSERT INTO attribute_index (tenant_id, resource_type, attr, value_norm, resource_id, is_unique)
+            SELECT :tenant_id, :resource_type, x.attr, x.value_norm, :resource_id, true
+            FROM unnest(:unique_attrs, :unique_values) AS x(attr, value_norm)
+            ON CONFLICT (tenant_id, resource_type, attr, value_norm) WHERE is_unique DO NOTHING
+            RETURNING 1
+        ), free AS (
+            SELECT 1 FROM (SELECT count(*) AS n FROM claimed) AS c WHERE c.n = cardinality(:unique_attrs)
+        ), created AS (
+            INSERT INTO resources (tenant_id, id, resource_type, version, created, last_modified, doc)
+            SELECT :tenant_id, :resource_id, :resource_type, 1, :at, :at, :doc FROM free
+            RETURNING id
+        ), indexed AS (
+            INSERT INTO attribute_index (tenant_id, resource_type, attr, value_norm, resource_id, is_unique)
+            SELECT :tenant_id, :resource_type, x.attr, x.value_norm, created.id, false
+            FROM created, unnest(:attrs, :values) AS x(attr, value_norm)
+            RETURNING 1
+        )
+        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
+        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
+        FROM created, (SELECT count(*) FROM indexed) AS done
+        RETURNING seq, :call
+        """
+    ).bindparams(
+        *(
+            bindparam(name, type_=String)
+            for name in ("tenant_id", "resource_id", "resource_type", "at", "actor")
+        ),
+        bindparam("doc", type_=postgresql.JSONB),
+        bindparam("payload", type_=postgresql.JSONB),
+        bindparam("unique_attrs", type_=postgresql.ARRAY(String)),
+        bindparam("unique_values", type_=postgresql.ARRAY(Text)),
+        bindparam("attrs", type_=postgresql.ARRAY(String)),
+        bindparam("values", type_=postgresql.ARRAY(Text)),
+        call_column(),
+    ),
+    lock_order=lambda p: (p["tenant_id"], p["resource_type"], p["unique_attrs"], p["unique_values"]),
+)
+
+
 async def create_at_once(
     engine: AsyncEngine,
     *,
@@ -247,6 +306,24 @@ async def create_at_once(
     """`insert_resource` of a new version-1 resource plus its `created` event, atomically and
     without a transaction's round trips: one statement on PostgreSQL, one call in the connection's
     thread on SQLite."""
+    unique = [(attr, value) for attr, value, is_unique in index if is_unique]
+    if engine.dialect.name == "postgresql" and len(unique) <= 1:
+        params = {
+            "tenant_id": tenant_id,
+            "resource_id": stored.id,
+            "resource_type": stored.resource_type,
+            "at": stored.created,
+            "actor": actor,
+            "doc": stored.doc,
+            "payload": event_payload,
+            "unique_attrs": [attr for attr, _ in unique],
+            "unique_values": [value for _, value in unique],
+            "attrs": [attr for attr, _, is_unique in index if not is_unique],
+            "values": [value for _, value, is_unique in index if not is_unique],
+        }
+        if not await reader(engine).fetch_batched(_CREATE_PG_CLAIMING, params):
+            raise _taken(stored.resource_type, index)
+        return
     with _conflicts_as_uniqueness(stored.resource_type, index):
         if engine.dialect.name == "sqlite":
             await _create_on_sqlite(engine, tenant_id, stored, index, actor, event_payload)
@@ -299,6 +376,11 @@ async def _create_on_sqlite(
     await write_in_sqlite_thread(engine, steps)
 
 
+def _resource_key(params: Mapping[str, Any]) -> tuple[str, str]:
+    """The order batched updates lock their rows in (the primary key's)."""
+    return params["tenant_id"], params["resource_id"]
+
+
 #: The parameters of both one-statement updates below.
 _UPDATE_PARAMS: tuple[BindParameter[Any], ...] = (
     *(
@@ -309,6 +391,7 @@ _UPDATE_PARAMS: tuple[BindParameter[Any], ...] = (
     bindparam("expected", type_=Integer),
     bindparam("doc", type_=postgresql.JSONB),
     bindparam("payload", type_=postgresql.JSONB),
+    call_column(),
 )
 
 
@@ -338,14 +421,15 @@ _UPDATE_PG = DirectStatement(
         INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
         SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
         FROM updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i
-        RETURNING seq
+        RETURNING seq, :call
         """
     ).bindparams(
         *_UPDATE_PARAMS,
         bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
         bindparam("gone_values", type_=postgresql.ARRAY(Text)),
         *_INDEX_ARRAY_PARAMS,
-    )
+    ),
+    lock_order=_resource_key,
 )
 
 
@@ -363,9 +447,10 @@ _UPDATE_PG_DOC_ONLY = DirectStatement(
         INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
         SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
         FROM updated
-        RETURNING seq
+        RETURNING seq, :call
         """
-    ).bindparams(*_UPDATE_PARAMS)
+    ).bindparams(*_UPDATE_PARAMS),
+    lock_order=_resource_key,
 )
 
 
@@ -407,11 +492,15 @@ async def update_at_once(
             "payload": event_payload,
         }
         if not added and not gone:
-            return bool(await reader(engine).fetch(_UPDATE_PG_DOC_ONLY, params))
+            return bool(await reader(engine).fetch_batched(_UPDATE_PG_DOC_ONLY, params))
         params["gone_attrs"] = [a for a, _, _ in gone]
         params["gone_values"] = [v for _, v, _ in gone]
         params.update(_index_arrays(added))
-        return bool(await reader(engine).fetch(_UPDATE_PG, params))
+        if any(unique for _, _, unique in added):
+            # A unique value taken by another resource fails the statement: never in a batch
+            # (storage/coalesce.py), where it would roll back the others.
+            return bool(await reader(engine).fetch(_UPDATE_PG, params))
+        return bool(await reader(engine).fetch_batched(_UPDATE_PG, params))
 
 
 @dataclass(frozen=True)
@@ -497,7 +586,7 @@ _BY_KEY = and_(
     resources.c.id == bindparam("resource_id"),
     resources.c.resource_type == bindparam("resource_type"),
 )
-_FETCH = select(*_ROW_COLUMNS).where(_BY_KEY)
+_FETCH = select(*_ROW_COLUMNS, call_column()).where(_BY_KEY)
 _READ = DirectStatement(_FETCH)
 _LOCK = DirectStatement(_FETCH.with_for_update())
 
@@ -505,7 +594,7 @@ _GROUP = resources.alias("grp")
 #: A user with the groups that directly contain it, in one statement (one row per group, or one
 #: row with NULL group columns): a GET by id is then a single round trip.
 _WITH_GROUPS = (
-    select(*_ROW_COLUMNS, group_members.c.group_id, _GROUP.c.doc["displayName"].as_string())
+    select(*_ROW_COLUMNS, group_members.c.group_id, _GROUP.c.doc["displayName"].as_string(), call_column())
     .select_from(
         resources.outerjoin(
             group_members,
@@ -545,7 +634,7 @@ async def read_resource(
     engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str
 ) -> StoredResource | None:
     """`fetch_resource` outside any transaction, on the driver connection (storage/direct.py)."""
-    rows = await reader(engine).fetch(_READ, _key_params(tenant_id, resource_type, resource_id))
+    rows = await reader(engine).fetch_batched(_READ, _key_params(tenant_id, resource_type, resource_id))
     return _stored(resource_type, rows[0]) if rows else None
 
 
@@ -553,7 +642,9 @@ async def read_with_groups(
     engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str
 ) -> tuple[StoredResource, list[tuple[str, str]]] | None:
     """The resource and the (group id, group displayName) pairs of groups directly containing it."""
-    rows = await reader(engine).fetch(_READ_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id))
+    rows = await reader(engine).fetch_batched(
+        _READ_WITH_GROUPS, _key_params(tenant_id, resource_type, resource_id)
+    )
     return _with_groups(resource_type, rows)
 
 
@@ -653,14 +744,14 @@ _OF_TYPE = and_(
 #: `attr eq "value"` on an indexed attribute (filter/sql.py `indexed_equality`), in the default
 #: order (created, id): the same statement `list_resources` builds for it, built once.
 _LIST_BY_INDEXED_VALUE = DirectStatement(
-    select(*_ROW_COLUMNS)
+    select(*_ROW_COLUMNS, call_column())
     .where(_OF_TYPE, _IN_INDEX)
     .order_by(resources.c.created.asc().nulls_last(), resources.c.id.asc())
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )
 _COUNT_BY_INDEXED_VALUE = DirectStatement(
-    select(func.count()).select_from(resources).where(_OF_TYPE, _IN_INDEX)
+    select(func.count(), call_column()).select_from(resources).where(_OF_TYPE, _IN_INDEX)
 )
 
 
@@ -676,7 +767,7 @@ _PAGE_GROUP = resources.alias("page_grp")
 #: The same page with the groups directly containing each of its resources (one row per group, or
 #: one row with NULL group columns), in the page's order: a user lookup is then one round trip.
 _LIST_BY_INDEXED_VALUE_WITH_GROUPS = DirectStatement(
-    select(*_PAGE.c, group_members.c.group_id, _PAGE_GROUP.c.doc["displayName"].as_string())
+    select(*_PAGE.c, group_members.c.group_id, _PAGE_GROUP.c.doc["displayName"].as_string(), call_column())
     .select_from(
         _PAGE.outerjoin(
             group_members,
@@ -720,7 +811,7 @@ async def list_by_indexed_value_with_groups(
         "limit": limit,
     }
     out: list[tuple[StoredResource, list[tuple[str, str]]]] = []
-    for row in await reader(engine).fetch(_LIST_BY_INDEXED_VALUE_WITH_GROUPS, params):
+    for row in await reader(engine).fetch_batched(_LIST_BY_INDEXED_VALUE_WITH_GROUPS, params):
         if not out or out[-1][0].id != row[0]:
             out.append((_stored(resource_type, row), []))
         if row[5] is not None:
@@ -746,7 +837,7 @@ async def list_by_indexed_value(
         "offset": offset,
         "limit": limit,
     }
-    rows = await reader(engine).fetch(_LIST_BY_INDEXED_VALUE, params)
+    rows = await reader(engine).fetch_batched(_LIST_BY_INDEXED_VALUE, params)
     return [_stored(resource_type, row) for row in rows]
 
 
@@ -754,7 +845,7 @@ async def count_by_indexed_value(
     engine: AsyncEngine, tenant_id: str, resource_type: str, attr: str, value_norm: str
 ) -> int:
     params = {"tenant_id": tenant_id, "resource_type": resource_type, "attr": attr, "value_norm": value_norm}
-    rows = await reader(engine).fetch(_COUNT_BY_INDEXED_VALUE, params)
+    rows = await reader(engine).fetch_batched(_COUNT_BY_INDEXED_VALUE, params)
     return int(rows[0][0])
 
 
