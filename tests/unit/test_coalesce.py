@@ -178,3 +178,19 @@ def test_close_fails_the_waiting_calls() -> None:
         assert await first == [[0]]
 
     asyncio.run(main())
+
+
+def test_a_batch_keeps_to_one_key_and_the_others_keep_their_places() -> None:
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many, max_batch=3, same_batch=lambda p: p["n"] % 2)
+        first = await started(runner, batcher, {"n": 0})
+        rest = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in (1, 2, 3, 4, 5, 7, 6)]
+        await asyncio.sleep(0)
+        runner.gate.set()  # type: ignore[union-attr]
+        await first
+        assert [await t for t in rest] == [[[k]] for k in (1, 2, 3, 4, 5, 7, 6)]
+        # Odd with odd, even with even, at most three, each kind in arrival order.
+        assert runner.trips == [[0], [1, 3, 5], [2, 4, 6], [7]]
+
+    asyncio.run(main())

@@ -51,6 +51,8 @@ class Batcher:
     `lock_order` (for writes) sorts each batch, so that batches running at the same time in other
     workers take their row locks in the same order: two batches that lock the same two rows in
     opposite orders would deadlock, and PostgreSQL resolves that only after `deadlock_timeout`.
+    `same_batch` keys which calls may go together (the tenant): a batch then touches one tenant's
+    rows only, so on a PostgreSQL distributed by tenant it stays a single-node transaction.
     """
 
     def __init__(
@@ -61,12 +63,14 @@ class Batcher:
         in_flight: int = 1,
         max_batch: int = MAX_BATCH,
         lock_order: Callable[[Params], Any] | None = None,
+        same_batch: Callable[[Params], Any] | None = None,
     ) -> None:
         self._run_one = run_one
         self._run_many = run_many
         self._limit = in_flight
         self._max_batch = max_batch
         self._lock_order = lock_order
+        self._same_batch = same_batch
         self._running = 0
         self._waiting: deque[tuple[Params, asyncio.Future[list[Row]]]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,11 +103,23 @@ class Batcher:
             task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[tuple[Params, asyncio.Future[list[Row]]]]:
+        """The next batch: the oldest live call and the live calls after it that may go with it,
+        in arrival order; calls of another `same_batch` key keep their places for a later batch."""
         batch: list[tuple[Params, asyncio.Future[list[Row]]]] = []
+        later: list[tuple[Params, asyncio.Future[list[Row]]]] = []
+        key: Any = None
         while self._waiting and len(batch) < self._max_batch:
             params, future = self._waiting.popleft()
-            if not future.done():  # a caller that was cancelled while waiting is not run
-                batch.append((params, future))
+            if future.done():  # a caller that was cancelled while waiting is not run
+                continue
+            if self._same_batch is not None:
+                if not batch:
+                    key = self._same_batch(params)
+                elif self._same_batch(params) != key:
+                    later.append((params, future))
+                    continue
+            batch.append((params, future))
+        self._waiting.extendleft(reversed(later))
         if self._lock_order is not None:
             order = self._lock_order
             batch.sort(key=lambda item: order(item[0]))

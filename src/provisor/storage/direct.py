@@ -179,7 +179,7 @@ class DirectReader:
             async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row]]:
                 return await self.fetch_many(statement, many)
 
-            batcher = Batcher(run_one, run_many, lock_order=statement.lock_order)
+            batcher = Batcher(run_one, run_many, lock_order=statement.lock_order, same_batch=_tenant_of)
             self._batchers[statement] = batcher
         return await batcher.fetch(params)
 
@@ -311,6 +311,12 @@ _INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.IntegrityError,
     IntegrityConstraintViolationError,
 )
+
+
+def _tenant_of(params: Mapping[str, Any]) -> Any:
+    """Batches keep to one tenant (storage/coalesce.py): on a PostgreSQL distributed by tenant a
+    batch is then a transaction on one node."""
+    return params.get("tenant_id")
 
 
 def _bind_processor(bind: BindParameter[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
