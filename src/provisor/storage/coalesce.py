@@ -19,6 +19,10 @@ write statements batched here are written to report conflicts as "no row" instea
 
 Each batched statement selects (or returns) the `call` parameter as its last column; the rows of a
 batch are dealt back to their calls by it.
+
+The same queue batches SQLite's write transactions (storage/direct.py `write_in_sqlite_thread`):
+SQLite takes one writer at a time anyway, so the writes that queue for the lock meanwhile go in one
+transaction, each in a savepoint of its own that fails alone (`Failed`).
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from asyncpg.exceptions import PostgresError
 from sqlalchemy.exc import IntegrityError
 
 Row = Sequence[Any]
 Params = Mapping[str, Any]
+P = TypeVar("P")
+R = TypeVar("R")
 
 #: The most calls sent in one batch. Batches are bounded by the requests in flight anyway; this
 #: only keeps one batch's locks and WAL record from growing without limit.
@@ -43,7 +50,15 @@ MAX_BATCH = 64
 _ROLLED_BACK: tuple[type[BaseException], ...] = (IntegrityError, PostgresError)
 
 
-class Batcher:
+@dataclass(frozen=True)
+class Failed:
+    """A call of a batch that failed on its own (the others took effect): `run_many` returns it in
+    that call's place, and the call raises `error`."""
+
+    error: BaseException
+
+
+class Batcher(Generic[P, R]):
     """Coalesces concurrent calls of one statement (see the module docstring).
 
     `run_one(params)` runs one call; `run_many(params_list)` runs several as one batch and returns
@@ -57,13 +72,13 @@ class Batcher:
 
     def __init__(
         self,
-        run_one: Callable[[Params], Awaitable[list[Row]]],
-        run_many: Callable[[list[Params]], Awaitable[list[list[Row]]]],
+        run_one: Callable[[P], Awaitable[R]],
+        run_many: Callable[[list[P]], Awaitable[list[R | Failed]]],
         *,
         in_flight: int = 1,
         max_batch: int = MAX_BATCH,
-        lock_order: Callable[[Params], Any] | None = None,
-        same_batch: Callable[[Params], Any] | None = None,
+        lock_order: Callable[[P], Any] | None = None,
+        same_batch: Callable[[P], Any] | None = None,
     ) -> None:
         self._run_one = run_one
         self._run_many = run_many
@@ -72,13 +87,13 @@ class Batcher:
         self._lock_order = lock_order
         self._same_batch = same_batch
         self._running = 0
-        self._waiting: deque[tuple[Params, asyncio.Future[list[Row]]]] = deque()
+        self._waiting: deque[tuple[P, asyncio.Future[R]]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         #: Calls and batches sent, for tests and the bench (a batch of one is a lone call).
         self.calls = 0
         self.batches = 0
 
-    async def fetch(self, params: Params) -> list[Row]:
+    async def fetch(self, params: P) -> R:
         if self._running < self._limit and not self._waiting:
             self._running += 1
             self.calls += 1
@@ -88,7 +103,7 @@ class Batcher:
             finally:
                 self._running -= 1
                 self._start_waiting()
-        future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((params, future))
         return await future
 
@@ -102,11 +117,11 @@ class Batcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _take(self) -> list[tuple[Params, asyncio.Future[list[Row]]]]:
+    def _take(self) -> list[tuple[P, asyncio.Future[R]]]:
         """The next batch: the oldest live call and the live calls after it that may go with it,
         in arrival order; calls of another `same_batch` key keep their places for a later batch."""
-        batch: list[tuple[Params, asyncio.Future[list[Row]]]] = []
-        later: list[tuple[Params, asyncio.Future[list[Row]]]] = []
+        batch: list[tuple[P, asyncio.Future[R]]] = []
+        later: list[tuple[P, asyncio.Future[R]]] = []
         key: Any = None
         while self._waiting and len(batch) < self._max_batch:
             params, future = self._waiting.popleft()
@@ -125,7 +140,7 @@ class Batcher:
             batch.sort(key=lambda item: order(item[0]))
         return batch
 
-    async def _send(self, batch: list[tuple[Params, asyncio.Future[list[Row]]]]) -> None:
+    async def _send(self, batch: list[tuple[P, asyncio.Future[R]]]) -> None:
         self.calls += len(batch)
         self.batches += 1
         try:
@@ -143,9 +158,11 @@ class Batcher:
                 if not isinstance(exc, Exception):
                     raise
             else:
-                for (_, future), rows in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(rows)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if isinstance(result, Failed):
+                        _fail(future, result.error)
+                    elif not future.done():
+                        future.set_result(result)
         finally:
             for _, future in batch:  # only when this task itself was cancelled mid-batch
                 future.cancel()
@@ -158,7 +175,7 @@ class Batcher:
             _fail(self._waiting.popleft()[1], error)
 
 
-async def _settle(future: asyncio.Future[list[Row]], call: Awaitable[list[Row]]) -> None:
+async def _settle(future: asyncio.Future[R], call: Awaitable[R]) -> None:
     try:
         rows = await call
     except BaseException as exc:
@@ -170,7 +187,7 @@ async def _settle(future: asyncio.Future[list[Row]], call: Awaitable[list[Row]])
             future.set_result(rows)
 
 
-def _fail(future: asyncio.Future[list[Row]], exc: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         if isinstance(exc, asyncio.CancelledError):
             future.cancel()

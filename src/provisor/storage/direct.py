@@ -38,7 +38,7 @@ from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
-from provisor.storage.coalesce import Batcher
+from provisor.storage.coalesce import Batcher, Failed
 from provisor.storage.sqlite_gate import writer_gate
 
 Row = Sequence[Any]
@@ -128,7 +128,9 @@ class DirectReader:
         self._sqlite = engine.dialect.name == "sqlite"
         self._keep = KEEP_CONNECTIONS["sqlite" if self._sqlite else "postgresql"]
         self._closed = False
-        self._batchers: dict[DirectStatement, Batcher] = {}
+        self._batchers: dict[DirectStatement, Batcher[Mapping[str, Any], list[Row]]] = {}
+        self._sqlite_writes: Batcher[Callable[[sqlite3.Connection], Any], Any] | None = None
+        self._gate = writer_gate(engine) if self._sqlite else None
 
     async def _connection(self) -> PoolProxiedConnection:
         if self._kept:
@@ -176,8 +178,8 @@ class DirectReader:
             async def run_one(one: Mapping[str, Any]) -> list[Row]:
                 return await self.fetch(statement, one)
 
-            async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row]]:
-                return await self.fetch_many(statement, many)
+            async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row] | Failed]:
+                return list(await self.fetch_many(statement, many))
 
             batcher = Batcher(run_one, run_many, lock_order=statement.lock_order, same_batch=_tenant_of)
             self._batchers[statement] = batcher
@@ -205,6 +207,27 @@ class DirectReader:
         for row in rows:
             out[row[-1]].append(row)
         return out
+
+    async def sqlite_write(self, steps: Callable[[sqlite3.Connection], T]) -> T:
+        """`write_in_sqlite_thread` for this engine."""
+        assert self._sqlite
+        if self._sqlite_writes is None:
+            self._sqlite_writes = Batcher(self._write_alone, self._write_together)
+        result: T = await self._sqlite_writes.fetch(steps)
+        return result
+
+    async def _write_alone(self, steps: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._gate if self._gate is not None else contextlib.nullcontext():
+            return await self.in_sqlite_thread(_one_transaction(steps))
+
+    async def _write_together(self, batch: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        async with self._gate if self._gate is not None else contextlib.nullcontext():
+            return await self.in_sqlite_thread(_savepoints(batch))
+
+    def sqlite_write_counts(self) -> tuple[int, int]:
+        """(writes, transactions) through `sqlite_write` so far."""
+        batcher = self._sqlite_writes
+        return (batcher.calls, batcher.batches) if batcher else (0, 0)
 
     def batch_counts(self, statement: DirectStatement) -> tuple[int, int]:
         """(calls, round trips) of `statement` through `fetch_batched` so far."""
@@ -376,8 +399,17 @@ def _on_dispose(engine: Engine) -> None:
 
 async def write_in_sqlite_thread(engine: AsyncEngine, steps: Callable[[sqlite3.Connection], T]) -> T:
     """`steps` inside BEGIN IMMEDIATE ... COMMIT as one call in the connection's thread, queued
-    behind the other writers (storage/sqlite_gate.py). Any exception rolls it back."""
+    behind the other writers (storage/sqlite_gate.py). Any exception rolls it back.
 
+    The writes of this process that queue meanwhile go together into the next transaction, each
+    in a savepoint of its own: one pass through the writers' gate and one hop to the connection's
+    thread for all of them, and a write that fails is rolled back alone (storage/coalesce.py).
+    """
+    result: T = await reader(engine).sqlite_write(steps)
+    return result
+
+
+def _one_transaction(steps: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
     def transaction(db: sqlite3.Connection) -> T:
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -388,6 +420,33 @@ async def write_in_sqlite_thread(engine: AsyncEngine, steps: Callable[[sqlite3.C
         db.execute("COMMIT")
         return result
 
-    gate = writer_gate(engine)
-    async with gate if gate is not None else contextlib.nullcontext():
-        return await reader(engine).in_sqlite_thread(transaction)
+    return transaction
+
+
+def _savepoints(
+    batch: list[Callable[[sqlite3.Connection], Any]],
+) -> Callable[[sqlite3.Connection], list[Any]]:
+    """One transaction running each of `batch` in its own savepoint; a failing one leaves `Failed`
+    in its place, and rolls back only what it wrote."""
+
+    def transaction(db: sqlite3.Connection) -> list[Any]:
+        db.execute("BEGIN IMMEDIATE")
+        out: list[Any] = []
+        try:
+            for steps in batch:
+                db.execute("SAVEPOINT provisor_call")
+                try:
+                    out.append(steps(db))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO provisor_call")
+                    if isinstance(exc, sqlite3.IntegrityError):
+                        exc = IntegrityError("", (), exc)
+                    out.append(Failed(exc))
+                db.execute("RELEASE provisor_call")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return out
+
+    return transaction
