@@ -308,38 +308,29 @@ async def create_at_once(
     without a transaction's round trips: one statement on PostgreSQL, one call in the connection's
     thread on SQLite."""
     unique = [(attr, value) for attr, value, is_unique in index if is_unique]
-    if engine.dialect.name == "postgresql" and len(unique) <= 1:
-        params = {
-            "tenant_id": tenant_id,
-            "resource_id": stored.id,
-            "resource_type": stored.resource_type,
-            "at": stored.created,
-            "actor": actor,
-            "doc": stored.doc,
-            "payload": event_payload,
-            "unique_attrs": [attr for attr, _ in unique],
-            "unique_values": [value for _, value in unique],
-            "attrs": [attr for attr, _, is_unique in index if not is_unique],
-            "values": [value for _, value, is_unique in index if not is_unique],
-        }
+    if engine.dialect.name == "sqlite":
+        with _conflicts_as_uniqueness(stored.resource_type, index):
+            await _create_on_sqlite(engine, tenant_id, stored, index, actor, event_payload)
+        return
+    params: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "resource_id": stored.id,
+        "resource_type": stored.resource_type,
+        "at": stored.created,
+        "actor": actor,
+        "doc": stored.doc,
+        "payload": event_payload,
+    }
+    if len(unique) <= 1:
+        params["unique_attrs"] = [attr for attr, _ in unique]
+        params["unique_values"] = [value for _, value in unique]
+        params["attrs"] = [attr for attr, _, is_unique in index if not is_unique]
+        params["values"] = [value for _, value, is_unique in index if not is_unique]
         if not await reader(engine).fetch_batched(_CREATE_PG_CLAIMING, params):
             raise _taken(stored.resource_type, index)
         return
     with _conflicts_as_uniqueness(stored.resource_type, index):
-        if engine.dialect.name == "sqlite":
-            await _create_on_sqlite(engine, tenant_id, stored, index, actor, event_payload)
-        else:
-            params = {
-                "tenant_id": tenant_id,
-                "resource_id": stored.id,
-                "resource_type": stored.resource_type,
-                "at": stored.created,
-                "actor": actor,
-                "doc": stored.doc,
-                "payload": event_payload,
-                **_index_arrays(index),
-            }
-            await reader(engine).fetch(_CREATE_PG, params)
+        await reader(engine).fetch(_CREATE_PG, {**params, **_index_arrays(index)})
 
 
 async def _create_on_sqlite(
