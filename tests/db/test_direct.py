@@ -9,7 +9,9 @@ through the asyncpg adapter's private `_start_transaction`), driver integrity er
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 
 from provisor.storage import resources, tenants, tokens
 from provisor.storage.direct import KEEP_CONNECTIONS, DirectStatement, execute_many, reader
+from provisor.storage.migrate import upgrade
 from provisor.storage.outbox import append_event
 from provisor.storage.tables import attribute_index, events, group_members
 from provisor.storage.tables import resources as resource_rows
@@ -33,6 +36,8 @@ INSERT_INDEX = DirectStatement(
     insert(attribute_index).values({c: bindparam(c, type_=attribute_index.c[c].type) for c in _INDEX_COLUMNS})
 )
 BACKEND_PID = DirectStatement(select(func.pg_backend_pid()))
+#: Not a read by key, so it takes a kept connection on SQLite too.
+READ_DOC = DirectStatement(select(resource_rows.c.doc).where(resource_rows.c.id == bindparam("id")))
 
 
 class Boom(Exception):
@@ -170,10 +175,8 @@ def test_kept_connections_are_bounded_and_closed_on_dispose(database_url: str, t
     async def work(engine: AsyncEngine) -> None:
         rid = await add(engine, tenant_id, "User", {"userName": "bjensen"})
         old = reader(engine)
-        found = await asyncio.gather(
-            *(resources.read_resource(engine, tenant_id, "User", rid) for _ in range(24))
-        )
-        assert all(r is not None and r.id == rid for r in found)
+        found = await asyncio.gather(*(old.fetch(READ_DOC, {"id": rid}) for _ in range(24)))
+        assert all([tuple(r) for r in rows] == [({"userName": "bjensen"},)] for rows in found)
         kept = list(old._kept)
         assert 1 <= len(kept) <= KEEP_CONNECTIONS[engine.dialect.name]
         assert cast(QueuePool, engine.pool).checkedout() == len(kept)  # the others went back
@@ -183,10 +186,62 @@ def test_kept_connections_are_bounded_and_closed_on_dispose(database_url: str, t
         assert not any(raw.is_valid for raw in kept)
         fresh = reader(engine)
         assert fresh is not old
-        assert await resources.read_resource(engine, tenant_id, "User", rid) is not None
+        assert [tuple(r) for r in await fresh.fetch(READ_DOC, {"id": rid})] == [({"userName": "bjensen"},)]
         assert len(fresh._kept) == 1
 
     run_db(database_url, work)
+
+
+def test_sqlite_reads_by_key_run_on_the_loop_thread(database_url: str, tenant_id: str) -> None:
+    """On SQLite a read by key skips aiosqlite's thread, and still sees every committed write."""
+
+    async def work(engine: AsyncEngine) -> None:
+        direct = reader(engine)
+        rid = await add(engine, tenant_id, "User", {"userName": "bjensen", "emails": [{"value": "b@x"}]})
+        before = direct.inline_counts()
+        found = await resources.read_resource(engine, tenant_id, "User", rid)
+        assert found is not None and found.doc == {"userName": "bjensen", "emails": [{"value": "b@x"}]}
+        async with write_transaction(engine) as conn:
+            await execute_many(conn, INSERT_INDEX, [])  # a write between two reads
+            await conn.execute(
+                resource_rows.update().where(resource_rows.c.id == rid).values(doc={"userName": "jensen"})
+            )
+        again = await resources.read_resource(engine, tenant_id, "User", rid)
+        assert again is not None and again.doc == {"userName": "jensen"}
+        reads, busy = direct.inline_counts()
+        if engine.dialect.name == "sqlite":
+            assert (reads - before[0], busy - before[1]) == (2, 0)
+        else:
+            assert (reads, busy) == (0, 0)
+
+    run_db(database_url, work)
+
+
+def test_sqlite_read_by_key_waits_on_the_thread_when_the_database_is_locked(tmp_path: Path) -> None:
+    """A lock that makes even WAL readers wait (an exclusive-mode writer outside Provisor) sends
+    the read to the connection's thread, which waits out the lock instead of failing."""
+    path = tmp_path / "locked.db"
+    url = f"sqlite:///{path}"
+
+    async def seed(engine: AsyncEngine) -> str:
+        await upgrade(engine)
+        return await add(engine, "t1", "User", {"userName": "bjensen"})
+
+    rid = run_db(url, seed)
+    # Exclusive mode is only granted while no other connection has the database open.
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE resources SET version = version WHERE id = ?", (rid,))
+    other.execute("COMMIT")  # exclusive mode keeps the lock after the commit
+
+    async def read(engine: AsyncEngine) -> None:
+        asyncio.get_running_loop().call_later(0.3, other.close)
+        found = await resources.read_resource(engine, "t1", "User", rid)
+        assert found is not None and found.doc == {"userName": "bjensen"}
+        assert reader(engine).inline_counts() == (0, 1)
+
+    run_db(url, read)
 
 
 def test_cancelled_fetch_is_not_kept(postgresql_url: str) -> None:

@@ -7,6 +7,8 @@ still written with SQLAlchemy Core, compiled once per dialect here, and then exe
 
 - `DirectReader.fetch`: outside any transaction (a single statement is atomic by itself), on one of
   a few connections kept between calls (checking one out of SQLAlchemy's pool costs another 50 µs);
+  on SQLite, a read of a few rows by key runs on the event loop's own thread instead (see
+  `InlineSqliteReader`);
 - `DirectReader.fetch_batched`: the same, except that on PostgreSQL the calls of one statement that
   arrive while it is in flight go together as one round trip (storage/coalesce.py);
 - `execute` / `execute_many`: inside the caller's SQLAlchemy transaction, on its connection;
@@ -18,7 +20,9 @@ Kept connections are closed when the engine is disposed.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,6 +43,7 @@ from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 from provisor.storage.coalesce import Batcher, Failed
+from provisor.storage.engine import scim_lower
 from provisor.storage.sqlite_gate import writer_gate
 
 Row = Sequence[Any]
@@ -51,6 +56,9 @@ T = TypeVar("T")
 #: worker, keeping 4 sent half the statements through the pool, and keeping 12 made creates 8-14%
 #: faster (docs/performance.md). SQLite keeps 4 of its 5: each connection has a thread and a page cache.
 KEEP_CONNECTIONS = {"postgresql": 16, "sqlite": 4}
+
+#: Reads of at most this many rows (a filter's page, a page's groups) count as reads by key.
+BY_KEY_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -88,12 +96,18 @@ class DirectStatement:
     outside transactions) or by `execute` / `execute_many` (inside the caller's transaction)."""
 
     def __init__(
-        self, statement: ClauseElement, *, lock_order: Callable[[Mapping[str, Any]], Any] | None = None
+        self,
+        statement: ClauseElement,
+        *,
+        lock_order: Callable[[Mapping[str, Any]], Any] | None = None,
+        by_key: bool = False,
     ) -> None:
         """`lock_order`: for writes run by `fetch_batched`, the key a batch is sorted by so that
-        concurrent batches lock rows in one order (storage/coalesce.py)."""
+        concurrent batches lock rows in one order (storage/coalesce.py). `by_key`: a read of a few
+        rows through an index, which SQLite may run on the event loop's thread (`fetch`)."""
         self.statement = statement
         self.lock_order = lock_order
+        self.by_key = by_key
         selected = statement.selected_columns if isinstance(statement, Select | TextualSelect) else ()
         self.columns: tuple[str, ...] = tuple(str(c.key) for c in selected)
         self._json = tuple(i for i, c in enumerate(selected) if isinstance(c.type, JSON))
@@ -131,6 +145,9 @@ class DirectReader:
         self._batchers: dict[DirectStatement, Batcher[Mapping[str, Any], list[Row]]] = {}
         self._sqlite_writes: Batcher[Callable[[sqlite3.Connection], Any], Any] | None = None
         self._gate = writer_gate(engine) if self._sqlite else None
+        # A file database only: an in-memory one is private to the connection that made it.
+        path = engine.url.database if self._sqlite and self._gate is not None else None
+        self._inline = InlineSqliteReader(path) if path and not engine.url.query else None
 
     async def _connection(self) -> PoolProxiedConnection:
         if self._kept:
@@ -156,19 +173,34 @@ class DirectReader:
             raise
         await self._release(raw)
 
-    async def fetch(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+    async def fetch(
+        self, statement: DirectStatement, params: Mapping[str, Any], *, by_key: bool | None = None
+    ) -> list[Row]:
+        """`by_key` overrides the statement's own (a call that knows it reads a few rows)."""
         compiled = statement.compiled(self.dialect)
+        args = compiled.args(params)
+        if self._inline is not None and (statement.by_key if by_key is None else by_key):
+            rows = self._inline.fetch(compiled.sql, args)
+            if rows is not None:
+                return [_decoded(row, compiled.decode_json) for row in rows] if compiled.decode_json else rows
         async with self._borrowed() as driver:
-            return await _run(driver, self._sqlite, compiled, compiled.args(params))
+            return await _run(driver, self._sqlite, compiled, args)
 
-    async def fetch_batched(self, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:
+    def inline_counts(self) -> tuple[int, int]:
+        """(reads run on the event loop's thread, reads that found SQLite busy and went to the
+        connection's thread instead) so far; (0, 0) on PostgreSQL and in-memory SQLite."""
+        return (self._inline.reads, self._inline.busy) if self._inline is not None else (0, 0)
+
+    async def fetch_batched(
+        self, statement: DirectStatement, params: Mapping[str, Any], *, by_key: bool | None = None
+    ) -> list[Row]:
         """`fetch`, sharing a round trip with concurrent calls of `statement` on PostgreSQL.
 
         The statement must end its columns with `call_column()`. SQLite runs every call alone: its
         statements do not cross a network, and its writers queue on one lock anyway.
         """
         if self._sqlite:
-            return await self.fetch(statement, params)
+            return await self.fetch(statement, params, by_key=by_key)
         batcher = self._batchers.get(statement)
         if batcher is None:
             compiled = statement.compiled(self.dialect)
@@ -265,6 +297,55 @@ class DirectReader:
         kept, self._kept = self._kept, []
         for raw in kept:
             raw.invalidate()
+        if self._inline is not None:
+            self._inline.close()
+
+
+class InlineSqliteReader:
+    """Reads of a few rows by key on a SQLite connection of the event loop's own thread.
+
+    Through aiosqlite every statement crosses to the connection's thread and back: a queue put,
+    a wake-up of that thread, and a wake-up of the loop through its self-pipe. For a read by
+    primary key that crossing costs the worker more CPU than SQLite's own work (tens of µs), and
+    a SQLite GET paid it twice (token, then resource). In WAL mode a reader never waits for a
+    writer, so such a read cannot hold up the loop; with `busy_timeout=0` the rare case that
+    does wait (another process recovering the WAL, an exclusive lock taken outside Provisor)
+    returns None at once and the caller takes the thread path, which waits as any other.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.reads = 0
+        self.busy = 0
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            # mode=rw: never create a database file that is not there; query_only: reads alone.
+            uri = "file:" + urllib.parse.quote(self.path) + "?mode=rw"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            db.create_function("scim_lower", 1, scim_lower, deterministic=True)
+            db.execute("PRAGMA busy_timeout=0")
+            db.execute("PRAGMA query_only=ON")
+            self._db = db
+        return self._db
+
+    def fetch(self, sql: str, args: Sequence[Any]) -> list[Row] | None:
+        """The rows, or None if SQLite was busy."""
+        try:
+            rows: list[Row] = self._connection().execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+            self.busy += 1
+            return None
+        self.reads += 1
+        return rows
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 async def execute(conn: AsyncConnection, statement: DirectStatement, params: Mapping[str, Any]) -> list[Row]:

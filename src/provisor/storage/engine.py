@@ -34,14 +34,14 @@ def backend_name(url: str) -> str:
     return "postgresql" if name == "postgres" else name
 
 
-def _scim_lower(value: Any) -> Any:
+def scim_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Take over transaction control so that writers can BEGIN IMMEDIATE (see `_begin_sqlite`).
     dbapi_connection.isolation_level = None
-    dbapi_connection.create_function("scim_lower", 1, _scim_lower, deterministic=True)
+    dbapi_connection.create_function("scim_lower", 1, scim_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")

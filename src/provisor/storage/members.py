@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.storage.direct import DirectStatement, execute, reader, write_in_sqlite_thread
+from provisor.storage.direct import BY_KEY_ROWS, DirectStatement, execute, reader, write_in_sqlite_thread
 from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.tables import group_members, resources
 
@@ -264,7 +264,8 @@ async def read_direct_groups(
 ) -> list[tuple[str, str, str]]:
     """`direct_groups` outside any transaction, on the driver connection (storage/direct.py)."""
     statement = _DIRECT_GROUPS[engine.dialect.name]
-    rows = await reader(engine).fetch(statement, {"tenant_id": tenant_id, "ids": list(member_ids)})
+    params = {"tenant_id": tenant_id, "ids": list(member_ids)}
+    rows = await reader(engine).fetch(statement, params, by_key=len(member_ids) <= BY_KEY_ROWS)
     return [(r[0], r[1], r[2]) for r in rows]
 
 

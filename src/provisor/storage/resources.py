@@ -36,6 +36,7 @@ from sqlalchemy.sql.util import ClauseAdapter
 
 from provisor.errors import ScimError, uniqueness
 from provisor.storage.direct import (
+    BY_KEY_ROWS,
     DirectStatement,
     call_column,
     execute,
@@ -579,7 +580,7 @@ _BY_KEY = and_(
     resources.c.resource_type == bindparam("resource_type"),
 )
 _FETCH = select(*_ROW_COLUMNS, call_column()).where(_BY_KEY)
-_READ = DirectStatement(_FETCH)
+_READ = DirectStatement(_FETCH, by_key=True)
 _LOCK = DirectStatement(_FETCH.with_for_update())
 
 _GROUP = resources.alias("grp")
@@ -602,7 +603,7 @@ _WITH_GROUPS = (
     .where(_BY_KEY)
     .order_by(_GROUP.c.doc["displayName"].as_string(), group_members.c.group_id)
 )
-_READ_WITH_GROUPS = DirectStatement(_WITH_GROUPS)
+_READ_WITH_GROUPS = DirectStatement(_WITH_GROUPS, by_key=True)
 
 
 #: The same, locking the resource row (PostgreSQL): a PATCH of a user reads its groups for the
@@ -829,7 +830,7 @@ async def list_by_indexed_value_with_groups(
     }
     out: list[tuple[StoredResource, list[tuple[str, str]]]] = []
     statement = _LIST_BY_INDEXED_VALUE_WITH_GROUPS[engine.dialect.name]
-    for row in await reader(engine).fetch_batched(statement, params):
+    for row in await reader(engine).fetch_batched(statement, params, by_key=offset + limit <= BY_KEY_ROWS):
         if not out or out[-1][0].id != row[0]:
             out.append((_stored(resource_type, row), []))
         if row[5] is not None:
@@ -855,7 +856,8 @@ async def list_by_indexed_value(
         "offset": offset,
         "limit": limit,
     }
-    rows = await reader(engine).fetch_batched(_LIST_BY_INDEXED_VALUE[engine.dialect.name], params)
+    statement = _LIST_BY_INDEXED_VALUE[engine.dialect.name]
+    rows = await reader(engine).fetch_batched(statement, params, by_key=offset + limit <= BY_KEY_ROWS)
     return [_stored(resource_type, row) for row in rows]
 
 

@@ -43,7 +43,9 @@ async def get_settings(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
     return dict(row[0]) if row else {}
 
 
-_SETTINGS = DirectStatement(select(tenants.c.settings).where(tenants.c.id == bindparam("tenant_id")))
+_SETTINGS = DirectStatement(
+    select(tenants.c.settings).where(tenants.c.id == bindparam("tenant_id")), by_key=True
+)
 
 
 async def read_settings(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:

@@ -78,7 +78,8 @@ async def create_token(
 _FIND_ACTIVE = DirectStatement(
     select(tokens, tenants.c.settings)
     .select_from(tokens.outerjoin(tenants, tenants.c.id == tokens.c.tenant_id))
-    .where(tokens.c.secret_hash == bindparam("digest"))
+    .where(tokens.c.secret_hash == bindparam("digest")),
+    by_key=True,
 )
 
 
