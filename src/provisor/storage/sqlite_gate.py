@@ -35,6 +35,11 @@ class SqliteWriterGate:
         await self._local.acquire()
         try:
             fd = self._file()
+            try:  # free most of the time: take it without a hop to the executor's thread
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
             taking = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
             try:
                 await asyncio.shield(taking)
