@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -192,7 +193,10 @@ def test_worker_prunes_periodically_when_retention_is_set(
             assert await worker.maybe_prune() is None  # not again within prune_interval (1 h)
             assert await left(engine) == {seqs["n"], p, q}
 
-            frequent = WebhookWorker(engine, WorkerConfig(retention_seconds=86400, prune_interval=0))
+            # A retention whose cut-off is CUTOFF: other tests leave events of 2026 behind, which
+            # a cut-off of "one day ago" would prune too.
+            since_cutoff = int(time.time() - datetime.fromisoformat(CUTOFF).timestamp())
+            frequent = WebhookWorker(engine, WorkerConfig(retention_seconds=since_cutoff, prune_interval=0))
             assert await frequent.maybe_prune() == 2
             assert await left(engine) == {q}  # the newest stays
         finally:
