@@ -81,6 +81,10 @@ class _Compiled:
                 out.append(self.defaults[name])
         return out
 
+    def decoded(self, rows: list[Row]) -> list[Row]:
+        """`rows` with the JSON columns the driver returned as text decoded."""
+        return [_decoded(row, self.decode_json) for row in rows] if self.decode_json else rows
+
 
 #: The parameter a batched statement selects as its last column (storage/coalesce.py).
 CALL = "call"
@@ -182,7 +186,7 @@ class DirectReader:
         if self._inline is not None and (statement.by_key if by_key is None else by_key):
             rows = self._inline.fetch(compiled.sql, args)
             if rows is not None:
-                return [_decoded(row, compiled.decode_json) for row in rows] if compiled.decode_json else rows
+                return compiled.decoded(rows)
         async with self._borrowed() as driver:
             return await _run(driver, self._sqlite, compiled, args)
 
@@ -335,7 +339,7 @@ class InlineSqliteReader:
         try:
             rows: list[Row] = self._connection().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
             self.busy += 1
             return None
@@ -364,9 +368,7 @@ async def _run(driver: Any, sqlite: bool, compiled: _Compiled, args: list[Any]) 
             rows = await driver.fetch(compiled.sql, *args)
     except _INTEGRITY_ERRORS as exc:
         raise IntegrityError(compiled.sql, args, exc) from exc
-    if compiled.decode_json:
-        rows = [_decoded(row, compiled.decode_json) for row in rows]
-    return rows
+    return compiled.decoded(rows)
 
 
 async def execute_many(
