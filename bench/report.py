@@ -36,8 +36,8 @@ def markdown(report: dict[str, Any]) -> str:
     peer = {r["scenario"]: r for r in rows if r["target"] == "peer"}
     lines = [
         "| scenario | database | conc | throughput | at ref. | p50 ms | p99 ms | CPU ms/req "
-        "| peak RSS/worker MB | vs peer | load | status |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| peak RSS/worker MB | vs peer | load | steal % | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     previous = None
     for r in rows:
@@ -63,6 +63,7 @@ def markdown(report: dict[str, Any]) -> str:
             rss,
             vs,
             f"{r.get('load', 0):.1f}",
+            "" if r.get("steal") is None else f"{r['steal']:.0f}",
             status.replace("|", "/"),
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -137,6 +137,9 @@ class Result:
     #: CPU time the server's worker processes spent per request (user + system), in ms: unlike
     #: requests/s this barely depends on what else runs on the machine.
     cpu_ms: float | None = None
+    #: Share of the machine's CPU time that its hypervisor gave to other guests during the scenario
+    #: (steal, %): on a shared host the 2 cores may be far fewer, and throughput falls with them.
+    steal: float | None = None
 
 
 # ---- processes -------------------------------------------------------------------------------------
@@ -203,6 +206,23 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(stolen, all) CPU time of the whole machine since boot, in clock ticks (/proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already in user
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_since(before: tuple[int, int]) -> float | None:
+    """Percent of the machine's CPU time stolen since `before` (None: not measurable here)."""
+    stolen, total = cpu_jiffies()
+    elapsed = total - before[1]
+    return None if elapsed <= 0 else round(100.0 * (stolen - before[0]) / elapsed, 1)
 
 
 def drain(pids: list[int], timeout: float = 180.0) -> float:
@@ -633,11 +653,13 @@ def run_scenario(
     started = time.perf_counter()
     load = os.getloadavg()[0]
     cpu_before = cpu_seconds(target.server.workers)
+    jiffies = cpu_jiffies()
     if kind == "wrk":
         result = run_wrk(target, name, mode, conc, sizes.duration, run_id)
     else:
         result = run_flow(target, name, kind, sizes, run_id, conc)
     result.load = round(load, 2)
+    result.steal = steal_since(jiffies)
     used = cpu_seconds(target.server.workers) - cpu_before
     drained = drain(target.server.workers)
     if drained > 2:
@@ -675,11 +697,16 @@ def run_interleaved(targets: list[Target], sizes: Sizes, only: str | None, run_i
     return results
 
 
-def measure_ceiling(sizes: Sizes) -> float:
-    """The bare-Starlette ceiling (bench/ceiling.py), measured before and after the scenarios."""
+def measure_ceiling(sizes: Sizes, machine: dict[str, Any]) -> None:
+    """The bare-Starlette ceiling (bench/ceiling.py), measured before and after the scenarios, with
+    the CPU time stolen meanwhile."""
+    jiffies = cpu_jiffies()
     rps = ceiling.measure(pick_port(PORTS["ceiling"]), sizes.duration, ROOT)
-    console.print(f"  machine ceiling (bare Starlette + uvicorn, 2 workers): {rps:,.0f} req/s")
-    return rps
+    steal = steal_since(jiffies)
+    machine.setdefault("ceiling_rps", []).append(rps)
+    machine.setdefault("ceiling_steal", []).append(steal)
+    stolen = "" if steal is None else f", {steal:.0f}% of the CPU time stolen"
+    console.print(f"  machine ceiling (bare Starlette + uvicorn, 2 workers): {rps:,.0f} req/s{stolen}")
 
 
 def speed(machine: dict[str, Any]) -> float:
@@ -691,11 +718,18 @@ def speed(machine: dict[str, Any]) -> float:
 def machine_line(machine: dict[str, Any]) -> str:
     ceilings = " and ".join(f"{v:,.0f}" for v in machine["ceiling_rps"])
     reference, factor = machine["reference_rps"], speed(machine)
-    return (
+    line = (
         f"Machine ceiling (bare Starlette + uvicorn, 2 workers, wrk 16 connections): {ceilings} req/s "
         f"before and after the scenarios; the targets' reference machine gives {reference:,.0f}, "
         f"so this one runs at {factor:.2f}x its speed. 'at ref.' = throughput / {factor:.2f}."
     )
+    steal = machine.get("steal")
+    if steal is not None:
+        line += (
+            f" The hypervisor gave {steal:.1f}% of this machine's CPU time to other guests during the run"
+            " ('steal' column: during each scenario)."
+        )
+    return line
 
 
 def at_reference(rps: float | None, unit: str, machine_speed: float) -> str:
@@ -742,6 +776,7 @@ def table(results: list[Result], sizes: Sizes, title: str, machine_speed: float)
         ("peak RSS/worker MB", "right"),
         ("vs peer", "right"),
         ("load", "right"),
+        ("steal %", "right"),
         ("status", "left"),
     ):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
@@ -764,6 +799,7 @@ def table(results: list[Result], sizes: Sizes, title: str, machine_speed: float)
             rss,
             ratio(results, r),
             f"{r.load:.1f}",
+            "" if r.steal is None else f"{r.steal:.0f}",
             status,
         )
     return t
@@ -793,10 +829,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     peer_ok = ensure_tools(need_peer=not args.no_peer)
 
-    machine: dict[str, Any] = {
-        "reference_rps": ceiling.REFERENCE_RPS,
-        "ceiling_rps": [measure_ceiling(sizes)],
-    }
+    run_jiffies = cpu_jiffies()
+    machine: dict[str, Any] = {"reference_rps": ceiling.REFERENCE_RPS}
+    measure_ceiling(sizes, machine)
     results: list[Result] = []
     setups: dict[str, dict[str, Any]] = {}
     failures: list[str] = []
@@ -829,8 +864,9 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as exc:
                     console.print(f"[yellow]could not drop the {name} bench database: {exc}[/]")
 
-    machine["ceiling_rps"].append(measure_ceiling(sizes))
+    measure_ceiling(sizes, machine)
     machine["speed"] = speed(machine)
+    machine["steal"] = steal_since(run_jiffies)
     order_index = {n: i for i, n in enumerate(SCENARIO_NAMES)}
     target_index = {"sqlite": 0, "postgresql": 1, "peer": 2}
     results.sort(key=lambda r: (order_index[r.scenario], target_index[r.target]))
