@@ -1,8 +1,9 @@
 """Multi-row writes for bulk creation: one statement per table per chunk instead of per resource.
 
 A Bulk or import of thousands of resources would otherwise pay a round trip and a transaction per
-row; here N resources, their index rows and their events go in one transaction, chunked to stay
-below the bound-parameter limits of SQLite and asyncpg.
+row; here N resources, their index rows and their events go in one transaction. PostgreSQL takes
+each table's rows as one binary `COPY`, which spares it an executor start per row (a Bulk user is
+about six rows); SQLite takes executemany in chunks below its bound-parameter limit.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import JSON, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.errors import uniqueness
+from provisor.storage.direct import copy_rows
+from provisor.storage.engine import json_text
 from provisor.storage.resources import IndexRow, StoredResource, is_unique_violation
 from provisor.storage.tables import attribute_index, events, resources
 
@@ -38,7 +41,21 @@ def _chunks(rows: Sequence[dict[str, Any]], size: int = CHUNK) -> Iterable[Seque
         yield rows[start : start + size]
 
 
-async def _insert_all(conn: AsyncConnection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+async def _insert_all(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = list(rows[0])
+        encode = [isinstance(table.c[c].type, JSON) for c in columns]
+        records = [
+            tuple(
+                json_text(value) if as_json and value is not None else value
+                for value, as_json in zip(row.values(), encode, strict=True)
+            )
+            for row in rows
+        ]
+        await copy_rows(conn, table.name, columns, records)
+        return
     for chunk in _chunks(rows):
         await conn.execute(insert(table), list(chunk))
 

@@ -389,13 +389,17 @@ async def execute_many(
 async def copy_rows(
     conn: AsyncConnection, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
 ) -> None:
-    """PostgreSQL: append `records` with binary `COPY` inside `conn`'s transaction. For tables
-    written in batches in the background (the request log): a COPY skips the executor start-up
-    that every pipelined INSERT pays per row."""
+    """PostgreSQL: append `records` with binary `COPY` inside `conn`'s transaction. For rows written
+    in batches (the request log, Bulk and import): a COPY skips the executor start-up that every
+    pipelined INSERT pays per row. A constraint violation raises SQLAlchemy's IntegrityError, as
+    an INSERT would; JSON columns take JSON text."""
     if not records:
         return
     driver = await _driver_in_transaction(conn)
-    await driver.copy_records_to_table(table, records=records, columns=list(columns))
+    try:
+        await driver.copy_records_to_table(table, records=records, columns=list(columns))
+    except _INTEGRITY_ERRORS as exc:
+        raise IntegrityError(f"COPY {table}", (), exc) from exc
 
 
 async def _driver_in_transaction(conn: AsyncConnection) -> Any:

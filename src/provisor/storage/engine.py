@@ -59,7 +59,8 @@ def _begin_sqlite(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the engines store it (also for rows that bypass SQLAlchemy's JSON type, e.g. COPY)."""
     return orjson.dumps(value).decode()
 
 
@@ -82,7 +83,7 @@ def postgres_connect_args(url: str) -> dict[str, Any]:
 def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """An AsyncEngine for `url` with per-dialect settings applied on every new connection."""
     backend = backend_name(url)
-    json_options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    json_options: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
     if backend == "sqlite":
         engine = create_async_engine(
             async_url(url), poolclass=NullPool if ":memory:" in url else None, **json_options
