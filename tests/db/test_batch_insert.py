@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.errors import ScimError
-from provisor.storage.batch import NewRow, append_events, insert_many
+from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch
 from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.tables import tenants as tenant_rows
 from provisor.storage.transactions import write_transaction
@@ -36,7 +36,8 @@ async def setup_tenant(engine: AsyncEngine, tenant: str) -> None:
 
 async def write(engine: AsyncEngine, tenant: str, rows: list[NewRow]) -> None:
     async with write_transaction(engine) as conn:
-        stored = await insert_many(conn, tenant_id=tenant, resource_type="User", at=AT, rows=rows)
+        batch = prepare_batch(tenant_id=tenant, resource_type="User", at=AT, rows=rows)
+        stored = await insert_many(conn, batch)
         await append_events(
             conn,
             [

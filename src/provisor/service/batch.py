@@ -16,7 +16,7 @@ from provisor.clock import now
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.service.render import render
-from provisor.storage.batch import NewRow, append_events, insert_many
+from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
 
@@ -62,27 +62,24 @@ async def create_many(
         return []
     at = now()
     rt = service.rt
+    batch = prepare_batch(tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items])
+    created = [
+        {
+            "tenant_id": ctx.tenant_id,
+            "at": at,
+            "resource_type": rt.name,
+            "resource_id": resource.id,
+            "op": "created",
+            "version": resource.version,
+            "actor": ctx.actor,
+            "payload": render(rt, resource, ctx.base_url),
+        }
+        for resource in batch.stored
+    ]
     async with write_transaction(service.engine) as conn:
-        stored = await insert_many(
-            conn, tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items]
-        )
+        stored = await insert_many(conn, batch)
         for resource, item in zip(stored, items, strict=True):
             if item.extra:
                 await service.store_extra(conn, ctx, resource, item.extra, replace=True)
-        await append_events(
-            conn,
-            [
-                {
-                    "tenant_id": ctx.tenant_id,
-                    "at": at,
-                    "resource_type": rt.name,
-                    "resource_id": resource.id,
-                    "op": "created",
-                    "version": resource.version,
-                    "actor": ctx.actor,
-                    "payload": render(rt, resource, ctx.base_url),
-                }
-                for resource in stored
-            ],
-        )
+        await append_events(conn, created)
     return stored

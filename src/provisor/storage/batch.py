@@ -60,14 +60,19 @@ async def _insert_all(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
         await conn.execute(insert(table), list(chunk))
 
 
-async def insert_many(
-    conn: AsyncConnection, *, tenant_id: str, resource_type: str, at: str, rows: Sequence[NewRow]
-) -> list[StoredResource]:
-    """Insert resources and their index rows; a uniqueness clash raises 409 for the whole batch."""
-    await _insert_all(
-        conn,
-        resources,
-        [
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch's rows, built before its transaction opens, so that the transaction only sends
+    them (on SQLite it holds the one writer lock of the whole database meanwhile)."""
+
+    resources: list[dict[str, Any]]
+    index: list[dict[str, Any]]
+    stored: list[StoredResource]
+
+
+def prepare_batch(*, tenant_id: str, resource_type: str, at: str, rows: Sequence[NewRow]) -> PreparedBatch:
+    return PreparedBatch(
+        resources=[
             {
                 "tenant_id": tenant_id,
                 "id": row.id,
@@ -80,26 +85,33 @@ async def insert_many(
             }
             for row in rows
         ],
+        index=[
+            {
+                "tenant_id": tenant_id,
+                "resource_type": resource_type,
+                "attr": attr,
+                "value_norm": value,
+                "resource_id": row.id,
+                "is_unique": unique,
+            }
+            for row in rows
+            for attr, value, unique in row.index
+        ],
+        stored=[StoredResource(row.id, resource_type, 1, at, at, row.doc) for row in rows],
     )
-    index = [
-        {
-            "tenant_id": tenant_id,
-            "resource_type": resource_type,
-            "attr": attr,
-            "value_norm": value,
-            "resource_id": row.id,
-            "is_unique": unique,
-        }
-        for row in rows
-        for attr, value, unique in row.index
-    ]
+
+
+async def insert_many(conn: AsyncConnection, batch: PreparedBatch) -> list[StoredResource]:
+    """Insert resources and their index rows; a uniqueness clash raises 409 for the whole batch."""
+    await _insert_all(conn, resources, batch.resources)
     try:
-        await _insert_all(conn, attribute_index, index)
+        await _insert_all(conn, attribute_index, batch.index)
     except IntegrityError as exc:
         if is_unique_violation(exc):
+            resource_type = batch.stored[0].resource_type if batch.stored else "resource"
             raise uniqueness(f"a {resource_type} in this batch clashes on a unique attribute") from None
         raise
-    return [StoredResource(row.id, resource_type, 1, at, at, row.doc) for row in rows]
+    return batch.stored
 
 
 async def append_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
