@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.errors import ScimError
-from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch
+from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
 from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.tables import tenants as tenant_rows
 from provisor.storage.transactions import write_transaction
@@ -34,26 +34,32 @@ async def setup_tenant(engine: AsyncEngine, tenant: str) -> None:
         await conn.execute(insert(tenant_rows).values(id=tenant, settings={}, created=AT))
 
 
-async def write(engine: AsyncEngine, tenant: str, rows: list[NewRow]) -> None:
+def event_rows(tenant: str, stored: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant,
+            "at": AT,
+            "resource_type": "User",
+            "resource_id": s.id,
+            "op": "created",
+            "version": s.version,
+            "actor": None,
+            "payload": {"id": s.id, "doc": s.doc},
+        }
+        for s in stored
+    ]
+
+
+async def write(engine: AsyncEngine, tenant: str, rows: list[NewRow], how: str) -> None:
+    """`how`: "transaction" (the caller's transaction, as for groups with members) or
+    "write_batch" (a transaction of its own, one call in the connection's thread on SQLite)."""
+    batch = prepare_batch(tenant_id=tenant, resource_type="User", at=AT, rows=rows)
+    if how == "write_batch":
+        await write_batch(engine, batch, event_rows(tenant, batch.stored))
+        return
     async with write_transaction(engine) as conn:
-        batch = prepare_batch(tenant_id=tenant, resource_type="User", at=AT, rows=rows)
         stored = await insert_many(conn, batch)
-        await append_events(
-            conn,
-            [
-                {
-                    "tenant_id": tenant,
-                    "at": AT,
-                    "resource_type": "User",
-                    "resource_id": s.id,
-                    "op": "created",
-                    "version": s.version,
-                    "actor": None,
-                    "payload": {"id": s.id, "doc": s.doc},
-                }
-                for s in stored
-            ],
-        )
+        await append_events(conn, event_rows(tenant, stored))
 
 
 async def count(engine: AsyncEngine, table: Any, tenant: str) -> int:
@@ -62,7 +68,11 @@ async def count(engine: AsyncEngine, table: Any, tenant: str) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-def test_rows_read_back_as_written(database_url: str, tenant_id: str) -> None:
+HOW = pytest.mark.parametrize("how", ["transaction", "write_batch"])
+
+
+@HOW
+def test_rows_read_back_as_written(database_url: str, tenant_id: str, how: str) -> None:
     rows = [
         user_row(f"user{i}@example.com", active=i % 2 == 0, emails=[{"value": f"{i}@x"}]) for i in range(3)
     ]
@@ -70,7 +80,7 @@ def test_rows_read_back_as_written(database_url: str, tenant_id: str) -> None:
 
     async def work(engine: AsyncEngine) -> None:
         await setup_tenant(engine, tenant_id)
-        await write(engine, tenant_id, rows)
+        await write(engine, tenant_id, rows, how)
         async with engine.connect() as conn:
             found = {
                 r.id: (r.doc, r.version, r.created, r.managed)
@@ -93,23 +103,24 @@ def test_rows_read_back_as_written(database_url: str, tenant_id: str) -> None:
     run_db(database_url, work)
 
 
+@HOW
 @pytest.mark.parametrize("clash", ["with a stored user", "inside the batch"])
 def test_a_unique_clash_is_409_for_the_batch_and_writes_nothing(
-    database_url: str, tenant_id: str, clash: str
+    database_url: str, tenant_id: str, clash: str, how: str
 ) -> None:
     async def work(engine: AsyncEngine) -> None:
         await setup_tenant(engine, tenant_id)
-        await write(engine, tenant_id, [user_row("taken@example.com")])
+        await write(engine, tenant_id, [user_row("taken@example.com")], how)
         batch = [user_row(f"new{i}@example.com") for i in range(5)]
         batch[3] = user_row("taken@example.com" if clash == "with a stored user" else "new1@example.com")
         with pytest.raises(ScimError) as raised:
-            await write(engine, tenant_id, batch)
+            await write(engine, tenant_id, batch, how)
         assert raised.value.status == 409 and raised.value.scim_type == "uniqueness"
         assert await count(engine, resources, tenant_id) == 1
         assert await count(engine, attribute_index, tenant_id) == 1
         assert await count(engine, events, tenant_id) == 1
         # The pool's connections are still good: the next batch goes in.
-        await write(engine, tenant_id, [user_row("after@example.com")])
+        await write(engine, tenant_id, [user_row("after@example.com")], how)
         assert await count(engine, resources, tenant_id) == 2
 
     run_db(database_url, work)

@@ -16,7 +16,7 @@ from provisor.clock import now
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.service.render import render
-from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch
+from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
 
@@ -76,6 +76,8 @@ async def create_many(
         }
         for resource in batch.stored
     ]
+    if not any(item.extra for item in items):
+        return await write_batch(service.engine, batch, created)
     async with write_transaction(service.engine) as conn:
         stored = await insert_many(conn, batch)
         for resource, item in zip(stored, items, strict=True):

@@ -3,24 +3,28 @@
 A Bulk or import of thousands of resources would otherwise pay a round trip and a transaction per
 row; here N resources, their index rows and their events go in one transaction. PostgreSQL takes
 each table's rows as one binary `COPY`, which spares it an executor start per row (a Bulk user is
-about six rows); SQLite takes executemany in chunks below its bound-parameter limit.
+about six rows). SQLite takes executemany: in chunks below its bound-parameter limit inside the
+caller's transaction, or, for a batch that is a transaction of its own (`write_batch`), as one call
+in the connection's thread with every parameter bound before the writer lock is taken.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.errors import uniqueness
-from provisor.storage.direct import copy_rows
+from provisor.errors import ScimError, uniqueness
+from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.engine import json_text
 from provisor.storage.resources import IndexRow, StoredResource, is_unique_violation
 from provisor.storage.tables import attribute_index, events, resources
+from provisor.storage.transactions import write_transaction
 
 #: Rows per INSERT statement; 9 columns x 1000 rows stays under the 32767-parameter limits.
 CHUNK = 1000
@@ -108,8 +112,7 @@ async def insert_many(conn: AsyncConnection, batch: PreparedBatch) -> list[Store
         await _insert_all(conn, attribute_index, batch.index)
     except IntegrityError as exc:
         if is_unique_violation(exc):
-            resource_type = batch.stored[0].resource_type if batch.stored else "resource"
-            raise uniqueness(f"a {resource_type} in this batch clashes on a unique attribute") from None
+            raise _clash(batch) from None
         raise
     return batch.stored
 
@@ -117,6 +120,68 @@ async def insert_many(conn: AsyncConnection, batch: PreparedBatch) -> list[Store
 async def append_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert prepared event rows (the outbox) in multi-row statements."""
     await _insert_all(conn, events, rows)
+
+
+def _row_insert(table: Table, columns: Sequence[str]) -> DirectStatement:
+    return DirectStatement(insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns}))
+
+
+_RESOURCE_COLUMNS = (
+    "tenant_id",
+    "id",
+    "resource_type",
+    "version",
+    "created",
+    "last_modified",
+    "doc",
+    "managed",
+)
+_INDEX_COLUMNS = ("tenant_id", "resource_type", "attr", "value_norm", "resource_id", "is_unique")
+_EVENT_COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
+_SQLITE_INSERTS = (
+    (_row_insert(resources, _RESOURCE_COLUMNS), "resources"),
+    (_row_insert(attribute_index, _INDEX_COLUMNS), "index"),
+    (_row_insert(events, _EVENT_COLUMNS), "events"),
+)
+
+
+async def write_batch(
+    engine: AsyncEngine, batch: PreparedBatch, event_rows: Sequence[dict[str, Any]]
+) -> list[StoredResource]:
+    """`insert_many` and `append_events` in one transaction of their own.
+
+    On SQLite the statements' parameters are bound before the writer lock is taken, and the
+    transaction is one call in the connection's thread (`write_in_sqlite_thread`): the lock is then
+    held for SQLite's own work, not for SQLAlchemy's per-row processing and a thread hop per
+    statement."""
+    if engine.dialect.name != "sqlite":
+        async with write_transaction(engine) as conn:
+            stored = await insert_many(conn, batch)
+            await append_events(conn, event_rows)
+        return stored
+    tables = {"resources": batch.resources, "index": batch.index, "events": event_rows}
+    bound = []
+    for statement, rows in _SQLITE_INSERTS:
+        compiled = statement.compiled(engine.dialect)
+        bound.append((compiled.sql, [compiled.args(row) for row in tables[rows]]))
+
+    def steps(db: sqlite3.Connection) -> None:
+        for sql, args in bound:
+            if args:
+                db.executemany(sql, args)
+
+    try:
+        await write_in_sqlite_thread(engine, steps)
+    except IntegrityError as exc:
+        if is_unique_violation(exc):
+            raise _clash(batch) from None
+        raise
+    return batch.stored
+
+
+def _clash(batch: PreparedBatch) -> ScimError:
+    resource_type = batch.stored[0].resource_type if batch.stored else "resource"
+    return uniqueness(f"a {resource_type} in this batch clashes on a unique attribute")
 
 
 async def existing_ids(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> set[str]:
