@@ -122,26 +122,17 @@ async def append_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     await _insert_all(conn, events, rows)
 
 
-def _row_insert(table: Table, columns: Sequence[str]) -> DirectStatement:
-    return DirectStatement(insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns}))
+def _row_insert(table: Table, *, unwritten: tuple[str, ...] = ()) -> DirectStatement:
+    """An INSERT of one row naming every column of `table` but `unwritten` (the keys of
+    `PreparedBatch`'s rows and of event rows)."""
+    columns = [c for c in table.c if c.name not in unwritten]
+    return DirectStatement(insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in columns}))
 
 
-_RESOURCE_COLUMNS = (
-    "tenant_id",
-    "id",
-    "resource_type",
-    "version",
-    "created",
-    "last_modified",
-    "doc",
-    "managed",
-)
-_INDEX_COLUMNS = ("tenant_id", "resource_type", "attr", "value_norm", "resource_id", "is_unique")
-_EVENT_COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
 _SQLITE_INSERTS = (
-    (_row_insert(resources, _RESOURCE_COLUMNS), "resources"),
-    (_row_insert(attribute_index, _INDEX_COLUMNS), "index"),
-    (_row_insert(events, _EVENT_COLUMNS), "events"),
+    (_row_insert(resources, unwritten=("deleted_at",)), "resources"),
+    (_row_insert(attribute_index), "index"),
+    (_row_insert(events, unwritten=("seq",)), "events"),
 )
 
 
