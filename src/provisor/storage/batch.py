@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.errors import ScimError, uniqueness
 from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.engine import json_text
-from provisor.storage.resources import IndexRow, StoredResource, is_unique_violation
+from provisor.storage.outbox import APPEND_EVENT
+from provisor.storage.resources import INSERT_INDEX, IndexRow, StoredResource, is_unique_violation
 from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.transactions import write_transaction
 
@@ -122,17 +123,12 @@ async def append_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
     await _insert_all(conn, events, rows)
 
 
-def _row_insert(table: Table, *, unwritten: tuple[str, ...] = ()) -> DirectStatement:
-    """An INSERT of one row naming every column of `table` but `unwritten` (the keys of
-    `PreparedBatch`'s rows and of event rows)."""
-    columns = [c for c in table.c if c.name not in unwritten]
-    return DirectStatement(insert(table).values({c.name: bindparam(c.name, type_=c.type) for c in columns}))
-
-
-_SQLITE_INSERTS = (
-    (_row_insert(resources, unwritten=("deleted_at",)), "resources"),
-    (_row_insert(attribute_index), "index"),
-    (_row_insert(events, unwritten=("seq",)), "events"),
+#: One resource row as `prepare_batch` builds it (with `managed`, which single creates leave to
+#: the column's default); index rows and events use the single writes' statements.
+_INSERT_RESOURCE = DirectStatement(
+    insert(resources).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in resources.c if c.name != "deleted_at"}
+    )
 )
 
 
@@ -150,11 +146,14 @@ async def write_batch(
             stored = await insert_many(conn, batch)
             await append_events(conn, event_rows)
         return stored
-    tables = {"resources": batch.resources, "index": batch.index, "events": event_rows}
     bound = []
-    for statement, rows in _SQLITE_INSERTS:
+    for statement, rows in (
+        (_INSERT_RESOURCE, batch.resources),
+        (INSERT_INDEX, batch.index),
+        (APPEND_EVENT, event_rows),
+    ):
         compiled = statement.compiled(engine.dialect)
-        bound.append((compiled.sql, [compiled.args(row) for row in tables[rows]]))
+        bound.append((compiled.sql, [compiled.args(row) for row in rows]))
 
     def steps(db: sqlite3.Connection) -> None:
         for sql, args in bound:

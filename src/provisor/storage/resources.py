@@ -89,7 +89,8 @@ def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
 
 
 #: The write path's statements, built once and run on the driver connection (storage/direct.py).
-_INSERT_INDEX = DirectStatement(
+#: One index row (also used by the batch writes, storage/batch.py).
+INSERT_INDEX = DirectStatement(
     insert(attribute_index).values(
         _params(
             attribute_index, "tenant_id", "resource_type", "attr", "value_norm", "resource_id", "is_unique"
@@ -183,7 +184,7 @@ async def _write_index(
         return
     with _conflicts_as_uniqueness(resource_type, rows):
         await execute_many(
-            conn, _INSERT_INDEX, [_index_params(tenant_id, resource_type, resource_id, r) for r in rows]
+            conn, INSERT_INDEX, [_index_params(tenant_id, resource_type, resource_id, r) for r in rows]
         )
 
 
@@ -344,7 +345,7 @@ async def _create_on_sqlite(
 ) -> None:
     dialect = engine.dialect
     resource = _INSERT.compiled(dialect)
-    rows = _INSERT_INDEX.compiled(dialect)
+    rows = INSERT_INDEX.compiled(dialect)
     event = APPEND_EVENT.compiled(dialect)
     resource_args = resource.args(
         {
@@ -517,7 +518,7 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
     key = _key_params(tenant_id, current.resource_type, current.id)
     update_row = _UPDATE_IF_VERSION.compiled(dialect)
     drop = _DELETE_INDEX_ROW.compiled(dialect)
-    rows = _INSERT_INDEX.compiled(dialect)
+    rows = INSERT_INDEX.compiled(dialect)
     event = APPEND_EVENT.compiled(dialect)
     update_args = update_row.args(
         {
