@@ -98,3 +98,43 @@ class HookRunner:
                     await result
             except Exception:
                 log.exception("hook %s failed for event %s", name, event.id)
+
+
+class PasswordHook:
+    """Hands a password an IdP sent to the host application's `on_password(tenant, user_id,
+    password)`, for applications that keep local passwords (docs/events.md).
+
+    Unlike the event hooks it is called in the request, after the write committed: the password
+    is in no event and no table, so there is nothing to tail. It is therefore called only by the
+    process that served the request, once, and never replayed; a crash in between loses it. A
+    hook that raises is logged (by exception type only: its message could quote the password)
+    and the request still succeeds, since the IdP's change is already stored.
+    """
+
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        self.handler = handler
+
+    @classmethod
+    def of(cls, hooks: Any) -> PasswordHook | None:
+        handler = (
+            hooks.get("on_password") if isinstance(hooks, Mapping) else getattr(hooks, "on_password", None)
+        )
+        return cls(handler) if callable(handler) else None
+
+    async def __call__(
+        self, tenant_id: str, resource_type: str, resource_id: str, values: dict[str, Any]
+    ) -> None:
+        password = values.get("password")
+        if resource_type != "User" or not isinstance(password, str):
+            return
+        try:
+            result = self.handler(tenant_id, resource_id, password)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            log.error(
+                "on_password hook failed for user %s of tenant %s: %s (the password is not retried)",
+                resource_id,
+                tenant_id,
+                type(exc).__name__,
+            )

@@ -108,11 +108,21 @@ class _UnknownAttribute(Exception):
 
 
 class _Binder:
-    def __init__(self, registry: Registry, rt: ResourceType, error: Error, *, unknown_absent: bool = False):
+    def __init__(
+        self,
+        registry: Registry,
+        rt: ResourceType,
+        error: Error,
+        *,
+        unknown_absent: bool = False,
+        purpose: str = "a filter",
+    ):
         self.registry = registry
         self.rt = rt
         self.error = error
         self.unknown_absent = unknown_absent
+        #: What the names being bound are part of, for error messages ("a filter", "a PATCH path").
+        self.purpose = purpose
 
     def constant(self, truth: bool) -> Filter:
         """A filter that is always `truth`, built from `id pr` (every resource has an id)."""
@@ -138,7 +148,7 @@ class _Binder:
                 raise _UnknownAttribute(str(attr))
             raise self.error(f"unknown attribute {attr}")
         if path.target.returned == "never":
-            raise self.error(f"attribute {path} cannot be used in a filter")
+            raise self.error(f"attribute {path} is never returned and cannot be used in {self.purpose}")
         return path
 
     def bind(self, node: Filter, within: AttrPath | None) -> Filter:
@@ -225,23 +235,35 @@ _CACHED_TEXT_LENGTH = 200
 
 
 def resolve_patch_path(text: str, registry: Registry, rt: ResourceType) -> PatchPath:
-    """`bind_path(parse_path(text), ...)`, remembered for short paths of the registry's own types."""
+    """`bind_path(parse_path(text), ...)`, remembered for short paths of the registry's own types.
+
+    Every error names the PATCH path it is about (`invalid PATCH path "x": ...`): the parser and
+    binder are shared with filters, and a client must not be told about a filter it never sent.
+    """
     if len(text) > _CACHED_TEXT_LENGTH or registry.resource_types.get(rt.name) is not rt:
-        return bind_path(parse_path(text), registry, rt)
+        return _bound_path(text, registry, rt)
     cache = _BOUND_PATHS.setdefault(registry, {})
     key = (rt.name, text)
     bound = cache.get(key)
     if bound is None:
-        bound = bind_path(parse_path(text), registry, rt)
+        bound = _bound_path(text, registry, rt)
         if len(cache) >= _BOUND_PATHS_MAX:
             cache.clear()
         cache[key] = bound
     return bound
 
 
+def _bound_path(text: str, registry: Registry, rt: ResourceType) -> PatchPath:
+    try:
+        return bind_path(parse_path(text), registry, rt)
+    except ScimError as error:
+        shown = text if len(text) <= _CACHED_TEXT_LENGTH else text[:_CACHED_TEXT_LENGTH] + "..."
+        raise invalid_path(f'invalid PATCH path "{shown}": {error.detail}') from None
+
+
 def bind_path(path: PatchPath, registry: Registry, rt: ResourceType) -> PatchPath:
     """Resolve a PATCH path; errors are invalidPath."""
-    binder = _Binder(registry, rt, invalid_path)
+    binder = _Binder(registry, rt, invalid_path, purpose="a PATCH path")
     resolved = binder.resolve(path.attr, None)
     attr = _with_path(path.attr, resolved)
     if path.filter is None:

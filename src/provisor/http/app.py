@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisor.config import Settings
 from provisor.errors import ScimError
+from provisor.events.hooks import PasswordHook
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
@@ -59,6 +60,9 @@ class Provisor:
             "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
         }
         self.services = services
+        password_hook = PasswordHook.of(hooks) if hooks is not None else None
+        if password_hook is not None:
+            services["User"].write_only_sink = password_hook
         self.auth = Authenticator(self.engine, settings.static_token, RateLimiter(self.engine))
         self.auth_listener = AuthListener(self.engine, self.auth.cache) if settings.token_cache else None
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)

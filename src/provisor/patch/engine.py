@@ -285,17 +285,19 @@ class _Patcher:
         bound = resolve_patch_path(text, self.registry, self.rt)
         resolved: AttrPath | None = bound.attr.path
         if resolved is None:
-            raise invalid_path(f"unknown attribute path {text!r}")
+            raise invalid_path(f'invalid PATCH path "{text}": unknown attribute')
         sub = resolved.sub_attribute
         if bound.sub is not None:
             if sub is not None:
-                raise invalid_path(f"{text!r} names a sub-attribute twice")
+                raise invalid_path(f'invalid PATCH path "{text}": it names a sub-attribute twice')
             sub = resolved.attribute.sub(bound.sub)
             if sub is None:
-                raise invalid_path(f"unknown sub-attribute in {text!r}")
+                raise invalid_path(f'invalid PATCH path "{text}": unknown sub-attribute')
         multi_complex = resolved.attribute.multi_valued and resolved.attribute.is_complex
         if bound.filter is not None and not multi_complex:
-            raise invalid_path(f"a value filter needs a multi-valued complex attribute: {text!r}")
+            raise invalid_path(
+                f'invalid PATCH path "{text}": a value filter needs a multi-valued complex attribute'
+            )
         return _Target(text, resolved.urn, resolved.attribute, bound.filter, sub)
 
     # ---- checks ---------------------------------------------------------------------------

@@ -223,6 +223,9 @@ class BulkJob:
             else:
                 for item, resource in zip(pending, stored, strict=True):
                     self._created(item.op, resource)
+                    await service.deliver_write_only(
+                        self.ctx, resource.id, service.write_only.in_body(item.data)
+                    )
                 return
         for item in pending:
             if self.stopped:

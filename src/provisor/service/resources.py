@@ -8,7 +8,7 @@ particular to a resource type (derived attributes, membership rows) through a fe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -28,11 +28,13 @@ from provisor.patch import (
     normalise,
     parse_patch_request,
 )
+from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
 from provisor.schema.model import ResourceType
 from provisor.schema.projection import is_requested, parse_attribute_list, project
 from provisor.schema.registry import Registry
+from provisor.schema.write_only import WriteOnly
 from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
 from provisor.service.cursor import Cursor, keyset_condition
@@ -65,6 +67,11 @@ class Projection:
         return project(self.registry, self.rt, resource, self.attributes, self.excluded)
 
 
+#: Receives the write-only values (e.g. `{"password": "..."}`) a committed write carried:
+#: (tenant id, resource type, resource id, values). Set by the app when a hook wants them.
+WriteOnlySink = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
+
+
 class ResourceService:
     """Generic behaviour shared by every resource type."""
 
@@ -74,6 +81,8 @@ class ResourceService:
         self.rt = rt
         self.settings = settings
         self.dialect = engine.dialect.name
+        self.write_only = WriteOnly(registry, rt)
+        self.write_only_sink: WriteOnlySink | None = None
 
     # ---- hooks for subclasses -------------------------------------------------------------------
 
@@ -196,9 +205,22 @@ class ResourceService:
             raise not_found(f"{self.rt.name} {resource_id} not found")
         return current
 
+    async def deliver_write_only(self, ctx: RequestContext, resource_id: str, values: dict[str, Any]) -> None:
+        """Hand the write-only values of a committed write to the sink (never stored, never logged)."""
+        if values and self.write_only_sink is not None:
+            await self.write_only_sink(ctx.tenant_id, self.rt.name, resource_id, values)
+
     # ---- operations -----------------------------------------------------------------------------
 
     async def create(
+        self, ctx: RequestContext, body: dict[str, Any], projection: Projection
+    ) -> tuple[StoredResource, dict[str, Any]]:
+        secrets = self.write_only.in_body(body)
+        stored, out = await self._create(ctx, body, projection)
+        await self.deliver_write_only(ctx, stored.id, secrets)
+        return stored, out
+
+    async def _create(
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
         doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body))
@@ -248,6 +270,19 @@ class ResourceService:
         projection: Projection,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
+        secrets = self.write_only.in_body(body)
+        stored, out = await self._replace(ctx, resource_id, body, projection, if_match)
+        await self.deliver_write_only(ctx, stored.id, secrets)
+        return stored, out
+
+    async def _replace(
+        self,
+        ctx: RequestContext,
+        resource_id: str,
+        body: dict[str, Any],
+        projection: Projection,
+        if_match: str | None,
+    ) -> tuple[StoredResource, dict[str, Any]]:
         if self.single_row_writes:
 
             def replaced_doc(current: StoredResource) -> dict[str, Any]:
@@ -288,11 +323,26 @@ class ResourceService:
         projection: Projection | None,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
+        """PATCH; operations on write-only attributes (a password) are taken out first: they
+        change nothing stored, so a password-only PATCH writes no version and no event."""
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
+        operations, secrets = split_write_only(request.operations, self.write_only)
+        stored, out = await self._patch(ctx, resource_id, operations, projection, if_match)
+        await self.deliver_write_only(ctx, stored.id, secrets)
+        return stored, out
+
+    async def _patch(
+        self,
+        ctx: RequestContext,
+        resource_id: str,
+        operations: Sequence[PatchOperation],
+        projection: Projection | None,
+        if_match: str | None,
+    ) -> tuple[StoredResource, dict[str, Any] | None]:
         if self.single_row_writes:
 
             def patch_doc(current: StoredResource) -> dict[str, Any]:
-                result = self.patched(ctx, current, request.operations)
+                result = self.patched(ctx, current, operations)
                 return dict(result.doc) if result.changed else current.doc
 
             done = await self._write_in_one_statement(ctx, resource_id, projection, if_match, patch_doc)
@@ -302,7 +352,7 @@ class ResourceService:
         async with write_transaction(self.engine) as conn:
             current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
             check_if_match(if_match, current.version)
-            result = await self.run_patch(conn, ctx, current, request.operations)
+            result = await self.run_patch(conn, ctx, current, operations)
             stored = current
             if result.changed:
                 members_changed = await self.apply_member_delta(conn, ctx, current, result.members)

@@ -33,6 +33,7 @@ class UserService(ResourceService):
             adopted = await adopt_user(self, ctx, body, projection)
             if adopted is None:
                 raise
+            await self.deliver_write_only(ctx, adopted[0].id, self.write_only.in_body(body))
             return adopted
 
     def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
