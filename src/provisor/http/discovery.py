@@ -30,13 +30,15 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
         "sort": {"supported": True},
         "etag": {"supported": True},
         # RFC 9865 section 4: both pagination methods are available on every list endpoint.
+        # `cursorTimeout` is left out: it is a positive number of seconds after which a cursor
+        # may expire, and Provisor's cursors never do (a signed position, no server-side state:
+        # service/cursor.py). The `0` advertised before is invalid, and clients reject the document.
         "pagination": {
             "cursor": True,
             "index": True,
             "defaultPaginationMethod": "index",
             "defaultPageSize": settings.default_page_size,
             "maxPageSize": settings.max_page_size,
-            "cursorTimeout": 0,
         },
         "authenticationSchemes": [
             {
