@@ -20,9 +20,11 @@ def format_row(row: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return orjson.dumps(row).decode()
     query = f"?{row['query']}" if row.get("query") else ""
+    unknown = row.get("unknown_attributes")
+    ignored = f"  unknown: {','.join(unknown)}" if unknown else ""
     return (
         f"{row['at']}  {row['tenant_id'] or '-':12}  {row['status']:>3}  {row['duration_ms']:>8.1f}ms  "
-        f"{row['method']:6} {row['path']}{query}  {row['token_name'] or '-'}  {row['request_id']}"
+        f"{row['method']:6} {row['path']}{query}  {row['token_name'] or '-'}  {row['request_id']}{ignored}"
     )
 
 

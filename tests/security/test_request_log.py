@@ -163,6 +163,7 @@ def test_writer_batches_and_prunes(database_url: str, tenant_id: str) -> None:
                         "token_name": None,
                         "request_body": None,
                         "response_body": None,
+                        "unknown_attributes": None,
                     }
                 ],
             )

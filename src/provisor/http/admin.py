@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
-from provisor.http.admin_requests import requests_route
+from provisor.http.admin_requests import requests_route, unknown_attributes_route
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
 from provisor.storage.event_log import EventFilter, EventPage, read_events
@@ -108,4 +108,8 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
 
         return await guarded(request, work)
 
-    return [Route("/events", events, methods=["GET"]), requests_route(provisor, guarded)]
+    return [
+        Route("/events", events, methods=["GET"]),
+        requests_route(provisor, guarded),
+        unknown_attributes_route(provisor, guarded),
+    ]

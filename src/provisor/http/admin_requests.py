@@ -1,6 +1,10 @@
 """`GET /admin/v1/requests?tenant=&errors=&after=&limit=`: the request log (admin tokens only).
 
 Answers `{"requests": [...], "next": <id>}` oldest first; pass `next` back as `after` to page on.
+Each row names the `unknown_attributes` its request carried (a list, or null).
+
+`GET /admin/v1/unknown-attributes?tenant=T`: how often each unknown attribute came for a tenant,
+`{"tenant": T, "attributes": [{"name", "count", "last_seen"}...]}`, the most frequent first.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from starlette.routing import Route
 
 from provisor.errors import invalid_value
 from provisor.service.request_log import RequestLogWriter
-from provisor.storage.request_log import RequestFilter, read_requests
+from provisor.storage.request_log import RequestFilter, read_requests, read_unknown_counts
 from provisor.storage.transactions import read_transaction
 
 if TYPE_CHECKING:
@@ -62,3 +66,22 @@ def requests_route(provisor: Provisor, guarded: Guard) -> Route:
         return await guarded(request, work)
 
     return Route("/requests", requests, methods=["GET"])
+
+
+def unknown_attributes_route(provisor: Provisor, guarded: Guard) -> Route:
+    writer: RequestLogWriter = provisor.request_log
+
+    async def unknown_attributes(request: Request) -> Response:
+        async def work() -> Response:
+            tenant = request.query_params.get("tenant")
+            if not tenant:
+                raise invalid_value("tenant is required: ?tenant=<tenant id>")
+            await writer.flush()  # this worker's own counts become visible first
+            async with read_transaction(provisor.engine) as conn:
+                rows = await read_unknown_counts(conn, tenant)
+            body = {"tenant": tenant, "attributes": rows}
+            return Response(orjson.dumps(body), media_type="application/json")
+
+        return await guarded(request, work)
+
+    return Route("/unknown-attributes", unknown_attributes, methods=["GET"])

@@ -126,6 +126,12 @@ class _Exchange:
         state = self.scope.get("state")
         return state.get("principal") if isinstance(state, dict) else None
 
+    def unknown_attributes(self) -> tuple[str, ...]:
+        """The unknown attributes the SCIM services ignored in this request (http/scim.py)."""
+        state = self.scope.get("state")
+        names = state.get("unknown_attributes") if isinstance(state, dict) else None
+        return tuple(dict.fromkeys(names)) if names else ()
+
     def mode(self) -> str:
         principal = self.principal()
         if principal is None:
@@ -233,5 +239,6 @@ class EnvelopeMiddleware:
                 mode=exchange.mode(),
                 request_body=bytes(exchange.request_body),
                 response_body=bytes(exchange.response_body),
+                unknown_attributes=exchange.unknown_attributes(),
             )
         )

@@ -72,6 +72,8 @@ class ScimApi:
         assert principal.tenant_id is not None
         base = self.base_url(request)
         ctx = RequestContext(principal.tenant_id, principal.token_name, base, principal.tenant_settings)
+        # The request log entry names the unknown attributes the services ignored (middleware.py).
+        request.scope.setdefault("state", {})["unknown_attributes"] = ctx.unknown_attributes
         segments = [s for s in path.split("/") if s]
         method = request.method
         if not segments:

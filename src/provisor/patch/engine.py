@@ -81,11 +81,14 @@ def apply_patch(
     resource_id: str,
     options: PatchOptions | None = None,
     load_members: LoadMembers | None = None,
+    dropped: list[str] | None = None,
 ) -> PatchResult:
-    """Apply `operations` in order to a copy of `doc`; the input is never modified."""
+    """Apply `operations` in order to a copy of `doc`; the input is never modified.
+
+    Unknown attributes that are ignored (leniently) are named in `dropped` (schema/coerce.py)."""
     # `_pruned` rebuilds every dict and list, so it is the copy (a stored document is JSON and
     # already pruned, so nothing else changes); it costs half of `copy.deepcopy`.
-    patcher = _Patcher(registry, rt, _pruned_doc(doc), options or PatchOptions(), load_members)
+    patcher = _Patcher(registry, rt, _pruned_doc(doc), options or PatchOptions(), load_members, dropped)
     for operation in operations:
         patcher.apply(operation)
     _check_required_kept(rt, doc, patcher.doc)
@@ -175,7 +178,9 @@ class _Patcher:
         doc: Doc,
         options: PatchOptions,
         load_members: LoadMembers | None,
+        dropped: list[str] | None = None,
     ) -> None:
+        self.dropped = dropped
         self.registry = registry
         self.rt = rt
         self.doc = doc
@@ -233,6 +238,8 @@ class _Patcher:
         if resolved is None:
             if self.options.strict:
                 raise invalid_path(f"unknown attribute {key!r}")
+            if self.dropped is not None:
+                self.dropped.append(key)
             return  # lenient: IdPs send keys this server does not model
         target = _Target(key, resolved.urn, resolved.attribute, None, resolved.sub_attribute)
         if value is None:  # RFC 7643 section 2.5: null is the same as unassigned
@@ -338,7 +345,7 @@ class _Patcher:
         """Single-valued: add/replace set the value; a complex value merges sub-attributes
         (section 3.5.2.3: "Sub-attributes that are not specified ... are left unchanged")."""
         attribute, section = target.attribute, self._section(target.urn)
-        new = coerce_value(attribute, value, target.text)
+        new = coerce_value(attribute, value, target.text, self.dropped)
         old = section.get(attribute.name)
         if new is None:
             if op == "replace":
@@ -356,7 +363,7 @@ class _Patcher:
     def _write_multi(self, op: str, target: _Target, value: Any) -> None:
         """Add appends values not already present; replace (no filter) replaces the whole list."""
         attribute, section = target.attribute, self._section(target.urn)
-        new = coerce_attribute(attribute, value, target.text) or []
+        new = coerce_attribute(attribute, value, target.text, self.dropped) or []
         old = list(section.get(attribute.name) or [])
         if op == "replace":
             self._check_mutable(attribute, old or None, new or None, target.text)
@@ -404,7 +411,7 @@ class _Patcher:
         else:
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]
-            new = coerce_value(attribute, value, target.text)
+            new = coerce_value(attribute, value, target.text, self.dropped)
         elements = list(section.get(attribute.name) or [])
         matched = [element for element in elements if matches_element(target.filter, element)]
         if not matched:

@@ -30,6 +30,8 @@ class NormaliseContext:
     resource_id: str
     #: Paths already resolved for this request: most normalisers look at every operation's path.
     resolved: dict[str, _Resolved | None] = field(default_factory=dict, compare=False, repr=False)
+    #: Where the names of ignored unknown keys of path-less values go (None: nobody asked).
+    dropped: list[str] | None = field(default=None, compare=False, repr=False)
 
 
 Normaliser = Callable[[PatchOperation, NormaliseContext], list[PatchOperation]]
@@ -126,6 +128,8 @@ def _split_key(op: str, key: str, value: Any, ctx: NormaliseContext) -> list[Pat
     except ScimError:
         resolved = None
     if resolved is None:
+        if ctx.dropped is not None:
+            ctx.dropped.append(key)
         return []
     if value is None and not _is_manager(resolved):
         return []

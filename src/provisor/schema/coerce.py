@@ -9,8 +9,9 @@ has to cope with the many shapes identity providers actually send.
 Choices worth knowing:
 
 * Lenient where nothing is lost: names match case-insensitively at every level, unknown
-  attributes and unknown extensions are ignored, string booleans and integral strings are
-  accepted, numbers given for strings become strings, a single value for a multi-valued
+  attributes and unknown extensions are ignored (their names are collected in `dropped` when the
+  caller passes a list, so an IdP's mapping typo shows in the request log), string booleans and
+  integral strings are accepted, numbers given for strings become strings, a single value for a multi-valued
   attribute is wrapped in a list, readOnly attributes are ignored, `canonicalValues` are
   suggestions and are not enforced (RFC 7643 section 2.3.1 allows other values).
 * Strict where data would be lost or misread: an object or list for a simple attribute, a
@@ -60,6 +61,8 @@ __all__ = [
 
 #: Raw (not yet coerced) values of one schema section, keyed by canonical attribute name.
 _Section = dict[str, tuple[Attribute, Any]]
+#: Where the names of ignored unknown attributes go (None: nobody asked).
+Dropped = list[str] | None
 
 _DATETIME_RE = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
@@ -82,8 +85,13 @@ def coerce_resource(
     body: dict[str, Any],
     *,
     existing: dict[str, Any] | None = None,
+    dropped: Dropped = None,
 ) -> dict[str, Any]:
-    """Turn a POST/PUT body into a stored document; `existing` is the stored doc on PUT."""
+    """Turn a POST/PUT body into a stored document; `existing` is the stored doc on PUT.
+
+    The names of unknown attributes, which are ignored, are appended to `dropped` as the client
+    wrote them (`favouriteColour`, `name.middle`, `emails.label`, an unknown extension's URN).
+    """
     if not isinstance(body, dict):
         raise invalid_syntax("the request body must be a JSON object")
     sections: dict[str | None, _Section] = {}
@@ -91,10 +99,10 @@ def coerce_resource(
         if key.lower() == "schemas":
             _check_schemas(value)
         else:
-            _route(registry, rt, sections, key, value)
-    doc = _coerce_section(sections.pop(None, {}), "")
+            _route(registry, rt, sections, key, value, dropped)
+    doc = _coerce_section(sections.pop(None, {}), "", dropped)
     for urn, section in sections.items():
-        coerced = _coerce_section(section, f"{urn}:")
+        coerced = _coerce_section(section, f"{urn}:", dropped)
         if coerced and urn is not None:
             doc[urn] = coerced
     _check_required(rt, doc)
@@ -103,20 +111,20 @@ def coerce_resource(
     return doc
 
 
-def coerce_attribute(attribute: Attribute, value: Any, where: str) -> Any:
+def coerce_attribute(attribute: Attribute, value: Any, where: str, dropped: Dropped = None) -> Any:
     """Coerce a whole attribute value (a list for multi-valued ones); None when absent."""
     if not attribute.multi_valued:
         if isinstance(value, list):
             if not value:
                 return None
             raise invalid_value(f"{where} is single-valued; a list was given")
-        return coerce_value(attribute, value, where)
+        return coerce_value(attribute, value, where, dropped)
     items = value if isinstance(value, list) else [value]
     out = []
     for index, item in enumerate(items):
         if isinstance(item, list):
             raise invalid_value(f"{where}[{index}]: nested lists are not allowed")
-        coerced = coerce_value(attribute, item, f"{where}[{index}]")
+        coerced = coerce_value(attribute, item, f"{where}[{index}]", dropped)
         if coerced is not None:
             out.append(coerced)
     if not out:
@@ -126,16 +134,17 @@ def coerce_attribute(attribute: Attribute, value: Any, where: str) -> Any:
     return out
 
 
-def coerce_value(attribute: Attribute, value: Any, where: str) -> Any:
+def coerce_value(attribute: Attribute, value: Any, where: str, dropped: Dropped = None) -> Any:
     """Coerce one value (one element of a multi-valued attribute); None when it means absent.
 
     ReadOnly and `returned: never` sub-attributes of a complex value are dropped; whether the
-    attribute itself may be written is the caller's decision.
+    attribute itself may be written is the caller's decision. Unknown sub-attributes are dropped
+    too, and named in `dropped`.
     """
     if is_empty(value):
         return None
     if attribute.is_complex:
-        return _coerce_complex(attribute, value, where)
+        return _coerce_complex(attribute, value, where, dropped)
     if isinstance(value, dict | list):
         raise invalid_value(f"{where} must be a single {attribute.type} value, not {_kind(value)}")
     return _coerce_scalar(attribute, value, where)
@@ -175,34 +184,50 @@ def normalise_datetime(text: str, where: str = "value") -> str:
 
 
 def _route(
-    registry: Registry, rt: ResourceType, sections: dict[str | None, _Section], key: str, value: Any
+    registry: Registry,
+    rt: ResourceType,
+    sections: dict[str | None, _Section],
+    key: str,
+    value: Any,
+    dropped: Dropped,
 ) -> None:
     """File one body key under its schema section, resolving names and URN qualification."""
     if not key.lower().startswith("urn:"):
-        _route_name(rt, sections, None, key, value)
+        _route_name(rt, sections, None, key, value, dropped)
         return
     try:
         urn, rest = registry.split_urn(rt, key)
     except ScimError:
+        if dropped is not None:
+            dropped.append(key)
         return  # an extension this resource type does not have: ignored
     if rest:
-        _route_name(rt, sections, urn, rest, value)
+        _route_name(rt, sections, urn, rest, value, dropped)
         return
     if value is None:
         return
     if not isinstance(value, dict):
         raise invalid_value(f"{key} must be an object of attributes, not {_kind(value)}")
     for name, inner in value.items():
-        _route_name(rt, sections, urn, name, inner)
+        _route_name(rt, sections, urn, name, inner, dropped)
 
 
 def _route_name(
-    rt: ResourceType, sections: dict[str | None, _Section], urn: str | None, name: str, value: Any
+    rt: ResourceType,
+    sections: dict[str | None, _Section],
+    urn: str | None,
+    name: str,
+    value: Any,
+    dropped: Dropped,
 ) -> None:
     """File `name` (maybe dotted, `name.givenName`) of schema `urn` (None = core) into `sections`."""
     head, _, sub_name = name.partition(".")
     attribute = _attribute(rt, urn, head)
-    if attribute is None or not _writable(attribute):
+    if attribute is None:
+        if dropped is not None:
+            dropped.append(f"{urn}:{name}" if urn else name)
+        return
+    if not _writable(attribute):
         return
     section = sections.setdefault(urn, {})
     if not sub_name:
@@ -210,6 +235,8 @@ def _route_name(
         return
     sub = attribute.sub(sub_name)
     if sub is None or "." in sub_name:
+        if dropped is not None:
+            dropped.append(f"{urn}:{name}" if urn else name)
         return
     if attribute.multi_valued:
         raise invalid_value(f"{name}: cannot set a sub-attribute of multi-valued {attribute.name} by name")
@@ -234,10 +261,10 @@ def _writable(attribute: Attribute) -> bool:
     return not attribute.read_only and attribute.returned != "never"
 
 
-def _coerce_section(section: _Section, prefix: str) -> dict[str, Any]:
+def _coerce_section(section: _Section, prefix: str, dropped: Dropped) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (attribute, raw) in section.items():
-        value = coerce_attribute(attribute, raw, f"{prefix}{name}")
+        value = coerce_attribute(attribute, raw, f"{prefix}{name}", dropped)
         if value is not None:
             out[name] = value
     return out
@@ -253,13 +280,17 @@ def _check_schemas(value: Any) -> None:
 # ---- complex and multi-valued -----------------------------------------------------------------
 
 
-def _coerce_complex(attribute: Attribute, value: Any, where: str) -> dict[str, Any] | None:
+def _coerce_complex(attribute: Attribute, value: Any, where: str, dropped: Dropped) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise invalid_value(f"{where} must be an object, not {_kind(value)}")
     out: dict[str, Any] = {}
     for key, raw in value.items():
         sub = attribute.sub(key)
-        if sub is None or not _writable(sub):
+        if sub is None:
+            if dropped is not None:
+                dropped.append(f"{where.partition('[')[0]}.{key}")  # `emails[0]` -> `emails.label`
+            continue
+        if not _writable(sub):
             continue
         coerced = coerce_attribute(sub, raw, f"{where}.{sub.name}")
         if coerced is not None:

@@ -41,7 +41,9 @@ def prepare_create(
     managed: bool = True,
 ) -> PreparedCreate:
     """Validate a body as POST would; `resource_id` is only given by import (keeps exported ids)."""
-    doc, extra = service.split_body(coerce_resource(service.registry, service.rt, body))
+    doc, extra = service.split_body(
+        coerce_resource(service.registry, service.rt, body, dropped=ctx.unknown_attributes)
+    )
     row = NewRow(
         id=resource_id or str(uuid.uuid4()),
         doc=doc,

@@ -8,6 +8,11 @@ In "full" mode the bodies are stored with secrets redacted: every `password` mem
 and the `value` of PATCH operations whose `path` names a password. Bodies that are not JSON are
 never stored raw (they could hold anything); only their size is. Headers are never stored, so the
 `Authorization` header cannot end up in the log.
+
+Unknown attributes (names in request bodies that no schema of the resource type defines, which
+Provisor ignores) are named on the row in every mode but "off", and counted per tenant in every
+mode: the counts are folded into `unknown_attributes` with each batch, so a request only pays for
+appending its names, and an IdP's mapping typo never vanishes silently.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant
-from provisor.storage.request_log import insert_rows, prune
+from provisor.storage.request_log import UnknownCount, add_unknown_counts, encode_names, insert_rows, prune
 from provisor.storage.transactions import write_transaction
 
 log = logging.getLogger("provisor.request_log")
@@ -35,6 +40,9 @@ PRUNE_EVERY_SECONDS = 3600.0
 REDACTED = "[redacted]"
 #: Bodies kept in "full" mode are cut to this many characters after redaction.
 MAX_STORED_BODY = 65_536
+#: At most this many unknown attribute names are kept per request, each cut to this many characters.
+MAX_UNKNOWN_NAMES = 50
+MAX_UNKNOWN_NAME_LENGTH = 256
 
 
 @dataclass
@@ -53,6 +61,8 @@ class Exchange:
     mode: str
     request_body: bytes
     response_body: bytes
+    #: Unknown attributes the request's bodies carried (ignored by the services), in order seen.
+    unknown_attributes: tuple[str, ...] = ()
 
 
 def _is_password_path(path: Any) -> bool:
@@ -101,6 +111,7 @@ def to_row(exchange: Exchange) -> dict[str, Any]:
         "token_name": exchange.token_name,
         "request_body": redacted_body(exchange.request_body) if full else None,
         "response_body": redacted_body(exchange.response_body) if full else None,
+        "unknown_attributes": encode_names(exchange.unknown_attributes),
     }
 
 
@@ -113,15 +124,32 @@ class RequestLogWriter:
         self._last_prune: float | None = None
         # A plain list, swapped out by the flusher: recording costs one append and wakes nothing.
         self._pending: list[Exchange] = []
+        #: Unknown attribute counts per (tenant, name) since the last flush.
+        self._unknown: dict[tuple[str, str], UnknownCount] = {}
         self._lock = asyncio.Lock()
 
     def record(self, exchange: Exchange) -> None:
+        if exchange.unknown_attributes:
+            exchange.unknown_attributes = tuple(
+                name[:MAX_UNKNOWN_NAME_LENGTH] for name in exchange.unknown_attributes[:MAX_UNKNOWN_NAMES]
+            )
+            if exchange.tenant_id is not None:
+                self._count_unknown(exchange.tenant_id, exchange.unknown_attributes, exchange.at)
         if exchange.mode == "off":
             return
         if len(self._pending) >= QUEUE_ROWS:
             self.dropped += 1
             return
         self._pending.append(exchange)
+
+    def _count_unknown(self, tenant_id: str, names: tuple[str, ...], at: str) -> None:
+        for name in names:
+            seen = self._unknown.get((tenant_id, name))
+            if seen is None:
+                self._unknown[(tenant_id, name)] = UnknownCount(1, at)
+            else:
+                seen.count += 1
+                seen.last_seen = max(seen.last_seen, at)
 
     def start(self) -> None:
         if self._task is None:
@@ -139,14 +167,16 @@ class RequestLogWriter:
         """Insert everything recorded so far (the loop, the admin API, shutdown)."""
         async with self._lock:
             batch, self._pending = self._pending, []
+            counts, self._unknown = self._unknown, {}
             for start in range(0, len(batch), BATCH_ROWS):
                 await self._insert(batch[start : start + BATCH_ROWS])
+            await self._add_counts(counts)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            if self._pending:
+            if self._pending or self._unknown:
                 await self.flush()
             await self._maybe_prune(loop.time())
 
@@ -157,6 +187,15 @@ class RequestLogWriter:
         except Exception as exc:  # diagnostics must never take the server down
             self.dropped += len(batch)
             log.warning("could not write %d request log rows: %s", len(batch), exc)
+
+    async def _add_counts(self, counts: dict[tuple[str, str], UnknownCount]) -> None:
+        if not counts:
+            return
+        try:
+            async with write_transaction(self.engine) as conn:
+                await add_unknown_counts(conn, counts)
+        except Exception as exc:  # diagnostics must never take the server down
+            log.warning("could not count %d unknown attributes: %s", len(counts), exc)
 
     async def _maybe_prune(self, moment: float) -> None:
         if self.retention_days <= 0:

@@ -223,7 +223,9 @@ class ResourceService:
     async def _create(
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
-        doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body))
+        doc, extra = self.split_body(
+            coerce_resource(self.registry, self.rt, body, dropped=ctx.unknown_attributes)
+        )
         at = now()
         if extra is None:
             # Nothing to write beyond the resource: no transaction round trips (store.create_at_once).
@@ -286,7 +288,10 @@ class ResourceService:
         if self.single_row_writes:
 
             def replaced_doc(current: StoredResource) -> dict[str, Any]:
-                return self.split_body(coerce_resource(self.registry, self.rt, body, existing=current.doc))[0]
+                coerced = coerce_resource(
+                    self.registry, self.rt, body, existing=current.doc, dropped=ctx.unknown_attributes
+                )
+                return self.split_body(coerced)[0]
 
             done = await self._write_in_one_statement(ctx, resource_id, projection, if_match, replaced_doc)
             if done is not None:
@@ -297,7 +302,11 @@ class ResourceService:
         async with write_transaction(self.engine) as conn:
             current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
             check_if_match(if_match, current.version)
-            doc, extra = self.split_body(coerce_resource(self.registry, self.rt, body, existing=current.doc))
+            doc, extra = self.split_body(
+                coerce_resource(
+                    self.registry, self.rt, body, existing=current.doc, dropped=ctx.unknown_attributes
+                )
+            )
             extra_changed = await self.store_extra(conn, ctx, current, extra, replace=True)
             stored = current
             if doc != current.doc or extra_changed:
@@ -388,7 +397,7 @@ class ResourceService:
         """IdP dialects rewritten to RFC form before the engine sees them (off in strict mode)."""
         return normalise(
             operations,
-            NormaliseContext(self.registry, self.rt, current.id),
+            NormaliseContext(self.registry, self.rt, current.id, dropped=ctx.unknown_attributes),
             strict=bool(ctx.setting("strict_patch", False)),
         )
 
@@ -414,6 +423,7 @@ class ResourceService:
             resource_id=current.id,
             options=self.patch_options(ctx),
             load_members=load_members,
+            dropped=ctx.unknown_attributes,
         )
 
     async def _write_in_one_statement(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+import orjson
+from sqlalchemy import bindparam, case, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.storage.direct import DirectStatement, copy_rows, execute_many
-from provisor.storage.tables import request_log
+from provisor.storage.tables import request_log, unknown_attributes
 
 COLUMNS = (
     "at",
@@ -23,6 +25,7 @@ COLUMNS = (
     "token_name",
     "request_body",
     "response_body",
+    "unknown_attributes",
 )
 
 
@@ -48,6 +51,11 @@ async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
         await execute_many(conn, _INSERT, rows)
 
 
+def encode_names(names: tuple[str, ...] | list[str]) -> str | None:
+    """The `unknown_attributes` column's form: a JSON list, NULL for none."""
+    return orjson.dumps(list(names)).decode() if names else None
+
+
 async def read_requests(
     conn: AsyncConnection, after: int, limit: int, where: RequestFilter | None = None
 ) -> list[dict[str, Any]]:
@@ -57,7 +65,11 @@ async def read_requests(
         query = query.where(request_log.c.tenant_id == where.tenant)
     if where is not None and where.errors_only:
         query = query.where(request_log.c.status >= 400)
-    return [{str(k): v for k, v in r.items()} for r in (await conn.execute(query)).mappings().all()]
+    rows = [{str(k): v for k, v in r.items()} for r in (await conn.execute(query)).mappings().all()]
+    for row in rows:
+        names = row.get("unknown_attributes")
+        row["unknown_attributes"] = orjson.loads(names) if names else None
+    return rows
 
 
 async def latest_id(conn: AsyncConnection) -> int:
@@ -72,3 +84,47 @@ async def prune(conn: AsyncConnection, older_than: str) -> int:
 
 async def delete_tenant_rows(conn: AsyncConnection, tenant_id: str) -> None:
     await conn.execute(delete(request_log).where(request_log.c.tenant_id == tenant_id))
+    await conn.execute(delete(unknown_attributes).where(unknown_attributes.c.tenant_id == tenant_id))
+
+
+@dataclass
+class UnknownCount:
+    """How often one tenant's requests carried one unknown attribute since the last flush."""
+
+    count: int
+    last_seen: str
+
+
+async def add_unknown_counts(conn: AsyncConnection, counts: dict[tuple[str, str], UnknownCount]) -> None:
+    """Fold a batch of counts into `unknown_attributes`: one upsert per (tenant, name) in the batch."""
+    if not counts:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    rows = [
+        {"tenant_id": tenant, "name": name, "count": seen.count, "last_seen": seen.last_seen}
+        for (tenant, name), seen in sorted(counts.items())  # one lock order for concurrent writers
+    ]
+    statement = insert(unknown_attributes)
+    table = unknown_attributes.c
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.tenant_id, table.name],
+        set_={
+            "count": table.count + statement.excluded.count,
+            "last_seen": case(
+                (statement.excluded.last_seen > table.last_seen, statement.excluded.last_seen),
+                else_=table.last_seen,
+            ),
+        },
+    )
+    await conn.execute(statement, rows)
+
+
+async def read_unknown_counts(conn: AsyncConnection, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's unknown attributes, the most frequent first."""
+    table = unknown_attributes.c
+    query = (
+        select(table.name, table.count, table.last_seen)
+        .where(table.tenant_id == tenant_id)
+        .order_by(table.count.desc(), table.name)
+    )
+    return [{str(k): v for k, v in r.items()} for r in (await conn.execute(query)).mappings().all()]

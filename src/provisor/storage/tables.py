@@ -205,6 +205,18 @@ request_log = Table(
     Column("token_name", String(200), nullable=True),
     Column("request_body", Text, nullable=True),
     Column("response_body", Text, nullable=True),
+    #: The unknown attributes the request's bodies carried and Provisor ignored (a JSON list).
+    Column("unknown_attributes", Text, nullable=True),
     Index("ix_request_log_tenant_id", "tenant_id", "id"),
     Index("ix_request_log_at", "at"),
+)
+
+#: Per tenant, how often each unknown attribute came and when last (kept beyond the log's retention).
+unknown_attributes = Table(
+    "unknown_attributes",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("last_seen", TIMESTAMP, nullable=False),
 )

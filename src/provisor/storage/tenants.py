@@ -19,6 +19,7 @@ from provisor.storage.tables import (
     resources,
     tenants,
     tokens,
+    unknown_attributes,
     webhook_deliveries,
     webhooks,
 )
@@ -98,6 +99,7 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         tokens,
         webhooks,
         request_log,
+        unknown_attributes,
         rate_buckets,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
