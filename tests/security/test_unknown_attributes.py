@@ -110,6 +110,11 @@ def test_counts_survive_the_log_being_off_and_stay_per_tenant(scim: Scim) -> Non
     assert other.status_code == 200 and other.json()["attributes"] == []
     missing = admin_get(scim, "/unknown-attributes")
     assert missing.status_code == 400, missing.text
+    tenant_token = {"Authorization": f"Bearer {scim.token}"}
+    refused = scim.client.get(
+        "/admin/v1/unknown-attributes", params={"tenant": scim.tenant_id}, headers=tenant_token
+    )
+    assert refused.status_code == 401  # a SCIM token is no admin token
 
 
 def test_strict_patch_still_refuses_unknown_keys_and_records_no_count(scim: Scim) -> None:
