@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DATABASE_URL ?= sqlite:///./provisor.db
 PORT ?= 8000
 
-.PHONY: serve test lint typecheck unit bench bench-smoke clean
+.PHONY: serve test lint typecheck unit bench bench-smoke clean wheel-check image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,26 @@ typecheck: $(STAMP)
 	$(BIN)/mypy bench
 
 test: lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/container
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke
+
+# The wheel and sdist, installed outside the repository (a fresh venv and pipx) and served.
+wheel-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/check-wheel.sh
+
+# The container image (podman; a Debian base made with mmdebstrap, no registry needed).
+IMAGE ?= provisor:latest
+image: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/container/build-image.sh $(IMAGE)
+
+# The README walk-through and the health check against the image, on SQLite and PostgreSQL.
+image-test: image
+	PROVISOR_IMAGE=$(IMAGE) $(BIN)/pytest -n 0 -p no:cacheprovider tests/container
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
