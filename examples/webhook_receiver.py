@@ -1,15 +1,16 @@
 """A separate application that keeps an `accounts` table in sync from Provisor's webhooks.
 
-Run it (Provisor installed, e.g. in `.venv`; Provisor itself runs elsewhere with `provisor serve`)::
+Run it from the repository with Provisor's virtualenv active (`. .venv/bin/activate`; Provisor itself
+runs elsewhere with `provisor serve`)::
 
     export RECEIVER_DATABASE_URL=sqlite:///./receiver.db   # or postgresql://user@host/db
     export WEBHOOK_SECRET="$(python -c 'import secrets; print(secrets.token_hex(32))')"
     python examples/webhook_receiver.py                    # uvicorn on 127.0.0.1:8001 (PORT=...)
 
-Register it with Provisor (same secret; the default `--format json`; `--tenant`/`--events` optional)::
+Register it with Provisor (same secret; the default `--format json`; `--tenant`/`--events` optional;
+Provisor's database is `PROVISOR_DATABASE_URL` or `--database-url`, by default `./provisor.db`)::
 
-    provisor webhook add http://127.0.0.1:8001/provisioning --secret "$WEBHOOK_SECRET" \\
-        --database-url "$PROVISOR_DATABASE_URL"
+    provisor webhook add http://127.0.0.1:8001/provisioning --secret "$WEBHOOK_SECRET"
 
 Routes: `POST /provisioning` (the webhook) and `GET /accounts` (the table as JSON).
 
