@@ -15,13 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
-from provisor.storage.engine import create_engine
-from provisor.storage.migrate import upgrade
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
-from provisor.storage.tokens import create_token, list_tokens, revoke
-from provisor.storage.transactions import write_transaction
-
 TOKEN_NAME = "make serve"
+TENANT = "default"  # provisor.storage.tenants.DEFAULT_TENANT
 PROVISOR = str(Path(sys.executable).with_name("provisor"))
 
 
@@ -38,20 +33,26 @@ def port_problem(host: str, port: int) -> str | None:
 
 async def mint(database_url: str) -> tuple[str, int]:
     """Migrate; mint a "make serve" token for the default tenant, revoking the earlier live ones.
-    Returns the secret and how many were revoked."""
+    Returns the secret and how many were revoked. (Imported here: a taken port is reported at once.)"""
+    from provisor.storage.engine import create_engine
+    from provisor.storage.migrate import upgrade
+    from provisor.storage.tenants import ensure_tenant
+    from provisor.storage.tokens import create_token, list_tokens, revoke
+    from provisor.storage.transactions import write_transaction
+
     engine = create_engine(database_url)
     try:
         await upgrade(engine)
         async with write_transaction(engine) as conn:
-            await ensure_tenant(conn, DEFAULT_TENANT)
+            await ensure_tenant(conn, TENANT)
             earlier = [
                 info.id
                 for info in await list_tokens(conn)
-                if (info.kind, info.tenant_id, info.name) == ("scim", DEFAULT_TENANT, TOKEN_NAME)
+                if (info.kind, info.tenant_id, info.name) == ("scim", TENANT, TOKEN_NAME)
                 and info.revoked_at is None
             ]
             revoked = sum([await revoke(conn, token_id) for token_id in earlier])
-            _, secret = await create_token(conn, tenant_id=DEFAULT_TENANT, name=TOKEN_NAME)
+            _, secret = await create_token(conn, tenant_id=TENANT, name=TOKEN_NAME)
         return secret, revoked
     finally:
         await engine.dispose()
