@@ -35,7 +35,6 @@ def test_default_collection_leaves_out_the_conformance_suites() -> None:
         timeout=300,
     )
     ids = [line for line in done.stdout.splitlines() if "::" in line]
-    assert len(ids) > 500, (
-        done.stdout[-2000:] + done.stderr[-2000:]
-    )  # (a collection error elsewhere is its own failure)
+    # Not the exit code: a collection error elsewhere is that test's own failure.
+    assert len(ids) > 500, done.stdout[-2000:] + done.stderr[-2000:]
     assert [i for i in ids if i.startswith("tests/conformance/")] == []
