@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DATABASE_URL ?= sqlite:///./provisor.db
+DATABASE_URL ?= $(or $(PROVISOR_DATABASE_URL),sqlite:///./provisor.db)
 PORT ?= 8000
+# The IdP suites: data kept beside the repository, never in it (`make conformance` only).
+CONFORMANCE_DIR := ../shared/conformance
 
-.PHONY: serve test lint typecheck unit bench bench-smoke clean wheel-check image image-test
+.PHONY: serve test conformance lint typecheck unit bench bench-smoke clean wheel-check image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,27 +18,27 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# scripts/make_serve.py checks the port first, then mints a token (revoking earlier `make serve` ones).
 serve: $(STAMP)
-	@$(BIN)/provisor migrate --database-url '$(DATABASE_URL)' >/dev/null
-	@TOKEN=$$($(BIN)/provisor token create --name "make serve" --database-url '$(DATABASE_URL)' 2>/dev/null | tail -n 1); \
-	echo ""; \
-	echo "  SCIM base URL: http://127.0.0.1:$(PORT)/scim/v2"; \
-	echo "  Bearer token:  $$TOKEN"; \
-	echo "  Try: curl -H \"Authorization: Bearer $$TOKEN\" http://127.0.0.1:$(PORT)/scim/v2/Users"; \
-	echo ""
-	@exec $(BIN)/provisor serve --port $(PORT) --database-url '$(DATABASE_URL)'
+	@exec $(BIN)/python scripts/make_serve.py --port '$(PORT)' --database-url '$(DATABASE_URL)'
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples bench scripts
+	$(BIN)/ruff format --check src tests examples bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy --strict examples
+	$(BIN)/mypy --strict examples scripts
 	$(BIN)/mypy bench
 
 test: lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile --ignore=tests/container
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# Checked before anything is installed, so a clone without the suites fails at once, in one line.
+conformance:
+	@test -d '$(CONFORMANCE_DIR)' || { echo "make conformance: the IdP suites are missing: $(abspath $(CONFORMANCE_DIR)) not found (put the shared/ directory beside this repository)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile tests/conformance
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

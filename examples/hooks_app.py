@@ -48,10 +48,12 @@ from provisor.events import Event
 
 metadata = MetaData()
 
-#: The host application's own table: one row per SCIM User, keyed by the SCIM id.
+#: The host application's own table: one row per SCIM User, keyed by tenant and SCIM id (ids are unique
+#: only within a tenant: `provisor export` / `import` copy a user into another tenant with the same id).
 accounts = Table(
     "accounts",
     metadata,
+    Column("tenant", String(128), primary_key=True),
     Column("scim_id", String(64), primary_key=True),
     Column("user_name", String(256), nullable=False),
     Column("email", String(320), nullable=True),
@@ -91,6 +93,7 @@ async def upsert_account(conn: AsyncConnection, event: Event) -> None:
     if "userName" not in user:  # not expected for User events; never write a half-empty row
         return
     row = {
+        "tenant": event.tenant,
         "scim_id": event.resource_id,
         "user_name": user["userName"],
         "email": primary_email(user),
@@ -99,12 +102,14 @@ async def upsert_account(conn: AsyncConnection, event: Event) -> None:
     }
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = insert(accounts).values(**row)
-    changes = {name: statement.excluded[name] for name in row if name != "scim_id"}
-    await conn.execute(statement.on_conflict_do_update(index_elements=["scim_id"], set_=changes))
+    key = ["tenant", "scim_id"]
+    changes = {name: statement.excluded[name] for name in row if name not in key}
+    await conn.execute(statement.on_conflict_do_update(index_elements=key, set_=changes))
 
 
 async def remove_account(conn: AsyncConnection, event: Event) -> None:
-    await conn.execute(delete(accounts).where(accounts.c.scim_id == event.resource_id))
+    mine = (accounts.c.tenant == event.tenant) & (accounts.c.scim_id == event.resource_id)
+    await conn.execute(delete(accounts).where(mine))
 
 
 class AccountSync:
@@ -144,7 +149,8 @@ def create_host_app(settings: Settings | None = None, accounts_url: str | None =
 
     async def list_accounts(request: Request) -> Response:
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(accounts).order_by(accounts.c.user_name))).mappings()
+            query = select(accounts).order_by(accounts.c.tenant, accounts.c.user_name)
+            rows = (await conn.execute(query)).mappings()
             return JSONResponse({"accounts": [dict(row) for row in rows]})
 
     @asynccontextmanager

@@ -1,15 +1,16 @@
 """A separate application that keeps an `accounts` table in sync from Provisor's webhooks.
 
-Run it (Provisor installed, e.g. in `.venv`; Provisor itself runs elsewhere with `provisor serve`)::
+Run it from the repository with Provisor's virtualenv active (`. .venv/bin/activate`; Provisor itself
+runs elsewhere with `provisor serve`)::
 
     export RECEIVER_DATABASE_URL=sqlite:///./receiver.db   # or postgresql://user@host/db
     export WEBHOOK_SECRET="$(python -c 'import secrets; print(secrets.token_hex(32))')"
     python examples/webhook_receiver.py                    # uvicorn on 127.0.0.1:8001 (PORT=...)
 
-Register it with Provisor (same secret; the default `--format json`; `--tenant`/`--events` optional)::
+Register it with Provisor (same secret; the default `--format json`; `--tenant`/`--events` optional;
+Provisor's database is `PROVISOR_DATABASE_URL` or `--database-url`, by default `./provisor.db`)::
 
-    provisor webhook add http://127.0.0.1:8001/provisioning --secret "$WEBHOOK_SECRET" \\
-        --database-url "$PROVISOR_DATABASE_URL"
+    provisor webhook add http://127.0.0.1:8001/provisioning --secret "$WEBHOOK_SECRET"
 
 Routes: `POST /provisioning` (the webhook) and `GET /accounts` (the table as JSON).
 
@@ -21,8 +22,9 @@ What it does with each delivery, in this order:
 2. De-duplicates on the event id: delivery is at least once (e.g. when our 2xx is lost, Provisor
    sends the event again). The id is recorded in `processed_events` in the *same transaction* as
    the change, so an event is applied exactly once, and a duplicate just gets 200.
-3. Applies the change to `accounts` (created/updated/activated/deactivated: upsert from the User
-   in the payload, so deactivated locks the account out at once; deleted: delete the row).
+3. Applies the change to `accounts`, keyed by the event's tenant and resource id (created/updated/
+   activated/deactivated: upsert from the User in the payload, so deactivated locks the account out at
+   once; deleted: delete that tenant's row).
 4. Answers 2xx only after its commit. If anything fails it answers 500 (nothing was committed), and
    Provisor retries with backoff, holding back later events for the same user until it succeeds.
 
@@ -64,9 +66,13 @@ Verifier = Callable[[str, str, bytes, int], bool]
 
 metadata = MetaData()
 
+#: One row per (tenant, SCIM id): ids are unique only within a tenant (`provisor export` / `import` copy a
+#: user into another tenant with the same id), so a key of the id alone would let one tenant's delete
+#: remove another tenant's account.
 accounts = Table(
     "accounts",
     metadata,
+    Column("tenant", String(128), primary_key=True),
     Column("scim_id", String(64), primary_key=True),
     Column("user_name", String(256), nullable=False),
     Column("email", String(320), nullable=True),
@@ -153,14 +159,15 @@ async def apply_event(conn: AsyncConnection, body: dict[str, Any]) -> None:
     """The accounts-table logic (the same as examples/hooks_app.py), from the webhook JSON body."""
     if body.get("resourceType") != "User":
         return  # Groups are not mirrored by this app
-    op, scim_id = body.get("op"), str(body["resourceId"])
+    op, tenant, scim_id = body.get("op"), str(body["tenant"]), str(body["resourceId"])
     if op == "deleted":
-        await conn.execute(delete(accounts).where(accounts.c.scim_id == scim_id))
+        await conn.execute(delete(accounts).where(accounts.c.tenant == tenant, accounts.c.scim_id == scim_id))
         return
     user = body.get("payload") or {}
     if op not in USER_UPSERT_OPS or "userName" not in user:
         return
     row = {
+        "tenant": tenant,
         "scim_id": scim_id,
         "user_name": user["userName"],
         "email": primary_email(user),
@@ -168,8 +175,9 @@ async def apply_event(conn: AsyncConnection, body: dict[str, Any]) -> None:
         "updated_at": str(body["at"]),
     }
     statement = _insert(conn)(accounts).values(**row)
-    changes = {name: statement.excluded[name] for name in row if name != "scim_id"}
-    await conn.execute(statement.on_conflict_do_update(index_elements=["scim_id"], set_=changes))
+    key = ["tenant", "scim_id"]
+    changes = {name: statement.excluded[name] for name in row if name not in key}
+    await conn.execute(statement.on_conflict_do_update(index_elements=key, set_=changes))
 
 
 def create_receiver_app(
@@ -209,7 +217,8 @@ def create_receiver_app(
 
     async def list_accounts(request: Request) -> Response:
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(accounts).order_by(accounts.c.user_name))).mappings()
+            query = select(accounts).order_by(accounts.c.tenant, accounts.c.user_name)
+            rows = (await conn.execute(query)).mappings()
             return JSONResponse({"accounts": [dict(row) for row in rows]})
 
     @asynccontextmanager

@@ -8,7 +8,6 @@ loudly instead of being skipped: a green run must mean both databases were exerc
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
+from tests.conformance.summary import summary_lines
 from tests.scim_client import Scim, mint_token, orphaned_index_rows
 
 BACKENDS = ("sqlite", "postgresql")
@@ -154,26 +154,10 @@ def scim(database_url: str, tenant_id: str, app_clients: Callable[[str], TestCli
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Per-suite IdP conformance counts (recorded by tests/conformance with `record_property`)."""
-    rows: list[dict[str, Any]] = []
-    for key in ("passed", "failed", "error"):
-        for report in terminalreporter.stats.get(key, []):
-            if getattr(report, "when", "call") != "call":
-                continue
-            for name, value in getattr(report, "user_properties", []):
-                if name == "conformance":
-                    rows.append(json.loads(value))
-    if not rows:
-        return
-    terminalreporter.section("IdP conformance suites")
-    for row in sorted(rows, key=lambda r: (r["suite"], r["db"])):
-        mark = "ok  " if row["passed"] == row["total"] else "FAIL"
-        terminalreporter.write_line(
-            f"{mark} {row['suite']} [{row['db']}]: {row['passed']}/{row['total']} assertions passed"
-        )
-    passed = sum(r["passed"] for r in rows)
-    total = sum(r["total"] for r in rows)
-    runs_ok = sum(r["passed"] == r["total"] for r in rows)
-    terminalreporter.write_line(
-        f"conformance summary: {passed}/{total} assertions passed; {runs_ok}/{len(rows)} runs green"
-    )
+    """The IdP conformance summary (tests/conformance/summary.py): counts recorded by the suite tests, and
+    every conformance test's outcome, so a test that errors before recording turns the summary red."""
+    lines = summary_lines(terminalreporter.stats)
+    if lines:
+        terminalreporter.section("IdP conformance suites")
+        for line in lines:
+            terminalreporter.write_line(line)

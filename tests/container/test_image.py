@@ -1,14 +1,13 @@
 """The container image, run for real with podman: the README walk-through against it, on SQLite
 (the image's default, in its volume) and on PostgreSQL; non-root; health check; SIGTERM exits 0.
 
-Run by `make image-test` after `make image` (not by `make test`: building the image takes minutes and
-needs podman). The image tag is `PROVISOR_IMAGE` (default `provisor:latest`).
+Run by `make image-test` after `make image` (`make test` leaves tests/container out: building the image takes
+minutes and needs podman). The image tag is `PROVISOR_IMAGE` (default `provisor:latest`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 import uuid
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.live.server import free_port
+from tests.live.test_readme_walkthrough import walkthrough_blocks
 
 IMAGE = os.environ.get("PROVISOR_IMAGE", "provisor:latest")
 REPO = Path(__file__).resolve().parents[2]
@@ -32,17 +32,10 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 
 def readme_walkthrough() -> str:
-    """The README's curl walk-through, minus the lines a person types by hand (`make serve`, the exports)."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## A walk-through with curl", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block, "README.md has no walk-through block"
-    keep = [
-        line
-        for line in block.group(1).splitlines()
-        if not line.startswith(("make serve", "export T=", "export B="))
-    ]
-    return "\n".join(keep)
+    """The README's client block up to its host-side part (`provisor token list` reads the host's
+    database), with the typed-in token and base URL left to the environment."""
+    client = walkthrough_blocks()[1].split("# the provisor command", 1)[0]
+    return "\n".join(line for line in client.splitlines() if not line.startswith(("export T=", "export B=")))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,7 +77,8 @@ def test_readme_walkthrough_against_the_container(container: tuple[str, str]) ->
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.rstrip().endswith("204"), result.stdout[-500:]
+    lines = result.stdout.splitlines()
+    assert lines[1] == "201" and lines[-2:] == ["204", "404"], result.stdout[-500:]
     users = httpx.get(f"{base}/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}).json()
     assert users["totalResults"] == 0, "the walk-through deletes the user it made"
 

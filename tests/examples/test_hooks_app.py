@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+from click.testing import CliRunner
 from examples.hooks_app import create_host_app
 from starlette.testclient import TestClient
 
+from provisor.cli import main as provisor_cli
 from provisor.config import Settings
 from tests.scim_client import PATCH_OP, USER_URN, mint_token
 
@@ -122,3 +126,43 @@ def test_accounts_table_may_live_in_provisors_database(database_url: str, tenant
         assert eventually(lambda: account(client, uid))["email"] is None
         assert client.delete(f"/scim/v2/Users/{uid}", headers=headers).status_code == 204
         eventually(lambda: True if account(client, uid) is None else None)
+
+
+def test_same_user_id_in_two_tenants_stays_two_accounts(
+    database_url: str, app_database_url: str, tmp_path: Path
+) -> None:
+    """A user copied into another tenant with `provisor export` / `import` keeps its id; deleting the copy
+    must leave the original's account: the host app keys accounts by tenant and id."""
+    home, copy = (f"t-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    tokens = {tenant: mint_token(database_url, tenant) for tenant in (home, copy)}
+    app = create_host_app(Settings(database_url=database_url, webhooks_enabled=False), app_database_url)
+    with TestClient(app) as client:
+        headers = {"Authorization": f"Bearer {tokens[home]}", "Content-Type": "application/scim+json"}
+        user = {"schemas": [USER_URN], "userName": "grace"}
+        created = client.post("/scim/v2/Users", json=user, headers=headers)
+        assert created.status_code == 201, created.text
+        uid = created.json()["id"]
+
+        exported = CliRunner().invoke(
+            provisor_cli, ["export", "--tenant", home, "--database-url", database_url]
+        )
+        assert exported.exit_code == 0, exported.output
+        dump = tmp_path / "users.jsonl"
+        dump.write_text(exported.stdout)
+        imported = CliRunner().invoke(
+            provisor_cli, ["import", str(dump), "--tenant", copy, "--database-url", database_url]
+        )
+        assert imported.exit_code == 0, imported.output
+
+        def rows() -> list[dict[str, Any]]:
+            listed: list[dict[str, Any]] = client.get("/accounts").json()["accounts"]
+            return [row for row in listed if row["scim_id"] == uid]
+
+        both = {(home, uid), (copy, uid)}
+        eventually(lambda: True if {(r.get("tenant"), r["scim_id"]) for r in rows()} == both else None)
+
+        headers["Authorization"] = f"Bearer {tokens[copy]}"
+        assert client.delete(f"/scim/v2/Users/{uid}", headers=headers).status_code == 204
+        eventually(lambda: True if len(rows()) == 1 else None)
+        (left,) = rows()
+        assert (left["tenant"], left["user_name"]) == (home, "grace")

@@ -12,9 +12,11 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -276,3 +278,51 @@ def test_stdlib_verification_agrees_with_provisor() -> None:
     ]
     for header in cases:
         assert verify_signature_stdlib("k", header, body) == verify_signature("k", header, body), header
+
+
+def receiver_rows(base: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = httpx.get(f"{base}/accounts", timeout=5).json()["accounts"]
+    return rows
+
+
+def test_same_user_id_in_two_tenants_stays_two_accounts(
+    database_url: str, app_database_url: str, tmp_path: Path
+) -> None:
+    """`provisor export` / `import` copies a user into another tenant with the same id; deleting the copy
+    must not delete the original's account: the receiver keys accounts by tenant and id."""
+    home, copy = (f"t-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    tokens = {tenant: mint_token(database_url, tenant) for tenant in (home, copy)}
+    settings = Settings(database_url=database_url, webhooks_enabled=True, webhook_lease_seconds=15)
+    with (
+        serve_in_thread(create_receiver_app(app_database_url, SECRET)) as base,
+        TestClient(provisor.create_app(settings)) as scim,
+    ):
+        for tenant in (home, copy):
+            add_webhook(database_url, f"{base}/provisioning", tenant)
+        headers = {"Authorization": f"Bearer {tokens[home]}", "Content-Type": "application/scim+json"}
+        user = {"schemas": [USER_URN], "userName": "grace", "emails": [{"value": "grace@example.com"}]}
+        created = scim.post("/scim/v2/Users", json=user, headers=headers)
+        assert created.status_code == 201, created.text
+        uid = created.json()["id"]
+
+        exported = CliRunner().invoke(
+            provisor_cli, ["export", "--tenant", home, "--database-url", database_url]
+        )
+        assert exported.exit_code == 0, exported.output
+        dump = tmp_path / "users.jsonl"
+        dump.write_text(exported.stdout)
+        args = ["import", str(dump), "--tenant", copy, "--database-url", database_url]
+        imported = CliRunner().invoke(provisor_cli, args)
+        assert imported.exit_code == 0, imported.output
+        headers["Authorization"] = f"Bearer {tokens[copy]}"
+        assert scim.get(f"/scim/v2/Users/{uid}", headers=headers).status_code == 200
+
+        both = {(home, uid), (copy, uid)}
+        eventually(
+            lambda: True if {(r.get("tenant"), r["scim_id"]) for r in receiver_rows(base)} == both else None
+        )
+
+        assert scim.delete(f"/scim/v2/Users/{uid}", headers=headers).status_code == 204
+        eventually(lambda: True if len(receiver_rows(base)) == 1 else None)
+        (left,) = receiver_rows(base)
+        assert (left["tenant"], left["scim_id"], left["user_name"]) == (home, uid, "grace")
