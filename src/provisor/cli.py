@@ -233,5 +233,9 @@ from provisor.cli_bulk import export_command, import_command  # noqa: E402  (nee
 main.add_command(import_command)
 main.add_command(export_command)
 
+from provisor.cli_setup_link import setup_link  # noqa: E402
+
+main.add_command(setup_link)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

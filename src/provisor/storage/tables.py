@@ -208,3 +208,17 @@ request_log = Table(
     Index("ix_request_log_tenant_id", "tenant_id", "id"),
     Index("ix_request_log_at", "at"),
 )
+
+#: Links to a tenant's IT-admin setup page (docs/setup-link.md); only the secret's SHA-256 is stored.
+setup_links = Table(
+    "setup_links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    Column("revoked_at", TIMESTAMP, nullable=True),
+    Column("last_used", TIMESTAMP, nullable=True),
+    Index("ix_setup_links_tenant", "tenant_id", "created"),
+)

@@ -17,6 +17,7 @@ from provisor.storage.tables import (
     rate_buckets,
     request_log,
     resources,
+    setup_links,
     tenants,
     tokens,
     webhook_deliveries,
@@ -99,6 +100,7 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         webhooks,
         request_log,
         rate_buckets,
+        setup_links,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
