@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -232,6 +232,21 @@ def _matches(key: str, row: dict[str, Any]) -> bool:
     return False
 
 
+#: Which event names the resource a check saw (the metadata log has no bodies).
+_SUBJECT_EVENTS = (
+    ("user_created", "User", "created"),
+    ("user_deactivated", "User", "deactivated"),
+    ("group_pushed", "Group", "created"),
+)
+
+
+def _subject(payload: dict[str, Any]) -> str | None:
+    """How the page names a resource: its displayName and userName as the IdP sent them."""
+    names = [payload.get("displayName"), payload.get("userName")]
+    shown = [n for n in names if isinstance(n, str) and n]
+    return " / ".join(dict.fromkeys(shown))[:300] or None
+
+
 def _error_of(row: dict[str, Any]) -> dict[str, Any]:
     scim_type = detail = None
     if row.get("response_body"):
@@ -244,7 +259,7 @@ def _error_of(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "at": row["at"],
         "method": row["method"],
-        "path": row["path"] + (f"?{row['query']}" if row["query"] else ""),
+        "path": row["path"] + (f"?{unquote_plus(row['query'])}" if row["query"] else ""),
         "status": row["status"],
         "scimType": scim_type if isinstance(scim_type, str) else None,
         "detail": detail if isinstance(detail, str) else None,
@@ -261,17 +276,28 @@ async def connection_status(
     async with read_transaction(engine) as conn:
         settings = await get_settings(conn, link.tenant_id)
         rows = await store.requests_by_token(conn, link.tenant_id, name, RECENT_REQUESTS)
-        deactivated_at = await store.first_event(conn, link.tenant_id, name, "deactivated")
+        subjects = {
+            key: await store.first_event(conn, link.tenant_id, name, resource_type, op)
+            for key, resource_type, op in _SUBJECT_EVENTS
+        }
     seen: dict[str, str] = {}
     for row in rows:
         for key, _ in CHECKS:
             if key not in seen and _matches(key, row):
                 seen[key] = row["at"]
-    if deactivated_at is not None:
-        seen["user_deactivated"] = deactivated_at
+    deactivated = subjects["user_deactivated"]
+    if deactivated is not None:
+        seen["user_deactivated"] = deactivated[0]
     errors = [_error_of(r) for r in rows if r["status"] >= 400][-SHOWN_ERRORS:]
+    checks = []
+    for key, label in CHECKS:
+        found = subjects.get(key)
+        subject = _subject(found[1]) if found is not None and key in seen else None
+        checks.append(
+            {"key": key, "label": label, "done": key in seen, "at": seen.get(key), "subject": subject}
+        )
     return {
-        "checks": [{"key": k, "label": label, "done": k in seen, "at": seen.get(k)} for k, label in CHECKS],
+        "checks": checks,
         "errors": list(reversed(errors)),
         "requests": len(rows),
         "request_log": settings.get("request_log", default_log_mode),

@@ -95,13 +95,23 @@ async def requests_by_token(
     return [dict(r) for r in reversed(rows)]
 
 
-async def first_event(conn: AsyncConnection, tenant_id: str, actor: str, op: str) -> str | None:
-    """When the tenant's first event `op` made by `actor` (a token name) happened, if ever."""
+async def first_event(
+    conn: AsyncConnection, tenant_id: str, actor: str, resource_type: str, op: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The time and payload of the tenant's first `op` event on `resource_type` made by `actor`
+    (a token name), if any."""
     query = (
-        select(events.c.at)
-        .where(events.c.tenant_id == tenant_id, events.c.actor == actor, events.c.op == op)
+        select(events.c.at, events.c.payload)
+        .where(
+            events.c.tenant_id == tenant_id,
+            events.c.actor == actor,
+            events.c.resource_type == resource_type,
+            events.c.op == op,
+        )
         .order_by(events.c.seq)
         .limit(1)
     )
-    value = (await conn.execute(query)).scalar()
-    return str(value) if value is not None else None
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return str(row[0]), row[1] if isinstance(row[1], dict) else {}

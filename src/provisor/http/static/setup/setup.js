@@ -24,7 +24,11 @@
     var done = Boolean(check.done);
     item.className = done ? "done" : "pending";
     item.querySelector(".mark").textContent = done ? "✓" : "○";
-    item.querySelector(".state").textContent = done ? "seen " + (check.at || "") : "waiting";
+    var state = done ? "seen " + (check.at || "") : "waiting";
+    if (done && check.subject) {
+      state += ": " + check.subject;
+    }
+    item.querySelector(".state").textContent = state;
   }
 
   function errorLine(error) {
