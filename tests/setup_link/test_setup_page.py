@@ -163,6 +163,11 @@ def test_minting_again_revokes_the_previous_token(
     users = f"{server.base_url}/Users"
     assert httpx.get(users, headers={"Authorization": f"Bearer {first}"}).status_code == 401
     assert httpx.get(users, headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    # With the tenant's request log off the page says why nothing can tick.
+    expect(page.locator("#log-warning")).to_be_hidden()
+    off = cli("tenant", "set", tenant_id, "request_log=off", database_url=database_url)
+    assert off.returncode == 0, off.stderr
+    expect(page.locator("#log-warning")).to_contain_text("request log is off", timeout=10_000)
     # Revoking the link leaves the token it minted working (the IdP keeps provisioning).
     assert cli("setup-link", "revoke", link_id(url), database_url=database_url).returncode == 0
     assert httpx.get(users, headers={"Authorization": f"Bearer {second}"}).status_code == 200

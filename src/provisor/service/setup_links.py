@@ -109,7 +109,7 @@ async def create(
     async with write_transaction(engine) as conn:
         if not await tenant_exists(conn, tenant_id):
             raise UnknownTenant(f"no tenant {tenant_id}")
-        await store.insert_link(conn, link)
+        link = await store.insert_link(conn, link)
     return CreatedLink(link, link_url(base_url, link_id, secret))
 
 
@@ -275,9 +275,9 @@ async def connection_status(
     name = token_name(link.id)
     async with read_transaction(engine) as conn:
         settings = await get_settings(conn, link.tenant_id)
-        rows = await store.requests_by_token(conn, link.tenant_id, name, RECENT_REQUESTS)
+        rows = await store.requests_by_token(conn, link.tenant_id, name, link.since_request, RECENT_REQUESTS)
         subjects = {
-            key: await store.first_event(conn, link.tenant_id, name, resource_type, op)
+            key: await store.first_event(conn, link.tenant_id, link.since_event, name, resource_type, op)
             for key, resource_type, op in _SUBJECT_EVENTS
         }
     seen: dict[str, str] = {}

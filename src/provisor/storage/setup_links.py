@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import RowMapping, select, update
+from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
@@ -21,6 +21,8 @@ class SetupLink:
     expires_at: str
     revoked_at: str | None
     last_used: str | None
+    since_event: int = 0
+    since_request: int = 0
 
     def state(self, at: str) -> str:
         """`revoked`, `expired` or `active` at instant `at`."""
@@ -33,8 +35,13 @@ def _link(row: RowMapping) -> SetupLink:
     return SetupLink(**{c: row[c] for c in SetupLink.__dataclass_fields__})
 
 
-async def insert_link(conn: AsyncConnection, link: SetupLink) -> None:
-    await conn.execute(setup_links.insert().values(**link.__dict__))
+async def insert_link(conn: AsyncConnection, link: SetupLink) -> SetupLink:
+    """Store `link` with the current event seq and request-log id as its starting points."""
+    since_event = (await conn.execute(select(func.max(events.c.seq)))).scalar() or 0
+    since_request = (await conn.execute(select(func.max(request_log.c.id)))).scalar() or 0
+    stored = replace(link, since_event=int(since_event), since_request=int(since_request))
+    await conn.execute(setup_links.insert().values(**stored.__dict__))
+    return stored
 
 
 async def get_link(conn: AsyncConnection, link_id: str) -> SetupLink | None:
@@ -73,10 +80,10 @@ async def revoke_tokens_named(conn: AsyncConnection, tenant_id: str, name: str) 
 
 
 async def requests_by_token(
-    conn: AsyncConnection, tenant_id: str, token_name: str, limit: int
+    conn: AsyncConnection, tenant_id: str, token_name: str, after: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The latest `limit` request-log rows of one tenant made with tokens called `token_name`,
-    oldest first."""
+    """The latest `limit` request-log rows of one tenant made with tokens called `token_name`
+    and with ids above `after`, oldest first."""
     query = (
         select(
             request_log.c.id,
@@ -87,7 +94,11 @@ async def requests_by_token(
             request_log.c.status,
             request_log.c.response_body,
         )
-        .where(request_log.c.tenant_id == tenant_id, request_log.c.token_name == token_name)
+        .where(
+            request_log.c.tenant_id == tenant_id,
+            request_log.c.id > after,
+            request_log.c.token_name == token_name,
+        )
         .order_by(request_log.c.id.desc())
         .limit(limit)
     )
@@ -96,14 +107,15 @@ async def requests_by_token(
 
 
 async def first_event(
-    conn: AsyncConnection, tenant_id: str, actor: str, resource_type: str, op: str
+    conn: AsyncConnection, tenant_id: str, after: int, actor: str, resource_type: str, op: str
 ) -> tuple[str, dict[str, Any]] | None:
-    """The time and payload of the tenant's first `op` event on `resource_type` made by `actor`
-    (a token name), if any."""
+    """The time and payload of the tenant's first `op` event on `resource_type` after seq `after`
+    made by `actor` (a token name), if any."""
     query = (
         select(events.c.at, events.c.payload)
         .where(
             events.c.tenant_id == tenant_id,
+            events.c.seq > after,
             events.c.actor == actor,
             events.c.resource_type == resource_type,
             events.c.op == op,

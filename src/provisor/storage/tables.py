@@ -220,5 +220,9 @@ setup_links = Table(
     Column("expires_at", TIMESTAMP, nullable=False),
     Column("revoked_at", TIMESTAMP, nullable=True),
     Column("last_used", TIMESTAMP, nullable=True),
+    #: The event seq and request-log id when the link was made: its checklist reads only what
+    #: follows (tokens are minted on the page, so their requests come later), over the tenant indexes.
+    Column("since_event", BigInteger, nullable=False, server_default=text("0")),
+    Column("since_request", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_setup_links_tenant", "tenant_id", "created"),
 )

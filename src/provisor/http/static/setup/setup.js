@@ -15,6 +15,14 @@
   var noErrors = document.getElementById("no-errors");
   var logWarning = document.getElementById("log-warning");
   var timer = null;
+  var lastErrors = "";
+
+  // Live regions announce every change: write only what differs from what is shown.
+  function setText(node, text) {
+    if (node.textContent !== text) {
+      node.textContent = text;
+    }
+  }
 
   function setCheck(check) {
     var item = document.getElementById("check-" + check.key);
@@ -23,12 +31,12 @@
     }
     var done = Boolean(check.done);
     item.className = done ? "done" : "pending";
-    item.querySelector(".mark").textContent = done ? "✓" : "○";
+    setText(item.querySelector(".mark"), done ? "✓" : "○");
     var state = done ? "seen " + (check.at || "") : "waiting";
     if (done && check.subject) {
       state += ": " + check.subject;
     }
-    item.querySelector(".state").textContent = state;
+    setText(item.querySelector(".state"), state);
   }
 
   function errorLine(error) {
@@ -59,12 +67,16 @@
 
   function render(status) {
     status.checks.forEach(setCheck);
-    while (errorsList.firstChild) {
-      errorsList.removeChild(errorsList.firstChild);
+    var errorsKey = JSON.stringify(status.errors);
+    if (errorsKey !== lastErrors) {
+      lastErrors = errorsKey;
+      while (errorsList.firstChild) {
+        errorsList.removeChild(errorsList.firstChild);
+      }
+      status.errors.forEach(function (error) {
+        errorsList.appendChild(errorLine(error));
+      });
     }
-    status.errors.forEach(function (error) {
-      errorsList.appendChild(errorLine(error));
-    });
     noErrors.hidden = status.errors.length > 0;
     if (status.request_log === "off") {
       logWarning.textContent =
@@ -75,9 +87,11 @@
       logWarning.hidden = true;
     }
     var done = status.checks.filter(function (c) { return c.done; }).length;
-    pollState.textContent =
+    setText(
+      pollState,
       done + " of " + status.checks.length + " checks passed; " + status.requests +
-      " request(s) seen with this page's token. Updated " + new Date().toLocaleTimeString() + ".";
+        " request(s) seen with this page's token."
+    );
   }
 
   function stop(message) {
@@ -85,7 +99,7 @@
       window.clearInterval(timer);
       timer = null;
     }
-    pollState.textContent = message;
+    setText(pollState, message);
   }
 
   function poll() {
@@ -96,7 +110,7 @@
           return null;
         }
         if (!response.ok) {
-          pollState.textContent = "The status check failed (HTTP " + response.status + "); retrying.";
+          setText(pollState, "The status check failed (HTTP " + response.status + "); retrying.");
           return null;
         }
         return response.json();
@@ -107,7 +121,7 @@
         }
       })
       .catch(function () {
-        pollState.textContent = "Provisor could not be reached; retrying.";
+        setText(pollState, "Provisor could not be reached; retrying.");
       });
   }
 

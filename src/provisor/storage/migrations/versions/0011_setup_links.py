@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=False),
         sa.Column("revoked_at", TS, nullable=True),
         sa.Column("last_used", TS, nullable=True),
+        # The event seq and request-log id when the link was made: the checklist reads only after them.
+        sa.Column("since_event", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("since_request", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     )
     op.create_index("ix_setup_links_tenant", "setup_links", ["tenant_id", "created"])
 
