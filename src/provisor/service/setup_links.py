@@ -214,7 +214,8 @@ def _is_existence_check(row: dict[str, Any]) -> bool:
     return any(_USERNAME_EQ.match(f) for f in filters)
 
 
-def _matches(key: str, row: dict[str, Any]) -> bool:
+def matches(key: str, row: dict[str, Any]) -> bool:
+    """Whether a request-log row of the link's token satisfies check `key`."""
     method, path, status = row["method"], row["path"], row["status"]
     ok = 200 <= status < 300
     if key == "authenticated":
@@ -247,7 +248,9 @@ def _subject(payload: dict[str, Any]) -> str | None:
     return " / ".join(dict.fromkeys(shown))[:300] or None
 
 
-def _error_of(row: dict[str, Any]) -> dict[str, Any]:
+def error_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A failing request as the page names it; `scimType` and `detail` come from the error
+    document the request log keeps (None when it holds none)."""
     scim_type = detail = None
     if row.get("response_body"):
         try:
@@ -283,12 +286,12 @@ async def connection_status(
     seen: dict[str, str] = {}
     for row in rows:
         for key, _ in CHECKS:
-            if key not in seen and _matches(key, row):
+            if key not in seen and matches(key, row):
                 seen[key] = row["at"]
     deactivated = subjects["user_deactivated"]
     if deactivated is not None:
         seen["user_deactivated"] = deactivated[0]
-    errors = [_error_of(r) for r in rows if r["status"] >= 400][-SHOWN_ERRORS:]
+    errors = [error_of(r) for r in rows if r["status"] >= 400][-SHOWN_ERRORS:]
     checks = []
     for key, label in CHECKS:
         found = subjects.get(key)
