@@ -237,6 +237,9 @@ from provisor.cli_backup import backup_command, restore_command  # noqa: E402
 
 main.add_command(backup_command)
 main.add_command(restore_command)
+from provisor.cli_setup_link import setup_link  # noqa: E402
+
+main.add_command(setup_link)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
+from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
 from provisor.storage.event_log import EventFilter, EventPage, read_events
@@ -112,4 +113,5 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
         Route("/events", events, methods=["GET"]),
         requests_route(provisor, guarded),
         unknown_attributes_route(provisor, guarded),
+        *setup_link_routes(provisor, guarded),
     ]

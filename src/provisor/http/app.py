@@ -31,6 +31,7 @@ from provisor.http.openapi import openapi_endpoint
 from provisor.http.ratelimit import RateLimiter
 from provisor.http.responses import error_response
 from provisor.http.scim import ScimApi
+from provisor.http.setup_page import setup_routes
 from provisor.schema.registry import Registry, default_registry
 from provisor.service.groups import GroupService
 from provisor.service.request_log import RequestLogWriter
@@ -204,6 +205,7 @@ def create_app(
             Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
             Mount(SCIM_PREFIX, app=scim),
             Mount("/admin/v1", routes=admin_routes(provisor)),
+            Mount("/setup", routes=setup_routes(provisor)),
         ],
         lifespan=lifespan,
         middleware=[

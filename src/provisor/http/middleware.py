@@ -42,10 +42,15 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"x-frame-options", b"DENY"),
 )
-_REPLACED = frozenset({name for name, _ in SECURITY_HEADERS} | {b"x-request-id"})
+#: An HTML page of this server (the setup page) sets its own Content-Security-Policy, which is kept.
+_CSP = b"content-security-policy"
+_WITHOUT_CSP = tuple(h for h in SECURITY_HEADERS if h[0] != _CSP)
+_REPLACED = frozenset({name for name, _ in _WITHOUT_CSP} | {b"x-request-id"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Paths that are not logged (probes would drown everything else).
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+#: Nor is the setup page: its URL carries the link's secret, and its script polls every 2 s.
+UNLOGGED_PREFIX = "/setup/"
 #: At most this much of each body is kept in memory for the "full" request log.
 CAPTURE_BYTES = 1_048_576
 #: Long-poll endpoints get their own longest wait on top of the timeout (admin.MAX_WAIT_SECONDS).
@@ -115,7 +120,10 @@ class _Exchange:
 
     def __init__(self, scope: Scope, writer: RequestLogWriter | None, default_mode: str) -> None:
         self.scope = scope
-        self.logged = writer is not None and scope["path"] not in UNLOGGED_PATHS
+        path = scope["path"]
+        self.logged = (
+            writer is not None and path not in UNLOGGED_PATHS and not path.startswith(UNLOGGED_PREFIX)
+        )
         self.default_mode = default_mode
         self.status = 0
         self.started = False
@@ -140,8 +148,17 @@ class _Exchange:
         return str(principal.tenant_settings.get("request_log", self.default_mode))
 
     def capture(self, target: bytearray, chunk: bytes) -> None:
-        if self.logged and chunk and len(target) < CAPTURE_BYTES and self.mode() == "full":
+        if self.logged and chunk and len(target) < CAPTURE_BYTES and self.keeps(target):
             target.extend(chunk[: CAPTURE_BYTES - len(target)])
+
+    def keeps(self, target: bytearray) -> bool:
+        """Bodies are kept in "full" mode; in "metadata" mode an error response's body is kept
+        too (it is the server's own SCIM error: status, scimType, detail), so the setup page and
+        `log tail` can name what failed."""
+        mode = self.mode()
+        if mode == "full":
+            return True
+        return mode == "metadata" and target is self.response_body and self.status >= 400
 
 
 class EnvelopeMiddleware:
@@ -179,7 +196,8 @@ class EnvelopeMiddleware:
                 exchange.started = True
                 exchange.status = int(message["status"])
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
-                headers.extend(SECURITY_HEADERS)
+                own_csp = any(k.lower() == _CSP for k, _ in headers)
+                headers.extend(_WITHOUT_CSP if own_csp else SECURITY_HEADERS)
                 headers.append((b"x-request-id", id_header))
                 message["headers"] = headers
             elif message["type"] == "http.response.body":

@@ -220,3 +220,21 @@ unknown_attributes = Table(
     Column("count", BigInteger, nullable=False),
     Column("last_seen", TIMESTAMP, nullable=False),
 )
+
+#: Links to a tenant's IT-admin setup page (docs/setup-link.md); only the secret's SHA-256 is stored.
+setup_links = Table(
+    "setup_links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    Column("revoked_at", TIMESTAMP, nullable=True),
+    Column("last_used", TIMESTAMP, nullable=True),
+    #: The event seq and request-log id when the link was made: its checklist reads only what
+    #: follows (tokens are minted on the page, so their requests come later), over the tenant indexes.
+    Column("since_event", BigInteger, nullable=False, server_default=text("0")),
+    Column("since_request", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_setup_links_tenant", "tenant_id", "created"),
+)

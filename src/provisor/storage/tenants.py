@@ -17,6 +17,7 @@ from provisor.storage.tables import (
     rate_buckets,
     request_log,
     resources,
+    setup_links,
     tenants,
     tokens,
     unknown_attributes,
@@ -101,6 +102,7 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         request_log,
         unknown_attributes,
         rate_buckets,
+        setup_links,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
