@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -156,6 +156,14 @@ class Deprovisioning:
     acks: dict[str, str | None]
 
 
+def _acked(consumer: Any, seq: Any) -> Any:
+    """EXISTS an acknowledgement of event `seq` by `consumer` (both from the enclosing query)."""
+    found = select(deprovision_acks.c.event_seq).where(
+        deprovision_acks.c.consumer == consumer, deprovision_acks.c.event_seq == seq
+    )
+    return found.correlate_except(deprovision_acks).exists()
+
+
 def _in_scope(tenant: str) -> Any:
     return or_(consumers.c.tenant_id.is_(None), consumers.c.tenant_id == tenant)
 
@@ -169,9 +177,7 @@ def _deprovision_query(tenant: str, since: str, before: str | None, unacknowledg
     if before is not None:
         query = query.where(events.c.at < before)
     if unacknowledged:
-        not_acked = ~exists().where(
-            deprovision_acks.c.consumer == consumers.c.name, deprovision_acks.c.event_seq == events.c.seq
-        )
+        not_acked = ~_acked(consumers.c.name, events.c.seq)
         pending = select(consumers.c.name).where(
             _in_scope(tenant), consumers.c.start_seq < events.c.seq, not_acked
         )
@@ -244,11 +250,7 @@ async def pending_counts(conn: AsyncConnection, tenant: str, older_than: str) ->
             ),
         )
         .where(_in_scope(tenant))
-        .where(
-            ~exists().where(
-                deprovision_acks.c.consumer == consumers.c.name, deprovision_acks.c.event_seq == events.c.seq
-            )
-        )
+        .where(~_acked(consumers.c.name, events.c.seq))
         .group_by(consumers.c.name)
     )
     counts = {name: 0 for (name,) in await conn.execute(select(consumers.c.name).where(_in_scope(tenant)))}

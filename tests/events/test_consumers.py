@@ -1,0 +1,121 @@
+"""Named consumers and the deprovisioning contract, over HTTP, on both databases."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tests.events.support import bearer, client, head, mint
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def _user(c: TestClient, h: dict[str, str], name: str) -> str:
+    response = c.post("/scim/v2/Users", json={"schemas": [USER], "userName": name}, headers=h)
+    assert response.status_code == 201, response.text
+    uid: str = response.json()["id"]
+    return uid
+
+
+def _deactivate(c: TestClient, h: dict[str, str], uid: str) -> None:
+    body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert c.patch(f"/scim/v2/Users/{uid}", json=body, headers=h).status_code == 200
+
+
+def _commit(c: TestClient, admin: str, name: str, body: Any, **params: Any) -> Any:
+    return c.put(f"/admin/v1/consumers/{name}", json=body, params=params, headers=bearer(admin))
+
+
+def test_positions_move_forward_only_and_resume_the_feed(database_url: str, tenant_id: str) -> None:
+    scim, admin = mint(database_url, tenant_id), mint(database_url, None, "admin")
+    name = f"crm-{tenant_id}"
+    with client(database_url) as c:
+        h = bearer(scim)
+        start = head(database_url)
+        created = _commit(c, admin, name, {"seq": start, "tenant": tenant_id})
+        assert created.status_code == 200, created.text
+        assert created.json()["seq"] == start and created.json()["tenant"] == tenant_id
+        ids = [_user(c, h, f"u{i}@{tenant_id}") for i in range(3)]
+        page = c.get("/admin/v1/events", params={"consumer": name, "limit": 2}, headers=bearer(admin)).json()
+        assert [e["resourceId"] for e in page["events"]] == ids[:2]
+        assert _commit(c, admin, name, {"seq": page["next"]}).json()["seq"] == page["next"]
+        rest = c.get("/admin/v1/events", params={"consumer": name}, headers=bearer(admin)).json()
+        assert [e["resourceId"] for e in rest["events"]] == ids[2:]
+
+        behind = _commit(c, admin, name, {"seq": start})
+        assert behind.status_code == 409
+        shown = c.get(f"/admin/v1/consumers/{name}", headers=bearer(admin)).json()
+        assert shown["seq"] == page["next"]  # the refused commit wrote nothing
+        assert _commit(c, admin, name, {"seq": start}, force="true").json()["seq"] == start
+        beyond = _commit(c, admin, name, {"seq": head(database_url) + 1})
+        assert beyond.status_code == 400
+        for bad in ({"seq": "5"}, {"seq": True}, [], {"nope": 1}):
+            assert _commit(c, admin, name, bad).status_code == 400
+        assert _commit(c, admin, name, {"seq": start, "tenant": "other"}).status_code == 409
+        assert c.get(f"/admin/v1/consumers/{name}", headers=bearer(admin)).json()["seq"] == start
+
+        listed = c.get("/admin/v1/consumers", headers=bearer(admin)).json()["consumers"]
+        assert any(x["name"] == name for x in listed)
+        assert c.put(f"/admin/v1/consumers/{name}", json={"seq": 0}, headers=bearer(scim)).status_code == 401
+        assert c.delete(f"/admin/v1/consumers/{name}", headers=bearer(admin)).status_code == 204
+        assert c.get(f"/admin/v1/consumers/{name}", headers=bearer(admin)).status_code == 404
+        gone = c.get("/admin/v1/events", params={"consumer": name}, headers=bearer(admin))
+        assert gone.status_code == 404
+
+
+def test_deprovisioning_is_acknowledged_by_each_consumer_commit(database_url: str, tenant_id: str) -> None:
+    scim, admin = mint(database_url, tenant_id), mint(database_url, None, "admin")
+    a, b = f"a-{tenant_id}", f"b-{tenant_id}"
+    with client(database_url) as c:
+        h = bearer(scim)
+        start = head(database_url)
+        for name in (a, b):
+            assert _commit(c, admin, name, {"seq": start, "tenant": tenant_id}).status_code == 200
+        kept, gone = _user(c, h, f"kept@{tenant_id}"), _user(c, h, f"gone@{tenant_id}")
+        _deactivate(c, h, kept)
+        assert c.delete(f"/scim/v2/Users/{gone}", headers=h).status_code == 204
+        _user(c, h, f"other@{tenant_id}")  # not deprovisioning
+        # A threshold of 1 s: both events become overdue for both consumers.
+        _set_threshold(database_url, tenant_id, 1)
+        time.sleep(1.2)
+        params = {"tenant": tenant_id, "unacknowledged": "true"}
+        overdue = c.get("/admin/v1/deprovisioning", params=params, headers=bearer(admin)).json()
+        assert [(e["resourceId"], e["op"]) for e in overdue["events"]] == [(kept, "deactivated"), (gone, "deleted")]
+        assert overdue["unacknowledged"] == {"count": 2, "byConsumer": {a: 2, b: 2}}
+
+        middle = overdue["events"][0]["seq"]
+        assert _commit(c, admin, a, {"seq": head(database_url)}).status_code == 200
+        assert _commit(c, admin, b, {"seq": middle}).status_code == 200
+        overdue = c.get("/admin/v1/deprovisioning", params=params, headers=bearer(admin)).json()
+        assert [e["resourceId"] for e in overdue["events"]] == [gone]
+        assert overdue["unacknowledged"]["byConsumer"] == {a: 0, b: 1}
+        assert overdue["events"][0]["acks"][a] is not None and overdue["events"][0]["acks"][b] is None
+
+        everything = c.get("/admin/v1/deprovisioning", params={"tenant": tenant_id}, headers=bearer(admin)).json()
+        assert everything["total"] == 2
+        revoke = everything["timeToRevoke"]
+        assert revoke[a]["count"] == 2 and revoke[b]["count"] == 1
+        assert revoke[a]["max"] >= revoke[a]["p50"] >= 1.0  # committed after the 1.2 s sleep
+        # A forced rewind keeps the first acknowledgement: offboarding happened when it happened.
+        assert _commit(c, admin, a, {"seq": start}, force="true").status_code == 200
+        again = c.get("/admin/v1/deprovisioning", params=params, headers=bearer(admin)).json()
+        assert again["unacknowledged"]["byConsumer"] == {a: 0, b: 1}
+        missing = c.get("/admin/v1/deprovisioning", params={"tenant": "no-such"}, headers=bearer(admin))
+        assert missing.status_code == 404
+        for name in (a, b):
+            assert c.delete(f"/admin/v1/consumers/{name}", headers=bearer(admin)).status_code == 204
+
+
+def _set_threshold(url: str, tenant: str, seconds: int) -> None:
+    from provisor.storage.tenants import update_settings
+    from provisor.storage.transactions import write_transaction
+    from tests.scim_client import run_db
+
+    async def work(engine: Any) -> None:
+        async with write_transaction(engine) as conn:
+            await update_settings(conn, tenant, {"deprovision_ack_threshold_seconds": seconds})
+
+    run_db(url, work)
