@@ -83,7 +83,10 @@ def test_deprovisioning_is_acknowledged_by_each_consumer_commit(database_url: st
         time.sleep(1.2)
         params = {"tenant": tenant_id, "unacknowledged": "true"}
         overdue = c.get("/admin/v1/deprovisioning", params=params, headers=bearer(admin)).json()
-        assert [(e["resourceId"], e["op"]) for e in overdue["events"]] == [(kept, "deactivated"), (gone, "deleted")]
+        assert [(e["resourceId"], e["op"]) for e in overdue["events"]] == [
+            (kept, "deactivated"),
+            (gone, "deleted"),
+        ]
         assert overdue["unacknowledged"] == {"count": 2, "byConsumer": {a: 2, b: 2}}
 
         middle = overdue["events"][0]["seq"]
@@ -94,7 +97,9 @@ def test_deprovisioning_is_acknowledged_by_each_consumer_commit(database_url: st
         assert overdue["unacknowledged"]["byConsumer"] == {a: 0, b: 1}
         assert overdue["events"][0]["acks"][a] is not None and overdue["events"][0]["acks"][b] is None
 
-        everything = c.get("/admin/v1/deprovisioning", params={"tenant": tenant_id}, headers=bearer(admin)).json()
+        everything = c.get(
+            "/admin/v1/deprovisioning", params={"tenant": tenant_id}, headers=bearer(admin)
+        ).json()
         assert everything["total"] == 2
         revoke = everything["timeToRevoke"]
         assert revoke[a]["count"] == 2 and revoke[b]["count"] == 1

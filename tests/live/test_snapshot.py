@@ -19,11 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-
 from bench.seed import TenantPlan, seed
+from sqlalchemy import func, select, update
+
+from provisor.clock import now
 from provisor.config import Settings
 from provisor.service.transfer import export_resources
 from provisor.storage.engine import create_engine
+from provisor.storage.outbox import append_event
+from provisor.storage.tables import events, resources
+from provisor.storage.transactions import write_transaction
 from tests.live.server import LiveServer, live_server
 from tests.scim_client import mint_token
 
@@ -132,7 +137,9 @@ class Writers:
                         op = {"op": "replace", "path": "displayName", "value": value}
                     else:
                         op = {"op": "replace", "path": "active", "value": False}
-                    response = http.patch(f"/Users/{rnd.choice(pool)}", json={"schemas": [PATCH], "Operations": [op]})
+                    response = http.patch(
+                        f"/Users/{rnd.choice(pool)}", json={"schemas": [PATCH], "Operations": [op]}
+                    )
                 else:
                     continue
                 assert response.status_code < 500, response.text
@@ -142,7 +149,9 @@ class Writers:
 
 def _admin(server: LiveServer, token: str) -> httpx.Client:
     root = server.base_url.removesuffix("/scim/v2")
-    return httpx.Client(base_url=f"{root}/admin/v1", headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    return httpx.Client(
+        base_url=f"{root}/admin/v1", headers={"Authorization": f"Bearer {token}"}, timeout=120
+    )
 
 
 def _load_snapshot(admin: httpx.Client, tenant: str, copy: Copy) -> int:
@@ -193,7 +202,9 @@ def _stored(url: str, tenant: str) -> Copy:
 
 
 def _without_location(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {k: {**v, "meta": {m: x for m, x in v["meta"].items() if m != "location"}} for k, v in docs.items()}
+    return {
+        k: {**v, "meta": {m: x for m, x in v["meta"].items() if m != "location"}} for k, v in docs.items()
+    }
 
 
 def _group_docs(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -201,14 +212,16 @@ def _group_docs(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {k: {a: x for a, x in v.items() if a != "meta"} for k, v in docs.items()}
 
 
-def run_mid_write_consumer(url: str, tenant: str, users: int, groups: int, write_seconds: float) -> None:
+def run_mid_write_consumer(
+    url: str, tenant: str, users: int, groups: int, write_seconds: float, extra_snapshots: int = 0
+) -> None:
     token = mint_token(url, tenant)
     admin_token = mint_token(url, None, kind="admin")
     plan = TenantPlan(users=users, groups={f"group-{n}": 20 for n in range(groups)})
     seeded = asyncio.run(seed(url, {tenant: plan}, log=lambda *_: None))[tenant]
     user_ids = [uid for uid, _ in seeded.users]
     name = f"replica-{tenant}"
-    with live_server(url, tenant) as server, _admin(server, admin_token) as admin:
+    with live_server(url, tenant, workers=2) as server, _admin(server, admin_token) as admin:
         with Writers(server, user_ids, list(seeded.groups.values()), threads=4) as writers:
             time.sleep(0.5)  # the consumer starts with writes in flight
             copy = Copy()
@@ -217,9 +230,13 @@ def run_mid_write_consumer(url: str, tenant: str, users: int, groups: int, write
             took = time.perf_counter() - started
             assert len(copy.users) >= users - 1000 and len(copy.groups) == groups
             assert admin.put(f"/consumers/{name}", json={"seq": seq, "tenant": tenant}).status_code == 200
+            later: list[tuple[int, Copy]] = []  # more consumers starting mid-writes, replayed below
             deadline = time.monotonic() + write_seconds
             while time.monotonic() < deadline:
                 _follow(admin, name, copy)
+                if len(later) < extra_snapshots:
+                    more = Copy()
+                    later.append((_load_snapshot(admin, tenant, more), more))
                 time.sleep(0.05)
         head = admin.get("/consumers").json()["head"]
         # Drain: up to the head as it stands now that writers stopped (gaps wait out their grace).
@@ -228,18 +245,114 @@ def run_mid_write_consumer(url: str, tenant: str, users: int, groups: int, write
             _follow(admin, name, copy)
             assert time.monotonic() < drain_deadline, "the feed did not reach the head"
         assert admin.delete(f"/consumers/{name}").status_code == 204
-    print(f"\nsnapshot of {users:,} users: {took:.2f}s; writes {writers.counts}; events applied {copy.applied}")
+        for after, more in later:
+            while after < head:
+                page = admin.get("/events", params={"after": after, "tenant": tenant, "limit": 1000}).json()
+                for event in page["events"]:
+                    more.apply(event)
+                after = page["next"]
+    print(
+        f"\nsnapshot of {users:,} users: {took:.2f}s; writes {writers.counts}; events applied {copy.applied}"
+    )
     assert sum(writers.counts.values()) > 20 and copy.applied > 20
     stored = _stored(url, tenant)
-    assert _without_location(copy.users) == _without_location(stored.users)
-    assert _group_docs(copy.groups) == _group_docs(stored.groups)
-    assert copy.members == stored.members
+    for replica in (copy, *(more for _, more in later)):
+        assert _without_location(replica.users) == _without_location(stored.users)
+        assert _group_docs(replica.groups) == _group_docs(stored.groups)
+        assert replica.members == stored.members
 
 
 def test_a_consumer_starting_mid_writes_converges_exactly(fresh_database_url: str, tenant_id: str) -> None:
-    run_mid_write_consumer(fresh_database_url, tenant_id, users=1000, groups=5, write_seconds=2.0)
+    run_mid_write_consumer(
+        fresh_database_url, tenant_id, users=1000, groups=5, write_seconds=2.0, extra_snapshots=5
+    )
 
 
 @pytest.mark.slow
-def test_a_consumer_starting_mid_writes_converges_exactly_at_100k(fresh_database_url: str, tenant_id: str) -> None:
+def test_a_consumer_starting_mid_writes_converges_exactly_at_100k(
+    fresh_database_url: str, tenant_id: str
+) -> None:
     run_mid_write_consumer(fresh_database_url, tenant_id, users=100_000, groups=20, write_seconds=5.0)
+
+
+def test_a_snapshot_waits_for_a_writer_holding_a_lower_seq(fresh_database_url: str, tenant_id: str) -> None:
+    """The race the snapshot's lock exists for, made deterministic: a write transaction has drawn
+    seq k and is still open; on PostgreSQL a later write (k+1) is already committed. A snapshot taken
+    now must not answer "N = k+1" without k's change (the feed from k+1 would never deliver k): it
+    either waits for k's commit and includes it, or reports an N below k without it."""
+    url = fresh_database_url
+    admin_token = mint_token(url, None, kind="admin")
+    mint_token(url, tenant_id)
+    seeded = asyncio.run(seed(url, {tenant_id: TenantPlan(users=3)}, log=lambda *_: None))[tenant_id]
+    target = seeded.users[0][0]
+    held_open, release, held_seq = threading.Event(), threading.Event(), []
+
+    async def hold() -> None:
+        engine = create_engine(url)
+        try:
+            async with write_transaction(engine) as conn:
+                await conn.execute(
+                    update(resources)
+                    .where(resources.c.tenant_id == tenant_id, resources.c.id == target)
+                    .values(doc={"userName": "changed@example.com"}, version=resources.c.version + 1)
+                )
+                await append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    at=now(),
+                    resource_type="User",
+                    resource_id=target,
+                    op="updated",
+                    version=2,
+                    actor="test",
+                    payload=None,
+                )
+                held_seq.append(int((await conn.execute(select(func.max(events.c.seq)))).scalar() or 0))
+                held_open.set()
+                await asyncio.to_thread(release.wait, 30)
+        finally:
+            await engine.dispose()
+
+    async def later_write() -> None:
+        engine = create_engine(url)
+        try:
+            async with write_transaction(engine) as conn:
+                await append_event(
+                    conn,
+                    tenant_id=tenant_id,
+                    at=now(),
+                    resource_type="User",
+                    resource_id=seeded.users[1][0],
+                    op="updated",
+                    version=2,
+                    actor="test",
+                    payload=None,
+                )
+        finally:
+            await engine.dispose()
+
+    result: list[tuple[int, Copy]] = []
+    with live_server(url, tenant_id) as server, _admin(server, admin_token) as admin:
+        holder = threading.Thread(target=lambda: asyncio.run(hold()), daemon=True)
+        holder.start()
+        assert held_open.wait(30)
+        postgres = url.startswith("postgresql")
+        if postgres:  # SQLite serialises writers: nothing can commit after k while k is open
+            asyncio.run(later_write())
+
+        def take() -> None:
+            copy = Copy()
+            result.append((_load_snapshot(admin, tenant_id, copy), copy))
+
+        taker = threading.Thread(target=take, daemon=True)
+        taker.start()
+        taker.join(timeout=1.0)
+        waited = taker.is_alive()
+        release.set()
+        holder.join(30)
+        taker.join(30)
+    seq, copy = result[0]
+    changed = copy.users[target]["userName"] == "changed@example.com"
+    assert changed == (seq >= held_seq[0]), (seq, held_seq, changed)
+    if postgres:
+        assert waited and changed and seq == held_seq[0] + 1
