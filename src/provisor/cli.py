@@ -233,5 +233,9 @@ from provisor.cli_bulk import export_command, import_command  # noqa: E402  (nee
 main.add_command(import_command)
 main.add_command(export_command)
 
+from provisor.cli_consumers import register as register_consumer_commands  # noqa: E402
+
+register_consumer_commands(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

