@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -176,6 +177,11 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
                 conn, seq = await stack.enter_async_context(snapshot_transaction(engine))
                 tenant = await _tenant(request, conn)
                 settings = await get_settings(conn, tenant)
+            except DBAPIError as error:
+                await stack.aclose()
+                if "lock timeout" not in str(error).lower():
+                    raise
+                raise ScimError(503, "writers held the event log too long; retry the snapshot") from None
             except BaseException:
                 await stack.aclose()
                 raise
