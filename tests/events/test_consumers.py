@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import orjson
+import pytest
+from sqlalchemy import delete, select
 from starlette.testclient import TestClient
 
+from provisor.storage.consumers import commit_position, delete_consumer
+from provisor.storage.event_log import prune_events
+from provisor.storage.tables import consumers, events
+from provisor.storage.transactions import write_transaction
 from tests.events.support import bearer, client, head, mint
+from tests.events.test_prune import CUTOFF, insert_event
+from tests.scim_client import run_db
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
@@ -116,11 +127,67 @@ def test_deprovisioning_is_acknowledged_by_each_consumer_commit(database_url: st
 
 def _set_threshold(url: str, tenant: str, seconds: int) -> None:
     from provisor.storage.tenants import update_settings
-    from provisor.storage.transactions import write_transaction
-    from tests.scim_client import run_db
 
     async def work(engine: Any) -> None:
         async with write_transaction(engine) as conn:
             await update_settings(conn, tenant, {"deprovision_ack_threshold_seconds": seconds})
 
     run_db(url, work)
+
+
+@pytest.fixture(autouse=True)
+def _drop_consumers(tenant_id: str, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Consumers hold back pruning in the shared database: never leave one behind, even on failure."""
+    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    yield
+    if url is None:
+        return
+
+    async def work(engine: Any) -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(delete(consumers).where(consumers.c.name.like(f"%{tenant_id}")))
+
+    run_db(url, work)
+
+
+def test_prune_keeps_what_a_consumer_has_not_read(fresh_database_url: str, tenant_id: str) -> None:
+    url = fresh_database_url
+
+    async def work(engine: Any) -> tuple[int, int, int]:
+        async with write_transaction(engine) as conn:
+            seqs = [await insert_event(conn, tenant_id, f"r{n}") for n in range(6)]
+            await commit_position(conn, "slow", seqs[2], tenant=None, force=False)
+        async with write_transaction(engine) as conn:
+            first = await prune_events(conn, CUTOFF)
+        async with write_transaction(engine) as conn:
+            left = len((await conn.execute(select(events.c.seq))).all())
+            await delete_consumer(conn, "slow")
+            second = await prune_events(conn, CUTOFF)
+        return first, left, second
+
+    first, left, second = run_db(url, work)
+    assert (first, left, second) == (3, 3, 2)  # seqs 1-3 go; 4-6 wait; then all but the newest
+
+
+def test_snapshot_streams_the_tenant_as_ndjson(database_url: str, tenant_id: str) -> None:
+    scim, admin = mint(database_url, tenant_id), mint(database_url, None, "admin")
+    with client(database_url) as c:
+        h = bearer(scim)
+        ids = sorted(_user(c, h, f"s{i}@{tenant_id}") for i in range(3))
+        group = {"schemas": [GROUP], "displayName": "eng", "members": [{"value": ids[0]}, {"value": ids[2]}]}
+        gid = c.post("/scim/v2/Groups", json=group, headers=h).json()["id"]
+        response = c.get("/admin/v1/snapshot", params={"tenant": tenant_id}, headers=bearer(admin))
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [orjson.loads(line) for line in response.text.splitlines()]
+        assert lines[0] == {"seq": head(database_url)}
+        assert [d["id"] for d in lines[1:4]] == ids and all("groups" not in d for d in lines[1:4])
+        got = c.get(f"/scim/v2/Users/{ids[0]}", headers=h).json()
+        assert {k: v for k, v in got.items() if k != "groups"} == lines[1]
+        assert lines[4]["id"] == gid and sorted(m["value"] for m in lines[4]["members"]) == [ids[0], ids[2]]
+        assert len(lines) == 5
+        assert c.get("/admin/v1/snapshot", headers=bearer(admin)).status_code == 400
+        assert (
+            c.get("/admin/v1/snapshot", params={"tenant": "nope"}, headers=bearer(admin)).status_code == 404
+        )
+        assert c.get("/admin/v1/snapshot", params={"tenant": tenant_id}, headers=h).status_code == 401

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 Guard = Callable[[Request, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 MAX_LIMIT = 10_000
+ADMIN_PREFIX, SCIM_PREFIX = "/admin/v1", "/scim/v2"  # as http/app.py mounts them
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -73,6 +74,16 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise invalid_value(f"{name} must be between {low} and {high}")
     return value
+
+
+def _scim_base(provisor: Provisor, request: Request) -> str:
+    """The SCIM API's base URL for `meta.location`: this request's root, with the admin mount's
+    path swapped for the SCIM one (both sit side by side, also when Provisor is mounted inside
+    another app)."""
+    base = provisor.api.base_url(request)
+    if provisor.settings.base_url or not base.endswith(ADMIN_PREFIX):
+        return base
+    return base.removesuffix(ADMIN_PREFIX) + SCIM_PREFIX
 
 
 async def _tenant(request: Request, conn: Any) -> str:
@@ -185,7 +196,7 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
             except BaseException:
                 await stack.aclose()
                 raise
-            ctx = RequestContext(tenant, None, provisor.api.base_url(request), settings)
+            ctx = RequestContext(tenant, None, _scim_base(provisor, request), settings)
 
             async def lines() -> AsyncIterator[bytes]:
                 try:
