@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -191,3 +192,41 @@ def test_snapshot_streams_the_tenant_as_ndjson(database_url: str, tenant_id: str
             c.get("/admin/v1/snapshot", params={"tenant": "nope"}, headers=bearer(admin)).status_code == 404
         )
         assert c.get("/admin/v1/snapshot", params={"tenant": tenant_id}, headers=h).status_code == 401
+
+
+def test_bad_requests_are_refused_and_write_nothing(database_url: str, tenant_id: str) -> None:
+    admin = mint(database_url, None, "admin")
+    name = f"bad-{tenant_id}"
+    with client(database_url) as c:
+        h = bearer(admin)
+        assert c.put("/admin/v1/consumers/-dash-first", json={"seq": 0}, headers=h).status_code == 400
+        assert c.put(f"/admin/v1/consumers/{'x' * 201}", json={"seq": 0}, headers=h).status_code == 400
+        raw = c.put(f"/admin/v1/consumers/{name}", content=b"{not json", headers=h)
+        assert raw.status_code == 400 and raw.json()["status"] == "400"
+        assert c.put(f"/admin/v1/consumers/{name}", json={"seq": -1}, headers=h).status_code == 400
+        assert c.get(f"/admin/v1/consumers/{name}", headers=h).status_code == 404  # nothing was created
+        assert (
+            c.put(
+                f"/admin/v1/consumers/{name}", json={"seq": 0}, params={"force": "maybe"}, headers=h
+            ).status_code
+            == 400
+        )
+        assert c.get(f"/admin/v1/consumers/{name}", headers=h).status_code == 404
+        for params in ({"tenant": tenant_id, "window": "x"}, {"tenant": tenant_id, "limit": "0"}, {}):
+            assert c.get("/admin/v1/deprovisioning", params=params, headers=h).status_code == 400
+        both = c.get("/admin/v1/events", params={"consumer": name, "after": 1}, headers=h)
+        assert both.status_code == 400
+
+
+def test_concurrent_first_commits_create_one_consumer(database_url: str, tenant_id: str) -> None:
+    name = f"race-{tenant_id}"
+    target = head(database_url)
+
+    async def work(engine: Any) -> list[int]:
+        async def one() -> int:
+            async with write_transaction(engine) as conn:
+                return (await commit_position(conn, name, target, tenant=None, force=False)).seq
+
+        return list(await asyncio.gather(*(one() for _ in range(8))))
+
+    assert run_db(database_url, work) == [target] * 8

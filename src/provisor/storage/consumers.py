@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import String, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,6 +56,11 @@ class PositionError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+def _dialect_insert(conn: AsyncConnection) -> Any:
+    """INSERT with ON CONFLICT support (both dialects have it, under their own names)."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def _consumer(row: Any) -> Consumer:
@@ -105,8 +110,14 @@ async def commit_position(
             "created": at,
             "updated": at,
         }
-        await conn.execute(insert(consumers).values(values))
-        return _consumer(values)
+        # Two first commits can race (PostgreSQL): the loser finds the winner's row and goes on as
+        # an ordinary commit instead of failing on the primary key.
+        created = await conn.execute(_dialect_insert(conn)(consumers).values(values).on_conflict_do_nothing())
+        if created.rowcount:
+            return _consumer(values)
+        current = await get_consumer(conn, name, for_update=True)
+        if current is None:  # created and deleted again meanwhile
+            raise PositionError(409, f"consumer {name} changed concurrently; retry")
     if tenant is not None and tenant != current.tenant:
         raise PositionError(
             409, f"consumer {name} is scoped to {current.tenant or 'every tenant'}; delete it to change that"
@@ -137,9 +148,8 @@ async def _stamp(conn: AsyncConnection, consumer: Consumer, new: int, at: str) -
     )
     if consumer.tenant is not None:
         source = source.where(events.c.tenant_id == consumer.tenant)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = (
-        dialect_insert(deprovision_acks)
+        _dialect_insert(conn)(deprovision_acks)
         .from_select(["consumer", "event_seq", "tenant_id", "event_at", "acked_at"], source)
         .on_conflict_do_nothing()
     )
