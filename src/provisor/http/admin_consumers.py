@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import orjson
 from sqlalchemy.exc import DBAPIError
 from starlette.background import BackgroundTask
@@ -204,7 +205,10 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
                     async for page in snapshot_lines(conn, provisor.services, ctx):
                         yield b"".join(orjson.dumps(doc) + b"\n" for doc in page)
                 finally:
-                    await stack.aclose()
+                    # A client that disconnects cancels this generator: the transaction must still
+                    # end and its connection go back to the pool.
+                    with anyio.CancelScope(shield=True):
+                        await stack.aclose()
 
             return StreamingResponse(
                 lines(), media_type="application/x-ndjson", background=BackgroundTask(stack.aclose)
