@@ -195,8 +195,6 @@ def _stored(url: str, tenant: str) -> tuple[dict[str, Any], dict[str, Any], dict
                 )
                 out: dict[str, dict[str, Any]] = {"User": {}, "Group": {}}
                 for rid, kind, doc, version, modified in rows:
-                    # bench/seed.py stores `schemas` in the document (rendering replaces it anyway)
-                    doc.pop("schemas", None)
                     out[kind][rid] = (doc, version, modified)
                 members: dict[str, set[str]] = {gid: set() for gid in out["Group"]}
                 gm = group_members.c
