@@ -240,6 +240,9 @@ main.add_command(restore_command)
 from provisor.cli_setup_link import setup_link  # noqa: E402
 
 main.add_command(setup_link)
+from provisor.cli_consumers import register as register_consumer_commands  # noqa: E402
+
+register_consumer_commands(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,8 +1,9 @@
 """The management API under `/admin/v1` (admin tokens only): the change feed.
 
 `GET /events?after=&limit=&type=&op=&tenant=&wait=` pages through the outbox in commit-safe seq
-order. With `wait`, the request long-polls: it re-reads every 200 ms and answers as soon as there
-is at least one event, or empty after `wait` seconds (at most 30).
+order (`consumer=NAME` instead of `after` resumes from a named consumer's position). With `wait`,
+the request long-polls: it re-reads every 200 ms and answers as soon as there is at least one event,
+or empty after `wait` seconds (at most 30).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
+from provisor.http.admin_consumers import consumer_routes, feed_start
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
@@ -96,6 +98,8 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
             wait = _wait_param(request)
             where = _filter(request)
+            if request.query_params.get("consumer"):
+                after, where = await feed_start(provisor, request, where)
             deadline = time.monotonic() + wait
             while True:
                 async with read_transaction(provisor.engine) as conn:
@@ -114,4 +118,5 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
         requests_route(provisor, guarded),
         unknown_attributes_route(provisor, guarded),
         *setup_link_routes(provisor, guarded),
+        *consumer_routes(provisor, guarded),
     ]

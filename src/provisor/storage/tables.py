@@ -136,6 +136,42 @@ events = Table(
     Column("actor", String(200), nullable=True),
     Column("payload", JsonDoc, nullable=True),
     Index("ix_events_tenant_seq", "tenant_id", "seq"),
+    #: Only deprovisioning events (docs/deprovisioning.md): a consumer's commit finds the ones it
+    #: acknowledges by this index, at a cost in their number, not in the number of events passed.
+    Index(
+        "ix_events_deprovision",
+        "seq",
+        sqlite_where=text("resource_type = 'User' AND op IN ('deactivated', 'deleted')"),
+        postgresql_where=text("resource_type = 'User' AND op IN ('deactivated', 'deleted')"),
+    ),
+)
+
+#: Named feed consumers and their committed positions (docs/reconciliation.md). `tenant_id` NULL
+#: means every tenant; `start_seq` is the first position committed: deprovisioning before it is not
+#: this consumer's to acknowledge (it started from a snapshot that already reflected it).
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("tenant_id", String(64), nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("start_seq", BigInteger, nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("updated", TIMESTAMP, nullable=False),
+)
+
+#: When a consumer's commit first covered each deprovisioning event in its scope. The event's
+#: tenant and time are copied so the record outlives the event's pruning.
+deprovision_acks = Table(
+    "deprovision_acks",
+    metadata,
+    Column("consumer", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_at", TIMESTAMP, nullable=False),
+    Column("acked_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("consumer", "event_seq"),
+    Index("ix_deprovision_acks_tenant_at", "tenant_id", "event_at"),
 )
 
 #: Webhook subscriptions. `tenant_id` NULL means every tenant; `events` is a JSON list of ops or

@@ -12,6 +12,8 @@ from provisor.clock import now
 from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import (
     attribute_index,
+    consumers,
+    deprovision_acks,
     events,
     group_members,
     rate_buckets,
@@ -84,7 +86,8 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """Delete the tenant and everything it owns: resources with their membership and index rows,
-    events, tokens, webhooks with their deliveries, request log and rate bucket."""
+    events, tokens, webhooks with their deliveries, request log and rate bucket, setup links, and
+    the consumers scoped to it with their acknowledgements."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
@@ -103,6 +106,8 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         unknown_attributes,
         rate_buckets,
         setup_links,
+        deprovision_acks,
+        consumers,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
