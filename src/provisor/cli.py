@@ -177,12 +177,13 @@ def token_list(database_url: str) -> None:
 @click.argument("token_id")
 @database_option
 def token_revoke(token_id: str, database_url: str) -> None:
-    """Revoke a token; every worker refuses it within milliseconds (docs/security.md)."""
+    """Revoke a token; every worker refuses it once this returns (docs/security.md)."""
+    from provisor.storage.auth_cache import auth_write
     from provisor.storage.tokens import revoke
 
     async def work(engine: Any) -> bool:
-        async with write_transaction(engine) as conn:
-            return await revoke(conn, token_id)
+        async with auth_write(engine) as conn:
+            return await revoke(conn, token_id)  # the barrier runs as the block exits
 
     if not _run(database_url, work):
         raise click.ClickException(f"no active token {token_id}")
