@@ -1,10 +1,12 @@
-"""The ASGI application: `/scim/v2` (SCIM API), `/healthz`, `/readyz`, and error handling.
+"""The ASGI application: `/scim/v2` (SCIM API), `/healthz`, `/readyz`, `/metrics`, and error handling.
 
 `create_app` is also the embedding entry point: a host application can mount the returned app.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ from provisor.errors import ScimError
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.metrics import MAIN, OFF, MetricsListener, RouteTemplates, metrics_endpoint, parse_address
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
 from provisor.http.openapi import openapi_endpoint
 from provisor.http.ratelimit import RateLimiter
@@ -40,10 +43,13 @@ from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
+from provisor.telemetry.metrics import RequestMetrics, time_statements
 
 log = logging.getLogger("provisor")
 
 SCIM_PREFIX = "/scim/v2"
+#: How often each worker hands its request counts to the shared metrics (telemetry/metrics.py).
+METRICS_FLUSH_SECONDS = 1.0
 OPENAPI_PATH = SCIM_PREFIX + "/openapi.json"
 
 
@@ -64,6 +70,12 @@ class Provisor:
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
+        self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
+        if self.request_metrics is not None:
+            time_statements(self.engine.sync_engine)
+        address = parse_address(settings.metrics_address)
+        self.metrics_listener = MetricsListener(self, *address) if address else None
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
@@ -74,8 +86,20 @@ class Provisor:
             await self.auth_listener.start()
         await self.events.start()
         self.request_log.start()
+        if self.request_metrics is not None:
+            self._flusher = asyncio.create_task(self.request_metrics.flush_every(METRICS_FLUSH_SECONDS))
+        if self.metrics_listener is not None:
+            await self.metrics_listener.start()
 
     async def stop(self) -> None:
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self.request_metrics is not None:
+            self.request_metrics.flush()
         if self.auth_listener is not None:
             await self.auth_listener.stop()
         await self.events.stop()
@@ -193,17 +217,26 @@ def create_app(
         status = getattr(exc, "status_code", 500)
         return error_response(ScimError(status, str(getattr(exc, "detail", "")) or "error"))
 
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
+        Mount(SCIM_PREFIX, app=scim),
+        Mount("/admin/v1", routes=admin_routes(provisor)),
+    ]
+    if settings.metrics_address == MAIN:
+        routes.append(Route("/metrics", metrics_endpoint(provisor)))
+    templates = RouteTemplates(SCIM_PREFIX, [rt.endpoint for rt in registry.resource_types.values()])
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
-            Mount(SCIM_PREFIX, app=scim),
-            Mount("/admin/v1", routes=admin_routes(provisor)),
-        ],
+        routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(EnvelopeMiddleware, settings=settings, writer=provisor.request_log),
+            Middleware(
+                EnvelopeMiddleware,
+                settings=settings,
+                writer=provisor.request_log,
+                metrics=(templates, provisor.request_metrics) if provisor.request_metrics else None,
+            ),
             Middleware(ScimRoute, prefix=SCIM_PREFIX, endpoint=scim, routed=frozenset({OPENAPI_PATH})),
         ],
         exception_handlers={HTTPException: http_error},

@@ -5,7 +5,8 @@
 - security headers on every response (no CORS headers: browsers are not clients of this API);
 - a timeout until the response starts (503 SCIM error after it; a slow-drip body ends there);
 - a last-resort generic 500 SCIM error with the request id (no stack trace, no SQL);
-- the request log (service/request_log.py), recorded after the response has been sent.
+- the request log (service/request_log.py), recorded after the response has been sent;
+- the request metrics (telemetry/metrics.py): one counter and one histogram update per response.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from provisor.service.request_log import Exchange, RequestLogWriter
 
 if TYPE_CHECKING:
     from provisor.config import Settings
+    from provisor.http.metrics import RouteTemplates
+    from provisor.telemetry.metrics import RequestMetrics
 
 log = logging.getLogger("provisor.http")
 
@@ -139,10 +142,19 @@ class _Exchange:
 
 
 class EnvelopeMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, writer: RequestLogWriter | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        writer: RequestLogWriter | None,
+        metrics: tuple[RouteTemplates, RequestMetrics] | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.writer = writer
+        self.templates: RouteTemplates | None = metrics[0] if metrics is not None else None
+        self.metrics: RequestMetrics | None = metrics[1] if metrics is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,6 +165,7 @@ class EnvelopeMiddleware:
         state["request_id"] = request_id
         token = current_request_id.set(request_id)
         exchange = _Exchange(scope, self.writer, self.settings.request_log_mode)
+        root = scope.get("root_path", "")
         at, began = now(), time.perf_counter()
         limit = self.settings.request_timeout_seconds
         if limit > 0:
@@ -199,6 +212,11 @@ class EnvelopeMiddleware:
             if deadline is not None:
                 deadline.disarm()
             current_request_id.reset(token)
+            if self.metrics is not None and self.templates is not None:
+                route = self.templates.of(scope, root)
+                self.metrics.observe(
+                    scope["method"], route, exchange.status or 500, time.perf_counter() - began
+                )
             if exchange.logged and self.writer is not None:
                 self._record(exchange, at, began, request_id)
 
