@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -27,6 +26,7 @@ from provisor.errors import ScimError
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.health import healthz, readyz_endpoint
 from provisor.http.metrics import MAIN, OFF, MetricsListener, RouteTemplates, metrics_endpoint, parse_address
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
 from provisor.http.openapi import openapi_endpoint
@@ -190,18 +190,6 @@ def create_app(
     provisor = Provisor(settings, registry, hooks)
     scim = ScimEndpoint(provisor)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        try:
-            async with provisor.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await provisor.start()
@@ -219,7 +207,7 @@ def create_app(
 
     routes = [
         Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/readyz", readyz_endpoint(provisor)),
         Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
         Mount(SCIM_PREFIX, app=scim),
         Mount("/admin/v1", routes=admin_routes(provisor)),
