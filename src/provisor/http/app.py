@@ -44,6 +44,7 @@ from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
 from provisor.telemetry.metrics import RequestMetrics, time_statements
+from provisor.telemetry.tracing import RequestSpans, make_tracer, trace_statements
 
 log = logging.getLogger("provisor")
 
@@ -56,10 +57,16 @@ OPENAPI_PATH = SCIM_PREFIX + "/openapi.json"
 class Provisor:
     """Holds the engine, the registry and the services for the life of the app."""
 
-    def __init__(self, settings: Settings, registry: Registry, hooks: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, hooks: Any = None, span_exporter: Any = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.engine = create_engine(settings.database_url)
+        #: None unless tracing is configured (telemetry/tracing.py); then OpenTelemetry is imported.
+        self.tracer = make_tracer(settings.otlp_endpoint, span_exporter)
+        if self.tracer is not None:
+            trace_statements(self.engine.sync_engine, self.tracer)
         services: dict[str, ResourceService] = {
             "User": UserService(self.engine, registry, registry.resource_type("User"), settings),
             "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
@@ -94,6 +101,9 @@ class Provisor:
     async def stop(self) -> None:
         if self.metrics_listener is not None:
             await self.metrics_listener.stop()
+        shutdown = getattr(self.tracer, "provisor_shutdown", None)
+        if shutdown is not None:
+            await asyncio.to_thread(shutdown)
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -120,7 +130,12 @@ class ScimEndpoint:
         request = Request(scope, receive)
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
-        response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        tracer = self.provisor.tracer
+        if tracer is None:
+            response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        else:
+            with tracer.start_as_current_span(f"service {request.method}"):
+                response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
         if request.method not in _READ_METHODS and response.status_code < 300:
             self.provisor.events.wake()  # a write succeeded: its events are committed
         await response(scope, receive, send)
@@ -177,6 +192,7 @@ def create_app(
     registry: Registry | None = None,
     hooks: Any = None,
     freeze_gc: bool = False,
+    span_exporter: Any = None,
 ) -> Starlette:
     """Build the Provisor ASGI app. Migrations run on start unless `settings.migrate_on_start` is off.
 
@@ -184,10 +200,13 @@ def create_app(
     start-up, everything loaded so far (modules, schemas, compiled statements) lives as long as the
     process, so it is moved out of the cyclic collector's scans, which otherwise walk it on every
     full collection (a pause that showed in the p99 under load).
+
+    `span_exporter` (an OpenTelemetry `SpanExporter`) turns tracing on with spans handed to it as
+    they end, whatever the settings say: for tests and embedding hosts with their own pipeline.
     """
     settings = settings or Settings.from_env()
     registry = registry or default_registry(settings.schema_extensions)
-    provisor = Provisor(settings, registry, hooks)
+    provisor = Provisor(settings, registry, hooks, span_exporter)
     scim = ScimEndpoint(provisor)
 
     @asynccontextmanager
@@ -223,7 +242,9 @@ def create_app(
                 EnvelopeMiddleware,
                 settings=settings,
                 writer=provisor.request_log,
-                metrics=(templates, provisor.request_metrics) if provisor.request_metrics else None,
+                templates=templates,
+                metrics=provisor.request_metrics,
+                spans=RequestSpans(provisor.tracer) if provisor.tracer is not None else None,
             ),
             Middleware(ScimRoute, prefix=SCIM_PREFIX, endpoint=scim, routed=frozenset({OPENAPI_PATH})),
         ],

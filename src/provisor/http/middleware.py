@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from provisor.config import Settings
     from provisor.http.metrics import RouteTemplates
     from provisor.telemetry.metrics import RequestMetrics
+    from provisor.telemetry.tracing import RequestSpans
 
 log = logging.getLogger("provisor.http")
 
@@ -148,13 +149,17 @@ class EnvelopeMiddleware:
         *,
         settings: Settings,
         writer: RequestLogWriter | None,
-        metrics: tuple[RouteTemplates, RequestMetrics] | None = None,
+        templates: RouteTemplates | None = None,
+        metrics: RequestMetrics | None = None,
+        spans: RequestSpans | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.writer = writer
-        self.templates: RouteTemplates | None = metrics[0] if metrics is not None else None
-        self.metrics: RequestMetrics | None = metrics[1] if metrics is not None else None
+        #: Metrics and spans both name the route; with neither, no template is computed.
+        self.templates = templates if metrics is not None or spans is not None else None
+        self.metrics = metrics
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,6 +177,7 @@ class EnvelopeMiddleware:
             limit += LONG_POLL_PATHS.get(scope["path"], 0.0)
         deadline = _Deadline(limit) if limit > 0 else None
         id_header = request_id.encode("latin-1")
+        span = self.spans.begin(scope["method"]) if self.spans is not None else None
 
         async def receive_wrapper() -> Message:
             message = await receive()
@@ -212,11 +218,14 @@ class EnvelopeMiddleware:
             if deadline is not None:
                 deadline.disarm()
             current_request_id.reset(token)
-            if self.metrics is not None and self.templates is not None:
+            if self.templates is not None:
                 route = self.templates.of(scope, root)
-                self.metrics.observe(
-                    scope["method"], route, exchange.status or 500, time.perf_counter() - began
-                )
+                if self.metrics is not None:
+                    self.metrics.observe(
+                        scope["method"], route, exchange.status or 500, time.perf_counter() - began
+                    )
+                if span is not None and self.spans is not None:
+                    self.spans.end(span, route, exchange.status or 500, request_id)
             if exchange.logged and self.writer is not None:
                 self._record(exchange, at, began, request_id)
 
