@@ -174,3 +174,26 @@ def test_outbox_lag_and_dead_letters(fresh_database_url: str, tenant_id: str) ->
         # The dead delivery is no longer lag (it is a dead letter); the two pending ones still are.
         assert samples(text, "provisor_outbox_lag_events") == {"": 2.0}
         assert samples(text, "provisor_webhook_dead_letters") == {"": 1.0}
+
+
+def test_dashboard_and_alerts_use_only_exposed_families() -> None:
+    """Every `provisor_*` name in the Grafana dashboard and the alerting rules is one that a scrape
+    exposes (a renamed metric would otherwise leave a silent panel or an alert that never fires)."""
+    import json
+
+    import yaml
+
+    from provisor.telemetry.metrics import exposition, outbox_families
+
+    text = exposition(outbox_families(0, None, 0)).decode()
+    exposed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    docs = Path(__file__).parents[2] / "docs"
+    dashboard = json.loads((docs / "grafana" / "provisor.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    rules = yaml.safe_load((docs / "prometheus" / "alerts.yml").read_text())
+    exprs += [str(r["expr"]) for g in rules["groups"] for r in g["rules"]]
+    used = {name for expr in exprs for name in re.findall(r"provisor_[a-z_]+", expr)}
+    assert used
+    for name in used:
+        family = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert family in exposed or family.removesuffix("_total") in exposed, name

@@ -19,7 +19,14 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import event
@@ -27,6 +34,9 @@ from sqlalchemy.engine import Engine
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: `*_created` series say when a counter was made; multiprocess mode has none, so neither do we.
+disable_created_metrics()
 
 #: Where this process's metrics are registered when they are not shared through files.
 LOCAL = CollectorRegistry(auto_describe=False)
