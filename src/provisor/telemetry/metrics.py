@@ -36,7 +36,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: `*_created` series say when a counter was made; multiprocess mode has none, so neither do we.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Where this process's metrics are registered when they are not shared through files.
 LOCAL = CollectorRegistry(auto_describe=False)
