@@ -197,3 +197,28 @@ def test_dashboard_and_alerts_use_only_exposed_families() -> None:
     for name in used:
         family = re.sub(r"_(bucket|count|sum)$", "", name)
         assert family in exposed or family.removesuffix("_total") in exposed, name
+
+
+def test_serve_refuses_a_bad_or_taken_metrics_address(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    provisor = str(Path(sys.executable).with_name("provisor"))
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+
+    def serve(address: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PROVISOR_METRICS_ADDRESS": address}
+        command = [provisor, "serve", "--port", str(free_port()), "--database-url", url]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    bad = serve("bogus")
+    assert bad.returncode == 2 and "PROVISOR_METRICS_ADDRESS must be main, off or HOST:PORT" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = serve(f"127.0.0.1:{port}")
+    assert busy.returncode == 1 and f"cannot listen for metrics on 127.0.0.1:{port}" in busy.stderr
+    assert "Traceback" not in busy.stderr + bad.stderr
