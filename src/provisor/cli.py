@@ -65,6 +65,8 @@ def serve(
 
     from provisor.dbcheck import insecure_database_reason
     from provisor.logging_setup import logging_config, resolve_format
+    from provisor.telemetry.metrics import MULTIPROC_ENV
+    from provisor.telemetry.multiproc import metrics_directory
     from provisor.workers import reuse_port_supported, run_workers
 
     reason = insecure_database_reason(database_url)
@@ -79,7 +81,10 @@ def serve(
             os.path.abspath(p) for p in schema_extensions
         )
     os.environ["PROVISOR_LOG_LEVEL"] = log_level
-    Settings.from_env()  # fail fast on bad configuration, before forking workers
+    try:
+        settings = Settings.from_env()  # fail fast on bad configuration, before forking workers
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
@@ -90,10 +95,34 @@ def serve(
         "proxy_headers": True,
         "server_header": False,
     }
-    if workers > 1 and reuse_port_supported():
-        run_workers(uvicorn.Config("provisor.http.factory:app_from_env", **options), workers)
-    else:
+    metrics_probe(settings.metrics_address)
+    if workers == 1:
+        # One process: its metrics stay in memory, and a scrape reports it alone.
+        os.environ.pop(MULTIPROC_ENV, None)
         uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
+        return
+    with metrics_directory():  # every worker's metrics in one scrape (telemetry/multiproc.py)
+        if reuse_port_supported():
+            run_workers(uvicorn.Config("provisor.http.factory:app_from_env", **options), workers)
+        else:
+            uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
+
+
+def metrics_probe(address: str) -> None:
+    """Fail in this process, before any worker starts, when the metrics address is taken."""
+    from provisor.http.metrics import parse_address
+    from provisor.workers import listening_socket
+
+    parsed = parse_address(address)
+    if parsed is None:
+        return
+    try:
+        listening_socket(*parsed, reuse_port=False).close()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen for metrics on {address} ({exc.strerror}); "
+            "choose another PROVISOR_METRICS_ADDRESS or stop what uses it"
+        ) from None
 
 
 async def _prepare(engine: Any) -> None:
@@ -177,12 +206,13 @@ def token_list(database_url: str) -> None:
 @click.argument("token_id")
 @database_option
 def token_revoke(token_id: str, database_url: str) -> None:
-    """Revoke a token; every worker refuses it within milliseconds (docs/security.md)."""
+    """Revoke a token; every worker refuses it once this returns (docs/security.md)."""
+    from provisor.storage.auth_cache import auth_write
     from provisor.storage.tokens import revoke
 
     async def work(engine: Any) -> bool:
-        async with write_transaction(engine) as conn:
-            return await revoke(conn, token_id)
+        async with auth_write(engine) as conn:
+            return await revoke(conn, token_id)  # the barrier runs as the block exits
 
     if not _run(database_url, work):
         raise click.ClickException(f"no active token {token_id}")

@@ -8,8 +8,8 @@ import click
 import orjson
 
 from provisor.cli_common import database_option, run_migrated
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.tenants import count_resources, delete_tenant, tenant_exists, update_settings
-from provisor.storage.transactions import write_transaction
 from provisor.tenant_settings import parse_assignments
 
 _run = run_migrated
@@ -28,7 +28,7 @@ def register(tenant: click.Group) -> None:
             raise click.BadParameter(str(exc), param_hint="assignments") from None
 
         async def work(engine: Any) -> dict[str, Any] | None:
-            async with write_transaction(engine) as conn:
+            async with auth_write(engine) as conn:  # workers cache settings with tokens
                 if not await tenant_exists(conn, name):
                     return None
                 return await update_settings(conn, name, changes)
@@ -46,7 +46,7 @@ def register(tenant: click.Group) -> None:
         """Delete a tenant; refuses while it has resources unless --force."""
 
         async def work(engine: Any) -> str:
-            async with write_transaction(engine) as conn:
+            async with auth_write(engine) as conn:
                 if not await tenant_exists(conn, name):
                     return "missing"
                 held = await count_resources(conn, name)

@@ -64,6 +64,12 @@ class Settings:
     request_log_mode: str = "metadata"
     #: Prune request-log rows older than this many days (0 keeps them forever).
     request_log_retention_days: int = 7
+    #: Where `/metrics` is served: `main` (the API's port, admin tokens only), `HOST:PORT` (a
+    #: separate listener without authentication) or `off` (docs/operations.md).
+    metrics_address: str = "main"
+    #: OTLP/HTTP endpoint for traces (needs `pip install provisor[otel]`); unset: no tracing unless
+    #: `OTEL_EXPORTER_OTLP_ENDPOINT` is set (docs/operations.md).
+    otlp_endpoint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,9 +100,22 @@ class Settings:
             request_timeout_seconds=_env_float("PROVISOR_REQUEST_TIMEOUT", 30.0),
             request_log_mode=env.get("PROVISOR_REQUEST_LOG", "metadata").lower(),
             request_log_retention_days=_env_int("PROVISOR_REQUEST_LOG_RETENTION_DAYS", 7),
+            metrics_address=env.get("PROVISOR_METRICS_ADDRESS", "main").strip().lower() or "main",
+            otlp_endpoint=env.get("PROVISOR_OTLP_ENDPOINT") or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(settings, **clean)
         if settings.request_log_mode not in REQUEST_LOG_MODES:
             raise ValueError(f"PROVISOR_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}")
+        _check_metrics_address(settings.metrics_address)
         return settings
+
+
+def _check_metrics_address(value: str) -> None:
+    if value in ("main", "off"):
+        return
+    host, sep, port = value.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"PROVISOR_METRICS_ADDRESS must be main, off or HOST:PORT (e.g. 127.0.0.1:9464), not {value!r}"
+        )

@@ -22,6 +22,8 @@ from typing import Any
 
 import uvicorn
 
+from provisor.telemetry.multiproc import worker_died
+
 log = logging.getLogger("provisor")
 
 #: Seconds a worker gets to finish its requests after SIGTERM before it is killed.
@@ -73,6 +75,7 @@ def run_workers(config: uvicorn.Config, workers: int) -> None:
         for i, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+                worker_died(process.pid)
                 processes[i] = start()
     for process in processes:
         if process.is_alive():

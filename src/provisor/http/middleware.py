@@ -5,7 +5,8 @@
 - security headers on every response (no CORS headers: browsers are not clients of this API);
 - a timeout until the response starts (503 SCIM error after it; a slow-drip body ends there);
 - a last-resort generic 500 SCIM error with the request id (no stack trace, no SQL);
-- the request log (service/request_log.py), recorded after the response has been sent.
+- the request log (service/request_log.py), recorded after the response has been sent;
+- the request metrics (telemetry/metrics.py): one counter and one histogram update per response.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from provisor.service.request_log import Exchange, RequestLogWriter
 
 if TYPE_CHECKING:
     from provisor.config import Settings
+    from provisor.http.metrics import RouteTemplates
+    from provisor.telemetry.metrics import RequestMetrics
+    from provisor.telemetry.tracing import RequestSpans
 
 log = logging.getLogger("provisor.http")
 
@@ -162,10 +166,23 @@ class _Exchange:
 
 
 class EnvelopeMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, writer: RequestLogWriter | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        writer: RequestLogWriter | None,
+        templates: RouteTemplates | None = None,
+        metrics: RequestMetrics | None = None,
+        spans: RequestSpans | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.writer = writer
+        #: Metrics and spans both name the route; with neither, no template is computed.
+        self.templates = templates if metrics is not None or spans is not None else None
+        self.metrics = metrics
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,12 +193,14 @@ class EnvelopeMiddleware:
         state["request_id"] = request_id
         token = current_request_id.set(request_id)
         exchange = _Exchange(scope, self.writer, self.settings.request_log_mode)
+        root = scope.get("root_path", "")
         at, began = now(), time.perf_counter()
         limit = self.settings.request_timeout_seconds
         if limit > 0:
             limit += LONG_POLL_PATHS.get(scope["path"], 0.0)
         deadline = _Deadline(limit) if limit > 0 else None
         id_header = request_id.encode("latin-1")
+        span = self.spans.begin(scope["method"]) if self.spans is not None else None
 
         async def receive_wrapper() -> Message:
             message = await receive()
@@ -223,6 +242,14 @@ class EnvelopeMiddleware:
             if deadline is not None:
                 deadline.disarm()
             current_request_id.reset(token)
+            if self.templates is not None:
+                route = self.templates.of(scope, root)
+                if self.metrics is not None:
+                    self.metrics.observe(
+                        scope["method"], route, exchange.status or 500, time.perf_counter() - began
+                    )
+                if span is not None and self.spans is not None:
+                    self.spans.end(span, route, exchange.status or 500, request_id)
             if exchange.logged and self.writer is not None:
                 self._record(exchange, at, began, request_id)
 

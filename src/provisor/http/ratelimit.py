@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.errors import ScimError
 from provisor.storage.rate_buckets import take
 from provisor.storage.transactions import write_transaction
+from provisor.telemetry.metrics import RATE_LIMITED
 
 log = logging.getLogger("provisor.ratelimit")
 
@@ -58,5 +59,6 @@ class RateLimiter:
             log.warning("rate limiter unavailable, letting the request through: %s", exc)
             return
         if not decision.allowed:
+            RATE_LIMITED.inc()
             missing = max(0.0, 1.0 - decision.tokens)
             raise RateLimited(max(1, math.ceil(missing / rate)))

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant, now
 from provisor.storage import setup_links as store
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.setup_links import SetupLink
 from provisor.storage.tenants import get_settings, tenant_exists
 from provisor.storage.tokens import create_token
@@ -183,7 +184,7 @@ async def mint_token(engine: AsyncEngine, link: SetupLink) -> str:
     """A new SCIM token for the link's tenant; the link's earlier mint is revoked in the same
     transaction (see the module docstring). Returns the secret, which is never stored."""
     name = token_name(link.id)
-    async with write_transaction(engine) as conn:
+    async with auth_write(engine) as conn:  # the revoked mint is refused by every worker on return
         await store.revoke_tokens_named(conn, link.tenant_id, name)
         _, secret = await create_token(conn, tenant_id=link.tenant_id, name=name)
     return secret

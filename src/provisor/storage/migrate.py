@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,3 +35,20 @@ async def upgrade(engine: AsyncEngine) -> None:
         conn = await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
             await conn.run_sync(_upgrade)
+
+
+def code_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, all): the revisions this code's migrations end at (one, unless branches await a
+    merge), and every revision they know."""
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
+
+
+async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions recorded in the database (empty when it was never migrated)."""
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "alembic_version"))
+        if not has_table:
+            return frozenset()
+        rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return frozenset(str(row[0]) for row in rows)
