@@ -233,5 +233,9 @@ from provisor.cli_bulk import export_command, import_command  # noqa: E402  (nee
 main.add_command(import_command)
 main.add_command(export_command)
 
+from provisor.cli_entitlements import entitlements  # noqa: E402
+
+main.add_command(entitlements)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

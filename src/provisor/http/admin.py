@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
+from provisor.http.admin_entitlements import entitlement_routes
 from provisor.http.admin_requests import requests_route
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
@@ -108,4 +109,8 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
 
         return await guarded(request, work)
 
-    return [Route("/events", events, methods=["GET"]), requests_route(provisor, guarded)]
+    return [
+        Route("/events", events, methods=["GET"]),
+        requests_route(provisor, guarded),
+        *entitlement_routes(provisor, guarded),
+    ]

@@ -12,6 +12,7 @@ from provisor.clock import now
 from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import (
     attribute_index,
+    entitlements,
     events,
     group_members,
     rate_buckets,
@@ -82,7 +83,7 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """Delete the tenant and everything it owns: resources with their membership and index rows,
-    events, tokens, webhooks with their deliveries, request log and rate bucket."""
+    events, tokens, webhooks with their deliveries, request log, rate bucket and entitlement catalogue."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
@@ -99,6 +100,7 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         webhooks,
         request_log,
         rate_buckets,
+        entitlements,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
