@@ -137,6 +137,10 @@ def test_lists_page_filter_and_read_one(okta: Okta) -> None:
 
     bad = okta.scim.get("/Entitlements", params={"filter": 'nosuch eq "x"'})
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
+    for params in ({"filter": "displayName eq"}, {"startIndex": "one"}, {"sortBy": "nosuch"}, {"cursor": ""}):
+        refused = okta.scim.get("/Entitlements", params=params)
+        assert refused.status_code == 400, (params, refused.text)
+        assert refused.json()["schemas"] == [ERROR_URN]
 
     one = okta.scim.get("/Entitlements/lic-pro")
     assert one.status_code == 200
@@ -174,6 +178,15 @@ def test_writes_are_refused_and_change_nothing(okta: Okta) -> None:
     assert okta.scim.get("/Entitlements").json()["totalResults"] == 3
     assert okta.scim.get("/Entitlements/lic-pro").json()["displayName"] == "Pro licence"
     assert okta.scim.get("/Roles/admin").status_code == 200
+    bulk = okta.scim.post(
+        "/Bulk",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [{"method": "POST", "path": "/Roles", "bulkId": "r", "data": body}],
+        },
+    )
+    assert bulk.status_code == 400 or bulk.json()["Operations"][0]["status"].startswith("4"), bulk.text
+    assert okta.scim.get("/Roles").json()["totalResults"] == 2
 
 
 def test_okta_sequence_assign_unassign_read_back_with_events(okta: Okta) -> None:
@@ -324,6 +337,12 @@ def test_admin_api_defines_replaces_removes_and_refuses_bad_input(okta: Okta) ->
         refused = okta.define(bad_kind, "new-one", bad_body)
         assert refused.status_code == 400, refused.text
     assert okta.scim.get("/Roles/new-one").status_code == 404
+    for bad_id in ("a%2Fb", "tab%09id", "%20"):
+        refused = okta.admin.put(f"/entitlements/Role/{bad_id}", params=params, json={"displayName": "X"})
+        assert refused.status_code in (400, 404), refused.text
+    assert okta.admin.get("/entitlements/roles", params=params).json()["entitlements"] == listing
+    not_json = okta.admin.put("/entitlements/Role/x", params=params, content=b"{not json")
+    assert not_json.status_code == 400
     no_tenant = okta.admin.put("/entitlements/Role/x", json={"displayName": "X"})
     assert no_tenant.status_code == 400
     unknown_tenant = okta.admin.put(
@@ -382,3 +401,20 @@ def test_cli_defines_lists_and_removes(okta: Okta, database_url: str) -> None:
     bad_type = run("list", *tenant, "--type", "Group")
     assert bad_type.returncode == 2
     assert okta.scim.get("/Entitlements/seat-x").status_code == 404
+
+
+def test_deleting_the_tenant_deletes_its_catalogue(okta: Okta, database_url: str) -> None:
+    provisor = str(Path(sys.executable).with_name("provisor"))
+    base = ["--database-url", database_url]
+    deleted = subprocess.run(
+        [provisor, "tenant", "delete", okta.tenant_id, "--force", *base],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    created = subprocess.run(
+        [provisor, "tenant", "create", okta.tenant_id, *base], capture_output=True, text=True, check=False
+    )
+    assert created.returncode == 0, created.stderr
+    assert okta.admin.get("/entitlements", params={"tenant": okta.tenant_id}).json() == {"entitlements": []}

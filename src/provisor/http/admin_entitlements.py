@@ -76,5 +76,5 @@ def entitlement_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
     return [
         Route("/entitlements", listing, methods=["GET"]),
         Route("/entitlements/{kind}", listing, methods=["GET"]),
-        Route("/entitlements/{kind}/{entry_id:path}", item, methods=["GET", "PUT", "DELETE"]),
+        Route("/entitlements/{kind}/{entry_id}", item, methods=["GET", "PUT", "DELETE"]),
     ]

@@ -114,6 +114,10 @@ class CatalogueService:
         """Create or replace one entry; returns it and whether it was new. The tenant must exist."""
         resource_type = catalogue_type(type_name)
         checked_id = _text("id", entry_id, MAX_ID_LENGTH, required=True)
+        if checked_id is not None and ("/" in checked_id or not checked_id.isprintable()):
+            # It is a path segment of /Entitlements/{id}: a slash or a control character would
+            # make the entry unreadable over SCIM.
+            raise invalid_value("id must not contain '/' or control characters")
         name = _text("displayName", display_name, MAX_NAME_LENGTH, required=True)
         assert checked_id is not None and name is not None
         kind_text = _text("type", kind, MAX_TYPE_LENGTH, required=False)
