@@ -137,7 +137,15 @@ def test_lists_page_filter_and_read_one(okta: Okta) -> None:
 
     bad = okta.scim.get("/Entitlements", params={"filter": 'nosuch eq "x"'})
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
-    for params in ({"filter": "displayName eq"}, {"startIndex": "one"}, {"sortBy": "nosuch"}, {"cursor": ""}):
+    too_long = {"filter": 'displayName eq "' + "x" * 5000 + '"'}  # PROVISOR_MAX_FILTER_LENGTH is 4096
+    bad_params = (
+        {"filter": "displayName eq"},
+        {"startIndex": "one"},
+        {"sortBy": "nosuch"},
+        {"cursor": ""},
+        too_long,
+    )
+    for params in bad_params:
         refused = okta.scim.get("/Entitlements", params=params)
         assert refused.status_code == 400, (params, refused.text)
         assert refused.json()["schemas"] == [ERROR_URN]

@@ -55,7 +55,12 @@ class ScimApi:
             if rt.name in services
         }
         #: The read-only catalogues (docs/entitlements.md), on the services' engine unless given.
-        self.catalogue = catalogue or CatalogueService(services["User"].engine, registry)
+        self.catalogue = catalogue or CatalogueService(
+            services["User"].engine,
+            registry,
+            max_filter_length=settings.max_filter_length,
+            max_filter_depth=settings.max_filter_depth,
+        )
         self._catalogues = {
             rt.endpoint.strip("/").lower(): rt
             for rt in registry.resource_types.values()

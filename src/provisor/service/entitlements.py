@@ -96,9 +96,18 @@ def _sorted(
 
 
 class CatalogueService:
-    def __init__(self, engine: AsyncEngine, registry: Registry) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: Registry,
+        *,
+        max_filter_length: int = 4096,
+        max_filter_depth: int = 32,
+    ) -> None:
         self.engine = engine
         self.registry = registry
+        self.max_filter_length = max_filter_length
+        self.max_filter_depth = max_filter_depth
 
     # ---- the application's side: define, remove, list --------------------------------------------
 
@@ -172,7 +181,12 @@ class CatalogueService:
                 )
             resources = [projection.apply(render_entry(rt, row, ctx.base_url)) for row in rows]
             return list_response(resources, total, query.start_index)
-        condition = bind(parse_filter(query.filter), self.registry, rt) if query.filter else None
+        condition = None
+        if query.filter:
+            parsed = parse_filter(
+                query.filter, max_length=self.max_filter_length, max_depth=self.max_filter_depth
+            )
+            condition = bind(parsed, self.registry, rt)
         async with read_transaction(self.engine) as conn:
             rows = await store.page(conn, ctx.tenant_id, rt.name, 0, None)
         full = [render_entry(rt, row, ctx.base_url) for row in rows]
