@@ -7,6 +7,7 @@ user's `entitlements` and `roles`. The catalogue is defined by the application (
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from provisor.schema.registry import default_registry
+from provisor.service.entitlements import CatalogueService
+from provisor.storage.engine import create_engine
 from tests.live.server import LiveServer, live_server
 from tests.scim_client import ERROR_URN, PATCH_OP, USER_URN, mint_token
 
@@ -426,3 +430,21 @@ def test_deleting_the_tenant_deletes_its_catalogue(okta: Okta, database_url: str
     )
     assert created.returncode == 0, created.stderr
     assert okta.admin.get("/entitlements", params={"tenant": okta.tenant_id}).json() == {"entitlements": []}
+
+
+async def publish_roles(database_url: str, tenant: str) -> None:
+    """The snippet of docs/entitlements.md ("Defining the catalogue"), verbatim."""
+    engine = create_engine(database_url)
+    try:
+        catalogue = CatalogueService(engine, default_registry())
+        await catalogue.define(tenant, "Role", "auditor", "Auditor", description="Reads the audit log")
+        await catalogue.remove(tenant, "Role", "legacy-admin")  # False when there was none
+    finally:
+        await engine.dispose()
+
+
+def test_host_app_publishes_from_python(okta: Okta, database_url: str) -> None:
+    asyncio.run(publish_roles(database_url, okta.tenant_id))
+    auditor = okta.scim.get("/Roles/auditor").json()
+    assert (auditor["displayName"], auditor["description"]) == ("Auditor", "Reads the audit log")
+    assert _ids(okta.scim.get("/Roles").json()) == ["admin", "auditor", "viewer"]
