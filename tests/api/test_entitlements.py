@@ -187,6 +187,7 @@ def test_writes_are_refused_and_change_nothing(okta: Okta) -> None:
     for response in refused:
         assert response.status_code == 405, response.text
         assert response.json()["schemas"] == [ERROR_URN]
+        assert response.headers["allow"] == "GET"
     assert okta.scim.get("/Entitlements").json()["totalResults"] == 3
     assert okta.scim.get("/Entitlements/lic-pro").json()["displayName"] == "Pro licence"
     assert okta.scim.get("/Roles/admin").status_code == 200

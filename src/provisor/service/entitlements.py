@@ -207,7 +207,15 @@ class CatalogueService:
         return projection.apply(render_entry(rt, entry, ctx.base_url))
 
 
+class ReadOnly(ScimError):
+    """405 on a catalogue endpoint, with the `Allow` header RFC 9110 section 15.5.6 asks for."""
+
+    def __init__(self, rt: ResourceType) -> None:
+        super().__init__(
+            405, f"{rt.endpoint} is read-only: the application defines its {rt.name}s (docs/entitlements.md)"
+        )
+        self.headers = {"Allow": "GET"}
+
+
 def read_only(rt: ResourceType) -> ScimError:
-    return ScimError(
-        405, f"{rt.endpoint} is read-only: the application defines its {rt.name}s (docs/entitlements.md)"
-    )
+    return ReadOnly(rt)
