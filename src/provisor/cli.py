@@ -273,6 +273,9 @@ main.add_command(setup_link)
 from provisor.cli_consumers import register as register_consumer_commands  # noqa: E402
 
 register_consumer_commands(main)
+from provisor.cli_entitlements import entitlements  # noqa: E402
+
+main.add_command(entitlements)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

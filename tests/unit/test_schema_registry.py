@@ -76,7 +76,7 @@ def test_documents_are_complete_rfc7643_section7_schemas(filename: str) -> None:
 
 
 def test_default_registry_has_user_group_and_meta_schemas(registry: Registry) -> None:
-    assert set(registry.resource_types) == {"User", "Group"}
+    assert set(registry.resource_types) == {"User", "Group", "Entitlement", "Role"}
     assert registry.resource_type("users").schema.id == USER_URN
     assert registry.resource_type("/Groups").schema.id == GROUP_URN
     assert [ext.schema.id for ext in registry.resource_type("User").extensions] == [ENTERPRISE_URN]

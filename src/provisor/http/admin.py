@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
 from provisor.http.admin_consumers import consumer_routes, feed_start
+from provisor.http.admin_entitlements import entitlement_routes
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
@@ -119,4 +120,5 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
         unknown_attributes_route(provisor, guarded),
         *setup_link_routes(provisor, guarded),
         *consumer_routes(provisor, guarded),
+        *entitlement_routes(provisor, guarded),
     ]

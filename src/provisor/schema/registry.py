@@ -31,6 +31,11 @@ ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+#: Okta Identity Governance's catalogue schemas (docs/entitlements.md).
+ENTITLEMENT_URN = "urn:okta:scim:schemas:core:1.0:Entitlement"
+ROLE_URN = "urn:okta:scim:schemas:core:1.0:Role"
+#: Resource types whose resources are the application's catalogue, read-only over SCIM.
+CATALOGUE_TYPES = ("Entitlement", "Role")
 
 #: RFC 7643 section 3.1: attributes every resource has, whatever its schema.
 COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
@@ -174,7 +179,8 @@ class Registry:
 
 
 def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
-    """The built-in resource types (User with the Enterprise extension, Group) plus custom extensions.
+    """The built-in resource types (User with the Enterprise extension, Group, and the read-only
+    Entitlement and Role catalogues) plus custom extensions.
 
     A custom extension file extends the User resource type unless the schema document carries a
     non-standard `"x-resourceType": "Group"` key naming another resource type.
@@ -196,6 +202,18 @@ def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
         [
             ResourceType("User", "/Users", "User Account", user, tuple(user_exts)),
             ResourceType("Group", "/Groups", "Group", group, tuple(group_exts)),
+            ResourceType(
+                "Entitlement",
+                "/Entitlements",
+                "Entitlements the application offers (read-only)",
+                Schema.from_scim(_load_builtin("okta_entitlement.json")),
+            ),
+            ResourceType(
+                "Role",
+                "/Roles",
+                "Roles the application offers (read-only)",
+                Schema.from_scim(_load_builtin("okta_role.json")),
+            ),
         ],
         meta,
     )

@@ -122,6 +122,25 @@ group_members = Table(
     Index("ix_group_members_member", "tenant_id", "member_id", "group_id"),
 )
 
+#: The application's catalogue of entitlements and roles (docs/entitlements.md): what an IdP such as
+#: Okta Identity Governance lists under `/Entitlements` and `/Roles` and then assigns through a user's
+#: `entitlements` and `roles`. Defined by the application (admin API, CLI), read-only over SCIM. Not
+#: in `resources`: ids are the application's own keys (any text, not UUIDs), and nothing of the
+#: resource machinery (versions, index rows, events, Bulk) applies to a read-only list.
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),  # "Entitlement" | "Role"
+    Column("id", String(200), nullable=False),
+    Column("display_name", String(500), nullable=False),
+    Column("type", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_modified", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "resource_type", "id"),
+)
+
 #: The transactional outbox: one row per change, written in the change's own transaction.
 events = Table(
     "events",

@@ -14,6 +14,7 @@ from provisor.storage.tables import (
     attribute_index,
     consumers,
     deprovision_acks,
+    entitlements,
     events,
     group_members,
     rate_buckets,
@@ -86,8 +87,8 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """Delete the tenant and everything it owns: resources with their membership and index rows,
-    events, tokens, webhooks with their deliveries, request log and rate bucket, setup links, and
-    the consumers scoped to it with their acknowledgements."""
+    events, tokens, webhooks with their deliveries, request log, rate bucket, entitlement catalogue,
+    setup links, and the consumers scoped to it with their acknowledgements."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
@@ -108,6 +109,7 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         setup_links,
         deprovision_acks,
         consumers,
+        entitlements,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))
