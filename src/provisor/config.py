@@ -64,6 +64,9 @@ class Settings:
     request_log_mode: str = "metadata"
     #: Prune request-log rows older than this many days (0 keeps them forever).
     request_log_retention_days: int = 7
+    #: Console sessions end after this many idle minutes, or this many hours after sign-in.
+    console_idle_minutes: int = 480
+    console_session_hours: int = 24
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +97,8 @@ class Settings:
             request_timeout_seconds=_env_float("PROVISOR_REQUEST_TIMEOUT", 30.0),
             request_log_mode=env.get("PROVISOR_REQUEST_LOG", "metadata").lower(),
             request_log_retention_days=_env_int("PROVISOR_REQUEST_LOG_RETENTION_DAYS", 7),
+            console_idle_minutes=_env_int("PROVISOR_CONSOLE_IDLE_MINUTES", 480),
+            console_session_hours=_env_int("PROVISOR_CONSOLE_SESSION_HOURS", 24),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(settings, **clean)

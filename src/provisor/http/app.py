@@ -25,6 +25,7 @@ from provisor.errors import ScimError
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.console import console_app
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
 from provisor.http.openapi import openapi_endpoint
 from provisor.http.ratelimit import RateLimiter
@@ -200,6 +201,7 @@ def create_app(
             Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
             Mount(SCIM_PREFIX, app=scim),
             Mount("/admin/v1", routes=admin_routes(provisor)),
+            Mount("/console", app=console_app(provisor)),
         ],
         lifespan=lifespan,
         middleware=[

@@ -174,6 +174,10 @@ class EnvelopeMiddleware:
                 exchange.status = int(message["status"])
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
                 headers.extend(SECURITY_HEADERS)
+                csp = state.get("content_security_policy")
+                if csp is not None:  # a page that loads its own CSS and JS (the console)
+                    headers = [(k, v) for k, v in headers if k != b"content-security-policy"]
+                    headers.append((b"content-security-policy", csp))
                 headers.append((b"x-request-id", id_header))
                 message["headers"] = headers
             elif message["type"] == "http.response.body":
