@@ -162,7 +162,6 @@ def console_app(provisor: Provisor) -> ASGIApp:
         return page(
             request,
             "resources.html",
-            status=400 if error else 200,
             kind=kind,
             tenant=tenant,
             tenants=tenants,
