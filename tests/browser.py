@@ -44,7 +44,8 @@ def ensure_chromium() -> str:
         return CHROMIUM
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise RuntimeError(
-            f"{CHROMIUM} is missing: install it with `apt-get update && apt-get install -y chromium` (as root)"
+            f"{CHROMIUM} is missing: install it (as root) with "
+            "`apt-get update && apt-get install -y chromium`"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     lock = ["-o", "DPkg::Lock::Timeout=600"]
