@@ -10,8 +10,11 @@ A tenant without such a history (new, occasional, or with the request log off) r
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import statistics
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.clock import format_instant
 from provisor.storage import console_queries as q
 from provisor.storage.transactions import read_transaction
+
+log = logging.getLogger("provisor.console")
 
 SILENCE_SAMPLE = 50
 BURST_GAP = 60.0
@@ -58,7 +63,8 @@ def silence(write_times: list[str], moment: datetime) -> Silence:
 class TenantSummary:
     tenant: str
     users: int
-    inactive: int
+    #: None until the first background count of this tenant has finished.
+    inactive: int | None
     groups: int
     last_request: dict[str, Any] | None
     errors_24h: int
@@ -67,30 +73,62 @@ class TenantSummary:
     silence: Silence
 
     @property
-    def active(self) -> int:
-        return self.users - self.inactive
+    def active(self) -> int | None:
+        return None if self.inactive is None else self.users - self.inactive
 
 
-async def overview(engine: AsyncEngine) -> list[TenantSummary]:
-    moment = datetime.now(UTC)
-    since = format_instant(moment - timedelta(hours=24))
-    out: list[TenantSummary] = []
-    async with read_transaction(engine) as conn:
-        backlog = await q.delivery_backlog(conn)
-        for tenant in await q.tenant_ids(conn):
-            counts = await q.resource_counts(conn, tenant)
-            queue = backlog.get(tenant, {"pending": 0, "dead": 0})
-            out.append(
-                TenantSummary(
-                    tenant=tenant,
-                    users=counts["users"],
-                    inactive=counts["inactive"],
-                    groups=counts["groups"],
-                    last_request=await q.last_request(conn, tenant),
-                    errors_24h=await q.errors_since(conn, tenant, since),
-                    backlog=queue["pending"],
-                    dead=queue["dead"],
-                    silence=silence(await q.recent_write_times(conn, tenant, SILENCE_SAMPLE), moment),
+#: Inactive-user counts older than this are recounted (in the background) on the next visit.
+INACTIVE_TTL_SECONDS = 60.0
+
+
+class Overview:
+    """The overview's figures. Everything is read per visit through indexes, except the count of
+    inactive users, which must read every user document: that count is kept per process, served
+    while a background task refreshes it when older than `INACTIVE_TTL_SECONDS`, so no visit waits
+    for it (the page shows "counting" before the first count)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._inactive: dict[str, tuple[int, float]] = {}
+        self._counting: dict[str, asyncio.Task[None]] = {}
+
+    def inactive(self, tenant: str) -> int | None:
+        found = self._inactive.get(tenant)
+        if (found is None or time.monotonic() - found[1] > INACTIVE_TTL_SECONDS) and (
+            tenant not in self._counting
+        ):
+            task = asyncio.get_running_loop().create_task(self._count(tenant))
+            self._counting[tenant] = task
+            task.add_done_callback(lambda _: self._counting.pop(tenant, None))
+        return found[0] if found else None
+
+    async def _count(self, tenant: str) -> None:
+        try:
+            async with read_transaction(self.engine) as conn:
+                self._inactive[tenant] = (await q.inactive_users(conn, tenant), time.monotonic())
+        except Exception as exc:  # the next visit retries
+            log.warning("counting inactive users of %s failed: %s", tenant, exc)
+
+    async def summaries(self) -> list[TenantSummary]:
+        moment = datetime.now(UTC)
+        since = format_instant(moment - timedelta(hours=24))
+        out: list[TenantSummary] = []
+        async with read_transaction(self.engine) as conn:
+            backlog = await q.delivery_backlog(conn)
+            for tenant in await q.tenant_ids(conn):
+                counts = await q.resource_counts(conn, tenant)
+                queue = backlog.get(tenant, {"pending": 0, "dead": 0})
+                out.append(
+                    TenantSummary(
+                        tenant=tenant,
+                        users=counts["users"],
+                        inactive=self.inactive(tenant),
+                        groups=counts["groups"],
+                        last_request=await q.last_request(conn, tenant),
+                        errors_24h=await q.errors_since(conn, tenant, since),
+                        backlog=queue["pending"],
+                        dead=queue["dead"],
+                        silence=silence(await q.recent_write_times(conn, tenant, SILENCE_SAMPLE), moment),
+                    )
                 )
-            )
-    return out
+        return out

@@ -22,7 +22,7 @@ from provisor.http.console import actions
 from provisor.http.console.render import CSP, HERE, page
 from provisor.http.console.session import Sessions, csrf_ok, form_of, same_origin
 from provisor.protocol.query import ListQuery
-from provisor.service.console import overview
+from provisor.service.console import Overview
 from provisor.service.context import RequestContext
 from provisor.service.resources import Projection
 from provisor.storage import console_queries as q
@@ -60,6 +60,7 @@ def _context(provisor: Provisor, tenant: str, settings: dict[str, Any]) -> Reque
 
 def console_app(provisor: Provisor) -> ASGIApp:
     sessions = Sessions(provisor.engine, provisor.settings)
+    figures = Overview(provisor.engine)
 
     def guarded(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
@@ -102,7 +103,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
         return response
 
     async def home(request: Request) -> Response:
-        return page(request, "overview.html", tenants=await overview(provisor.engine))
+        return page(request, "overview.html", tenants=await figures.summaries())
 
     async def requests_page(request: Request) -> Response:
         p = request.query_params
