@@ -63,7 +63,7 @@ def measure(client: httpx.Client, path: str, samples: int) -> tuple[float, float
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
 
 
-def run(db: str, users: int, samples: int) -> list[tuple[str, float, float]]:
+def run(db: str, users: int, samples: int, keep: bool = False) -> list[tuple[str, float, float]]:
     name = f"provisor_console_bench_{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="console-bench-"))
     if db == "sqlite":
@@ -123,7 +123,11 @@ def run(db: str, users: int, samples: int) -> list[tuple[str, float, float]]:
             ("tokens", "/console/tokens"),
             ("tenants", "/console/tenants"),
         ]
-        return [(label, *measure(client, path, samples)) for label, path in pages]
+        results = [(label, *measure(client, path, samples)) for label, path in pages]
+        if keep:
+            print(f"kept: {url} (admin token {admin}, SCIM token {token}); serving at {root}")
+            input("press Enter to stop the server and drop the database ")
+        return results
     finally:
         if server is not None:
             server.terminate()
@@ -137,11 +141,12 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], help="only this database")
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--keep", action="store_true", help="keep serving until Enter (for profiling)")
     args = parser.parse_args()
     failed = False
     for db in [args.db] if args.db else ["sqlite", "postgresql"]:
         print(f"{db}: {args.users:,} users")
-        for label, p50, p95 in run(db, args.users, args.samples):
+        for label, p50, p95 in run(db, args.users, args.samples, args.keep):
             mark = "ok  " if p95 <= TARGET_MS else "SLOW"
             failed |= p95 > TARGET_MS
             print(f"  {mark} {label:30} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms")

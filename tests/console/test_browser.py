@@ -169,9 +169,11 @@ def test_an_operator_works_through_every_page(console: Console, request: pytest.
 def test_pages_are_usable_on_a_narrow_screen_and_by_keyboard(console: Console) -> None:
     with browser_page(viewport=(375, 740)) as (page, errors):
         page.goto(f"{console.root}/console/login")
-        page.keyboard.type(console.admin)  # the token field has the focus
-        page.keyboard.press("Enter")
-        page.wait_for_url(f"{console.root}/console/")
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
+        page.keyboard.type(console.admin)  # the token field has the focus (autofocus)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.url == f"{console.root}/console/", page.content()[:2000]
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Skip to content"
         width = page.evaluate("document.documentElement.scrollWidth")

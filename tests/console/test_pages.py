@@ -65,3 +65,24 @@ def test_a_group_pages_through_its_members(console: Console) -> None:
         seen |= set(re.findall(r"/console/users/[^/]+/([0-9a-f-]{36})", second))
         assert seen == set(ids)
         assert 'href="?after=' not in second
+
+
+def test_the_user_search_pages_by_cursor_and_falls_back_to_display_names(console: Console) -> None:
+    headers = console.scim_headers()
+    mark = uuid.uuid4().hex[:6]
+    made = set()
+    for n in range(60):
+        body = {"schemas": [USER], "userName": f"p{mark}-{n:02d}", "displayName": f"Shown{mark} {n:02d}"}
+        made.add(httpx.post(f"{console.scim}/Users", json=body, headers=headers, timeout=10).json()["id"])
+    link = re.compile(r'/console/users/[^/"]+/([0-9a-f-]{36})')
+    with console.signed_in() as client:
+        for q in (f"p{mark}", f"shown{mark}"):
+            seen: set[str] = set()
+            page = client.get("/console/users", params={"tenant": console.tenant, "q": q}).text
+            seen |= set(link.findall(page))
+            nxt = re.search(r'rel="next" href="\?([^"]+)"', page)
+            assert nxt is not None, q
+            page = client.get("/console/users?" + nxt.group(1).replace("&amp;", "&")).text
+            seen |= set(link.findall(page))
+            assert seen == made, q
+            assert 'rel="next"' not in page
