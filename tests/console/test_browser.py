@@ -153,9 +153,19 @@ def test_an_operator_works_through_every_page(console: Console, request: pytest.
             assert response is not None and response.status == 200, path
             assert page.title().endswith("Provisor console")
             screenshot(page, f"{name}-{backend}")
+        # The feed shows a new event without a reload.
         page.goto(f"{console.root}/console/events?tenant={console.tenant}")
-        page.wait_for_timeout(5500)  # one live refresh of the feed
-        assert "error" not in page.locator("#live-status").inner_text().lower()
+        late = {"schemas": body["schemas"], "userName": f"late-{uuid.uuid4().hex[:8]}"}
+        made_late = httpx.post(f"{console.scim}/Users", json=late, headers=console.scim_headers(), timeout=10)
+        page.locator("#feed tr", has_text=made_late.json()["id"]).wait_for(timeout=15_000)
+        assert "new event" in page.locator("#live-status").inner_text()
+
+        # A test event to the (dead) webhook reports the failure.
+        page.goto(f"{console.root}/console/webhooks")
+        hook = page.locator("#webhooks tbody tr", has_text=dead_url)
+        hook.get_by_role("button", name="Send test event").click()
+        page.wait_for_load_state()
+        assert "failed (ConnectError" in page.locator("#result").inner_text()
 
         # Sign out: the console is closed again.
         page.get_by_role("button", name="Sign out").click()
