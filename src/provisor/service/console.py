@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant
@@ -34,7 +35,7 @@ SILENCE_FACTOR = 3.0
 MIN_SILENCE = 900.0
 
 
-def _parse(instant: str) -> datetime:
+def parse_instant(instant: str) -> datetime:
     return datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
@@ -49,7 +50,7 @@ def silence(write_times: list[str], moment: datetime) -> Silence:
     """Apply the rule in the module docstring to write times, newest first."""
     if not write_times:
         return Silence(False, None, None)
-    instants = [_parse(t) for t in write_times]
+    instants = [parse_instant(t) for t in write_times]
     quiet = (moment - instants[0]).total_seconds()
     gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(instants)]
     pauses = [g for g in gaps if g > BURST_GAP]
@@ -132,3 +133,52 @@ class Overview:
                     )
                 )
         return out
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    row: dict[str, Any]
+    events: list[dict[str, Any]]
+    #: event seq -> that event's webhook deliveries
+    deliveries: dict[int, list[dict[str, Any]]]
+
+
+async def request_with_events(engine: AsyncEngine, row_id: int) -> LoggedRequest | None:
+    """A request-log row, the events it produced and their deliveries (docs/console.md, "How a
+    request is tied to its events"): events carry no request id, so they are found by tenant,
+    actor (the token's name), the request's time window and, when it names one, its resource."""
+    async with read_transaction(engine) as conn:
+        row = await q.get_request(conn, row_id)
+        if row is None:
+            return None
+        produced: list[dict[str, Any]] = []
+        if row["tenant_id"] is not None and row["method"] in q.WRITE_METHODS and row["status"] < 400:
+            end = parse_instant(row["at"]) + timedelta(milliseconds=float(row["duration_ms"]) + 5)
+            produced = await q.events_in_window(
+                conn,
+                row["tenant_id"],
+                start=row["at"],
+                end=format_instant(end),
+                actor=row["token_name"],
+                resource_id=_resource_of(row),
+                limit=200,
+            )
+        deliveries: dict[int, list[dict[str, Any]]] = {}
+        for d in await q.deliveries_of(conn, [e["seq"] for e in produced]):
+            deliveries.setdefault(int(d["event_seq"]), []).append(d)
+    return LoggedRequest(row, produced, deliveries)
+
+
+def _resource_of(row: dict[str, Any]) -> str | None:
+    """The resource a logged request wrote: the id in its path, else its stored response's `id`."""
+    parts = [s for s in str(row["path"]).split("/") if s]
+    if len(parts) >= 4 and parts[2].lower() in ("users", "groups"):
+        return parts[3]
+    if row.get("response_body"):
+        try:
+            parsed = orjson.loads(row["response_body"])
+        except orjson.JSONDecodeError:
+            return None
+        found = parsed.get("id") if isinstance(parsed, dict) else None
+        return found if isinstance(found, str) else None
+    return None

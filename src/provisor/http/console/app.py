@@ -17,18 +17,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.http.console import actions
 from provisor.http.console.render import CSP, HERE, page
 from provisor.http.console.session import Sessions, csrf_ok, form_of, same_origin
 from provisor.protocol.query import ListQuery
-from provisor.service.console import Overview
+from provisor.service.console import Overview, request_with_events
 from provisor.service.context import RequestContext
 from provisor.service.resources import Projection
 from provisor.storage import console_queries as q
 from provisor.storage.members import members_page
 from provisor.storage.tenants import get_settings
 from provisor.storage.transactions import read_transaction
+from provisor.storage.webhooks import list_webhooks
 from provisor.tenant_settings import VALIDATORS
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ def _int(raw: str | None) -> int | None:
         return None
 
 
-def _context(provisor: Provisor, tenant: str, settings: dict[str, Any]) -> RequestContext:
+def _context(tenant: str, settings: dict[str, Any]) -> RequestContext:
     return RequestContext(tenant, None, "/scim/v2", settings)
 
 
@@ -129,16 +131,10 @@ def console_app(provisor: Provisor) -> ASGIApp:
 
     async def request_detail(request: Request) -> Response:
         row_id = _int(request.path_params["row_id"])
-        async with read_transaction(provisor.engine) as conn:
-            row = await q.get_request(conn, row_id) if row_id is not None else None
-            if row is None:
-                return page(request, "error.html", 404, message="No such request in the log.")
-            produced = await _events_of(conn, row)
-            deliveries = await q.deliveries_of(conn, [e["seq"] for e in produced])
-        by_seq: dict[int, list[dict[str, Any]]] = {}
-        for d in deliveries:
-            by_seq.setdefault(int(d["event_seq"]), []).append(d)
-        return page(request, "request.html", row=row, events=produced, deliveries=by_seq)
+        found = await request_with_events(provisor.engine, row_id) if row_id is not None else None
+        if found is None:
+            return page(request, "error.html", 404, message="No such request in the log.")
+        return page(request, "request.html", row=found.row, events=found.events, deliveries=found.deliveries)
 
     async def resources_page(request: Request) -> Response:
         kind = "User" if request.url.path.rstrip("/").endswith("users") else "Group"
@@ -153,7 +149,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
         if tenant in tenants:
             async with read_transaction(provisor.engine) as conn:
                 settings = await get_settings(conn, tenant)
-            ctx = _context(provisor, tenant, settings)
+            ctx = _context(tenant, settings)
             # The search box tries one indexed attribute after the other: an OR of them is several
             # times slower on PostgreSQL than each alone (bench/console.py).
             filters = [scim_filter] if scim_filter else _text_filters(kind, text)
@@ -188,7 +184,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
             settings = await get_settings(conn, tenant)
         excluded = "members" if kind == "Group" else None
         projection = Projection(provisor.registry, service.rt, None, excluded)
-        _, doc = await service.get(_context(provisor, tenant, settings), resource_id, projection)
+        _, doc = await service.get(_context(tenant, settings), resource_id, projection)
         after = request.query_params.get("after")
         async with read_transaction(provisor.engine) as conn:
             history = await q.resource_history(conn, tenant, resource_id, 100)
@@ -227,8 +223,6 @@ def console_app(provisor: Provisor) -> ASGIApp:
         return page(request, "event_rows.html", rows=rows)
 
     async def webhooks_page(request: Request) -> Response:
-        from provisor.storage.webhooks import list_webhooks
-
         async with read_transaction(provisor.engine) as conn:
             hooks = await list_webhooks(conn)
             states = await q.webhook_states(conn)
@@ -240,8 +234,6 @@ def console_app(provisor: Provisor) -> ASGIApp:
         async with read_transaction(provisor.engine) as conn:
             rows = await q.token_rows(conn)
             tenants = await q.tenant_ids(conn)
-        from provisor.clock import now
-
         return page(request, "tokens.html", rows=rows, tenants=tenants, at=now())
 
     async def tenants_page(request: Request) -> Response:
@@ -286,35 +278,3 @@ def _text_filters(kind: str, text: str) -> list[str | None]:
     if kind == "Group":
         return [f"displayName sw {literal}"]
     return [f"userName sw {literal}", f"displayName sw {literal}"]
-
-
-async def _events_of(conn: Any, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The events a logged request produced (see `console_queries.events_in_window`)."""
-    if row["tenant_id"] is None or row["method"] not in q.WRITE_METHODS or row["status"] >= 400:
-        return []
-    from datetime import timedelta
-
-    from provisor.clock import format_instant
-    from provisor.service.console import _parse
-
-    start = row["at"]
-    end = format_instant(_parse(start) + timedelta(milliseconds=float(row["duration_ms"]) + 5))
-    parts = [s for s in row["path"].split("/") if s]
-    resource_id = None
-    if len(parts) >= 4 and parts[2].lower() in ("users", "groups"):
-        resource_id = parts[3]
-    elif row.get("response_body"):
-        try:
-            parsed = orjson.loads(row["response_body"])
-            resource_id = parsed.get("id") if isinstance(parsed, dict) else None
-        except orjson.JSONDecodeError:
-            resource_id = None
-    return await q.events_in_window(
-        conn,
-        row["tenant_id"],
-        start=start,
-        end=end,
-        actor=row["token_name"],
-        resource_id=resource_id if isinstance(resource_id, str) else None,
-        limit=200,
-    )
