@@ -28,6 +28,8 @@ COOKIE = "provisor_console"
 COOKIE_PATH = "/console"
 #: A session's idle expiry is pushed forward at most this often (one write a minute, not a request).
 EXTEND_EVERY_SECONDS = 60.0
+#: When a session was last extended is remembered for at most this many sessions per process.
+MAX_TRACKED_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Sessions:
             return None
         moment = time.monotonic()
         if moment - self._extended.get(found.id_hash, -EXTEND_EVERY_SECONDS) >= EXTEND_EVERY_SECONDS:
+            if len(self._extended) > MAX_TRACKED_SESSIONS:  # ended sessions' entries: forget them all
+                self._extended.clear()
             self._extended[found.id_hash] = moment
             async with write_transaction(self.engine) as conn:
                 await store.extend_session(conn, found.id_hash, idle=self.idle)
