@@ -61,41 +61,48 @@ def silence(write_times: list[str], moment: datetime) -> Silence:
 
 
 @dataclass(frozen=True)
+class Counts:
+    users: int
+    inactive: int
+    groups: int
+
+    @property
+    def active(self) -> int:
+        return self.users - self.inactive
+
+
+@dataclass(frozen=True)
 class TenantSummary:
     tenant: str
-    users: int
     #: None until the first background count of this tenant has finished.
-    inactive: int | None
-    groups: int
+    counts: Counts | None
     last_request: dict[str, Any] | None
     errors_24h: int
     backlog: int
     dead: int
     silence: Silence
 
-    @property
-    def active(self) -> int | None:
-        return None if self.inactive is None else self.users - self.inactive
 
-
-#: Inactive-user counts older than this are recounted (in the background) on the next visit.
-INACTIVE_TTL_SECONDS = 60.0
+#: Counts older than this are recounted (in the background) on the next visit.
+COUNTS_TTL_SECONDS = 60.0
 
 
 class Overview:
-    """The overview's figures. Everything is read per visit through indexes, except the count of
-    inactive users, which must read every user document: that count is kept per process, served
-    while a background task refreshes it when older than `INACTIVE_TTL_SECONDS`, so no visit waits
-    for it (the page shows "counting" before the first count)."""
+    """The overview's figures. The request-log and delivery figures are read per visit through
+    indexes; the resource counts are not: counting 100,000 users takes tens of milliseconds, and
+    counting the inactive ones reads every user document (`active` is not indexed: about half a
+    second on SQLite). So each process keeps the last counts per tenant and serves them while a
+    background task recounts them when older than `COUNTS_TTL_SECONDS`; no visit waits for a
+    count (the page says "counting" before the first)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._inactive: dict[str, tuple[int, float]] = {}
+        self._counts: dict[str, tuple[Counts, float]] = {}
         self._counting: dict[str, asyncio.Task[None]] = {}
 
-    def inactive(self, tenant: str) -> int | None:
-        found = self._inactive.get(tenant)
-        if (found is None or time.monotonic() - found[1] > INACTIVE_TTL_SECONDS) and (
+    def counts(self, tenant: str) -> Counts | None:
+        found = self._counts.get(tenant)
+        if (found is None or time.monotonic() - found[1] > COUNTS_TTL_SECONDS) and (
             tenant not in self._counting
         ):
             task = asyncio.get_running_loop().create_task(self._count(tenant))
@@ -106,9 +113,11 @@ class Overview:
     async def _count(self, tenant: str) -> None:
         try:
             async with read_transaction(self.engine) as conn:
-                self._inactive[tenant] = (await q.inactive_users(conn, tenant), time.monotonic())
+                both = await q.resource_counts(conn, tenant)
+                inactive = await q.inactive_users(conn, tenant)
+            self._counts[tenant] = (Counts(both["users"], inactive, both["groups"]), time.monotonic())
         except Exception as exc:  # the next visit retries
-            log.warning("counting inactive users of %s failed: %s", tenant, exc)
+            log.warning("counting the resources of %s failed: %s", tenant, exc)
 
     async def summaries(self) -> list[TenantSummary]:
         moment = datetime.now(UTC)
@@ -117,14 +126,11 @@ class Overview:
         async with read_transaction(self.engine) as conn:
             backlog = await q.delivery_backlog(conn)
             for tenant in await q.tenant_ids(conn):
-                counts = await q.resource_counts(conn, tenant)
                 queue = backlog.get(tenant, {"pending": 0, "dead": 0})
                 out.append(
                     TenantSummary(
                         tenant=tenant,
-                        users=counts["users"],
-                        inactive=self.inactive(tenant),
-                        groups=counts["groups"],
+                        counts=self.counts(tenant),
                         last_request=await q.last_request(conn, tenant),
                         errors_24h=await q.errors_since(conn, tenant, since),
                         backlog=queue["pending"],
