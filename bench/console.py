@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -134,6 +135,7 @@ def run(db: str, users: int, samples: int, keep: bool = False) -> list[tuple[str
             server.wait(timeout=10)
         if db == "postgresql":
             asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:
