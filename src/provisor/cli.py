@@ -262,6 +262,9 @@ from provisor.cli_bulk import export_command, import_command  # noqa: E402  (nee
 
 main.add_command(import_command)
 main.add_command(export_command)
+from provisor.cli_rotate import token_rotate  # noqa: E402
+
+token.add_command(token_rotate)
 
 from provisor.cli_backup import backup_command, restore_command  # noqa: E402
 

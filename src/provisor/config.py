@@ -70,6 +70,9 @@ class Settings:
     #: OTLP/HTTP endpoint for traces (needs `pip install provisor[otel]`); unset: no tracing unless
     #: `OTEL_EXPORTER_OTLP_ENDPOINT` is set (docs/operations.md).
     otlp_endpoint: str | None = None
+    #: Console sessions end after this many idle minutes, or this many hours after sign-in.
+    console_idle_minutes: int = 480
+    console_session_hours: int = 24
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -102,6 +105,8 @@ class Settings:
             request_log_retention_days=_env_int("PROVISOR_REQUEST_LOG_RETENTION_DAYS", 7),
             metrics_address=env.get("PROVISOR_METRICS_ADDRESS", "main").strip().lower() or "main",
             otlp_endpoint=env.get("PROVISOR_OTLP_ENDPOINT") or None,
+            console_idle_minutes=_env_int("PROVISOR_CONSOLE_IDLE_MINUTES", 480),
+            console_session_hours=_env_int("PROVISOR_CONSOLE_SESSION_HOURS", 24),
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(settings, **clean)

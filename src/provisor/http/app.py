@@ -27,6 +27,7 @@ from provisor.events.hooks import PasswordHook
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.console import console_app
 from provisor.http.health import healthz, readyz_endpoint
 from provisor.http.metrics import MAIN, OFF, MetricsListener, RouteTemplates, metrics_endpoint, parse_address
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
@@ -236,6 +237,7 @@ def create_app(
         Mount(SCIM_PREFIX, app=scim),
         Mount("/admin/v1", routes=admin_routes(provisor)),
         Mount("/setup", routes=setup_routes(provisor)),
+        Mount("/console", app=console_app(provisor)),
     ]
     if settings.metrics_address == MAIN:
         routes.append(Route("/metrics", metrics_endpoint(provisor)))

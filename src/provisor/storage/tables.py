@@ -155,6 +155,8 @@ events = Table(
     Column("actor", String(200), nullable=True),
     Column("payload", JsonDoc, nullable=True),
     Index("ix_events_tenant_seq", "tenant_id", "seq"),
+    #: A resource's history and a request's events in the console (migration 0010).
+    Index("ix_events_resource", "tenant_id", "resource_id", "seq"),
     #: Only deprovisioning events (docs/deprovisioning.md): a consumer's commit finds the ones it
     #: acknowledges by this index, at a cost in their number, not in the number of events passed.
     Index(
@@ -292,4 +294,18 @@ setup_links = Table(
     Column("since_event", BigInteger, nullable=False, server_default=text("0")),
     Column("since_request", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_setup_links_tenant", "tenant_id", "created"),
+)
+
+#: The web console's sessions (docs/console.md): only a hash of the session id is stored; a session
+#: ends at `idle_expires_at` (pushed forward while used) or `expires_at` (fixed), whichever is first.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", String(36), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_seen", TIMESTAMP, nullable=False),
+    Column("idle_expires_at", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    Index("ix_console_sessions_expires", "expires_at"),
 )
