@@ -56,6 +56,11 @@ def _begin_sqlite(conn: Any) -> None:
     options = conn.get_execution_options()
     if options.get("provisor_autocommit", False):
         return
+    busy = options.get("provisor_busy_ms")
+    if busy is not None and conn.info.get("provisor_busy_ms", 30000) != busy:
+        # A request's write waits for the lock at most what remains of its time (storage/transactions.py).
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+        conn.info["provisor_busy_ms"] = busy
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
