@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from asyncpg.exceptions import IntegrityConstraintViolationError, QueryCanceledError
+from asyncpg.exceptions import IntegrityConstraintViolationError, InternalClientError, QueryCanceledError
 from sqlalchemy import ARRAY, JSON, Integer, bindparam, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
@@ -165,8 +165,15 @@ class DirectReader:
         self._inline = InlineSqliteReader(path) if path and not engine.url.query else None
 
     async def _connection(self) -> PoolProxiedConnection:
-        if self._kept:
-            return self._kept.pop()
+        while self._kept:
+            raw = self._kept.pop()
+            driver: Any = raw.driver_connection
+            if self._sqlite or not driver.is_closed():
+                return raw
+            # The server closed it while it was kept (a restart, an idle timeout): asyncpg may have
+            # left its protocol mid-error, which the next statement would meet as "another
+            # operation is in progress" instead of a closed connection.
+            await greenlet_spawn(raw.invalidate)
         engine = self._engine()
         if engine is None or self._closed:
             raise RuntimeError("the engine of this DirectReader was disposed")
@@ -206,8 +213,19 @@ class DirectReader:
         if compiled.writes and not self._sqlite:
             budget = params[_BUDGET] if _BUDGET in params else current_budget.get()
             if budget is not None:
+                try:
+                    return await self._commit_one(compiled, args, budget)
+                except InternalClientError as exc:
+                    if not _never_sent(exc):
+                        raise
                 return await self._commit_one(compiled, args, budget)
-        async with self._borrowed() as driver:
+        try:
+            async with self._borrowed() as driver:
+                return await _run(driver, self._sqlite, compiled, args)
+        except InternalClientError as exc:
+            if not _never_sent(exc):
+                raise
+        async with self._borrowed() as driver:  # once more, on another connection
             return await _run(driver, self._sqlite, compiled, args)
 
     async def _commit_one(self, compiled: _Compiled, args: list[Any], budget: Budget) -> list[Row]:
@@ -649,6 +667,14 @@ def _commit(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _never_sent(exc: InternalClientError) -> bool:
+    """Whether asyncpg refused to start the statement because the connection's protocol was not
+    idle: the server closed the connection while it was idle and kept (a FATAL message on a restart
+    leaves asyncpg's protocol mid-error until the close itself is read). The statement never left,
+    so it is safe to run again on another connection (the failed one is invalidated)."""
+    return "cannot switch to state" in str(exc)
 
 
 #: Seconds between cancel requests for one commit (see `cancel_statement`).

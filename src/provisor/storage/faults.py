@@ -8,7 +8,9 @@ or commit rolls back; see provisor/budget.py for commits the deadline interrupts
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
 from asyncpg import exceptions as pg
 
@@ -36,6 +38,7 @@ _PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     pg.InsufficientResourcesError,
     pg.ConnectionDoesNotExistError,
     pg.InterfaceError,  # "connection is closed" and other dead-connection states
+    pg.InternalClientError,  # a connection the server closed mid-protocol (storage/direct.py `_never_sent`)
     pg.PostgresConnectionError,
     ConnectionError,
     TimeoutError,
@@ -67,3 +70,37 @@ def database_fault(exc: BaseException) -> ScimError | None:
             return Unavailable("the database is unavailable; nothing was written")
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return None
+
+
+class OutageLog:
+    """Logging for a background loop that retries while the database is away: one warning when it
+    goes, one line when it is back, nothing per retry in between (a loop polling every few hundred
+    milliseconds otherwise writes a traceback each time). Other errors are logged every time."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self.down_since: float | None = None
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        if database_fault(exc) is None:
+            self.log.exception("%s failed; retrying", self.what)
+            return
+        self.failures += 1
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self.log.warning(
+                "%s: the database is unavailable (%s); retrying until it is back", self.what, exc
+            )
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            self.log.warning(
+                "%s: the database is back after %.1f s (%d failed attempts)",
+                self.what,
+                time.monotonic() - self.down_since,
+                self.failures,
+            )
+            self.down_since = None
+            self.failures = 0
