@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import click
@@ -93,6 +94,9 @@ def serve(
     if workers > 1 and reuse_port_supported():
         run_workers(uvicorn.Config("provisor.http.factory:app_from_env", **options), workers)
     else:
+        # uvicorn finishes the requests in flight on SIGTERM and then raises the signal again
+        # under the handler it found: a handler that returns makes a graceful stop exit 0.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
 
 
