@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from provisor.errors import ScimError
 
@@ -115,3 +116,15 @@ class Budget:
 current_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
     "provisor_budget", default=None
 )
+
+
+@contextmanager
+def outside_budget() -> Iterator[None]:
+    """For a request's bookkeeping writes (a token's last use, a rate-limit bucket): they are not
+    the request's effect, so their commit must not count as one (after which the deadline could
+    no longer end the request) and need not be waited for; the deadline may cut them off."""
+    token = current_budget.set(None)
+    try:
+        yield
+    finally:
+        current_budget.reset(token)

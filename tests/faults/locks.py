@@ -36,6 +36,13 @@ def write_lock_held(url: str) -> Iterator[None]:
 
 
 @contextmanager
+def pg_table_locked(url: str, table: str, mode: str) -> Iterator[None]:
+    """PostgreSQL: `table` locked in `mode` by another connection while inside."""
+    with _pg_lock(url, f"LOCK TABLE {table} IN {mode} MODE"):
+        yield
+
+
+@contextmanager
 def sqlite_lock_only(url: str) -> Iterator[None]:
     """SQLite's write lock taken by a connection outside Provisor (no gate), as a tool would."""
     path = url.split("///", 1)[1]

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.locks import sqlite_lock_only, write_lock_held
+from tests.faults.locks import pg_table_locked, sqlite_lock_only, write_lock_held
 from tests.faults.observe import stored
 from tests.live.server import live_server
+from tests.scim_client import mint_token
 
 TIMEOUT = 3.0
 #: How much later than the timeout an answer may come (the database's abort, the event loop).
@@ -130,3 +131,23 @@ def test_sqlite_lock_wait_is_answered_within_the_timeout(fault_url: str, fault_t
             assert elapsed < TIMEOUT + SLACK, elapsed
             assert f"w-{i}" not in after.users
         assert client.post("/Users", json=_user("after")).status_code == 201
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault_url", ["postgresql"], indirect=True)
+def test_bookkeeping_writes_leave_the_deadline_in_force(fault_url: str, fault_tenant: str) -> None:
+    """A token's first use writes its `last_used` before the request's own work: that commit is
+    not the request's, so a read blocked afterwards still ends at the timeout (503), not when the
+    lock goes."""
+    env = {"PROVISOR_REQUEST_TIMEOUT": str(TIMEOUT)}
+    with live_server(fault_url, fault_tenant, env=env) as server:
+        client = httpx.Client(base_url=server.base_url, headers=server.headers, timeout=30)
+        created = client.post("/Users", json=_user("read-me"))
+        assert created.status_code == 201
+        fresh = {**server.headers, "Authorization": f"Bearer {mint_token(fault_url, fault_tenant)}"}
+        with pg_table_locked(fault_url, "resources", "ACCESS EXCLUSIVE"):
+            began = time.monotonic()
+            answer = client.get(f"/Users/{created.json()['id']}", headers=fresh)
+            elapsed = time.monotonic() - began
+        assert answer.status_code == 503, answer.text
+        assert elapsed < TIMEOUT + SLACK, elapsed
