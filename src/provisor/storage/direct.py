@@ -190,7 +190,10 @@ class DirectReader:
         try:
             yield raw.driver_connection
         except IntegrityError:
-            await self._release(raw)
+            if commit is not None and commit.aborted:
+                await greenlet_spawn(raw.invalidate)
+            else:
+                await self._release(raw)
             raise
         except BaseException:
             await greenlet_spawn(raw.invalidate)
