@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import click
@@ -99,6 +100,9 @@ def serve(
     if workers == 1:
         # One process: its metrics stay in memory, and a scrape reports it alone.
         os.environ.pop(MULTIPROC_ENV, None)
+        # uvicorn finishes the requests in flight on SIGTERM and then raises the signal again
+        # under the handler it found: a handler that returns makes a graceful stop exit 0.
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
         return
     with metrics_directory():  # every worker's metrics in one scrape (telemetry/multiproc.py)

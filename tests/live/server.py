@@ -58,6 +58,7 @@ def live_server(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
+    """`env`: extra environment variables for the server (e.g. `PROVISOR_REQUEST_TIMEOUT`)."""
     token = mint_token(database_url, tenant_id)
     port = free_port()
     provisor = Path(sys.executable).with_name("provisor")

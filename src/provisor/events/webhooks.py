@@ -31,6 +31,7 @@ from provisor.events.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from provisor.events.wakeup import WAKE_GAP, Wakeup
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
+from provisor.storage.faults import OutageLog
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 from provisor.telemetry.metrics import WEBHOOK_DELIVERIES
 
@@ -184,14 +185,16 @@ class WebhookWorker:
     async def _loop(self) -> None:
         own_client = self._client is None
         client = self._client or httpx.AsyncClient(timeout=self.config.request_timeout)
+        outage = OutageLog(log, "webhook worker")
         try:
             while not self._stopping.is_set():
                 self._wakeup.begin_pass()
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
-                except Exception:
-                    log.exception("webhook worker iteration failed; retrying")
+                    outage.succeeded()
+                except Exception as exc:
+                    outage.failed(exc)
                     busy = 0
                 if not busy:
                     await self._wakeup.idle()

@@ -26,6 +26,7 @@ from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
 from provisor.storage.event_log import EventFilter, EventPage, read_events
+from provisor.storage.faults import database_fault
 from provisor.storage.transactions import read_transaction
 
 if TYPE_CHECKING:
@@ -87,8 +88,12 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             return response
         except ScimError as error:
             headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
-            return error_response(error, headers)
-        except Exception:
+            return error_response(error, headers or getattr(error, "headers", None))
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is not None:
+                log.warning("%s %s: %s (%s)", request.method, request.url.path, fault.detail, exc)
+                return error_response(fault, getattr(fault, "headers", None))
             request_id = request_id_of(request.scope)
             log.exception("unhandled error in %s %s (request id %s)", request.method, request.url, request_id)
             return error_response(internal_error(request_id))

@@ -43,6 +43,7 @@ from provisor.service.resources import ResourceService
 from provisor.service.users import UserService
 from provisor.storage.auth_cache import AuthListener
 from provisor.storage.engine import create_engine
+from provisor.storage.faults import database_fault
 from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
@@ -184,7 +185,11 @@ async def run_safely(request: Request, call: Any) -> Response:
     except ScimError as error:
         headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
         return error_response(error, headers or getattr(error, "headers", None))
-    except Exception:
+    except Exception as exc:
+        fault = database_fault(exc)
+        if fault is not None:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, fault.detail, exc)
+            return error_response(fault, getattr(fault, "headers", None))
         request_id = request_id_of(request.scope)
         log.exception(
             "unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id

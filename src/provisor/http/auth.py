@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from provisor.budget import outside_budget
 from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.http.ratelimit import RateLimiter
@@ -119,5 +120,6 @@ class Authenticator:
         if moment - self._touched.get(token_id, -TOUCH_INTERVAL_SECONDS) < TOUCH_INTERVAL_SECONDS:
             return
         self._touched[token_id] = moment
-        async with write_transaction(self.engine) as conn:
-            await token_store.touch(conn, token_id, at)
+        with outside_budget():
+            async with write_transaction(self.engine) as conn:
+                await token_store.touch(conn, token_id, at)

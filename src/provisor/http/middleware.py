@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provisor.budget import Budget, Unavailable, current_budget
 from provisor.clock import now
 from provisor.errors import ScimError, invalid_value
 from provisor.http.responses import error_response
 from provisor.service.request_log import Exchange, RequestLogWriter
+from provisor.storage.faults import database_fault
 
 if TYPE_CHECKING:
     from provisor.config import Settings
@@ -84,26 +86,32 @@ def request_id_of(scope: Scope) -> str:
 
 
 class _Deadline:
-    """Cancels the request's task if its response has not started `limit` seconds after it began.
+    """Ends the request if its response has not started `limit` seconds after it began.
 
     One timer per request, disarmed when the response starts; `asyncio.timeout` does the same as an
-    async context manager at about four times the cost, on every request.
+    async context manager at about four times the cost, on every request. When it fires the
+    request's `Budget` decides: a request with no commit in flight is cancelled (it has written
+    nothing); one with a commit in flight has that commit aborted in the database and waits for
+    the outcome (provisor/budget.py).
     """
 
-    __slots__ = ("_cancelling", "_handle", "_task", "expired")
+    __slots__ = ("_cancelling", "_handle", "_task", "budget")
 
     def __init__(self, limit: float) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
-        self.expired = False
+        self.budget = Budget(limit, task.cancel)
         self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(limit, self._expire)
+
+    @property
+    def expired(self) -> bool:
+        return self.budget.expired
 
     def _expire(self) -> None:
         self._handle = None
-        self.expired = True
-        self._task.cancel()
+        self.budget.expire()
 
     def disarm(self) -> None:
         if self._handle is not None:
@@ -199,6 +207,7 @@ class EnvelopeMiddleware:
         if limit > 0:
             limit += LONG_POLL_PATHS.get(scope["path"], 0.0)
         deadline = _Deadline(limit) if limit > 0 else None
+        budget_token = current_budget.set(deadline.budget) if deadline is not None else None
         id_header = request_id.encode("latin-1")
         span = self.spans.begin(scope["method"]) if self.spans is not None else None
 
@@ -235,12 +244,22 @@ class EnvelopeMiddleware:
                     raise
                 if not exchange.started:
                     log.warning("request %s %s timed out after %gs", scope["method"], scope["path"], limit)
-                    await self._respond(ScimError(503, f"request timed out after {limit:g} s"), send_wrapper)
-        except Exception:
-            await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled error")
+                    await self._respond(
+                        Unavailable(f"request timed out after {limit:g} s; nothing was written"), send_wrapper
+                    )
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is not None:
+                log.warning("%s %s: %s", scope["method"], scope["path"], fault.detail)
+                if not exchange.started:
+                    await self._respond(fault, send_wrapper)
+            else:
+                await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled error")
         finally:
             if deadline is not None:
                 deadline.disarm()
+            if budget_token is not None:
+                current_budget.reset(budget_token)
             current_request_id.reset(token)
             if self.templates is not None:
                 route = self.templates.of(scope, root)
@@ -259,7 +278,7 @@ class EnvelopeMiddleware:
             await self._respond(error, send)
 
     async def _respond(self, error: ScimError, send: Send) -> None:
-        response = error_response(error)
+        response = error_response(error, getattr(error, "headers", None))
 
         async def no_body() -> Message:
             return {"type": "http.disconnect"}

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.budget import outside_budget
 from provisor.errors import ScimError
 from provisor.storage.rate_buckets import take
 from provisor.storage.transactions import write_transaction
@@ -53,8 +54,9 @@ class RateLimiter:
             return
         rate, burst = limits
         try:
-            async with write_transaction(self.engine) as conn:
-                decision = await take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
+            with outside_budget():
+                async with write_transaction(self.engine) as conn:
+                    decision = await take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
         except Exception as exc:
             log.warning("rate limiter unavailable, letting the request through: %s", exc)
             return

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -56,6 +57,11 @@ def _begin_sqlite(conn: Any) -> None:
     options = conn.get_execution_options()
     if options.get("provisor_autocommit", False):
         return
+    busy = options.get("provisor_busy_ms")
+    if busy is not None and conn.info.get("provisor_busy_ms", 30000) != busy:
+        # A request's write waits for the lock at most what remains of its time (storage/transactions.py).
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+        conn.info["provisor_busy_ms"] = busy
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
@@ -91,7 +97,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
@@ -99,3 +105,16 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         connect_args=postgres_connect_args(url),
         **json_options,
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed meanwhile (it restarted) is replaced at checkout
+    instead of failing the request that gets it: asyncpg knows it locally, so unlike a pre-ping
+    this costs no round trip."""
+    driver = getattr(dbapi_connection, "driver_connection", None) or getattr(
+        dbapi_connection, "_connection", None
+    )
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
