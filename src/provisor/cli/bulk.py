@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from provisor.cli_common import database_option
+from provisor.cli.common import database_option
 from provisor.config import Settings
 from provisor.schema.registry import default_registry
 from provisor.service.context import RequestContext
@@ -133,7 +133,7 @@ def import_command(
                 items, type_of, dry_run=dry_run, strict=strict, progress=advance
             )
 
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import run_migrated as _run
 
     report = _run(database_url, work)
     for bad in report.bad:
@@ -173,7 +173,7 @@ def export_command(tenant: str, kind: str | None, database_url: str) -> None:
         out.flush()
         return written
 
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import run_migrated as _run
 
     count = _run(database_url, work)
     click.echo(f"exported {count} resource(s) from tenant {tenant}", err=True)

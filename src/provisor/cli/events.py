@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 import orjson
 
-from provisor.cli_common import database_option, run_migrated
+from provisor.cli.common import database_option, parse_duration, run_migrated
 from provisor.clock import format_instant
 from provisor.events.model import Event
 from provisor.storage import webhooks as store
@@ -19,18 +18,6 @@ from provisor.storage.event_log import latest_seq, prune_events, read_events
 from provisor.storage.transactions import read_transaction, write_transaction
 
 _run = run_migrated
-
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30d`, `12h`, `15m`, `90s`."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise click.BadParameter(f"{text!r}: use a number and a unit, e.g. 30d, 12h, 15m")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def _line(event: Event, as_json: bool) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli_common import database_option
+from provisor.cli.common import database_option
 from provisor.storage.request_log import RequestFilter, latest_id, read_requests
 from provisor.storage.transactions import read_transaction
 
@@ -42,7 +42,7 @@ def log_tail(
     follow: bool, errors: bool, tenant: str | None, as_json: bool, lines: int, database_url: str
 ) -> None:
     """Print recent requests (oldest first)."""
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import run_migrated as _run
 
     where = RequestFilter(tenant=tenant, errors_only=errors)
 

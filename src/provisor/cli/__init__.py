@@ -1,0 +1,40 @@
+"""The `provisor` command line (DESIGN.md section 1). Every flag has a `PROVISOR_*` env twin.
+
+Each subcommand (or group of them) lives in its own module of this package and is registered in
+`COMMANDS` below; `main` is the entry point named in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import click
+
+from provisor.cli.bulk import export_command, import_command
+from provisor.cli.events import events, webhook
+from provisor.cli.log import log_group
+from provisor.cli.serve import migrate, serve
+from provisor.cli.tenants import tenant
+from provisor.cli.tokens import token
+
+
+@click.group()
+@click.version_option(package_name="provisor")
+def main() -> None:
+    """Provisor: a SCIM 2.0 provisioning server."""
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    serve,
+    migrate,
+    token,
+    tenant,
+    events,
+    webhook,
+    log_group,
+    import_command,
+    export_command,
+)
+for _command in COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

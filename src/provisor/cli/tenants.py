@@ -1,0 +1,100 @@
+"""`provisor tenant create|list|set|delete`: tenants and their per-tenant settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+from provisor.cli.common import database_option, run_migrated
+from provisor.storage.tenants import (
+    count_resources,
+    delete_tenant,
+    ensure_tenant,
+    list_tenants,
+    tenant_exists,
+    update_settings,
+)
+from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.tenant_settings import parse_assignments
+
+_run = run_migrated
+
+
+@click.group()
+def tenant() -> None:
+    """Manage tenants."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@database_option
+def tenant_create(name: str, database_url: str) -> None:
+    async def work(engine: Any) -> None:
+        async with write_transaction(engine) as conn:
+            await ensure_tenant(conn, name)
+
+    _run(database_url, work)
+    click.echo(f"tenant {name} exists")
+
+
+@tenant.command("list")
+@database_option
+def tenant_list(database_url: str) -> None:
+    async def work(engine: Any) -> None:
+        async with read_transaction(engine) as conn:
+            for row in await list_tenants(conn):
+                click.echo(f"{row['id']}  {orjson.dumps(row['settings']).decode()}")
+
+    _run(database_url, work)
+
+
+@tenant.command("set")
+@click.argument("name")
+@click.argument("assignments", nargs=-1, required=True)
+@database_option
+def tenant_set(name: str, assignments: tuple[str, ...], database_url: str) -> None:
+    """Change settings: `provisor tenant set NAME key=value ...` (`key=null` restores the default)."""
+    try:
+        changes = parse_assignments(assignments)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="assignments") from None
+
+    async def work(engine: Any) -> dict[str, Any] | None:
+        async with write_transaction(engine) as conn:
+            if not await tenant_exists(conn, name):
+                return None
+            return await update_settings(conn, name, changes)
+
+    merged = _run(database_url, work)
+    if merged is None:
+        raise click.ClickException(f"no tenant {name}; create it with `provisor tenant create {name}`")
+    click.echo(f"{name}  {orjson.dumps(merged).decode()}")
+
+
+@tenant.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Also delete every resource, event, token and log row.")
+@database_option
+def tenant_delete(name: str, force: bool, database_url: str) -> None:
+    """Delete a tenant; refuses while it has resources unless --force."""
+
+    async def work(engine: Any) -> str:
+        async with write_transaction(engine) as conn:
+            if not await tenant_exists(conn, name):
+                return "missing"
+            held = await count_resources(conn, name)
+            if held and not force:
+                return f"held:{held}"
+            await delete_tenant(conn, name)
+            return "deleted"
+
+    outcome = _run(database_url, work)
+    if outcome == "missing":
+        raise click.ClickException(f"no tenant {name}")
+    if outcome.startswith("held:"):
+        raise click.ClickException(
+            f"tenant {name} still has {outcome[5:]} resources; use --force to delete them too"
+        )
+    click.echo(f"deleted tenant {name}")
