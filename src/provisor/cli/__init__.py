@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from provisor.cli.bulk import export_command, import_command
+from provisor.cli.errors import ProvisorGroup, log_level_option
 from provisor.cli.events import events, webhook
 from provisor.cli.log import log_group
 from provisor.cli.serve import migrate, serve
@@ -16,8 +17,9 @@ from provisor.cli.tenants import tenant
 from provisor.cli.tokens import token
 
 
-@click.group()
+@click.group(cls=ProvisorGroup)
 @click.version_option(package_name="provisor")
+@log_level_option
 def main() -> None:
     """Provisor: a SCIM 2.0 provisioning server."""
 

@@ -133,9 +133,9 @@ def import_command(
                 items, type_of, dry_run=dry_run, strict=strict, progress=advance
             )
 
-    from provisor.cli.common import run_migrated as _run
+    from provisor.cli.common import run_migrated
 
-    report = _run(database_url, work)
+    report = run_migrated(database_url, work)
     for bad in report.bad:
         console.print(f"[red]line {bad.line}[/red]: {bad.reason}", highlight=False)
     verb = "would be" if dry_run else "were"
@@ -173,7 +173,7 @@ def export_command(tenant: str, kind: str | None, database_url: str) -> None:
         out.flush()
         return written
 
-    from provisor.cli.common import run_migrated as _run
+    from provisor.cli.common import run_existing
 
-    count = _run(database_url, work)
+    count = run_existing(database_url, work)
     click.echo(f"exported {count} resource(s) from tenant {tenant}", err=True)

@@ -10,12 +10,16 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine
-from provisor.storage.migrate import upgrade
+from provisor.cli.errors import CliError, NoDatabase
+from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine, redacted, sqlite_path
+from provisor.storage.migrate import head_revision, schema_revision, upgrade
+from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
+from provisor.storage.transactions import write_transaction
 
 T = TypeVar("T")
 
@@ -29,12 +33,61 @@ database_option = click.option(
 
 
 def run_migrated(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Migrate, then run `work(engine)`; CLI commands work against a fresh database too."""
+    """Migrate (creating the database and the default tenant if need be), then run `work(engine)`.
+
+    For commands that write: `provisor tenant create acme` works against a fresh database too.
+    """
+
+    path = sqlite_path(url)
+    if path is not None and not Path(path).parent.is_dir():
+        raise CliError(
+            f"cannot create the SQLite database {path}: the folder {Path(path).parent} does not exist",
+            "create the folder, or fix the path in --database-url / PROVISOR_DATABASE_URL",
+        )
 
     async def main() -> T:
         engine = create_engine(url)
         try:
             await upgrade(engine)
+            async with write_transaction(engine) as conn:
+                await ensure_tenant(conn, DEFAULT_TENANT)
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _no_database(url: str) -> NoDatabase:
+    return NoDatabase(
+        f"there is no Provisor database at {redacted(url)}",
+        f"create one with `provisor migrate --database-url '{redacted(url)}'` (or `make serve`), "
+        "or point --database-url / PROVISOR_DATABASE_URL at the right one",
+    )
+
+
+def run_existing(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(engine)` against an existing, up-to-date Provisor database; never create or migrate one.
+
+    For commands that only read: a wrong folder or URL must not leave an empty database behind
+    (SQLite creates the file on connect, so the file is checked first).
+    """
+    path = sqlite_path(url)
+    if path is not None and not Path(path).is_file():
+        raise _no_database(url)
+
+    async def main() -> T:
+        engine = create_engine(url)
+        try:
+            revision = await schema_revision(engine)
+            if revision is None:
+                raise _no_database(url)
+            if revision != head_revision():
+                raise CliError(
+                    f"the Provisor database at {redacted(url)} has an outdated schema (revision {revision}, "
+                    f"this version needs {head_revision()})",
+                    f"back it up, then run `provisor migrate --database-url '{redacted(url)}'`",
+                )
             return await work(engine)
         finally:
             await engine.dispose()

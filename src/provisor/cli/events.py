@@ -10,14 +10,12 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli.common import database_option, parse_duration, run_migrated
+from provisor.cli.common import database_option, parse_duration, run_existing, run_migrated
 from provisor.clock import format_instant
 from provisor.events.model import Event
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import latest_seq, prune_events, read_events
 from provisor.storage.transactions import read_transaction, write_transaction
-
-_run = run_migrated
 
 
 def _line(event: Event, as_json: bool) -> str:
@@ -57,7 +55,7 @@ def events_tail(follow: bool, after: int | None, as_json: bool, database_url: st
                 await asyncio.sleep(0.5)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(database_url, work)
+        run_existing(database_url, work)
 
 
 @events.command("prune")
@@ -71,7 +69,7 @@ def events_prune(older_than: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await prune_events(conn, cutoff)
 
-    click.echo(f"pruned {_run(database_url, work)} events older than {cutoff}")
+    click.echo(f"pruned {run_migrated(database_url, work)} events older than {cutoff}")
 
 
 @click.group()
@@ -104,7 +102,7 @@ def webhook_add(
             )
 
     try:
-        hook = _run(database_url, work)
+        hook = run_migrated(database_url, work)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(hook.id)
@@ -119,7 +117,7 @@ def webhook_list(database_url: str) -> None:
         async with read_transaction(engine) as conn:
             return await store.list_webhooks(conn)
 
-    for hook in _run(database_url, work):
+    for hook in run_existing(database_url, work):
         ops = ",".join(hook.events) if hook.events is not None else "all"
         state = "disabled" if hook.disabled else "active"
         click.echo(f"{hook.id}  {hook.tenant_id or '*':12}  {hook.format:4}  {ops:24}  {state}  {hook.url}")
@@ -135,7 +133,7 @@ def webhook_remove(webhook_id: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await store.remove_webhook(conn, webhook_id)
 
-    if not _run(database_url, work):
+    if not run_migrated(database_url, work):
         raise click.ClickException(f"no webhook {webhook_id}")
     click.echo(f"removed {webhook_id}")
 
@@ -150,7 +148,7 @@ def webhook_dead(webhook_id: str | None, database_url: str) -> None:
         async with read_transaction(engine) as conn:
             return await store.dead_deliveries(conn, webhook_id)
 
-    for row in _run(database_url, work):
+    for row in run_existing(database_url, work):
         click.echo(
             f"{row['webhook_id']}  seq {row['event_seq']}  {row['resource_id']}  "
             f"attempts {row['attempts']}  {row['last_error'] or ''}"
@@ -167,4 +165,4 @@ def webhook_redrive(webhook_id: str | None, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await store.redrive(conn, webhook_id)
 
-    click.echo(f"redriven {_run(database_url, work)} deliveries")
+    click.echo(f"redriven {run_migrated(database_url, work)} deliveries")

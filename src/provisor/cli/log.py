@@ -42,7 +42,7 @@ def log_tail(
     follow: bool, errors: bool, tenant: str | None, as_json: bool, lines: int, database_url: str
 ) -> None:
     """Print recent requests (oldest first)."""
-    from provisor.cli.common import run_migrated as _run
+    from provisor.cli.common import run_existing
 
     where = RequestFilter(tenant=tenant, errors_only=errors)
 
@@ -65,4 +65,4 @@ def log_tail(
                 await asyncio.sleep(FOLLOW_SECONDS)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(database_url, work)
+        run_existing(database_url, work)

@@ -8,11 +8,10 @@ from typing import Any
 import click
 
 from provisor.cli.common import database_option, run_migrated
+from provisor.cli.errors import remember_log_level
 from provisor.config import Settings
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
-
-_run = run_migrated
 
 
 @click.command()
@@ -28,7 +27,9 @@ _run = run_migrated
     type=click.Path(exists=True, dir_okay=False),
     help="A custom schema extension (RFC 7643 JSON); repeatable.",
 )
-@click.option("--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True)
+@click.option(
+    "--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True, callback=remember_log_level
+)
 @click.option(
     "--log-format",
     envvar="PROVISOR_LOG_FORMAT",
@@ -58,12 +59,14 @@ def serve(
 
     from provisor.dbcheck import insecure_database_reason
     from provisor.logging_setup import logging_config, resolve_format
-    from provisor.workers import reuse_port_supported, run_workers
+    from provisor.workers import check_port_free, reuse_port_supported, run_workers
 
     reason = insecure_database_reason(database_url)
     if reason and not allow_insecure_database:
         raise click.ClickException(f"refusing to serve: {reason}")
-    _run(database_url, _prepare)
+    # Before migrating: a taken port is the commoner mistake, and it should not wait on the database.
+    check_port_free(host, port)
+    run_migrated(database_url, _prepare)
     os.environ["PROVISOR_DATABASE_URL"] = database_url
     if base_url:
         os.environ["PROVISOR_BASE_URL"] = base_url
@@ -98,5 +101,5 @@ async def _prepare(engine: Any) -> None:
 @database_option
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (idempotent)."""
-    _run(database_url, _prepare)
+    run_migrated(database_url, _prepare)
     click.echo("database is up to date")

@@ -7,7 +7,7 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli.common import database_option, run_migrated
+from provisor.cli.common import database_option, run_existing, run_migrated
 from provisor.storage.tenants import (
     count_resources,
     delete_tenant,
@@ -18,8 +18,6 @@ from provisor.storage.tenants import (
 )
 from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.tenant_settings import parse_assignments
-
-_run = run_migrated
 
 
 @click.group()
@@ -35,7 +33,7 @@ def tenant_create(name: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             await ensure_tenant(conn, name)
 
-    _run(database_url, work)
+    run_migrated(database_url, work)
     click.echo(f"tenant {name} exists")
 
 
@@ -47,7 +45,7 @@ def tenant_list(database_url: str) -> None:
             for row in await list_tenants(conn):
                 click.echo(f"{row['id']}  {orjson.dumps(row['settings']).decode()}")
 
-    _run(database_url, work)
+    run_existing(database_url, work)
 
 
 @tenant.command("set")
@@ -67,7 +65,7 @@ def tenant_set(name: str, assignments: tuple[str, ...], database_url: str) -> No
                 return None
             return await update_settings(conn, name, changes)
 
-    merged = _run(database_url, work)
+    merged = run_migrated(database_url, work)
     if merged is None:
         raise click.ClickException(f"no tenant {name}; create it with `provisor tenant create {name}`")
     click.echo(f"{name}  {orjson.dumps(merged).decode()}")
@@ -90,7 +88,7 @@ def tenant_delete(name: str, force: bool, database_url: str) -> None:
             await delete_tenant(conn, name)
             return "deleted"
 
-    outcome = _run(database_url, work)
+    outcome = run_migrated(database_url, work)
     if outcome == "missing":
         raise click.ClickException(f"no tenant {name}")
     if outcome.startswith("held:"):

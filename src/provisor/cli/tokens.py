@@ -6,11 +6,9 @@ from typing import Any
 
 import click
 
-from provisor.cli.common import database_option, run_migrated
+from provisor.cli.common import database_option, run_existing, run_migrated
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import read_transaction, write_transaction
-
-_run = run_migrated
 
 
 @click.group()
@@ -52,7 +50,7 @@ def token_create(tenant: str, name: str, admin: bool, expires_in: str | None, da
         )
         return secret
 
-    click.echo(_run(database_url, work))
+    click.echo(run_migrated(database_url, work))
 
 
 @token.command("list")
@@ -74,7 +72,7 @@ def token_list(database_url: str) -> None:
                     f"expires {info.expires_at or 'never'}  {state}"
                 )
 
-    _run(database_url, work)
+    run_existing(database_url, work)
 
 
 @token.command("revoke")
@@ -88,6 +86,6 @@ def token_revoke(token_id: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await revoke(conn, token_id)
 
-    if not _run(database_url, work):
+    if not run_migrated(database_url, work):
         raise click.ClickException(f"no active token {token_id}")
     click.echo(f"revoked {token_id}")
