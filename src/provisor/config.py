@@ -19,6 +19,10 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+class ConfigError(ValueError):
+    """A setting (environment variable or flag) with a value Provisor cannot use."""
+
+
 REQUEST_LOG_MODES = ("off", "metadata", "full")
 
 
@@ -98,5 +102,5 @@ class Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(settings, **clean)
         if settings.request_log_mode not in REQUEST_LOG_MODES:
-            raise ValueError(f"PROVISOR_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}")
+            raise ConfigError(f"PROVISOR_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}")
         return settings

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisor.cli.errors import CliError, NoDatabase
+from provisor.cli.errors import CliError, NoDatabase, UnknownValue
 from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine, redacted, sqlite_path
 from provisor.storage.migrate import head_revision, schema_revision, upgrade
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
+from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, tenant_exists
 from provisor.storage.transactions import write_transaction
+from provisor.tenant_names import check_tenant_name
 
 T = TypeVar("T")
 
@@ -93,6 +95,30 @@ def run_existing(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+create_tenant_option = click.option(
+    "--create-tenant",
+    is_flag=True,
+    help="Create the tenant if it does not exist (otherwise an unknown tenant is an error).",
+)
+
+
+def unknown_tenant(name: str) -> UnknownValue:
+    return UnknownValue(
+        f"no tenant {name}",
+        f"create it with `provisor tenant create {name}`, or pass --create-tenant",
+    )
+
+
+async def require_tenant(conn: AsyncConnection, name: str, *, create: bool = False) -> bool:
+    """Refuse an unknown tenant unless `create`; True when this call created it."""
+    check_tenant_name(name)
+    if await tenant_exists(conn, name):
+        return False
+    if not create:
+        raise unknown_tenant(name)
+    return await ensure_tenant(conn, name)
 
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

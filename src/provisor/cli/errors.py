@@ -17,7 +17,9 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy.exc import DBAPIError
 
+from provisor.config import ConfigError
 from provisor.storage.engine import DatabaseUrlError
+from provisor.tenant_names import InvalidTenantName
 
 RUNTIME_FAILURE = 1
 BAD_USAGE = 2
@@ -111,6 +113,8 @@ def translate(exc: BaseException) -> CliError | None:
     """The message for a known failure, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, DatabaseUrlError):
         return BadUsage(str(exc), _URL_FORMS)
+    if isinstance(exc, InvalidTenantName | ConfigError):
+        return BadUsage(str(exc))
     if isinstance(exc, click.ClickException):
         return None
     cause = _root_cause(exc)

@@ -17,6 +17,7 @@ from provisor.storage.tenants import (
     update_settings,
 )
 from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.tenant_names import check_tenant_name
 from provisor.tenant_settings import parse_assignments
 
 
@@ -29,12 +30,15 @@ def tenant() -> None:
 @click.argument("name")
 @database_option
 def tenant_create(name: str, database_url: str) -> None:
-    async def work(engine: Any) -> None:
-        async with write_transaction(engine) as conn:
-            await ensure_tenant(conn, name)
+    """Create a tenant (says so when it already existed; exit 0 either way)."""
+    check_tenant_name(name)
 
-    run_migrated(database_url, work)
-    click.echo(f"tenant {name} exists")
+    async def work(engine: Any) -> bool:
+        async with write_transaction(engine) as conn:
+            return await ensure_tenant(conn, name)
+
+    created = run_migrated(database_url, work)
+    click.echo(f"created tenant {name}" if created else f"tenant {name} already exists")
 
 
 @tenant.command("list")

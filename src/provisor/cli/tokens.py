@@ -6,8 +6,14 @@ from typing import Any
 
 import click
 
-from provisor.cli.common import database_option, run_existing, run_migrated
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
+from provisor.cli.common import (
+    create_tenant_option,
+    database_option,
+    require_tenant,
+    run_existing,
+    run_migrated,
+)
+from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import read_transaction, write_transaction
 
 
@@ -19,10 +25,13 @@ def token() -> None:
 @token.command("create")
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 @click.option("--name", default="token", show_default=True)
+@create_tenant_option
 @click.option("--admin", is_flag=True, help="An admin token for /admin/... (cannot call the SCIM API).")
 @click.option("--expires-in", default=None, help="Lifetime, e.g. 30d, 12h, 15m (default: no expiry).")
 @database_option
-def token_create(tenant: str, name: str, admin: bool, expires_in: str | None, database_url: str) -> None:
+def token_create(
+    tenant: str, name: str, create_tenant: bool, admin: bool, expires_in: str | None, database_url: str
+) -> None:
     """Mint a token. The secret is printed once, alone on the last line."""
     from datetime import UTC, datetime
 
@@ -35,7 +44,7 @@ def token_create(tenant: str, name: str, admin: bool, expires_in: str | None, da
     async def work(engine: Any) -> str:
         async with write_transaction(engine) as conn:
             if not admin:
-                await ensure_tenant(conn, tenant)
+                await require_tenant(conn, tenant, create=create_tenant)
             info, secret = await create_token(
                 conn,
                 tenant_id=None if admin else tenant,
