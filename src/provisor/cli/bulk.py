@@ -61,7 +61,7 @@ async def _context(
 ) -> tuple[RequestContext, bool]:
     """The tenant's request context; an unknown tenant is refused unless `create` (True: created)."""
     async with write_transaction(engine) as conn:
-        created = await require_tenant(conn, tenant, create=create)
+        created = await require_tenant(conn, tenant, create=create, creatable=actor == "import")
         tenant_settings = await get_settings(conn, tenant)
     return RequestContext(tenant, actor, (settings.base_url or "").rstrip("/"), tenant_settings), created
 
@@ -73,7 +73,7 @@ async def _known_or_creatable(engine: Any, tenant: str, create: bool) -> bool:
         if await tenant_exists(conn, tenant):
             return True
     if not create:
-        raise unknown_tenant(tenant)
+        raise unknown_tenant(tenant, creatable=True)
     return False
 
 

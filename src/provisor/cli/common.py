@@ -104,20 +104,21 @@ create_tenant_option = click.option(
 )
 
 
-def unknown_tenant(name: str) -> UnknownValue:
-    return UnknownValue(
-        f"no tenant {name}",
-        f"create it with `provisor tenant create {name}`, or pass --create-tenant",
-    )
+def unknown_tenant(name: str, *, creatable: bool = False) -> UnknownValue:
+    """The error for a tenant that does not exist; `creatable` when the command has --create-tenant."""
+    also = ", or pass --create-tenant" if creatable else ""
+    return UnknownValue(f"no tenant {name}", f"create it with `provisor tenant create {name}`{also}")
 
 
-async def require_tenant(conn: AsyncConnection, name: str, *, create: bool = False) -> bool:
+async def require_tenant(
+    conn: AsyncConnection, name: str, *, create: bool = False, creatable: bool = False
+) -> bool:
     """Refuse an unknown tenant unless `create`; True when this call created it."""
     check_tenant_name(name)
     if await tenant_exists(conn, name):
         return False
     if not create:
-        raise unknown_tenant(name)
+        raise unknown_tenant(name, creatable=creatable)
     return await ensure_tenant(conn, name)
 
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import click
 from sqlalchemy.exc import DBAPIError
 
-from provisor.config import ConfigError
+from provisor.config import LOG_LEVELS, ConfigError
 from provisor.storage.engine import DatabaseUrlError
 from provisor.tenant_names import InvalidTenantName
 
@@ -71,6 +71,7 @@ def remember_log_level(ctx: click.Context, _param: click.Parameter, value: str |
 log_level_option = click.option(
     "--log-level",
     envvar="PROVISOR_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default=None,
     expose_value=False,
     is_eager=True,
@@ -168,12 +169,30 @@ def fail(exc: BaseException, debug: bool) -> NoReturn:
     sys.exit(error.exit_code)
 
 
+def _short_usage_error(error: click.UsageError) -> NoReturn:
+    """Click's usage errors in the contract's two lines (click prints the usage and a blank line too)."""
+    where = error.ctx.command_path if error.ctx else "provisor"
+    click.echo(f"provisor: {error.format_message()}", err=True)
+    click.echo(f"see `{where} --help`", err=True)
+    sys.exit(BAD_USAGE)
+
+
 class ProvisorGroup(click.Group):
     """The root group: runs every subcommand through `translate`."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # a bad option of the root group itself
+            _short_usage_error(error)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            _short_usage_error(error)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except KeyboardInterrupt:

@@ -42,12 +42,14 @@ def log_tail(
     follow: bool, errors: bool, tenant: str | None, as_json: bool, lines: int, database_url: str
 ) -> None:
     """Print recent requests (oldest first)."""
-    from provisor.cli.common import run_existing
+    from provisor.cli.common import require_tenant, run_existing
 
     where = RequestFilter(tenant=tenant, errors_only=errors)
 
     async def work(engine: Any) -> None:
         async with read_transaction(engine) as conn:
+            if tenant is not None:
+                await require_tenant(conn, tenant)
             top = await latest_id(conn)
             # Walk back far enough to find `lines` matching rows without scanning the whole table.
             cursor = max(0, top - max(lines, 1) * 50) if (tenant or errors) else max(0, top - lines)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import click
 
 from provisor.cli.common import database_option, run_migrated
-from provisor.cli.errors import remember_log_level
-from provisor.config import Settings
+from provisor.cli.errors import CliError, remember_log_level
+from provisor.config import LOG_LEVELS, Settings
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
 
 
 @click.command()
 @click.option("--host", envvar="PROVISOR_HOST", default="127.0.0.1", show_default=True)
-@click.option("--port", envvar="PROVISOR_PORT", default=8000, show_default=True, type=int)
+@click.option(
+    "--port", envvar="PROVISOR_PORT", default=8000, show_default=True, type=click.IntRange(0, 65535)
+)
 @database_option
-@click.option("--workers", envvar="PROVISOR_WORKERS", default=1, show_default=True, type=int)
+@click.option(
+    "--workers", envvar="PROVISOR_WORKERS", default=1, show_default=True, type=click.IntRange(min=1)
+)
 @click.option("--base-url", envvar="PROVISOR_BASE_URL", default=None, help="Public base URL of the SCIM API.")
 @click.option(
     "--schema-extension",
@@ -28,7 +33,12 @@ from provisor.storage.transactions import write_transaction
     help="A custom schema extension (RFC 7643 JSON); repeatable.",
 )
 @click.option(
-    "--log-level", envvar="PROVISOR_LOG_LEVEL", default="info", show_default=True, callback=remember_log_level
+    "--log-level",
+    envvar="PROVISOR_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    callback=remember_log_level,
 )
 @click.option(
     "--log-format",
@@ -58,24 +68,26 @@ def serve(
     import uvicorn
 
     from provisor.dbcheck import insecure_database_reason
+    from provisor.http.factory import app_from_settings
     from provisor.logging_setup import logging_config, resolve_format
     from provisor.workers import check_port_free, reuse_port_supported, run_workers
 
     reason = insecure_database_reason(database_url)
     if reason and not allow_insecure_database:
-        raise click.ClickException(f"refusing to serve: {reason}")
+        raise CliError(f"refusing to serve: {reason}")
+    # Flags win over PROVISOR_* variables; a bad variable or schema file stops here, before anything runs.
+    settings = checked_settings(
+        database_url=database_url,
+        base_url=base_url or None,
+        schema_extensions=tuple(os.path.abspath(p) for p in schema_extensions) or None,
+        log_level=log_level.lower(),
+        migrate_on_start=False,  # migrated once below, in this process; workers must not race
+    )
     # Before migrating: a taken port is the commoner mistake, and it should not wait on the database.
     check_port_free(host, port)
     run_migrated(database_url, _prepare)
-    os.environ["PROVISOR_DATABASE_URL"] = database_url
-    if base_url:
-        os.environ["PROVISOR_BASE_URL"] = base_url
-    if schema_extensions:
-        os.environ["PROVISOR_SCHEMA_EXTENSIONS"] = os.pathsep.join(
-            os.path.abspath(p) for p in schema_extensions
-        )
-    os.environ["PROVISOR_LOG_LEVEL"] = log_level
-    Settings.from_env()  # fail fast on bad configuration, before forking workers
+    # The workers get the settings as a value (pickled into a spawned worker), not via os.environ.
+    app = functools.partial(app_from_settings, settings)
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
@@ -86,10 +98,22 @@ def serve(
         "proxy_headers": True,
         "server_header": False,
     }
-    if workers > 1 and reuse_port_supported():
-        run_workers(uvicorn.Config("provisor.http.factory:app_from_env", **options), workers)
+    if workers == 1:
+        uvicorn.run(app, **options)
+    elif reuse_port_supported():
+        run_workers(uvicorn.Config(app, **options), workers)
     else:
-        uvicorn.run("provisor.http.factory:app_from_env", workers=workers, **options)
+        raise CliError("--workers above 1 needs SO_REUSEPORT, which this system lacks", "run one worker")
+
+
+def checked_settings(**overrides: Any) -> Settings:
+    """The settings from the environment and `overrides`, with the schema extension files loaded once
+    so that a bad file stops the command (exit 2) instead of every worker."""
+    from provisor.schema.registry import default_registry
+
+    settings = Settings.from_env(**overrides)
+    default_registry(settings.schema_extensions)
+    return settings
 
 
 async def _prepare(engine: Any) -> None:
@@ -101,5 +125,6 @@ async def _prepare(engine: Any) -> None:
 @database_option
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (idempotent)."""
+    checked_settings(database_url=database_url)
     run_migrated(database_url, _prepare)
     click.echo("database is up to date")

@@ -8,6 +8,7 @@ import click
 import orjson
 
 from provisor.cli.common import database_option, run_existing, run_migrated
+from provisor.cli.errors import CliError, UnknownValue
 from provisor.storage.tenants import (
     count_resources,
     delete_tenant,
@@ -61,7 +62,7 @@ def tenant_set(name: str, assignments: tuple[str, ...], database_url: str) -> No
     try:
         changes = parse_assignments(assignments)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="assignments") from None
+        raise UnknownValue(str(exc)) from None
 
     async def work(engine: Any) -> dict[str, Any] | None:
         async with write_transaction(engine) as conn:
@@ -71,7 +72,7 @@ def tenant_set(name: str, assignments: tuple[str, ...], database_url: str) -> No
 
     merged = run_migrated(database_url, work)
     if merged is None:
-        raise click.ClickException(f"no tenant {name}; create it with `provisor tenant create {name}`")
+        raise UnknownValue(f"no tenant {name}", f"create it with `provisor tenant create {name}`")
     click.echo(f"{name}  {orjson.dumps(merged).decode()}")
 
 
@@ -94,9 +95,7 @@ def tenant_delete(name: str, force: bool, database_url: str) -> None:
 
     outcome = run_migrated(database_url, work)
     if outcome == "missing":
-        raise click.ClickException(f"no tenant {name}")
+        raise UnknownValue(f"no tenant {name}", "`provisor tenant list` shows the tenants")
     if outcome.startswith("held:"):
-        raise click.ClickException(
-            f"tenant {name} still has {outcome[5:]} resources; use --force to delete them too"
-        )
+        raise CliError(f"tenant {name} still has {outcome[5:]} resources; use --force to delete them too")
     click.echo(f"deleted tenant {name}")

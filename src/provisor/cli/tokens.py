@@ -13,6 +13,7 @@ from provisor.cli.common import (
     run_existing,
     run_migrated,
 )
+from provisor.cli.errors import UnknownValue
 from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import read_transaction, write_transaction
 
@@ -44,7 +45,7 @@ def token_create(
     async def work(engine: Any) -> str:
         async with write_transaction(engine) as conn:
             if not admin:
-                await require_tenant(conn, tenant, create=create_tenant)
+                await require_tenant(conn, tenant, create=create_tenant, creatable=True)
             info, secret = await create_token(
                 conn,
                 tenant_id=None if admin else tenant,
@@ -96,5 +97,5 @@ def token_revoke(token_id: str, database_url: str) -> None:
             return await revoke(conn, token_id)
 
     if not run_migrated(database_url, work):
-        raise click.ClickException(f"no active token {token_id}")
+        raise UnknownValue(f"no active token {token_id}", "`provisor token list` shows the tokens")
     click.echo(f"revoked {token_id}")
