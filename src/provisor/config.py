@@ -121,7 +121,8 @@ class Settings:
         (),
         "PROVISOR_SCHEMA_EXTENSIONS",
         _paths,
-        "Custom schema extension files (RFC 7643 JSON); `os.pathsep`-separated in the variable",
+        "Custom schema extension files (RFC 7643 JSON); `os.pathsep`-separated in the variable. Each is "
+        "checked when loaded: a bad file stops `serve` and `migrate` (exit 2) naming it and the attribute",
     )
     #: Internal: `provisor serve` migrates once in the parent, so its workers must not.
     migrate_on_start: bool = setting(True, None, parse_bool, "Run migrations when the app starts")

@@ -18,6 +18,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from provisor.config import LOG_LEVELS, ConfigError
+from provisor.schema.registry import SchemaFileError
 from provisor.storage.engine import DatabaseUrlError
 from provisor.tenant_names import InvalidTenantName
 
@@ -114,7 +115,7 @@ def translate(exc: BaseException) -> CliError | None:
     """The message for a known failure, or None for a bug (which keeps its traceback)."""
     if isinstance(exc, DatabaseUrlError):
         return BadUsage(str(exc), _URL_FORMS)
-    if isinstance(exc, InvalidTenantName | ConfigError):
+    if isinstance(exc, InvalidTenantName | ConfigError | SchemaFileError):
         return BadUsage(str(exc))
     if isinstance(exc, click.ClickException):
         return None
