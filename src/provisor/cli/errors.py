@@ -15,6 +15,7 @@ import traceback
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 from sqlalchemy.exc import DBAPIError
 
 from provisor.config import LOG_LEVELS, ConfigError
@@ -61,9 +62,11 @@ class NoDatabase(CliError):
     """A read-only command pointed at a URL without a Provisor database: nothing is created."""
 
 
-def remember_log_level(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """Option callback: keep `--log-level` where the error handler of the whole group can see it."""
-    if value:
+def remember_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Option callback: keep `--log-level` where the error handler of the whole group can see it
+    (a subcommand's default does not override a level given before the subcommand)."""
+    given = param.name is not None and ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT
+    if value and (given or LOG_LEVEL_KEY not in ctx.meta):
         ctx.meta[LOG_LEVEL_KEY] = value
     return value
 
