@@ -62,6 +62,9 @@ def sqlite_path(url: str) -> str | None:
     parsed = parse_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and parsed.database.startswith("file:"):
+        path = parsed.database[len("file:") :].partition("?")[0]  # sqlite:///file:PATH?mode=ro&uri=true
+        return None if path in ("", ":memory:") else path
     return parsed.database
 
 
