@@ -214,7 +214,7 @@ def test_serve_refuses_a_bad_or_taken_metrics_address(tmp_path: Path) -> None:
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
     bad = serve("bogus")
-    assert bad.returncode == 2 and "PROVISOR_METRICS_ADDRESS must be main, off or HOST:PORT" in bad.stderr
+    assert bad.returncode == 2 and "PROVISOR_METRICS_ADDRESS: must be main, off or HOST:PORT" in bad.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -1,9 +1,10 @@
 """The management API under `/admin/v1` (admin tokens only): the change feed.
 
 `GET /events?after=&limit=&type=&op=&tenant=&wait=` pages through the outbox in commit-safe seq
-order (`consumer=NAME` instead of `after` resumes from a named consumer's position). With `wait`,
-the request long-polls: it re-reads every 200 ms and answers as soon as there is at least one event,
-or empty after `wait` seconds (at most 30).
+order (`consumer=NAME` instead of `after` resumes from a named consumer's position). `type`, `op`
+and `tenant` must name something that exists (400 otherwise; `Users` and `Groups` are aliases of
+`User` and `Group`). With `wait`, the request long-polls: it re-reads every 200 ms and answers as
+soon as there is at least one event, or empty after `wait` seconds (at most 30).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -21,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from provisor.errors import ScimError, invalid_value
 from provisor.http.admin_consumers import consumer_routes, feed_start
 from provisor.http.admin_entitlements import entitlement_routes
+from provisor.http.admin_params import ops_param, tenant_param, type_param
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
@@ -70,13 +73,11 @@ def _wait_param(request: Request) -> float:
     return value
 
 
-def _filter(request: Request) -> EventFilter:
-    params = request.query_params
-    ops = [o.strip() for o in params.get("op", "").split(",") if o.strip()]
+async def _filter(request: Request, engine: AsyncEngine) -> EventFilter:
     return EventFilter(
-        tenant=params.get("tenant") or None,
-        resource_type=params.get("type") or None,
-        ops=frozenset(ops) if ops else None,
+        tenant=await tenant_param(request, engine),
+        resource_type=type_param(request),
+        ops=ops_param(request),
     )
 
 
@@ -103,7 +104,7 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             after = _int_param(request, "after", 0, 0, 2**63 - 1)
             limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
             wait = _wait_param(request)
-            where = _filter(request)
+            where = await _filter(request, provisor.engine)
             if request.query_params.get("consumer"):
                 after, where = await feed_start(provisor, request, where)
             deadline = time.monotonic() + wait

@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant, now
+from provisor.durations import parse_duration
 from provisor.storage import setup_links as store
 from provisor.storage.auth_cache import auth_write
 from provisor.storage.setup_links import SetupLink
@@ -42,8 +43,6 @@ RECENT_REQUESTS = 2000
 #: How many failing requests the page lists.
 SHOWN_ERRORS = 20
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _LINK = re.compile(r"^([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
 
 
@@ -56,10 +55,10 @@ class BadLifetime(ValueError):
 
 
 def parse_lifetime(text: str) -> timedelta:
-    match = _DURATION.match(text)
-    if match is None:
-        raise BadLifetime(f"{text!r}: use a number and a unit, e.g. 7d, 12h, 30m")
-    value = timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise BadLifetime(str(exc)) from None
     if not timedelta(0) < value <= MAX_LIFETIME:
         raise BadLifetime(f"{text!r}: a setup link lives more than 0 s and at most 90 days")
     return value

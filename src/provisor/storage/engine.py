@@ -11,28 +11,61 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///./provisor.db"
 
 
+class DatabaseUrlError(ValueError):
+    """A database URL that cannot be parsed or names a database Provisor does not support."""
+
+
+def parse_url(url: str) -> URL:
+    """The parsed URL of a supported database (SQLite or PostgreSQL), else DatabaseUrlError."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(f"cannot parse the database URL {url!r}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise DatabaseUrlError(
+            f"unsupported database {parsed.get_backend_name()!r} in the URL: "
+            "Provisor runs on SQLite and PostgreSQL"
+        )
+    return parsed
+
+
+def redacted(url: str) -> str:
+    """`url` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def async_url(url: str) -> str:
     """Map a user-facing URL to the async driver SQLAlchemy should use."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    parsed = parse_url(url)
+    driver = "sqlite+aiosqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+asyncpg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def backend_name(url: str) -> str:
-    name = make_url(url).get_backend_name()
+    name = parse_url(url).get_backend_name()
     return "postgresql" if name == "postgres" else name
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL and for in-memory databases)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and parsed.database.startswith("file:"):
+        path = parsed.database[len("file:") :].partition("?")[0]  # sqlite:///file:PATH?mode=ro&uri=true
+        return None if path in ("", ":memory:") else path
+    return parsed.database
 
 
 def scim_lower(value: Any) -> Any:

@@ -27,20 +27,28 @@ from provisor.storage.tables import (
     webhook_deliveries,
     webhooks,
 )
+from provisor.tenant_names import check_tenant_name
 
 DEFAULT_TENANT = "default"
 
 
-async def ensure_tenant(conn: AsyncConnection, tenant_id: str) -> None:
-    """Create the tenant if it does not exist (idempotent, race-safe)."""
+async def ensure_tenant(conn: AsyncConnection, tenant_id: str) -> bool:
+    """Create the tenant if it does not exist (idempotent, race-safe); True if this call created it.
+
+    The name must follow the rule of `provisor.tenant_names` (InvalidTenantName otherwise). Only
+    explicit requests create tenants (`provisor tenant create`, `--create-tenant`, the default
+    tenant at start-up); everything else checks `tenant_exists` and refuses an unknown name.
+    """
     exists = (await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))).first()
     if exists:
-        return
+        return False
+    check_tenant_name(tenant_id)
     try:
         async with conn.begin_nested():
             await conn.execute(tenants.insert().values(id=tenant_id, settings={}, created=now()))
     except IntegrityError:
-        pass
+        return False
+    return True
 
 
 async def get_settings(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:

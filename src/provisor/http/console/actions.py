@@ -10,12 +10,11 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import click
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from provisor.cli_events import parse_duration
 from provisor.clock import format_instant, now
+from provisor.durations import parse_duration
 from provisor.events.test_event import send_test_event
 from provisor.http.console.render import page
 from provisor.http.console.session import form_of
@@ -38,10 +37,7 @@ def _field(form: Any, name: str) -> str:
 
 
 def _duration(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except click.BadParameter as exc:
-        raise ValueError(exc.message) from None
+    return parse_duration(text)  # a ValueError names the text and the form
 
 
 def _done(

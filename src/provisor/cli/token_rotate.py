@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from provisor.cli_common import database_option, run_migrated
-from provisor.cli_events import parse_duration
+from provisor.cli.common import database_option, parse_duration, run_migrated
 from provisor.service.token_rotation import DEFAULT_OVERLAP, Rotation, RotationError, rotate_token
 
 

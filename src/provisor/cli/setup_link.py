@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from provisor.cli_common import database_option, run_migrated
+from provisor.cli.common import database_option, run_existing, run_migrated
 from provisor.service import setup_links
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -65,7 +65,7 @@ def list_(tenant: str | None, database_url: str) -> None:
     async def work(engine: Any) -> list[dict[str, Any]]:
         return [setup_links.describe(link) for link in await setup_links.list_links(engine, tenant)]
 
-    for row in run_migrated(database_url, work):
+    for row in run_existing(database_url, work):
         click.echo(
             f"{row['id']}  {row['tenant']:12}  created {row['created']}  expires {row['expires']}  "
             f"last used {row['last_used'] or 'never'}  {row['state']}"

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from provisor.cli_common import database_option
+from provisor.cli.common import create_tenant_option, database_option, require_tenant, unknown_tenant
 from provisor.config import Settings
 from provisor.schema.registry import default_registry
 from provisor.service.context import RequestContext
@@ -34,8 +34,15 @@ from provisor.service.sources import (
 )
 from provisor.service.transfer import ORDER, Importer, ImportReport, export_resources
 from provisor.service.users import UserService
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, get_settings
-from provisor.storage.transactions import write_transaction
+from provisor.storage.tenants import (
+    DEFAULT_TENANT,
+    count_resources,
+    delete_tenant,
+    get_settings,
+    tenant_exists,
+)
+from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.tenant_names import check_tenant_name
 
 TYPES = click.Choice(["Users", "Groups"], case_sensitive=False)
 tenant_option = click.option("--tenant", envvar="PROVISOR_TENANT", default=DEFAULT_TENANT, show_default=True)
@@ -49,11 +56,32 @@ def _services(engine: Any, settings: Settings) -> dict[str, ResourceService]:
     }
 
 
-async def _context(engine: Any, tenant: str, settings: Settings, actor: str) -> RequestContext:
+async def _context(
+    engine: Any, tenant: str, settings: Settings, actor: str, *, create: bool = False
+) -> tuple[RequestContext, bool]:
+    """The tenant's request context; an unknown tenant is refused unless `create` (True: created)."""
     async with write_transaction(engine) as conn:
-        await ensure_tenant(conn, tenant)
+        created = await require_tenant(conn, tenant, create=create, creatable=actor == "import")
         tenant_settings = await get_settings(conn, tenant)
-    return RequestContext(tenant, actor, (settings.base_url or "").rstrip("/"), tenant_settings)
+    return RequestContext(tenant, actor, (settings.base_url or "").rstrip("/"), tenant_settings), created
+
+
+async def _known_or_creatable(engine: Any, tenant: str, create: bool) -> bool:
+    """Whether the tenant exists; an unknown one is an error unless --create-tenant (then False)."""
+    async with read_transaction(engine) as conn:
+        check_tenant_name(tenant)
+        if await tenant_exists(conn, tenant):
+            return True
+    if not create:
+        raise unknown_tenant(tenant, creatable=True)
+    return False
+
+
+async def _drop_if_empty(engine: Any, tenant: str) -> None:
+    """Undo a tenant this import created when nothing was written into it (a refused --strict)."""
+    async with write_transaction(engine) as conn:
+        if await count_resources(conn, tenant) == 0:
+            await delete_tenant(conn, tenant)
 
 
 def _singular(kind: str | None) -> str | None:
@@ -77,6 +105,7 @@ def _progress(console: Console) -> Progress:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @tenant_option
 @click.option("--type", "kind", type=TYPES, default=None, help="Resource type (default: from each record).")
+@create_tenant_option
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any line is bad.")
 @click.option("--csv", "is_csv", is_flag=True, help="FILE is CSV with a header row; needs --map.")
@@ -86,6 +115,7 @@ def import_command(
     file: Path,
     tenant: str,
     kind: str | None,
+    create_tenant: bool,
     dry_run: bool,
     strict: bool,
     is_csv: bool,
@@ -105,7 +135,12 @@ def import_command(
 
     async def work(engine: Any) -> ImportReport:
         services = _services(engine, settings)
-        ctx = await _context(engine, tenant, settings, "import")
+        if dry_run and not await _known_or_creatable(engine, tenant, create_tenant):
+            # Nothing is written on a dry run, not even the tenant: check against an empty one.
+            created = False
+            ctx = RequestContext(tenant, "import", (settings.base_url or "").rstrip("/"), {})
+        else:
+            ctx, created = await _context(engine, tenant, settings, "import", create=create_tenant)
         if is_csv:
             rt = services[singular or "User"].rt
             try:
@@ -129,13 +164,16 @@ def import_command(
                 speed = bar.tasks[task].speed
                 bar.update(task, rate=f"{speed:,.0f}/s" if speed else "")
 
-            return await Importer(services, ctx).run(
+            report = await Importer(services, ctx).run(
                 items, type_of, dry_run=dry_run, strict=strict, progress=advance
             )
+        if created and not (report.created or report.updated):
+            await _drop_if_empty(engine, tenant)
+        return report
 
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import run_migrated
 
-    report = _run(database_url, work)
+    report = run_migrated(database_url, work)
     for bad in report.bad:
         console.print(f"[red]line {bad.line}[/red]: {bad.reason}", highlight=False)
     verb = "would be" if dry_run else "were"
@@ -162,7 +200,7 @@ def export_command(tenant: str, kind: str | None, database_url: str) -> None:
 
     async def work(engine: Any) -> int:
         services = _services(engine, settings)
-        ctx = await _context(engine, tenant, settings, "export")
+        ctx, _ = await _context(engine, tenant, settings, "export")
         written = 0
         for name in ORDER:
             if singular is not None and name != singular:
@@ -173,7 +211,7 @@ def export_command(tenant: str, kind: str | None, database_url: str) -> None:
         out.flush()
         return written
 
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import run_existing
 
-    count = _run(database_url, work)
+    count = run_existing(database_url, work)
     click.echo(f"exported {count} resource(s) from tenant {tenant}", err=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from provisor.cli_common import database_option
+from provisor.cli.common import database_option
 from provisor.storage.backup import BackupError, backup, restore
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade

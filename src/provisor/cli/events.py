@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 import orjson
 
-from provisor.cli_common import database_option, run_migrated
+from provisor.cli.common import database_option, parse_duration, require_tenant, run_existing, run_migrated
+from provisor.cli.errors import BadUsage, UnknownValue
 from provisor.clock import format_instant
-from provisor.events.model import Event
+from provisor.events.model import OPS, Event, parse_ops
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import latest_seq, prune_events, read_events
 from provisor.storage.transactions import read_transaction, write_transaction
-
-_run = run_migrated
-
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30d`, `12h`, `15m`, `90s`."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise click.BadParameter(f"{text!r}: use a number and a unit, e.g. 30d, 12h, 15m")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def _line(event: Event, as_json: bool) -> str:
@@ -70,7 +56,7 @@ def events_tail(follow: bool, after: int | None, as_json: bool, database_url: st
                 await asyncio.sleep(0.5)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(database_url, work)
+        run_existing(database_url, work)
 
 
 @events.command("prune")
@@ -84,7 +70,18 @@ def events_prune(older_than: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await prune_events(conn, cutoff)
 
-    click.echo(f"pruned {_run(database_url, work)} events older than {cutoff}")
+    click.echo(f"pruned {run_migrated(database_url, work)} events older than {cutoff}")
+
+
+def unknown_webhook(webhook_id: str) -> UnknownValue:
+    return UnknownValue(
+        f"no webhook {webhook_id}", "`provisor webhook list` shows the webhooks and their ids"
+    )
+
+
+async def _require_webhook(conn: Any, webhook_id: str | None) -> None:
+    if webhook_id is not None and webhook_id not in {hook.id for hook in await store.list_webhooks(conn)}:
+        raise unknown_webhook(webhook_id)
 
 
 @click.group()
@@ -100,7 +97,7 @@ def webhook() -> None:
     help="Shared secret for the Provisor-Signature HMAC (and the HS256 SET signature); "
     "without it requests are unsigned.",
 )
-@click.option("--events", "ops", default=None, help="Comma-separated ops (default all).")
+@click.option("--events", "ops", default=None, help=f"Comma-separated ops (default all): {', '.join(OPS)}.")
 @click.option("--tenant", default=None, help="Only this tenant's events (default all tenants).")
 @click.option("--format", "fmt", type=click.Choice(store.FORMATS), default="json", show_default=True)
 @database_option
@@ -108,19 +105,23 @@ def webhook_add(
     url: str, secret: str, ops: str | None, tenant: str | None, fmt: str, database_url: str
 ) -> None:
     """Subscribe URL to events committed from now on; prints the webhook id last."""
-    wanted = [o.strip() for o in ops.split(",") if o.strip()] if ops else None
+    try:
+        wanted = parse_ops(ops) or None if ops else None
+    except ValueError as exc:
+        raise UnknownValue(str(exc)) from None
 
     async def work(engine: Any) -> store.Webhook:
         async with write_transaction(engine) as conn:
-            return await store.add_webhook(
-                conn, url=url, secret=secret, tenant_id=tenant, ops=wanted, format=fmt
-            )
+            if tenant is not None:
+                await require_tenant(conn, tenant)
+            try:
+                return await store.add_webhook(
+                    conn, url=url, secret=secret, tenant_id=tenant, ops=wanted, format=fmt
+                )
+            except ValueError as exc:
+                raise BadUsage(str(exc)) from None
 
-    try:
-        hook = _run(database_url, work)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(hook.id)
+    click.echo(run_migrated(database_url, work).id)
 
 
 @webhook.command("list")
@@ -132,7 +133,7 @@ def webhook_list(database_url: str) -> None:
         async with read_transaction(engine) as conn:
             return await store.list_webhooks(conn)
 
-    for hook in _run(database_url, work):
+    for hook in run_existing(database_url, work):
         ops = ",".join(hook.events) if hook.events is not None else "all"
         state = "disabled" if hook.disabled else "active"
         click.echo(f"{hook.id}  {hook.tenant_id or '*':12}  {hook.format:4}  {ops:24}  {state}  {hook.url}")
@@ -148,8 +149,8 @@ def webhook_remove(webhook_id: str, database_url: str) -> None:
         async with write_transaction(engine) as conn:
             return await store.remove_webhook(conn, webhook_id)
 
-    if not _run(database_url, work):
-        raise click.ClickException(f"no webhook {webhook_id}")
+    if not run_migrated(database_url, work):
+        raise unknown_webhook(webhook_id)
     click.echo(f"removed {webhook_id}")
 
 
@@ -161,9 +162,10 @@ def webhook_dead(webhook_id: str | None, database_url: str) -> None:
 
     async def work(engine: Any) -> list[dict[str, Any]]:
         async with read_transaction(engine) as conn:
+            await _require_webhook(conn, webhook_id)
             return await store.dead_deliveries(conn, webhook_id)
 
-    for row in _run(database_url, work):
+    for row in run_existing(database_url, work):
         click.echo(
             f"{row['webhook_id']}  seq {row['event_seq']}  {row['resource_id']}  "
             f"attempts {row['attempts']}  {row['last_error'] or ''}"
@@ -178,6 +180,7 @@ def webhook_redrive(webhook_id: str | None, database_url: str) -> None:
 
     async def work(engine: Any) -> int:
         async with write_transaction(engine) as conn:
+            await _require_webhook(conn, webhook_id)
             return await store.redrive(conn, webhook_id)
 
-    click.echo(f"redriven {_run(database_url, work)} deliveries")
+    click.echo(f"redriven {run_migrated(database_url, work)} deliveries")

@@ -10,19 +10,14 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli_common import database_option, run_migrated
+from provisor.cli.common import database_option, run_existing, run_migrated
+from provisor.cli.errors import UnknownValue
 from provisor.errors import ScimError
 from provisor.schema.registry import CATALOGUE_TYPES
 from provisor.service.entitlements import CatalogueService, entry_json
 from provisor.storage.entitlements import CatalogueEntry
 
 _TYPE = click.Choice(CATALOGUE_TYPES, case_sensitive=False)
-
-
-class UnknownValue(click.ClickException):
-    """An unknown tenant or entry: exit 2, like click's own bad-value errors."""
-
-    exit_code = 2
 
 
 def _catalogue(engine: Any) -> CatalogueService:
@@ -112,7 +107,7 @@ def list_entries(tenant: str, kind: str | None, as_json: bool, database_url: str
         return await _catalogue(engine).entries(tenant, types)
 
     try:
-        found = run_migrated(database_url, work)
+        found = run_existing(database_url, work)
     except ScimError:
         raise UnknownValue(f"no tenant {tenant}; see `provisor tenant list`") from None
     for entry in found:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli_common import database_option
+from provisor.cli.common import database_option
 from provisor.storage.request_log import RequestFilter, latest_id, read_requests
 from provisor.storage.transactions import read_transaction
 
@@ -44,12 +44,14 @@ def log_tail(
     follow: bool, errors: bool, tenant: str | None, as_json: bool, lines: int, database_url: str
 ) -> None:
     """Print recent requests (oldest first)."""
-    from provisor.cli_common import run_migrated as _run
+    from provisor.cli.common import require_tenant, run_existing
 
     where = RequestFilter(tenant=tenant, errors_only=errors)
 
     async def work(engine: Any) -> None:
         async with read_transaction(engine) as conn:
+            if tenant is not None:
+                await require_tenant(conn, tenant)
             top = await latest_id(conn)
             # Walk back far enough to find `lines` matching rows without scanning the whole table.
             cursor = max(0, top - max(lines, 1) * 50) if (tenant or errors) else max(0, top - lines)
@@ -67,4 +69,4 @@ def log_tail(
                 await asyncio.sleep(FOLLOW_SECONDS)
 
     with contextlib.suppress(KeyboardInterrupt):
-        _run(database_url, work)
+        run_existing(database_url, work)

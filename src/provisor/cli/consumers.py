@@ -11,8 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from provisor.cli_common import database_option, run_migrated
-from provisor.cli_events import parse_duration
+from provisor.cli.common import database_option, parse_duration, run_existing, run_migrated
 from provisor.service.deprovisioning import report
 from provisor.storage import consumers as store
 from provisor.storage.event_log import latest_seq
@@ -42,7 +41,7 @@ def consumers_list(database_url: str) -> None:
         async with read_transaction(engine) as conn:
             return await store.list_consumers(conn), await latest_seq(conn)
 
-    found, head = _run(database_url, work)
+    found, head = run_existing(database_url, work)
     for consumer in found:
         click.echo(_show(consumer, head))
 
@@ -57,7 +56,7 @@ def consumers_show(name: str, database_url: str) -> None:
         async with read_transaction(engine) as conn:
             return await store.get_consumer(conn, name), await latest_seq(conn)
 
-    consumer, head = _run(database_url, work)
+    consumer, head = run_existing(database_url, work)
     if consumer is None:
         raise click.BadParameter(f"no consumer {name}; see `provisor consumers list`", param_hint="NAME")
     click.echo(orjson.dumps({**consumer.to_json(), "lag": head - consumer.seq, "head": head}).decode())
@@ -124,7 +123,7 @@ def deprovisioning_list(tenant: str, everything: bool, window: str, as_json: boo
                 conn, tenant, settings, unacknowledged=not everything, window_seconds=seconds, limit=10_000
             )
 
-    body = _run(database_url, work)
+    body = run_existing(database_url, work)
     if body is None:
         raise click.BadParameter(f"no tenant {tenant}; see `provisor tenant list`", param_hint="--tenant")
     if as_json:
@@ -145,8 +144,3 @@ def deprovisioning_list(tenant: str, everything: bool, window: str, as_json: boo
             )
         else:
             click.echo(f"  {name}: {pending} overdue; nothing acknowledged in {window}")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(consumers)
-    main.add_command(deprovisioning)
