@@ -89,6 +89,8 @@ def test_an_unknown_tenant_or_a_bad_expiry_is_refused_with_a_message(console: Co
         unknown = _create(client, csrf, missing)
         assert unknown.status_code == 404 and f"no tenant {missing}" in unknown.text
         assert 'id="secret"' not in unknown.text
+        markup = _create(client, csrf, "<b>x</b>")
+        assert markup.status_code == 404 and "no tenant &lt;b&gt;x&lt;/b&gt;" in markup.text
         for bad in ("soon", "0d", "91d", "7 weeks"):
             refused = _create(client, csrf, console.tenant, bad)
             assert refused.status_code == 400, bad
