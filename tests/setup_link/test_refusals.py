@@ -8,18 +8,15 @@ import time
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.browser import BrowserErrors, refused_loads
 from tests.live.server import LiveServer
-from tests.setup_link.conftest import PageErrors
 from tests.setup_link.helpers import cli, create_link, link_id, root_of
 
-#: Chromium reports a document or fetch answered 4xx as a console error; these are the expected
-#: refusals themselves, not script errors. Anything else logged fails the test.
-EXPECTED_LOAD = "console: Failed to load resource: the server responded with a status of"
 
-
-def _script_errors(errors: PageErrors, *statuses: int) -> list[str]:
-    allowed = tuple(f"{EXPECTED_LOAD} {s}" for s in statuses)
-    return [m for m in errors.messages if not m.startswith(allowed)]
+def _script_errors(errors: BrowserErrors, *statuses: int) -> list[str]:
+    """What the page logged besides the expected refusals themselves (Chromium reports a document
+    or fetch answered 4xx as a console error); anything else fails the test."""
+    return errors.unexpected(*refused_loads(*statuses))
 
 
 def _altered(url: str, position: int) -> str:
@@ -28,7 +25,7 @@ def _altered(url: str, position: int) -> str:
 
 
 def test_altered_and_expired_links_are_refused(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     root = root_of(server.base_url)
     started = time.monotonic()
@@ -60,7 +57,7 @@ def test_altered_and_expired_links_are_refused(
 
 
 def test_revoking_stops_an_open_page(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     url = create_link(database_url, tenant_id, root_of(server.base_url))
     page.goto(url)
@@ -83,7 +80,7 @@ def test_revoking_stops_an_open_page(
 
 
 def test_token_form_needs_the_pages_own_cookie_and_field(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     url = create_link(database_url, tenant_id, root_of(server.base_url))
     page.goto(url)

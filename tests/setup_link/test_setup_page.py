@@ -9,8 +9,8 @@ import re
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.browser import BrowserErrors
 from tests.live.server import LiveServer
-from tests.setup_link.conftest import PageErrors
 from tests.setup_link.helpers import (
     GROUP_SCHEMA,
     PATCH_SCHEMA,
@@ -62,7 +62,7 @@ def _other_tenant_traffic(server: LiveServer, database_url: str, tenant: str) ->
 
 
 def test_checklist_ticks_live_during_an_okta_like_run(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     other_tenant = f"{tenant_id}-other"
     root = root_of(server.base_url)
@@ -152,7 +152,7 @@ def test_checklist_ticks_live_during_an_okta_like_run(
 
 
 def test_minting_again_revokes_the_previous_token(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     url = create_link(database_url, tenant_id, root_of(server.base_url))
     page.goto(url)
@@ -175,7 +175,7 @@ def test_minting_again_revokes_the_previous_token(
 
 
 def test_page_is_accessible_by_keyboard_and_on_a_narrow_screen(
-    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: PageErrors
+    server: LiveServer, database_url: str, tenant_id: str, page: Page, page_errors: BrowserErrors
 ) -> None:
     url = create_link(database_url, tenant_id, root_of(server.base_url))
     page.set_viewport_size({"width": 360, "height": 780})

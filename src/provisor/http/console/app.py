@@ -1,7 +1,7 @@
 """Routing, the session guard and the read-only pages of the console.
 
 Every page but the sign-in form needs a session; every POST also needs the session's CSRF token
-(403 without it). State-changing handlers live in actions.py.
+(403 without it). State-changing handlers live in actions.py; the setup-links page in setup_links.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provisor.clock import now
 from provisor.errors import ScimError
-from provisor.http.console import actions
+from provisor.http.console import actions, setup_links
 from provisor.http.console.render import CSP, HERE, page
 from provisor.http.console.session import Sessions, csrf_ok, form_of, same_origin
 from provisor.protocol.query import ListQuery
@@ -273,6 +273,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
         Route("/tokens", guarded(tokens_page), methods=["GET"]),
         Route("/tenants", guarded(tenants_page), methods=["GET"]),
         *[Route(path, guarded(handler), methods=["POST"]) for path, handler in actions.routes(provisor)],
+        *[Route(path, guarded(handler), methods=[m]) for m, path, handler in setup_links.routes(provisor)],
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return _csp(Starlette(routes=routes))
