@@ -19,7 +19,7 @@ from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
 from provisor.filter.ast import Filter
-from provisor.filter.sql import indexed_equality
+from provisor.filter.sql import indexed_equality, indexed_prefix
 from provisor.patch import (
     NormaliseContext,
     PatchOperation,
@@ -525,6 +525,13 @@ class ResourceService:
         node = self.bound_filter(text, across_types=across_types)
         return None if node is None else self._compile(ctx, node)
 
+    def _where(self, ctx: RequestContext, node: Filter | None) -> tuple[ColumnElement[bool] | None, Any]:
+        """The compiled filter, or (None, the index range to start from) for an indexed `sw`."""
+        if node is None:
+            return None, None
+        driver = indexed_prefix(node, SqlContext(self.dialect, ctx.tenant_id, self.rt))
+        return (None, driver) if driver is not None else (self._compile(ctx, node), None)
+
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
         """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
         if not query.sort_by:
@@ -550,7 +557,7 @@ class ResourceService:
         """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
         assert query.cursor is not None
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where = self.compile_where(ctx, query.filter, across_types=query.across_types)
+        where, driver = self._where(ctx, self.bound_filter(query.filter, across_types=query.across_types))
         key = self.sort_key(ctx, query)
         sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
@@ -561,7 +568,7 @@ class ResourceService:
                 keyset_condition(key, resources_table.c.id, position, descending=query.descending)
             )
         async with read_transaction(self.engine) as conn:
-            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where, driver=driver)
             keyed: list[tuple[StoredResource, Any]] = []
             if query.count > 0:
                 keyed = await store.list_resources_keyed(
@@ -572,6 +579,7 @@ class ResourceService:
                     key=key,
                     order_by=self.order_by(ctx, query, reverse=not forward),
                     limit=query.count + 1,
+                    driver=driver,
                 )
             more = len(keyed) > query.count
             keyed = keyed[: query.count]
@@ -614,7 +622,7 @@ class ResourceService:
                 )
         else:
             derived = None
-            where = None if node is None else self._compile(ctx, node)
+            where, driver = self._where(ctx, node)
             order = self.order_by(ctx, query)
             async with autocommit(self.engine) as conn:
                 if limit > 0:
@@ -626,10 +634,13 @@ class ResourceService:
                         order_by=order,
                         offset=offset,
                         limit=limit,
+                        driver=driver,
                     )
                 total = _proven_total(query, rows)
                 if total is None:
-                    total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+                    total = await store.count_resources(
+                        conn, ctx.tenant_id, self.rt.name, where, driver=driver
+                    )
         if derived is None:
             derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
