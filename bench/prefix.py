@@ -50,9 +50,8 @@ def run(db: str, users: int, samples: int) -> list[tuple[str, float, int]]:
     server = None
     try:
         cli("migrate", "--database-url", url)
-        token = cli(
-            "token", "create", "--tenant", "bench", "--create-tenant", "--name", "idp", "--database-url", url
-        )
+        cli("tenant", "create", "bench", "--database-url", url)
+        token = cli("token", "create", "--tenant", "bench", "--name", "idp", "--database-url", url)
         asyncio.run(seed(url, {"bench": TenantPlan(users)}, log=lambda *_: None))
         port = free_port()
         server = subprocess.Popen(

@@ -44,6 +44,7 @@ def statements(dialect: str) -> dict[str, Select[Any]]:
     at = "2026-01-01T00:00:00.000000Z"
     after = keyset_condition(key, ident, Cursor(True, at, "0", ""), descending=False)
     return {
+        "probe": store._probe_query(driver),
         "page": store._list_query(TENANT, "User", [], order, 0, 100, driver, dialect),
         "count": store._count_query(TENANT, "User", None, driver, dialect),
         "cursor, first page": store._keyed_query(TENANT, "User", [], key, order, 101, driver, dialect),

@@ -495,7 +495,8 @@ def indexed_equality(node: Filter, rt: ResourceType) -> tuple[str, str] | None:
 
 
 def prefix_rows(ctx: SqlContext, attr: str, norm: str) -> Select[tuple[str]]:
-    """The ids of the resources with an `attr` index value starting with `norm` (no duplicates).
+    """The ids of the resources with an `attr` index value starting with `norm` (a resource with
+    several such values, e.g. two emails, appears once per value).
 
     A prefix's values are one range in code point order, the column's order on both engines
     (BINARY on SQLite, COLLATE "C" on PostgreSQL since migration 0015), so the B-tree serves it; the
@@ -505,23 +506,19 @@ def prefix_rows(ctx: SqlContext, attr: str, norm: str) -> Select[tuple[str]]:
     ai = attribute_index.c
     value = ai.value_norm.collate("C") if ctx.pg else ai.value_norm
     upper = _successor(norm)
-    return (
-        select(ai.resource_id.label("id"))
-        .where(
-            ai.tenant_id == ctx.tenant_id,
-            ai.resource_type == ctx.resource_type.name,
-            ai.attr == attr,
-            value >= norm if upper is None else and_(value >= norm, value < upper),
-            func.substr(ai.value_norm, 1, len(norm)) == norm,
-        )
-        .distinct()
+    return select(ai.resource_id.label("id")).where(
+        ai.tenant_id == ctx.tenant_id,
+        ai.resource_type == ctx.resource_type.name,
+        ai.attr == attr,
+        value >= norm if upper is None else and_(value >= norm, value < upper),
+        func.substr(ai.value_norm, 1, len(norm)) == norm,
     )
 
 
 def indexed_prefix(node: Filter, ctx: SqlContext) -> Select[tuple[str]] | None:
     """`prefix_rows` when the whole filter is `attr sw "value"` on an indexed attribute and the
-    value fits the index. The list and count statements then start from that index range
-    (storage/resources.py `_driven`) whatever the planner's statistics say."""
+    value fits the index. When the range is narrow, the list and count statements then start from
+    it (storage/resources.py `narrow_driver`) whatever the planner's statistics say."""
     if not isinstance(node, Compare) or node.op != "sw" or node.attr.path is None:
         return None
     path = node.attr.path

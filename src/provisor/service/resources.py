@@ -525,12 +525,16 @@ class ResourceService:
         node = self.bound_filter(text, across_types=across_types)
         return None if node is None else self._compile(ctx, node)
 
-    def _where(self, ctx: RequestContext, node: Filter | None) -> tuple[ColumnElement[bool] | None, Any]:
-        """The compiled filter, or (None, the index range to start from) for an indexed `sw`."""
+    async def _where(
+        self, conn: AsyncConnection, ctx: RequestContext, node: Filter | None
+    ) -> tuple[ColumnElement[bool] | None, Any]:
+        """The compiled filter, or (None, the index range to start from) for a narrow indexed `sw`."""
         if node is None:
             return None, None
         driver = indexed_prefix(node, SqlContext(self.dialect, ctx.tenant_id, self.rt))
-        return (None, driver) if driver is not None else (self._compile(ctx, node), None)
+        if driver is not None and (driver := await store.narrow_driver(conn, driver)) is not None:
+            return None, driver
+        return self._compile(ctx, node), None
 
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
         """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
@@ -557,17 +561,18 @@ class ResourceService:
         """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
         assert query.cursor is not None
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where, driver = self._where(ctx, self.bound_filter(query.filter, across_types=query.across_types))
+        node = self.bound_filter(query.filter, across_types=query.across_types)
         key = self.sort_key(ctx, query)
         sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
         forward = position is None or position.forward
-        conditions = [c for c in (where,) if c is not None]
-        if position is not None:
-            conditions.append(
-                keyset_condition(key, resources_table.c.id, position, descending=query.descending)
-            )
         async with read_transaction(self.engine) as conn:
+            where, driver = await self._where(conn, ctx, node)
+            conditions = [c for c in (where,) if c is not None]
+            if position is not None:
+                conditions.append(
+                    keyset_condition(key, resources_table.c.id, position, descending=query.descending)
+                )
             total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where, driver=driver)
             keyed: list[tuple[StoredResource, Any]] = []
             if query.count > 0:
@@ -622,9 +627,9 @@ class ResourceService:
                 )
         else:
             derived = None
-            where, driver = self._where(ctx, node)
             order = self.order_by(ctx, query)
             async with autocommit(self.engine) as conn:
+                where, driver = await self._where(conn, ctx, node)
                 if limit > 0:
                     rows = await store.list_resources(
                         conn,

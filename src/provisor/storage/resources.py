@@ -1007,6 +1007,24 @@ def _keyed_query(
     return query.add_columns(*columns).order_by(*order).limit(limit)
 
 
+#: The most index rows a `narrow_driver` range may hold. Driven from the range, a statement costs
+#: one primary-key lookup per match (about 20 us each at 100,000 users, measured on a busy
+#: 2-core machine: 2 s for a prefix matching every user); walking the tenant's resources in the
+#: list's order finds a page of a broad prefix's matches after a few rows.
+DRIVEN_MATCHES = 1_000
+
+
+async def narrow_driver(conn: AsyncConnection, driver: Select[Any]) -> Select[Any] | None:
+    """`driver` (ids from an index range) when it holds at most DRIVEN_MATCHES rows, else None.
+    The probe reads at most that many index entries, whatever the statistics."""
+    matches = int((await conn.execute(_probe_query(driver))).scalar_one())
+    return driver if matches <= DRIVEN_MATCHES else None
+
+
+def _probe_query(driver: Select[Any]) -> Select[Any]:
+    return select(func.count()).select_from(driver.limit(DRIVEN_MATCHES + 1).subquery())
+
+
 def _driven(
     driver: Select[Any] | None,
     tenant_id: str,
@@ -1028,7 +1046,7 @@ def _driven(
     scope = [resources.c.tenant_id == tenant_id, resources.c.resource_type == resource_type]
     if driver is None:
         return select().select_from(resources).where(*scope, *conditions), None
-    hits = driver.subquery("hits")
+    hits = driver.distinct().subquery("hits")
     if dialect == "postgresql":
         rows = (
             select(*_ROW_COLUMNS)
