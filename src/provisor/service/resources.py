@@ -18,7 +18,7 @@ from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
-from provisor.filter.ast import Filter
+from provisor.filter.ast import Compare, Filter
 from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
 from provisor.patch import (
     NormaliseContext,
@@ -527,19 +527,22 @@ class ResourceService:
 
     async def _where(
         self, conn: AsyncConnection, ctx: RequestContext, node: Filter | None
-    ) -> tuple[ColumnElement[bool] | None, Any, Any]:
+    ) -> tuple[ColumnElement[bool] | None, Any, Any, bool]:
         """(the compiled filter, the index range to start from, the index rows to count) for
         `store.list_resources` and `store.count_resources`: a narrow indexed `sw` starts from its
-        range, a broad one is counted from it (storage/resources.py `narrow_driver`)."""
+        range, a broad one is counted from it (storage/resources.py `narrow_driver`); and whether
+        a resource may have several of those rows (a multi-valued attribute)."""
         if node is None:
-            return None, None, None
+            return None, None, None, True
         sql = SqlContext(self.dialect, ctx.tenant_id, self.rt)
         driver = indexed_prefix(node, sql)
         if driver is None:
-            return self._compile(ctx, node), None, None
+            return self._compile(ctx, node), None, None, True
         if await store.narrow_driver(conn, driver) is not None:
-            return None, driver, None
-        return broad_prefix(node, sql), None, driver
+            return None, driver, None, True
+        path = node.attr.path if isinstance(node, Compare) else None
+        several = path is None or path.attribute.multi_valued
+        return broad_prefix(node, sql), None, driver, several
 
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
         """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
@@ -572,14 +575,20 @@ class ResourceService:
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
         forward = position is None or position.forward
         async with read_transaction(self.engine) as conn:
-            where, driver, index_rows = await self._where(conn, ctx, node)
+            where, driver, index_rows, several = await self._where(conn, ctx, node)
             conditions = [c for c in (where,) if c is not None]
             if position is not None:
                 conditions.append(
                     keyset_condition(key, resources_table.c.id, position, descending=query.descending)
                 )
             total = await store.count_resources(
-                conn, ctx.tenant_id, self.rt.name, where, driver=driver, index_rows=index_rows
+                conn,
+                ctx.tenant_id,
+                self.rt.name,
+                where,
+                driver=driver,
+                index_rows=index_rows,
+                several_each=several,
             )
             keyed: list[tuple[StoredResource, Any]] = []
             if query.count > 0:
@@ -636,7 +645,7 @@ class ResourceService:
             derived = None
             order = self.order_by(ctx, query)
             async with autocommit(self.engine) as conn:
-                where, driver, index_rows = await self._where(conn, ctx, node)
+                where, driver, index_rows, several = await self._where(conn, ctx, node)
                 if limit > 0:
                     rows = await store.list_resources(
                         conn,
@@ -651,7 +660,13 @@ class ResourceService:
                 total = _proven_total(query, rows)
                 if total is None:
                     total = await store.count_resources(
-                        conn, ctx.tenant_id, self.rt.name, where, driver=driver, index_rows=index_rows
+                        conn,
+                        ctx.tenant_id,
+                        self.rt.name,
+                        where,
+                        driver=driver,
+                        index_rows=index_rows,
+                        several_each=several,
                     )
         if derived is None:
             derived = await self.read_derived(ctx, [r.id for r in rows], projection)

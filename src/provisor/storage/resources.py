@@ -721,6 +721,7 @@ async def count_resources(
     *,
     driver: Select[Any] | None = None,
     index_rows: Select[Any] | None = None,
+    several_each: bool = True,
 ) -> int:
     """The matching resources; `driver`: the ids to start from (`_driven`), `where` then the rest.
     With `index_rows` (ids from the attribute index, standing for the whole filter) the count is
@@ -729,8 +730,9 @@ async def count_resources(
     100,000 users this is 0.1-0.2 s where fetching each by primary key took 1.3 s."""
     if index_rows is not None:
         ids = index_rows.subquery("ids")
-        counted = select(func.count(ids.c.id.distinct()))
-        return int((await conn.execute(counted)).scalar_one())
+        # One index row per resource for a single-valued attribute: no DISTINCT (90 against 470 ms).
+        counted = select(func.count(ids.c.id.distinct()) if several_each else func.count())
+        return int((await conn.execute(counted.select_from(ids))).scalar_one())
     query = _count_query(tenant_id, resource_type, where, driver, conn.dialect.name)
     return int((await conn.execute(query)).scalar_one())
 
