@@ -18,8 +18,8 @@ from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
-from provisor.filter.ast import Filter
-from provisor.filter.sql import indexed_equality
+from provisor.filter.ast import Compare, Filter
+from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
 from provisor.patch import (
     NormaliseContext,
     PatchOperation,
@@ -525,6 +525,25 @@ class ResourceService:
         node = self.bound_filter(text, across_types=across_types)
         return None if node is None else self._compile(ctx, node)
 
+    async def _where(
+        self, conn: AsyncConnection, ctx: RequestContext, node: Filter | None
+    ) -> tuple[ColumnElement[bool] | None, Any, Any, bool]:
+        """(the compiled filter, the index range to start from, the index rows to count) for
+        `store.list_resources` and `store.count_resources`: a narrow indexed `sw` starts from its
+        range, a broad one is counted from it (storage/resources.py `narrow_driver`); and whether
+        a resource may have several of those rows (a multi-valued attribute)."""
+        if node is None:
+            return None, None, None, True
+        sql = SqlContext(self.dialect, ctx.tenant_id, self.rt)
+        driver = indexed_prefix(node, sql)
+        if driver is None:
+            return self._compile(ctx, node), None, None, True
+        if await store.narrow_driver(conn, driver) is not None:
+            return None, driver, None, True
+        path = node.attr.path if isinstance(node, Compare) else None
+        several = path is None or path.attribute.multi_valued
+        return broad_prefix(node, sql), None, driver, several
+
     def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
         """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
         if not query.sort_by:
@@ -550,18 +569,27 @@ class ResourceService:
         """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
         assert query.cursor is not None
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
-        where = self.compile_where(ctx, query.filter, across_types=query.across_types)
+        node = self.bound_filter(query.filter, across_types=query.across_types)
         key = self.sort_key(ctx, query)
         sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
         forward = position is None or position.forward
-        conditions = [c for c in (where,) if c is not None]
-        if position is not None:
-            conditions.append(
-                keyset_condition(key, resources_table.c.id, position, descending=query.descending)
-            )
         async with read_transaction(self.engine) as conn:
-            total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+            where, driver, index_rows, several = await self._where(conn, ctx, node)
+            conditions = [c for c in (where,) if c is not None]
+            if position is not None:
+                conditions.append(
+                    keyset_condition(key, resources_table.c.id, position, descending=query.descending)
+                )
+            total = await store.count_resources(
+                conn,
+                ctx.tenant_id,
+                self.rt.name,
+                where,
+                driver=driver,
+                index_rows=index_rows,
+                several_each=several,
+            )
             keyed: list[tuple[StoredResource, Any]] = []
             if query.count > 0:
                 keyed = await store.list_resources_keyed(
@@ -572,6 +600,7 @@ class ResourceService:
                     key=key,
                     order_by=self.order_by(ctx, query, reverse=not forward),
                     limit=query.count + 1,
+                    driver=driver,
                 )
             more = len(keyed) > query.count
             keyed = keyed[: query.count]
@@ -614,9 +643,9 @@ class ResourceService:
                 )
         else:
             derived = None
-            where = None if node is None else self._compile(ctx, node)
             order = self.order_by(ctx, query)
             async with autocommit(self.engine) as conn:
+                where, driver, index_rows, several = await self._where(conn, ctx, node)
                 if limit > 0:
                     rows = await store.list_resources(
                         conn,
@@ -626,10 +655,19 @@ class ResourceService:
                         order_by=order,
                         offset=offset,
                         limit=limit,
+                        driver=driver,
                     )
                 total = _proven_total(query, rows)
                 if total is None:
-                    total = await store.count_resources(conn, ctx.tenant_id, self.rt.name, where)
+                    total = await store.count_resources(
+                        conn,
+                        ctx.tenant_id,
+                        self.rt.name,
+                        where,
+                        driver=driver,
+                        index_rows=index_rows,
+                        several_each=several,
+                    )
         if derived is None:
             derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
