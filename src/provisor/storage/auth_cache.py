@@ -12,7 +12,10 @@ everything else on others. So the listener proves the whole path every `PING_SEC
 notification with a fresh nonce and waits for it to come back on the listening connection. The
 cache is switched on only after the first such round trip, and answers only until twice
 `PING_SECONDS` after the last one. Pings are told apart from changes by their payload, so one
-worker's ping does not empty another's cache.
+worker's ping does not empty another's cache. Behind PgBouncer a ping can still come back (the
+listener's NOTIFY may land on the very server connection that ran its LISTEN, which then delivers
+its own notification) while other workers' notifications go unheard; so an engine created from a
+`pgbouncer=true` URL never starts the listener, and its cache stays off.
 
 A lookup that started before an invalidation must not refill the cache with what it read: `put`
 takes the generation seen before the read and drops the value if the cache was emptied since.
@@ -31,7 +34,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.storage.engine import postgres_connect_args
+from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
 
 log = logging.getLogger("provisor.auth")
 
@@ -101,7 +104,10 @@ class AuthListener:
 
     async def start(self) -> None:
         """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
-        if self.engine.dialect.name != "postgresql" or self._task is not None:
+        if self._task is not None or self.engine.dialect.name != "postgresql":
+            return
+        if behind_pgbouncer(self.engine):
+            log.info("token cache off: PgBouncer in transaction mode cannot carry LISTEN")
             return
         self._task = asyncio.create_task(self._run(), name="provisor-auth-listener")
         with contextlib.suppress(asyncio.TimeoutError):
