@@ -60,16 +60,16 @@ def _wait_listening(host: str, port: int, process: subprocess.Popen[bytes], log:
 
 @contextmanager
 def pgbouncer(
-    server_url: str, *, listen: str = "127.0.0.1", pool_size: int = 4, netns: str | None = None
+    server_url: str, *, listen: str = "127.0.0.1", pool_size: int = 4, ignore: str = ""
 ) -> Iterator[str]:
     """Run PgBouncer in transaction mode for `server_url`'s server; yield the same database's URL
-    through it, with `?pgbouncer=true`. `netns`: run it inside that network namespace."""
+    through it, with `?pgbouncer=true`. `ignore`: its `ignore_startup_parameters`."""
     binary = ensure_pgbouncer()
     server = make_url(server_url)
     user = server.username or "postgres"
     work = Path(tempfile.mkdtemp(prefix="provisor-pgbouncer-"))
     work.chmod(0o755)
-    port = _free_port(listen) if netns is None else 6432
+    port = _free_port(listen)
     (work / "userlist.txt").write_text(f'"{user}" ""\n')
     log = work / "pgbouncer.log"
     (work / "pgbouncer.ini").write_text(
@@ -86,13 +86,12 @@ def pgbouncer(
         "max_client_conn = 1000\n"
         f"logfile = {log}\n"
         f"pidfile = {work / 'pgbouncer.pid'}\n"
+        f"ignore_startup_parameters = {ignore}\n"
     )
     shutil.chown(work, "postgres")
     for name in ("pgbouncer.ini", "userlist.txt"):
         shutil.chown(work / name, "postgres")
     command = [binary, "-u", "postgres", str(work / "pgbouncer.ini")]
-    if netns is not None:
-        command = ["ip", "netns", "exec", netns, *command]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_listening(listen, port, process, log)

@@ -18,6 +18,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from provisor.storage.auth_cache import PING_SECONDS, AuthCache, AuthListener
+from provisor.storage.engine import create_engine
 from tests.conftest import _admin_url, _own_postgres_database
 from tests.events.support import receiver
 from tests.live.server import live_server
@@ -78,6 +80,30 @@ def cli_failure(database_url: str, *args: str) -> str:
     )
     assert done.returncode != 0
     return done.stderr
+
+
+def test_a_pooler_that_drops_notifications_keeps_the_token_cache_off(direct_url: str) -> None:
+    """Behind PgBouncer in transaction mode the listener's LISTEN and a NOTIFY it sent itself can
+    share a server connection, which then hands back its own notification while other sessions'
+    (the revocations) never arrive. A URL without `?pgbouncer=true` (here with `jit` ignored by
+    PgBouncer so that it connects at all) must still never turn the cache on."""
+
+    async def main(url: str) -> tuple[bool, bool]:
+        engine = create_engine(url)
+        cache: AuthCache[str] = AuthCache()
+        listener = AuthListener(engine, cache)
+        try:
+            await listener.start()
+            await asyncio.sleep(2.5 * PING_SECONDS)
+            return cache.enabled, listener._task is not None
+        finally:
+            await listener.stop()
+            await engine.dispose()
+
+    with pgbouncer(direct_url, pool_size=2, ignore="jit") as via:
+        assert asyncio.run(main(via.replace("?pgbouncer=true", ""))) == (False, True)
+    # The same listener straight on PostgreSQL does switch on: the test can tell the difference.
+    assert asyncio.run(main(direct_url)) == (True, True)
 
 
 def test_two_workers_behind_pgbouncer_behave_as_one_deployment(direct_url: str) -> None:

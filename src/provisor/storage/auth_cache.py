@@ -9,13 +9,14 @@ connection listens; SQLite has no such channel, so there the cache is never on.
 Notifications can also stop arriving without any error: a firewall silently drops the idle TCP
 session, or a pooler in transaction mode (PgBouncer) runs LISTEN on one server connection and
 everything else on others. So the listener proves the whole path every `PING_SECONDS`: it sends a
-notification with a fresh nonce and waits for it to come back on the listening connection. The
-cache is switched on only after the first such round trip, and answers only until twice
-`PING_SECONDS` after the last one. Pings are told apart from changes by their payload, so one
-worker's ping does not empty another's cache. Behind PgBouncer a ping can still come back (the
-listener's NOTIFY may land on the very server connection that ran its LISTEN, which then delivers
-its own notification) while other workers' notifications go unheard; so an engine created from a
-`pgbouncer=true` URL never starts the listener, and its cache stays off.
+notification with a fresh nonce from another session (a pooled connection of the engine, as a
+revocation would) and waits for it to come back on the listening connection. The ping must not
+come from the listening connection itself: behind PgBouncer its NOTIFY can land on the very server
+connection that ran its LISTEN, which hands the notification back to its sender while every other
+session's notifications go unheard (tests/scaleout/test_pgbouncer.py). The cache is switched on
+only after the first such round trip, and answers only until twice `PING_SECONDS` after the last
+one. Pings are told apart from changes by their payload, so one worker's ping does not empty
+another's cache. An engine created from a `pgbouncer=true` URL does not even start the listener.
 
 A lookup that started before an invalidation must not refill the cache with what it read: `put`
 takes the generation seen before the read and drops the value if the cache was emptied since.
@@ -32,9 +33,11 @@ import uuid
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
+from provisor.storage.transactions import autocommit
 
 log = logging.getLogger("provisor.auth")
 
@@ -48,6 +51,8 @@ PING_PREFIX = "ping:"
 MAX_RETRY_SECONDS = 10.0
 
 V = TypeVar("V")
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class AuthCache(Generic[V]):
@@ -153,7 +158,7 @@ class AuthListener:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._on_notify)
             while not lost.is_set():
-                await self._ping(conn)  # raises when the notification does not come back in time
+                await self._ping()  # raises when the notification does not come back in time
                 if not proven:
                     self.cache.switch(True)  # from here on no change can be missed
                     self._listening.set()
@@ -166,11 +171,17 @@ class AuthListener:
             log.warning("token cache off: listening failed (%s); reconnecting", exc)
         return proven
 
-    async def _ping(self, conn: asyncpg.Connection) -> None:
+    async def _ping(self) -> None:
         self._nonce = f"{PING_PREFIX}{uuid.uuid4().hex}"
         self._pong.clear()
-        await conn.execute(f"NOTIFY {CHANNEL}, '{self._nonce}'", timeout=PING_SECONDS)
+        await asyncio.wait_for(self._notify(self._nonce), timeout=PING_SECONDS)
         await asyncio.wait_for(self._pong.wait(), timeout=PING_SECONDS)
+
+    async def _notify(self, payload: str) -> None:
+        async with autocommit(self.engine) as other:
+            await other.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+            )
 
     async def _connect(self) -> asyncpg.Connection:
         _, params = self.engine.dialect.create_connect_args(self.engine.url)
