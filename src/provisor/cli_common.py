@@ -11,17 +11,29 @@ from typing import Any, TypeVar
 
 import click
 
-from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine
+from provisor.storage.engine import DEFAULT_DATABASE_URL, async_url, create_engine, pgbouncer_url
 from provisor.storage.migrate import upgrade
 
 T = TypeVar("T")
+
+
+def _checked_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A URL the engine cannot use is bad usage (exit 2, one line), not a traceback later."""
+    try:
+        async_url(value)
+        pgbouncer_url(value)
+    except Exception as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
 
 database_option = click.option(
     "--database-url",
     envvar="PROVISOR_DATABASE_URL",
     default=DEFAULT_DATABASE_URL,
     show_default=True,
-    help="sqlite:///path.db or postgresql://user@host:port/db",
+    callback=_checked_url,
+    help="sqlite:///path.db or postgresql://user@host:port/db[?pgbouncer=true]",
 )
 
 

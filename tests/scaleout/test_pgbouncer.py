@@ -122,3 +122,10 @@ def test_two_workers_behind_pgbouncer_behave_as_one_deployment(direct_url: str) 
             check_feed_and_webhooks(deployment, tenant, ids, rx)
         errors = server.process.stderr.read().decode() if server.process.stderr else ""
     assert "prepared statement" not in errors and "Traceback" not in errors, errors[-3000:]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db?pgbouncer=maybe", "mysql://u@127.0.0.1:1/db"])
+def test_a_database_url_the_engine_cannot_use_is_bad_usage(url: str) -> None:
+    done = subprocess.run([PROVISOR, "token", "list", "--database-url", url], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--database-url" in done.stderr.splitlines()[-1]
