@@ -117,7 +117,7 @@ def test_two_workers_behind_pgbouncer_behave_as_one_deployment(direct_url: str) 
             # The token cache stays off: no worker holds a LISTEN connection.
             assert _sessions(direct_url, "provisor-auth-listener") == 0
             ids = load(deployment, server.token, users=100)
-            check_revocation(deployment, tenant)
+            check_revocation(deployment, tenant)  # no cache: refused at once
             check_shared_rate_limit(deployment, f"{tenant}-rl")
             check_feed_and_webhooks(deployment, tenant, ids, rx)
         errors = server.process.stderr.read().decode() if server.process.stderr else ""
