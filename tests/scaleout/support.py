@@ -19,8 +19,13 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.tenants import ensure_tenant
+from provisor.storage.tokens import create_token
+from provisor.storage.transactions import write_transaction
 from tests.events.support import Receiver, eventually
+from tests.scim_client import run_db, set_tenant_settings
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -42,10 +47,26 @@ def last_line(output: str) -> str:
 
 @dataclass
 class Deployment:
-    """The servers' base URLs (`http://host:port`), and how to run the CLI against their database."""
+    """The servers' base URLs (`http://host:port`), their database's URL, and how to run the CLI
+    against it. Set-up goes through the storage functions (a CLI call costs seconds of start-up on
+    a loaded machine); the operator's own action under test, `token revoke`, goes through the CLI."""
 
     bases: list[str]
+    database_url: str
     run_cli: Callable[..., str]
+
+
+def mint(database_url: str, tenant: str | None, name: str, kind: str = "scim") -> tuple[str, str]:
+    """(token id, secret) of a new token."""
+
+    async def work(engine: AsyncEngine) -> tuple[str, str]:
+        async with write_transaction(engine) as conn:
+            if tenant is not None:
+                await ensure_tenant(conn, tenant)
+            info, secret = await create_token(conn, tenant_id=tenant, name=name, kind=kind)
+        return info.id, secret
+
+    return run_db(database_url, work)
 
 
 def headers(token: str) -> dict[str, str]:
@@ -103,10 +124,7 @@ def check_revocation(deployment: Deployment, tenant: str, rounds: int = 20, wind
     """A token revoked through the CLI is refused by every server (every worker) at once, or, with
     the token caches on, once the notification has arrived: within `window` seconds (the commit
     returns before PostgreSQL passes notifications on, docs/security.md)."""
-    out = deployment.run_cli("token", "create", "--tenant", tenant, "--name", "revoked-soon")
-    secret = last_line(out)
-    listed = deployment.run_cli("token", "list")
-    token_id = next(line.split()[0] for line in listed.splitlines() if "revoked-soon" in line)
+    token_id, secret = mint(deployment.database_url, tenant, "revoked-soon")
 
     async def statuses() -> list[int]:
         async with httpx.AsyncClient(headers=headers(secret), timeout=30) as http:
@@ -126,9 +144,8 @@ def check_revocation(deployment: Deployment, tenant: str, rounds: int = 20, wind
 
 def check_shared_rate_limit(deployment: Deployment, tenant: str) -> None:
     """One token bucket for the tenant, whichever server answers."""
-    deployment.run_cli("tenant", "create", tenant)
-    deployment.run_cli("tenant", "set", tenant, "rate_limit_per_second=1", "rate_limit_burst=5")
-    secret = last_line(deployment.run_cli("token", "create", "--tenant", tenant))
+    set_tenant_settings(deployment.database_url, tenant, rate_limit_per_second=1, rate_limit_burst=5)
+    _, secret = mint(deployment.database_url, tenant, "limited")
 
     async def fire() -> tuple[list[int], float]:
         async with httpx.AsyncClient(headers=headers(secret), timeout=30) as http:
@@ -160,7 +177,7 @@ def check_feed_and_webhooks(
 ) -> None:
     """Every server serves the same feed, holding each change once; the webhook receives each
     event exactly once although every server runs a delivery worker."""
-    admin = last_line(deployment.run_cli("token", "create", "--admin", "--name", "feed"))
+    _, admin = mint(deployment.database_url, None, "feed", kind="admin")
     feeds = [feed(base, admin, tenant) for base in deployment.bases]
     assert all(f == feeds[0] for f in feeds[1:])
     events = feeds[0]

@@ -113,7 +113,7 @@ def test_two_workers_behind_pgbouncer_behave_as_one_deployment(direct_url: str) 
         run_cli("webhook", "add", rx.url, "--tenant", tenant)
         with live_server(via, tenant, workers=2) as server:
             base = server.base_url.removesuffix("/scim/v2")
-            deployment = Deployment([base], run_cli)
+            deployment = Deployment([base], via, run_cli)
             # The token cache stays off: no worker holds a LISTEN connection.
             assert _sessions(direct_url, "provisor-auth-listener") == 0
             ids = load(deployment, server.token, users=100)

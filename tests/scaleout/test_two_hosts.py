@@ -30,8 +30,8 @@ from tests.scaleout.support import (
     check_revocation,
     check_shared_rate_limit,
     cli,
-    last_line,
     load,
+    mint,
     receiver_on,
 )
 
@@ -92,8 +92,8 @@ def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str)
         bases = [f"http://{address}:{PORT}" for address in net.addresses]
         for base, process in zip(bases, processes, strict=True):
             wait_ready(base, process)
-        deployment = Deployment(bases, run_cli)
-        token = last_line(run_cli("token", "create", "--tenant", tenant))
+        deployment = Deployment(bases, direct_url, run_cli)
+        _, token = mint(direct_url, tenant, "load")
         assert len(_listeners(direct_url)) == 2  # both hosts answer tokens from their caches
         ids = load(deployment, token, users=60)
         check_revocation(deployment, tenant, window=2.0)
