@@ -394,8 +394,12 @@ def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
     data = WORK / db
     data.mkdir(parents=True, exist_ok=True)
     provisor_cli("migrate", "--database-url", url)
-    token = provisor_cli("token", "create", "--tenant", "bench", "--name", "bench", "--database-url", url)
-    big_token = provisor_cli("token", "create", "--tenant", "big", "--name", "bench", "--database-url", url)
+    token = provisor_cli(
+        "token", "create", "--tenant", "bench", "--create-tenant", "--name", "bench", "--database-url", url
+    )
+    big_token = provisor_cli(
+        "token", "create", "--tenant", "big", "--create-tenant", "--name", "bench", "--database-url", url
+    )
     small, medium, large = sizes.groups
     plan = {
         "bench": TenantPlan(sizes.users, {"small": small, "medium": medium}),

@@ -70,8 +70,8 @@ async def _migrate(url: str) -> None:
 
 
 @contextmanager
-def _own_postgres_database(admin: str, prefix: str) -> Iterator[str]:
-    """A new migrated PostgreSQL database, dropped afterwards; failing loudly if none can be made."""
+def _own_postgres_database(admin: str, prefix: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new (migrated) PostgreSQL database, dropped afterwards; failing loudly if none can be made."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         _run(_create_database(admin, name))
@@ -79,7 +79,8 @@ def _own_postgres_database(admin: str, prefix: str) -> Iterator[str]:
         pytest.fail(f"PostgreSQL tests cannot run: cannot create a database via {admin!r}: {exc}")
     url = make_url(admin).set(database=name).render_as_string(hide_password=False)
     try:
-        _run(_migrate(url))
+        if migrate:
+            _run(_migrate(url))
         yield url
     finally:
         _run(_drop_database(admin, name))
@@ -109,6 +110,16 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield url
         return
     with _own_postgres_database(_admin_url(tmp_path), "provisor_own") as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL where no Provisor database is: a SQLite file that does not exist, an empty PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'absent.db'}"
+        return
+    with _own_postgres_database(_admin_url(tmp_path), "provisor_empty", migrate=False) as url:
         yield url
 
 

@@ -58,6 +58,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "rate_limit_per_second": _rate,
     "rate_limit_burst": _burst,
     "request_log": _log_mode,
+    "deprovision_ack_threshold_seconds": _positive_int,
 }
 
 

@@ -12,6 +12,7 @@ signal on (uvicorn then shuts each worker down gracefully) and waits for them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing
 import signal
@@ -21,6 +22,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
+
+from provisor.telemetry.multiproc import worker_died
 
 log = logging.getLogger("provisor")
 
@@ -42,6 +45,20 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = True) -> socket
     return sock
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError(EADDRINUSE) naming the address when another process listens there.
+
+    Without SO_REUSEPORT on this probe: another server that listens with it (say a second
+    `provisor serve`) must not be joined silently.
+    """
+    try:
+        listening_socket(host, port, reuse_port=False).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"port {port} on {host} is already in use") from None
+        raise
+
+
 def _worker(config: uvicorn.Config) -> None:
     config.configure_logging()  # the unpickled config has not run its __init__ in this process
     sock = listening_socket(config.host, config.port)
@@ -50,9 +67,7 @@ def _worker(config: uvicorn.Config) -> None:
 
 def run_workers(config: uvicorn.Config, workers: int) -> None:
     """Run `workers` processes serving `config` on one port; return when they have all stopped."""
-    # Fail fast, in this process, if the port is taken. Without SO_REUSEPORT on this probe: another
-    # server that listens with it (say a second `provisor serve`) must not be joined silently.
-    listening_socket(config.host, config.port, reuse_port=False).close()
+    check_port_free(config.host, config.port)  # fail fast, in this process, if the port is taken
     context = multiprocessing.get_context("spawn")
     stopping: list[int] = []
 
@@ -73,6 +88,7 @@ def run_workers(config: uvicorn.Config, workers: int) -> None:
         for i, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; starting another", process.pid, process.exitcode)
+                worker_died(process.pid)
                 processes[i] = start()
     for process in processes:
         if process.is_alive():

@@ -19,11 +19,13 @@ def test_service_provider_config_is_truthful(scim: Scim) -> None:
 
 def test_resource_types(scim: Scim) -> None:
     listed = scim.get("/ResourceTypes").json()
-    assert listed["totalResults"] == 2
+    assert listed["totalResults"] == 4  # User, Group and the Entitlement/Role catalogues
     by_name = {rt["name"]: rt for rt in listed["Resources"]}
     assert by_name["User"]["endpoint"] == "/Users" and by_name["User"]["schema"] == USER_URN
     assert by_name["User"]["schemaExtensions"] == [{"schema": ENTERPRISE_URN, "required": False}]
     assert by_name["Group"]["schema"] == GROUP_URN
+    assert by_name["Entitlement"]["endpoint"] == "/Entitlements"
+    assert by_name["Role"]["endpoint"] == "/Roles"
     one = scim.get("/ResourceTypes/User").json()
     assert one["id"] == "User" and one["meta"]["location"].endswith("/ResourceTypes/User")
     assert_error(scim.get("/ResourceTypes/Printer"), 404)

@@ -46,6 +46,7 @@ def create_users(url: str, tenant: str, *names: str) -> list[str]:
 
 def test_webhook_add_list_dead_redrive_remove(database_url: str, tenant_id: str) -> None:
     url = "https://app.example.com/provisioning"
+    cli(database_url, "tenant", "create", tenant_id)
     added = cli(
         database_url,
         "webhook",
@@ -103,7 +104,7 @@ def test_webhook_add_list_dead_redrive_remove(database_url: str, tenant_id: str)
         dead = cli(database_url, "webhook", "dead", "--webhook", hook_id).stdout.strip().splitlines()
         assert len(dead) == 1
         assert re.fullmatch(rf"{hook_id}\s+seq {seq}\s+{uid}\s+attempts 1\s+HTTP 503", dead[0])
-        assert cli(database_url, "webhook", "dead", "--webhook", "nope").stdout == ""
+        assert cli(database_url, "webhook", "dead", "--webhook", "nope", ok=False).returncode == 2
 
         assert cli(database_url, "webhook", "redrive", "--webhook", hook_id).stdout.strip() == (
             "redriven 1 deliveries"
@@ -133,9 +134,9 @@ def test_webhook_add_list_dead_redrive_remove(database_url: str, tenant_id: str)
 
     assert run_db(database_url, leftover) == 0
     again = cli(database_url, "webhook", "remove", hook_id, ok=False)
-    assert again.returncode == 1 and f"no webhook {hook_id}" in again.stderr
+    assert again.returncode == 2 and f"no webhook {hook_id}" in again.stderr
     bad = cli(database_url, "webhook", "add", "ftp://example.com", ok=False)
-    assert bad.returncode == 1 and "url must start with" in bad.stderr
+    assert bad.returncode == 2 and "url must start with" in bad.stderr
     fmt = cli(database_url, "webhook", "add", url, "--format", "xml", ok=False)
     assert fmt.returncode == 2  # click rejects the choice
 

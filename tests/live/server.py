@@ -51,12 +51,18 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    database_url: str, tenant_id: str, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+    database_url: str,
+    tenant_id: str,
+    *,
+    workers: int = 1,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
+    """`env`: extra environment variables for the server (e.g. `PROVISOR_REQUEST_TIMEOUT`)."""
     token = mint_token(database_url, tenant_id)
     port = free_port()
     provisor = Path(sys.executable).with_name("provisor")
-    env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning"}
+    env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning", **(env or {})}
     process = subprocess.Popen(
         [
             str(provisor),

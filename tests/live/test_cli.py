@@ -34,7 +34,15 @@ def test_migrate_is_idempotent(database_url: str) -> None:
 
 def test_token_create_list_revoke(database_url: str, tenant_id: str) -> None:
     created = run(
-        "token", "create", "--tenant", tenant_id, "--name", "cli-test", "--database-url", database_url
+        "token",
+        "create",
+        "--tenant",
+        tenant_id,
+        "--create-tenant",
+        "--name",
+        "cli-test",
+        "--database-url",
+        database_url,
     )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip().splitlines()[-1]

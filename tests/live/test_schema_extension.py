@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -78,3 +79,21 @@ def test_custom_extension_end_to_end(database_url: str, tenant_id: str) -> None:
         assert patched.json()[BADGE]["doors"] == ["lobby", "vault"]
         only = client.get(f"/Users/{uid}", params={"attributes": f"{BADGE}:badgeNumber"}).json()
         assert only[BADGE] == {"badgeNumber": "B-8"}
+
+
+def test_a_bad_extension_file_stops_serve_and_migrate(tmp_path: Path) -> None:
+    """`"type": "strng"` used to be accepted and advertised under /Schemas."""
+    from tests.live.test_cli_errors import assert_short_error, run
+
+    bad = tmp_path / "bad.json"
+    doc = {
+        "id": "urn:acme:params:scim:schemas:extension:2.0:Bad",
+        "attributes": [{"name": "badge", "type": "strng"}],
+    }
+    bad.write_text(json.dumps(doc))
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    served = run("serve", "--port", "1", "--schema-extension", str(bad), "--database-url", url)
+    assert_short_error(served, 2, str(bad), "'badge'", "strng")
+    migrated = run("migrate", "--database-url", url, env={"PROVISOR_SCHEMA_EXTENSIONS": str(bad)})
+    assert_short_error(migrated, 2, str(bad), "'badge'", "strng")
+    assert not (tmp_path / "p.db").exists()

@@ -70,6 +70,7 @@ def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str)
         port = stack.enter_context(relay(net.gateway, (server.host or "127.0.0.1", server.port or 5432)))
         shared = server.set(host=net.gateway, port=port).render_as_string(hide_password=False)
         rx = stack.enter_context(receiver_on(net.gateway))
+        run_cli("tenant", "create", tenant)
         run_cli("webhook", "add", rx.url, "--tenant", tenant)
         processes = []
         for i in range(2):

@@ -29,6 +29,7 @@ def test_token_create_with_expiry_and_list(database_url: str, tenant_id: str) ->
         "create",
         "--tenant",
         tenant_id,
+        "--create-tenant",
         "--name",
         "okta",
         "--expires-in",

@@ -18,6 +18,7 @@ from provisor.schema.registry import (
     SPC_URN,
     USER_URN,
     Registry,
+    SchemaFileError,
     default_registry,
 )
 
@@ -76,7 +77,7 @@ def test_documents_are_complete_rfc7643_section7_schemas(filename: str) -> None:
 
 
 def test_default_registry_has_user_group_and_meta_schemas(registry: Registry) -> None:
-    assert set(registry.resource_types) == {"User", "Group"}
+    assert set(registry.resource_types) == {"User", "Group", "Entitlement", "Role"}
     assert registry.resource_type("users").schema.id == USER_URN
     assert registry.resource_type("/Groups").schema.id == GROUP_URN
     assert [ext.schema.id for ext in registry.resource_type("User").extensions] == [ENTERPRISE_URN]
@@ -175,3 +176,70 @@ def test_resolve_paths(registry: Registry, user: ResourceType) -> None:
     with pytest.raises(ScimError) as info:
         registry.resolve(user, "urn:example:unknown:attr")
     assert info.value.scim_type == "invalidPath"
+
+
+# ---- custom schema extension files are checked when loaded ----------------------------------------
+
+_EXT_ID = "urn:acme:params:scim:schemas:extension:2.0:Check"
+
+
+def _ext(*attributes: Any, **top: Any) -> dict[str, Any]:
+    return {"id": _EXT_ID, "name": "Check", "attributes": list(attributes), **top}
+
+
+BAD_EXTENSIONS = [
+    pytest.param(
+        _ext({"name": "badge", "type": "strng"}), "'badge': unknown type 'strng'", id="unknown-type"
+    ),
+    pytest.param(_ext({"type": "string"}), "attribute #1: has no name", id="missing-name"),
+    pytest.param(
+        _ext({"name": "a", "mutability": "sometimes"}), "'a': mutability 'sometimes'", id="mutability"
+    ),
+    pytest.param(_ext({"name": "a", "returned": "maybe"}), "'a': returned 'maybe'", id="returned"),
+    pytest.param(_ext({"name": "a", "uniqueness": "unique"}), "'a': uniqueness 'unique'", id="uniqueness"),
+    pytest.param(
+        _ext({"name": "a", "type": "string", "subAttributes": [{"name": "b"}]}),
+        "'a': subAttributes given but its type is 'string'",
+        id="subattributes-on-string",
+    ),
+    pytest.param(_ext({"name": "a"}, {"name": "A"}), "'A': duplicate name", id="duplicate"),
+    pytest.param(
+        _ext({"name": "a", "type": "complex", "subAttributes": [{"name": "b", "type": "integr"}]}),
+        "'a.b': unknown type 'integr'",
+        id="bad-sub-attribute",
+    ),
+    pytest.param({"name": "no id", "attributes": []}, 'has no schema "id"', id="missing-id"),
+    pytest.param(_ext({"name": "a", "required": "yes"}), "'a': required must be true or false", id="flag"),
+]
+
+
+@pytest.mark.parametrize(("doc", "problem"), BAD_EXTENSIONS)
+def test_bad_extension_files_are_refused_naming_file_and_attribute(
+    doc: dict[str, Any], problem: str, tmp_path: Any
+) -> None:
+    path = tmp_path / "ext.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SchemaFileError) as caught:
+        default_registry([path])
+    message = str(caught.value)
+    assert str(path) in message and problem in message
+    assert len(message.splitlines()) == 1
+
+
+def test_invalid_json_is_refused(tmp_path: Any) -> None:
+    path = tmp_path / "ext.json"
+    path.write_text('{"id": "urn:x", "attributes": [')
+    with pytest.raises(SchemaFileError, match="not valid JSON"):
+        default_registry([path])
+
+
+def test_a_sound_extension_still_loads(tmp_path: Any) -> None:
+    path = tmp_path / "ext.json"
+    doc = _ext(
+        {"name": "badge", "type": "string", "uniqueness": "server", "mutability": "immutable"},
+        {"name": "door", "type": "complex", "multiValued": True, "subAttributes": [{"name": "value"}]},
+        **{"x-resourceType": "Group"},
+    )
+    path.write_text(json.dumps(doc))
+    registry = default_registry([path])
+    assert registry.resource_type("Group").extension(_EXT_ID) is not None

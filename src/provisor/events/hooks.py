@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.events.model import Event
 from provisor.events.wakeup import Wakeup
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, read_events
+from provisor.storage.faults import OutageLog
 from provisor.storage.transactions import read_transaction
 
 log = logging.getLogger("provisor.hooks")
@@ -69,12 +70,14 @@ class HookRunner:
             self._task = None
 
     async def _loop(self) -> None:
+        outage = OutageLog(log, "hook runner")
         while True:
             self._wakeup.begin_pass()
             try:
                 handled = await self.run_once()
-            except Exception:
-                log.exception("hook runner failed to read events; retrying")
+                outage.succeeded()
+            except Exception as exc:
+                outage.failed(exc)
                 handled = 0
             if not handled:
                 await self._wakeup.idle()

@@ -51,3 +51,29 @@ class Event:
             "actor": self.actor,
             "payload": self.payload,
         }
+
+
+#: Every `op` an event can carry: the vocabulary of webhook `--events` and the feed's `op=`.
+OPS = ("created", "updated", "deleted", "activated", "deactivated", "member_added", "member_removed")
+#: Resource types of events; the endpoint plurals `Users` / `Groups` are accepted as aliases.
+RESOURCE_TYPES = ("User", "Group")
+_TYPE_ALIASES = {name.lower(): name for name in RESOURCE_TYPES} | {
+    f"{name.lower()}s": name for name in RESOURCE_TYPES
+}
+
+
+def parse_ops(text: str) -> list[str]:
+    """`created,Member_Added` -> the ops it names; ValueError naming any unknown one."""
+    wanted = [op.strip().lower() for op in text.split(",") if op.strip()]
+    unknown = [op for op in wanted if op not in OPS]
+    if unknown:
+        raise ValueError(f"unknown event op {', '.join(map(repr, unknown))}; known: {', '.join(OPS)}")
+    return wanted
+
+
+def parse_resource_type(text: str) -> str:
+    """`User`, `users`, `Groups` ... -> `User` or `Group`; ValueError for anything else."""
+    found = _TYPE_ALIASES.get(text.strip().lower())
+    if found is None:
+        raise ValueError(f"unknown resource type {text!r}; use User or Group (or Users, Groups)")
+    return found

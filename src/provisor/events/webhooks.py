@@ -31,7 +31,9 @@ from provisor.events.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from provisor.events.wakeup import WAKE_GAP, Wakeup
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
+from provisor.storage.faults import OutageLog
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
+from provisor.telemetry.metrics import WEBHOOK_DELIVERIES
 
 log = logging.getLogger("provisor.webhooks")
 
@@ -183,14 +185,16 @@ class WebhookWorker:
     async def _loop(self) -> None:
         own_client = self._client is None
         client = self._client or httpx.AsyncClient(timeout=self.config.request_timeout)
+        outage = OutageLog(log, "webhook worker")
         try:
             while not self._stopping.is_set():
                 self._wakeup.begin_pass()
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
-                except Exception:
-                    log.exception("webhook worker iteration failed; retrying")
+                    outage.succeeded()
+                except Exception as exc:
+                    outage.failed(exc)
                     busy = 0
                 if not busy:
                     await self._wakeup.idle()
@@ -259,12 +263,14 @@ class WebhookWorker:
         async with write_transaction(self.engine) as conn:
             if error is None:
                 await store.mark_delivered(conn, hook.id, event.seq)
+                WEBHOOK_DELIVERIES.labels("delivered").inc()
                 return True
             attempts = delivery.attempts + 1
             retry_in = None
             if attempts < self.config.max_attempts:
                 retry_in = backoff(attempts, self.config.backoff_base, self.config.backoff_cap)
             await store.mark_failed(conn, hook.id, event.seq, error=error, retry_in=retry_in)
+        WEBHOOK_DELIVERIES.labels("dead" if retry_in is None else "retry").inc()
         log.warning(
             "webhook %s: event %s attempt %d failed (%s)%s",
             hook.id,

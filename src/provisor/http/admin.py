@@ -1,8 +1,10 @@
 """The management API under `/admin/v1` (admin tokens only): the change feed.
 
 `GET /events?after=&limit=&type=&op=&tenant=&wait=` pages through the outbox in commit-safe seq
-order. With `wait`, the request long-polls: it re-reads every 200 ms and answers as soon as there
-is at least one event, or empty after `wait` seconds (at most 30).
+order (`consumer=NAME` instead of `after` resumes from a named consumer's position). `type`, `op`
+and `tenant` must name something that exists (400 otherwise; `Users` and `Groups` are aliases of
+`User` and `Group`). With `wait`, the request long-polls: it re-reads every 200 ms and answers as
+soon as there is at least one event, or empty after `wait` seconds (at most 30).
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from provisor.errors import ScimError, invalid_value
+from provisor.http.admin_consumers import consumer_routes, feed_start
+from provisor.http.admin_entitlements import entitlement_routes
+from provisor.http.admin_params import ops_param, tenant_param, type_param
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
+from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
 from provisor.storage.event_log import EventFilter, EventPage, read_events
+from provisor.storage.faults import database_fault
 from provisor.storage.transactions import read_transaction
 
 if TYPE_CHECKING:
@@ -65,13 +73,11 @@ def _wait_param(request: Request) -> float:
     return value
 
 
-def _filter(request: Request) -> EventFilter:
-    params = request.query_params
-    ops = [o.strip() for o in params.get("op", "").split(",") if o.strip()]
+async def _filter(request: Request, engine: AsyncEngine) -> EventFilter:
     return EventFilter(
-        tenant=params.get("tenant") or None,
-        resource_type=params.get("type") or None,
-        ops=frozenset(ops) if ops else None,
+        tenant=await tenant_param(request, engine),
+        resource_type=type_param(request),
+        ops=ops_param(request),
     )
 
 
@@ -83,8 +89,12 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             return response
         except ScimError as error:
             headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
-            return error_response(error, headers)
-        except Exception:
+            return error_response(error, headers or getattr(error, "headers", None))
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is not None:
+                log.warning("%s %s: %s (%s)", request.method, request.url.path, fault.detail, exc)
+                return error_response(fault, getattr(fault, "headers", None))
             request_id = request_id_of(request.scope)
             log.exception("unhandled error in %s %s (request id %s)", request.method, request.url, request_id)
             return error_response(internal_error(request_id))
@@ -94,7 +104,9 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
             after = _int_param(request, "after", 0, 0, 2**63 - 1)
             limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
             wait = _wait_param(request)
-            where = _filter(request)
+            where = await _filter(request, provisor.engine)
+            if request.query_params.get("consumer"):
+                after, where = await feed_start(provisor, request, where)
             deadline = time.monotonic() + wait
             while True:
                 async with read_transaction(provisor.engine) as conn:
@@ -112,4 +124,7 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
         Route("/events", events, methods=["GET"]),
         requests_route(provisor, guarded),
         unknown_attributes_route(provisor, guarded),
+        *setup_link_routes(provisor, guarded),
+        *consumer_routes(provisor, guarded),
+        *entitlement_routes(provisor, guarded),
     ]

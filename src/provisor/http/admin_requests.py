@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from provisor.errors import invalid_value
+from provisor.http.admin_params import flag_param, tenant_param
 from provisor.service.request_log import RequestLogWriter
 from provisor.storage.request_log import RequestFilter, read_requests, read_unknown_counts
 from provisor.storage.transactions import read_transaction
@@ -43,10 +44,6 @@ def _int(request: Request, name: str, default: int, high: int) -> int:
     return value
 
 
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
-
-
 def requests_route(provisor: Provisor, guarded: Guard) -> Route:
     writer: RequestLogWriter = provisor.request_log
 
@@ -55,7 +52,7 @@ def requests_route(provisor: Provisor, guarded: Guard) -> Route:
             after = _int(request, "after", 0, 2**63 - 1)
             limit = max(1, _int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT))
             where = RequestFilter(
-                tenant=request.query_params.get("tenant") or None, errors_only=_flag(request, "errors")
+                tenant=await tenant_param(request, provisor.engine), errors_only=flag_param(request, "errors")
             )
             await writer.flush()  # this worker's own queued rows become visible first
             async with read_transaction(provisor.engine) as conn:

@@ -1,22 +1,23 @@
-"""The ASGI application: `/scim/v2` (SCIM API), `/healthz`, `/readyz`, and error handling.
+"""The ASGI application: `/scim/v2` (SCIM API), `/healthz`, `/readyz`, `/metrics`, and error handling.
 
 `create_app` is also the embedding entry point: a host application can mount the returned app.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,11 +27,15 @@ from provisor.events.hooks import PasswordHook
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.auth import Authenticator
+from provisor.http.console import console_app
+from provisor.http.health import healthz, readyz_endpoint
+from provisor.http.metrics import MAIN, OFF, MetricsListener, RouteTemplates, metrics_endpoint, parse_address
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
 from provisor.http.openapi import openapi_endpoint
 from provisor.http.ratelimit import RateLimiter
 from provisor.http.responses import error_response
 from provisor.http.scim import ScimApi
+from provisor.http.setup_page import setup_routes
 from provisor.schema.registry import Registry, default_registry
 from provisor.service.groups import GroupService
 from provisor.service.request_log import RequestLogWriter
@@ -38,23 +43,34 @@ from provisor.service.resources import ResourceService
 from provisor.service.users import UserService
 from provisor.storage.auth_cache import AuthListener
 from provisor.storage.engine import create_engine
+from provisor.storage.faults import database_fault
 from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction
+from provisor.telemetry.metrics import RequestMetrics, time_statements
+from provisor.telemetry.tracing import RequestSpans, make_tracer, trace_statements
 
 log = logging.getLogger("provisor")
 
 SCIM_PREFIX = "/scim/v2"
+#: How often each worker hands its request counts to the shared metrics (telemetry/metrics.py).
+METRICS_FLUSH_SECONDS = 1.0
 OPENAPI_PATH = SCIM_PREFIX + "/openapi.json"
 
 
 class Provisor:
     """Holds the engine, the registry and the services for the life of the app."""
 
-    def __init__(self, settings: Settings, registry: Registry, hooks: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, hooks: Any = None, span_exporter: Any = None
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.engine = create_engine(settings.database_url)
+        #: None unless tracing is configured (telemetry/tracing.py); then OpenTelemetry is imported.
+        self.tracer = make_tracer(settings.otlp_endpoint, span_exporter)
+        if self.tracer is not None:
+            trace_statements(self.engine.sync_engine, self.tracer)
         services: dict[str, ResourceService] = {
             "User": UserService(self.engine, registry, registry.resource_type("User"), settings),
             "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
@@ -68,6 +84,12 @@ class Provisor:
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
+        self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
+        if self.request_metrics is not None:
+            time_statements(self.engine.sync_engine)
+        address = parse_address(settings.metrics_address)
+        self.metrics_listener = MetricsListener(self, *address) if address else None
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.settings.migrate_on_start:
@@ -78,8 +100,23 @@ class Provisor:
             await self.auth_listener.start()
         await self.events.start()
         self.request_log.start()
+        if self.request_metrics is not None:
+            self._flusher = asyncio.create_task(self.request_metrics.flush_every(METRICS_FLUSH_SECONDS))
+        if self.metrics_listener is not None:
+            await self.metrics_listener.start()
 
     async def stop(self) -> None:
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
+        shutdown = getattr(self.tracer, "provisor_shutdown", None)
+        if shutdown is not None:
+            await asyncio.to_thread(shutdown)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        if self.request_metrics is not None:
+            self.request_metrics.flush()
         if self.auth_listener is not None:
             await self.auth_listener.stop()
         await self.events.stop()
@@ -100,7 +137,12 @@ class ScimEndpoint:
         request = Request(scope, receive)
         root = scope.get("root_path", "")
         path = scope["path"][len(root) :] if root and scope["path"].startswith(root) else scope["path"]
-        response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        tracer = self.provisor.tracer
+        if tracer is None:
+            response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
+        else:
+            with tracer.start_as_current_span(f"service {request.method}"):
+                response = await run_safely(request, lambda: self.provisor.api.handle(request, path))
         if request.method not in _READ_METHODS and response.status_code < 300:
             self.provisor.events.wake()  # a write succeeded: its events are committed
         await response(scope, receive, send)
@@ -143,7 +185,11 @@ async def run_safely(request: Request, call: Any) -> Response:
     except ScimError as error:
         headers = {"WWW-Authenticate": 'Bearer realm="provisor"'} if error.status == 401 else None
         return error_response(error, headers or getattr(error, "headers", None))
-    except Exception:
+    except Exception as exc:
+        fault = database_fault(exc)
+        if fault is not None:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, fault.detail, exc)
+            return error_response(fault, getattr(fault, "headers", None))
         request_id = request_id_of(request.scope)
         log.exception(
             "unhandled error in %s %s (request id %s)", request.method, request.url.path, request_id
@@ -157,6 +203,7 @@ def create_app(
     registry: Registry | None = None,
     hooks: Any = None,
     freeze_gc: bool = False,
+    span_exporter: Any = None,
 ) -> Starlette:
     """Build the Provisor ASGI app. Migrations run on start unless `settings.migrate_on_start` is off.
 
@@ -164,23 +211,14 @@ def create_app(
     start-up, everything loaded so far (modules, schemas, compiled statements) lives as long as the
     process, so it is moved out of the cyclic collector's scans, which otherwise walk it on every
     full collection (a pause that showed in the p99 under load).
+
+    `span_exporter` (an OpenTelemetry `SpanExporter`) turns tracing on with spans handed to it as
+    they end, whatever the settings say: for tests and embedding hosts with their own pipeline.
     """
     settings = settings or Settings.from_env()
     registry = registry or default_registry(settings.schema_extensions)
-    provisor = Provisor(settings, registry, hooks)
+    provisor = Provisor(settings, registry, hooks, span_exporter)
     scim = ScimEndpoint(provisor)
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        try:
-            async with provisor.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:
-            log.warning("readiness check failed: %s", exc)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -197,17 +235,30 @@ def create_app(
         status = getattr(exc, "status_code", 500)
         return error_response(ScimError(status, str(getattr(exc, "detail", "")) or "error"))
 
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz_endpoint(provisor)),
+        Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
+        Mount(SCIM_PREFIX, app=scim),
+        Mount("/admin/v1", routes=admin_routes(provisor)),
+        Mount("/setup", routes=setup_routes(provisor)),
+        Mount("/console", app=console_app(provisor)),
+    ]
+    if settings.metrics_address == MAIN:
+        routes.append(Route("/metrics", metrics_endpoint(provisor)))
+    templates = RouteTemplates(SCIM_PREFIX, [rt.endpoint for rt in registry.resource_types.values()])
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route(OPENAPI_PATH, openapi_endpoint(registry, settings)),
-            Mount(SCIM_PREFIX, app=scim),
-            Mount("/admin/v1", routes=admin_routes(provisor)),
-        ],
+        routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(EnvelopeMiddleware, settings=settings, writer=provisor.request_log),
+            Middleware(
+                EnvelopeMiddleware,
+                settings=settings,
+                writer=provisor.request_log,
+                templates=templates,
+                metrics=provisor.request_metrics,
+                spans=RequestSpans(provisor.tracer) if provisor.tracer is not None else None,
+            ),
             Middleware(ScimRoute, prefix=SCIM_PREFIX, endpoint=scim, routed=frozenset({OPENAPI_PATH})),
         ],
         exception_handlers={HTTPException: http_error},

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from provisor.budget import outside_budget
 from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.http.ratelimit import RateLimiter
@@ -21,6 +22,7 @@ from provisor.storage import tokens as token_store
 from provisor.storage.auth_cache import AuthCache
 from provisor.storage.tenants import DEFAULT_TENANT, read_settings
 from provisor.storage.transactions import write_transaction
+from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 
 #: How often `last_used` is written per token: a write per request would double the cost of reads.
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -92,11 +94,13 @@ class Authenticator:
     async def _find(self, secret: str, digest: str, at: str) -> Found | None:
         found = self.cache.get(digest)
         if found is not None:
+            TOKEN_CACHE_HITS.inc()
             expires_at = found[0].expires_at
             if expires_at is None or expires_at > at:
                 return found
             self.cache.discard(digest)  # expired since it was cached
             return None
+        TOKEN_CACHE_MISSES.inc()
         generation = self.cache.generation
         found = await token_store.find_active(self.engine, secret, at)
         if found is not None:
@@ -116,5 +120,6 @@ class Authenticator:
         if moment - self._touched.get(token_id, -TOUCH_INTERVAL_SECONDS) < TOUCH_INTERVAL_SECONDS:
             return
         self._touched[token_id] = moment
-        async with write_transaction(self.engine) as conn:
-            await token_store.touch(conn, token_id, at)
+        with outside_budget():
+            async with write_transaction(self.engine) as conn:
+                await token_store.touch(conn, token_id, at)

@@ -5,7 +5,8 @@
 - security headers on every response (no CORS headers: browsers are not clients of this API);
 - a timeout until the response starts (503 SCIM error after it; a slow-drip body ends there);
 - a last-resort generic 500 SCIM error with the request id (no stack trace, no SQL);
-- the request log (service/request_log.py), recorded after the response has been sent.
+- the request log (service/request_log.py), recorded after the response has been sent;
+- the request metrics (telemetry/metrics.py): one counter and one histogram update per response.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provisor.budget import Budget, Unavailable, current_budget
 from provisor.clock import now
 from provisor.errors import ScimError, invalid_value
 from provisor.http.responses import error_response
 from provisor.service.request_log import Exchange, RequestLogWriter
+from provisor.storage.faults import database_fault
 
 if TYPE_CHECKING:
     from provisor.config import Settings
+    from provisor.http.metrics import RouteTemplates
+    from provisor.telemetry.metrics import RequestMetrics
+    from provisor.telemetry.tracing import RequestSpans
 
 log = logging.getLogger("provisor.http")
 
@@ -42,10 +48,15 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"x-frame-options", b"DENY"),
 )
-_REPLACED = frozenset({name for name, _ in SECURITY_HEADERS} | {b"x-request-id"})
+#: An HTML page of this server (the setup page) sets its own Content-Security-Policy, which is kept.
+_CSP = b"content-security-policy"
+_WITHOUT_CSP = tuple(h for h in SECURITY_HEADERS if h[0] != _CSP)
+_REPLACED = frozenset({name for name, _ in _WITHOUT_CSP} | {b"x-request-id"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Paths that are not logged (probes would drown everything else).
 UNLOGGED_PATHS = frozenset({"/healthz", "/readyz"})
+#: Nor is the setup page: its URL carries the link's secret, and its script polls every 2 s.
+UNLOGGED_PREFIX = "/setup/"
 #: At most this much of each body is kept in memory for the "full" request log.
 CAPTURE_BYTES = 1_048_576
 #: Long-poll endpoints get their own longest wait on top of the timeout (admin.MAX_WAIT_SECONDS).
@@ -75,26 +86,32 @@ def request_id_of(scope: Scope) -> str:
 
 
 class _Deadline:
-    """Cancels the request's task if its response has not started `limit` seconds after it began.
+    """Ends the request if its response has not started `limit` seconds after it began.
 
     One timer per request, disarmed when the response starts; `asyncio.timeout` does the same as an
-    async context manager at about four times the cost, on every request.
+    async context manager at about four times the cost, on every request. When it fires the
+    request's `Budget` decides: a request with no commit in flight is cancelled (it has written
+    nothing); one with a commit in flight has that commit aborted in the database and waits for
+    the outcome (provisor/budget.py).
     """
 
-    __slots__ = ("_cancelling", "_handle", "_task", "expired")
+    __slots__ = ("_cancelling", "_handle", "_task", "budget")
 
     def __init__(self, limit: float) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
         self._cancelling = task.cancelling()
-        self.expired = False
+        self.budget = Budget(limit, task.cancel)
         self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(limit, self._expire)
+
+    @property
+    def expired(self) -> bool:
+        return self.budget.expired
 
     def _expire(self) -> None:
         self._handle = None
-        self.expired = True
-        self._task.cancel()
+        self.budget.expire()
 
     def disarm(self) -> None:
         if self._handle is not None:
@@ -115,7 +132,10 @@ class _Exchange:
 
     def __init__(self, scope: Scope, writer: RequestLogWriter | None, default_mode: str) -> None:
         self.scope = scope
-        self.logged = writer is not None and scope["path"] not in UNLOGGED_PATHS
+        path = scope["path"]
+        self.logged = (
+            writer is not None and path not in UNLOGGED_PATHS and not path.startswith(UNLOGGED_PREFIX)
+        )
         self.default_mode = default_mode
         self.status = 0
         self.started = False
@@ -140,15 +160,37 @@ class _Exchange:
         return str(principal.tenant_settings.get("request_log", self.default_mode))
 
     def capture(self, target: bytearray, chunk: bytes) -> None:
-        if self.logged and chunk and len(target) < CAPTURE_BYTES and self.mode() == "full":
+        if self.logged and chunk and len(target) < CAPTURE_BYTES and self.keeps(target):
             target.extend(chunk[: CAPTURE_BYTES - len(target)])
+
+    def keeps(self, target: bytearray) -> bool:
+        """Bodies are kept in "full" mode; in "metadata" mode an error response's body is kept
+        too (it is the server's own SCIM error: status, scimType, detail), so the setup page and
+        `log tail` can name what failed."""
+        mode = self.mode()
+        if mode == "full":
+            return True
+        return mode == "metadata" and target is self.response_body and self.status >= 400
 
 
 class EnvelopeMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, writer: RequestLogWriter | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        writer: RequestLogWriter | None,
+        templates: RouteTemplates | None = None,
+        metrics: RequestMetrics | None = None,
+        spans: RequestSpans | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.writer = writer
+        #: Metrics and spans both name the route; with neither, no template is computed.
+        self.templates = templates if metrics is not None or spans is not None else None
+        self.metrics = metrics
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,12 +201,15 @@ class EnvelopeMiddleware:
         state["request_id"] = request_id
         token = current_request_id.set(request_id)
         exchange = _Exchange(scope, self.writer, self.settings.request_log_mode)
+        root = scope.get("root_path", "")
         at, began = now(), time.perf_counter()
         limit = self.settings.request_timeout_seconds
         if limit > 0:
             limit += LONG_POLL_PATHS.get(scope["path"], 0.0)
         deadline = _Deadline(limit) if limit > 0 else None
+        budget_token = current_budget.set(deadline.budget) if deadline is not None else None
         id_header = request_id.encode("latin-1")
+        span = self.spans.begin(scope["method"]) if self.spans is not None else None
 
         async def receive_wrapper() -> Message:
             message = await receive()
@@ -179,7 +224,8 @@ class EnvelopeMiddleware:
                 exchange.started = True
                 exchange.status = int(message["status"])
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _REPLACED]
-                headers.extend(SECURITY_HEADERS)
+                own_csp = any(k.lower() == _CSP for k, _ in headers)
+                headers.extend(_WITHOUT_CSP if own_csp else SECURITY_HEADERS)
                 headers.append((b"x-request-id", id_header))
                 message["headers"] = headers
             elif message["type"] == "http.response.body":
@@ -198,13 +244,31 @@ class EnvelopeMiddleware:
                     raise
                 if not exchange.started:
                     log.warning("request %s %s timed out after %gs", scope["method"], scope["path"], limit)
-                    await self._respond(ScimError(503, f"request timed out after {limit:g} s"), send_wrapper)
-        except Exception:
-            await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled error")
+                    await self._respond(
+                        Unavailable(f"request timed out after {limit:g} s; nothing was written"), send_wrapper
+                    )
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is not None:
+                log.warning("%s %s: %s", scope["method"], scope["path"], fault.detail)
+                if not exchange.started:
+                    await self._respond(fault, send_wrapper)
+            else:
+                await self._fail(exchange, internal_error(request_id), send_wrapper, "unhandled error")
         finally:
             if deadline is not None:
                 deadline.disarm()
+            if budget_token is not None:
+                current_budget.reset(budget_token)
             current_request_id.reset(token)
+            if self.templates is not None:
+                route = self.templates.of(scope, root)
+                if self.metrics is not None:
+                    self.metrics.observe(
+                        scope["method"], route, exchange.status or 500, time.perf_counter() - began
+                    )
+                if span is not None and self.spans is not None:
+                    self.spans.end(span, route, exchange.status or 500, request_id)
             if exchange.logged and self.writer is not None:
                 self._record(exchange, at, began, request_id)
 
@@ -214,7 +278,7 @@ class EnvelopeMiddleware:
             await self._respond(error, send)
 
     async def _respond(self, error: ScimError, send: Send) -> None:
-        response = error_response(error)
+        response = error_response(error, getattr(error, "headers", None))
 
         async def no_body() -> Message:
             return {"type": "http.disconnect"}

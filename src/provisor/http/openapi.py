@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from provisor.config import Settings
 from provisor.schema.model import Attribute, ResourceType, Schema
-from provisor.schema.registry import Registry
+from provisor.schema.registry import CATALOGUE_TYPES, Registry
 
 _TYPES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
@@ -236,6 +236,16 @@ def _messages() -> dict[str, Any]:
     }
 
 
+def _read_only(item: dict[str, Any]) -> dict[str, Any]:
+    """A path item without its writes; `/.search` keeps its POST, which only reads."""
+    searching = any(
+        op.get("summary", "").startswith("Search") for op in item.values() if isinstance(op, dict)
+    )
+    return {
+        key: op for key, op in item.items() if key in ("get", "parameters") or (searching and key == "post")
+    }
+
+
 def openapi_document(registry: Registry, settings: Settings) -> dict[str, Any]:
     schemas = _messages()
     paths: dict[str, Any] = {}
@@ -243,7 +253,10 @@ def openapi_document(registry: Registry, settings: Settings) -> dict[str, Any]:
         schemas[rt.name] = _resource(rt)
         for ext in rt.extensions:
             schemas[_ref_name(ext.schema)] = _schema(ext.schema)
-        paths.update(_resource_paths(rt))
+        if rt.name in CATALOGUE_TYPES:  # read-only: list, search and read (docs/entitlements.md)
+            paths.update({path: _read_only(item) for path, item in _resource_paths(rt).items()})
+        else:
+            paths.update(_resource_paths(rt))
     discovery = {"description": "Discovery document", "content": _content({"type": "object"})}
     for path in ("/ServiceProviderConfig", "/Schemas", "/ResourceTypes"):
         paths[path] = {"get": {"summary": path.strip("/"), "responses": {"200": discovery}}}

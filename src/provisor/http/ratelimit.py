@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.budget import outside_budget
 from provisor.errors import ScimError
 from provisor.storage.rate_buckets import take
 from provisor.storage.transactions import write_transaction
+from provisor.telemetry.metrics import RATE_LIMITED
 
 log = logging.getLogger("provisor.ratelimit")
 
@@ -52,11 +54,13 @@ class RateLimiter:
             return
         rate, burst = limits
         try:
-            async with write_transaction(self.engine) as conn:
-                decision = await take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
+            with outside_budget():
+                async with write_transaction(self.engine) as conn:
+                    decision = await take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
         except Exception as exc:
             log.warning("rate limiter unavailable, letting the request through: %s", exc)
             return
         if not decision.allowed:
+            RATE_LIMITED.inc()
             missing = max(0.0, 1.0 - decision.tokens)
             raise RateLimited(max(1, math.ceil(missing / rate)))

@@ -18,10 +18,12 @@ from provisor.http import discovery
 from provisor.http.auth import Authenticator
 from provisor.http.body import read_json, read_object
 from provisor.http.bulk import handle_bulk
+from provisor.http.catalogue import handle_catalogue
 from provisor.http.responses import SCIM_MEDIA_TYPE, empty, scim_json
 from provisor.protocol.query import from_query_params, from_search_request, list_response
-from provisor.schema.registry import Registry
+from provisor.schema.registry import CATALOGUE_TYPES, Registry
 from provisor.service.context import RequestContext
+from provisor.service.entitlements import CatalogueService
 from provisor.service.groups import GroupService, MemberStream
 from provisor.service.preconditions import etag_matches
 from provisor.service.render import etag, location
@@ -41,13 +43,28 @@ class ScimApi:
         registry: Registry,
         services: dict[str, ResourceService],
         auth: Authenticator,
+        catalogue: CatalogueService | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.services = services
         self.auth = auth
         self._by_segment = {
-            rt.endpoint.strip("/").lower(): rt.name for rt in registry.resource_types.values()
+            rt.endpoint.strip("/").lower(): rt.name
+            for rt in registry.resource_types.values()
+            if rt.name in services
+        }
+        #: The read-only catalogues (docs/entitlements.md), on the services' engine unless given.
+        self.catalogue = catalogue or CatalogueService(
+            services["User"].engine,
+            registry,
+            max_filter_length=settings.max_filter_length,
+            max_filter_depth=settings.max_filter_depth,
+        )
+        self._catalogues = {
+            rt.endpoint.strip("/").lower(): rt
+            for rt in registry.resource_types.values()
+            if rt.name in CATALOGUE_TYPES
         }
 
     def base_url(self, request: Request) -> str:
@@ -90,6 +107,18 @@ class ScimApi:
             if len(segments) == 2:
                 return await self._item(request, ctx, service, segments[1], method)
             raise ScimError(404, "no such endpoint")
+        if head in self._catalogues:
+            return await handle_catalogue(
+                request,
+                ctx,
+                self.catalogue,
+                self._catalogues[head],
+                segments,
+                default_count=self._default_count(ctx),
+                max_count=self._max_count(ctx),
+                max_body_bytes=self.settings.max_body_bytes,
+                max_json_depth=self.settings.max_json_depth,
+            )
         if head == SEARCH and len(segments) == 1:
             if method != "POST":
                 raise method_not_allowed("POST")

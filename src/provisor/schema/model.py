@@ -17,6 +17,8 @@ DATETIME = "dateTime"
 BINARY = "binary"
 REFERENCE = "reference"
 COMPLEX = "complex"
+#: Every attribute type of RFC 7643 section 2.3.
+ALL_TYPES = (STRING, BOOLEAN, DECIMAL, INTEGER, DATETIME, BINARY, REFERENCE, COMPLEX)
 
 #: Types compared as strings (by `caseExact`), as opposed to numbers, booleans and instants.
 STRING_LIKE = frozenset({STRING, REFERENCE, BINARY})

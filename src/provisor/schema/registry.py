@@ -14,6 +14,7 @@ from typing import Any
 
 from provisor.errors import ScimError
 from provisor.schema.model import (
+    ALL_TYPES,
     COMPLEX,
     DATETIME,
     REFERENCE,
@@ -31,6 +32,11 @@ ENTERPRISE_URN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 SPC_URN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+#: Okta Identity Governance's catalogue schemas (docs/entitlements.md).
+ENTITLEMENT_URN = "urn:okta:scim:schemas:core:1.0:Entitlement"
+ROLE_URN = "urn:okta:scim:schemas:core:1.0:Role"
+#: Resource types whose resources are the application's catalogue, read-only over SCIM.
+CATALOGUE_TYPES = ("Entitlement", "Role")
 
 #: RFC 7643 section 3.1: attributes every resource has, whatever its schema.
 COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
@@ -76,16 +82,105 @@ def _load_builtin(filename: str) -> dict[str, Any]:
     return data
 
 
-def load_schema_file(path: str | Path) -> Schema:
-    """Load a custom schema extension written in the RFC 7643 section 7 format."""
+class SchemaFileError(ValueError):
+    """A custom schema extension file Provisor cannot serve; the message names the file and attribute."""
+
+
+MUTABILITIES = ("readOnly", "readWrite", "immutable", "writeOnly")
+RETURNED = ("always", "never", "default", "request")
+UNIQUENESS = ("none", "server", "global")
+_FLAGS = ("multiValued", "required", "caseExact")
+_ENUMERATED = (("mutability", MUTABILITIES), ("returned", RETURNED), ("uniqueness", UNIQUENESS))
+
+
+def _check_attributes(attributes: Any, where: str, parent: str | None = None) -> list[str]:
+    """The problems of an RFC 7643 section 7 attribute list (empty when it is sound)."""
+    if not isinstance(attributes, list):
+        return [f"{where}: must be a list of attributes"]
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for index, attr in enumerate(attributes, 1):
+        label = f"attribute #{index}" if parent is None else f"sub-attribute #{index} of {parent!r}"
+        if not isinstance(attr, dict):
+            problems.append(f"{label}: must be a JSON object")
+            continue
+        name = attr.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"{label}: has no name")
+            continue
+        label = f"attribute {name!r}" if parent is None else f"attribute '{parent}.{name}'"
+        if name.lower() in seen:
+            problems.append(f"{label}: duplicate name (attribute names are case-insensitive)")
+        seen[name.lower()] = name
+        kind = attr.get("type", STRING)
+        if kind not in ALL_TYPES:
+            problems.append(f"{label}: unknown type {kind!r}; use one of {', '.join(ALL_TYPES)}")
+        for key, allowed in (
+            ("mutability", MUTABILITIES),
+            ("returned", RETURNED),
+            ("uniqueness", UNIQUENESS),
+        ):
+            if key in attr and attr[key] not in allowed:
+                problems.append(f"{label}: {key} {attr[key]!r} is not one of {', '.join(allowed)}")
+        for key in _FLAGS:
+            if key in attr and not isinstance(attr[key], bool):
+                problems.append(f"{label}: {key} must be true or false")
+        for key in ("canonicalValues", "referenceTypes"):
+            if key in attr and not (
+                isinstance(attr[key], list) and all(isinstance(v, str) for v in attr[key])
+            ):
+                problems.append(f"{label}: {key} must be a list of strings")
+        subs = attr.get("subAttributes")
+        if subs is not None and kind != COMPLEX:
+            problems.append(f"{label}: subAttributes given but its type is {kind!r}, not 'complex'")
+        elif kind == COMPLEX and parent is not None:
+            problems.append(f"{label}: a sub-attribute cannot be complex (RFC 7643 section 2.3.8)")
+        elif subs is not None:
+            problems.extend(_check_attributes(subs, label, name))
+    return problems
+
+
+def check_schema_document(data: Any) -> list[str]:
+    """The problems of a schema extension document (empty when Provisor can serve it)."""
+    if not isinstance(data, dict):
+        return ["the file must hold one JSON object (an RFC 7643 section 7 schema)"]
+    problems: list[str] = []
+    schema_id = data.get("id")
+    if not isinstance(schema_id, str) or not schema_id.strip():
+        problems.append(
+            'has no schema "id" (a URN such as urn:example:params:scim:schemas:extension:2.0:Badge)'
+        )
+    elif not schema_id.lower().startswith("urn:"):
+        problems.append(f"schema id must be a URN, got {schema_id!r}")
+    target = data.get("x-resourceType", "User")
+    if not isinstance(target, str) or target.lower() not in ("user", "group"):
+        problems.append(f'"x-resourceType" must be "User" or "Group", got {target!r}')
+    problems.extend(_check_attributes(data.get("attributes"), '"attributes"'))
+    return problems
+
+
+def _read_schema_file(path: str | Path) -> dict[str, Any]:
+    """The checked JSON of a schema extension file, or SchemaFileError naming file and problem."""
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-        schema = Schema.from_scim(data)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"cannot load schema extension {path}: {exc}") from exc
-    if not schema.id.lower().startswith("urn:"):
-        raise ValueError(f"schema extension {path}: id must be a URN, got {schema.id!r}")
-    return schema
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaFileError(f"schema extension {path}: cannot read it: {exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SchemaFileError(f"schema extension {path}: not valid JSON: {exc}") from None
+    problems = check_schema_document(data)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise SchemaFileError(f"schema extension {path}: {problems[0]}{more}")
+    result: dict[str, Any] = data
+    return result
+
+
+def load_schema_file(path: str | Path) -> Schema:
+    """Load a custom schema extension written in the RFC 7643 section 7 format, checked first:
+    a typo such as `"type": "strng"` must stop start-up, not be advertised under /Schemas."""
+    return Schema.from_scim(_read_schema_file(path))
 
 
 class Registry:
@@ -174,7 +269,8 @@ class Registry:
 
 
 def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
-    """The built-in resource types (User with the Enterprise extension, Group) plus custom extensions.
+    """The built-in resource types (User with the Enterprise extension, Group, and the read-only
+    Entitlement and Role catalogues) plus custom extensions.
 
     A custom extension file extends the User resource type unless the schema document carries a
     non-standard `"x-resourceType": "Group"` key naming another resource type.
@@ -185,8 +281,9 @@ def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
     user_exts: list[Extension] = [Extension(enterprise)]
     group_exts: list[Extension] = []
     for path in extension_files:
-        schema = load_schema_file(path)
-        target = json.loads(Path(path).read_text("utf-8")).get("x-resourceType", "User")
+        data = _read_schema_file(path)
+        schema = Schema.from_scim(data)
+        target = data.get("x-resourceType", "User")
         (group_exts if str(target).lower() == "group" else user_exts).append(Extension(schema))
     meta = [
         Schema.from_scim(_load_builtin(name))
@@ -196,6 +293,18 @@ def default_registry(extension_files: Iterable[str | Path] = ()) -> Registry:
         [
             ResourceType("User", "/Users", "User Account", user, tuple(user_exts)),
             ResourceType("Group", "/Groups", "Group", group, tuple(group_exts)),
+            ResourceType(
+                "Entitlement",
+                "/Entitlements",
+                "Entitlements the application offers (read-only)",
+                Schema.from_scim(_load_builtin("okta_entitlement.json")),
+            ),
+            ResourceType(
+                "Role",
+                "/Roles",
+                "Roles the application offers (read-only)",
+                Schema.from_scim(_load_builtin("okta_role.json")),
+            ),
         ],
         meta,
     )

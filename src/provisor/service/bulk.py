@@ -28,6 +28,7 @@ from provisor.service.batch import PreparedCreate, prepare_create
 from provisor.service.context import RequestContext
 from provisor.service.render import etag, location
 from provisor.service.resources import Projection, ResourceService
+from provisor.storage.faults import database_fault
 from provisor.storage.resources import StoredResource
 
 log = logging.getLogger("provisor.bulk")
@@ -239,8 +240,8 @@ class BulkJob:
         except ScimError as error:
             self._fail(op, error)
             return None
-        except Exception:
-            self._fail(op, _unexpected(op))
+        except Exception as exc:
+            self._fail(op, database_fault(exc) or _unexpected(op))
             return None
         self._created(op, stored)
         return stored
@@ -264,8 +265,8 @@ class BulkJob:
                 self._result(op, 204, location(self.ctx.base_url, rt, resource_id), None)
         except ScimError as error:
             self._fail(op, error, resource_id)
-        except Exception:
-            self._fail(op, _unexpected(op), resource_id)
+        except Exception as exc:
+            self._fail(op, database_fault(exc) or _unexpected(op), resource_id)
 
     async def _cycle(self, ops: Sequence[BulkOperation]) -> None:
         """RFC 7644 3.7.1: create the resources without their circular references, then put the

@@ -4,8 +4,10 @@ A request never waits for the database: `record` only appends (and drops the row
 when `QUEUE_ROWS` are waiting). A background task inserts what gathered every `FLUSH_SECONDS`. The
 log is diagnostics, not the outbox: a crash can lose the last fraction of a second of rows.
 
-In "full" mode the bodies are stored with secrets redacted: every `password` member at any depth,
-and the `value` of PATCH operations whose `path` names a password. Bodies that are not JSON are
+In "metadata" mode no request body is stored, and a response body only for an error status (the
+server's SCIM error document, so what failed can be named). In "full" mode the bodies are stored
+with secrets redacted: every `password` member at any depth, and the `value` of PATCH operations
+whose `path` names a password. Bodies that are not JSON are
 never stored raw (they could hold anything); only their size is. Headers are never stored, so the
 `Authorization` header cannot end up in the log.
 
@@ -110,7 +112,8 @@ def to_row(exchange: Exchange) -> dict[str, Any]:
         "duration_ms": round(exchange.duration_ms, 3),
         "token_name": exchange.token_name,
         "request_body": redacted_body(exchange.request_body) if full else None,
-        "response_body": redacted_body(exchange.response_body) if full else None,
+        # In metadata mode only an error's body was captured (http/middleware.py).
+        "response_body": redacted_body(exchange.response_body) if full or exchange.status >= 400 else None,
         "unknown_attributes": encode_names(exchange.unknown_attributes),
     }
 

@@ -111,6 +111,13 @@ class ResourceService:
     def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
         return "created" if before is None else "updated"
 
+    def event_payload(
+        self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The event's payload: the resource after the change (`before`: the stored document it
+        replaced, None on create). Users add what was granted and revoked."""
+        return render(self.rt, stored, ctx.base_url)
+
     def patch_options(self, ctx: RequestContext) -> PatchOptions:
         return PatchOptions(
             strict=bool(ctx.setting("strict_patch", False)),
@@ -184,9 +191,10 @@ class ResourceService:
         op: str,
         at: str,
         payload: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
     ) -> None:
         if payload is None:
-            payload = render(self.rt, stored, ctx.base_url)
+            payload = self.event_payload(ctx, stored, before)
         await append_event(
             conn,
             tenant_id=ctx.tenant_id,
@@ -236,7 +244,7 @@ class ResourceService:
                 stored=stored,
                 index=self._index(ctx, doc),
                 actor=ctx.actor,
-                event_payload=render(self.rt, stored, ctx.base_url),
+                event_payload=self.event_payload(ctx, stored, None),
             )
             derived = await self.read_derived(ctx, [stored.id], projection) if self.derived_on_create else {}
             return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
@@ -319,7 +327,7 @@ class ResourceService:
                     index=self._index(ctx, doc),
                     previous_index=self._index(ctx, current.doc),
                 )
-                await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at)
+                await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at, before=current.doc)
             if derived is not None:
                 return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
             return stored, await self._render_one(conn, ctx, stored, projection)
@@ -377,7 +385,9 @@ class ResourceService:
                         previous_index=self._index(ctx, current.doc) if changed else None,
                     )
                     if changed:
-                        await self._event(conn, ctx, stored, self.event_op(current.doc, result.doc), at)
+                        await self._event(
+                            conn, ctx, stored, self.event_op(current.doc, result.doc), at, before=current.doc
+                        )
             if projection is None:
                 return stored, None
             if derived is not None:
@@ -464,7 +474,7 @@ class ResourceService:
                 previous_index=self._index(ctx, current.doc),
                 op=self.event_op(current.doc, doc),
                 actor=ctx.actor,
-                event_payload=render(self.rt, stored, ctx.base_url),
+                event_payload=self.event_payload(ctx, stored, current.doc),
             )
             if not written:  # None: not expressible in one statement; False: lost a race
                 return None

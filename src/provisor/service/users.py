@@ -9,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.errors import ScimError, not_found
 from provisor.service.adoption import adopt_user
+from provisor.service.assignments import CHANGES_KEY, assignment_changes
 from provisor.service.context import RequestContext
 from provisor.service.groups import remove_from_all_groups
+from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
@@ -46,6 +48,16 @@ class UserService(ResourceService):
         if is_active and not was_active:
             return "activated"
         return "updated"
+
+    def event_payload(
+        self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        payload = render(self.rt, stored, ctx.base_url)
+        if before is not None:
+            changes = assignment_changes(before, stored.doc)
+            if changes is not None:
+                payload[CHANGES_KEY] = changes
+        return payload
 
     derived_on_create = False
     single_row_writes = True

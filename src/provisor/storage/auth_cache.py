@@ -15,12 +15,25 @@ come from the listening connection itself: behind PgBouncer its NOTIFY can land 
 connection that ran its LISTEN, which hands the notification back to its sender while every other
 session's notifications go unheard (tests/scaleout/test_pgbouncer.py). The cache is switched on
 only after the first such round trip, and answers only until twice `PING_SECONDS` after the last
-one. Pings are told apart from changes by their payload, so one worker's ping does not empty
-another's cache. An engine created from a `pgbouncer=true` URL does not even start the listener.
+one was sent. Pings are told apart from changes by their payload, so one worker's ping does not empty
+another's cache. An engine created from a `pgbouncer=true` URL does not even start the listener
+(nor wait for barriers, below: there is nobody to acknowledge them).
 
 A lookup that started before an invalidation must not refill the cache with what it read: `put`
 takes the generation seen before the read and drops the value if the cache was emptied since.
 Only successful lookups are kept, so unknown secrets cannot fill memory.
+
+A notification is delivered *after* the commit returns to the writer: PostgreSQL signals the
+listening backend, which forwards it when idle, and the worker's event loop reads it whenever it
+next gets to that socket. Until then a request that reaches the worker is answered from the cache,
+so a token revoked (or a tenant deleted) a moment ago could still be accepted. `auth_write` closes
+that window: after its commit it sends a barrier notification on the same channel and waits until
+every listening connection of the database has acknowledged it. Notifications reach each listener
+in commit order, so a listener that acknowledges the barrier has already emptied its cache for the
+change. A listener that does not acknowledge (hung, or its connection silently lost) has stopped
+answering from its cache by the time the writer gives up: a cache is renewed for twice
+`PING_SECONDS` from the moment its last ping was *sent*, and a ping sent before the barrier comes
+back before it.
 """
 
 from __future__ import annotations
@@ -30,6 +43,8 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -37,7 +52,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
-from provisor.storage.transactions import autocommit
+from provisor.storage.transactions import autocommit, write_transaction
 
 log = logging.getLogger("provisor.auth")
 
@@ -48,6 +63,11 @@ APPLICATION_NAME = "provisor-auth-listener"
 #: How often notifications are proven to arrive; the cache lapses after twice this.
 PING_SECONDS = 2.0
 PING_PREFIX = "ping:"
+#: A writer's barrier on CHANNEL; each listener answers with the same payload on ACK_CHANNEL.
+BARRIER_PREFIX = "barrier:"
+ACK_CHANNEL = "provisor_auth_ack"
+#: How long a writer waits for acknowledgements: by then every unacknowledged cache has lapsed.
+BARRIER_TIMEOUT_SECONDS = 2 * PING_SECONDS + 0.5
 MAX_RETRY_SECONDS = 10.0
 
 V = TypeVar("V")
@@ -72,8 +92,9 @@ class AuthCache(Generic[V]):
             return None
         return self._entries.get(key)
 
-    def renew(self, seconds: float) -> None:
-        self.valid_until = time.monotonic() + seconds
+    def renew(self, seconds: float, since: float | None = None) -> None:
+        """Answer until `seconds` after `since` (a `time.monotonic()` reading; default now)."""
+        self.valid_until = (time.monotonic() if since is None else since) + seconds
 
     def put(self, key: str, value: V, generation: int) -> None:
         """Keep `value`, read from the database after `generation` was observed, if still current."""
@@ -106,6 +127,11 @@ class AuthListener:
         self._listening = asyncio.Event()
         self._nonce = ""
         self._pong = asyncio.Event()
+        self._ping_sent = 0.0
+        #: One statement at a time on the listening connection (barrier acknowledgements).
+        self._sending = asyncio.Lock()
+        self._conn: asyncpg.Connection | None = None
+        self._acks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
@@ -156,6 +182,7 @@ class AuthListener:
         proven = False
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
+            self._conn = conn
             await conn.add_listener(CHANNEL, self._on_notify)
             while not lost.is_set():
                 await self._ping()  # raises when the notification does not come back in time
@@ -163,17 +190,20 @@ class AuthListener:
                     self.cache.switch(True)  # from here on no change can be missed
                     self._listening.set()
                     proven = True
-                self.cache.renew(2 * PING_SECONDS)
+                self.cache.renew(2 * PING_SECONDS, since=self._ping_sent)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
             log.warning("token cache off: the listening connection was lost; reconnecting")
         except Exception as exc:
             log.warning("token cache off: listening failed (%s); reconnecting", exc)
+        finally:
+            self._conn = None
         return proven
 
     async def _ping(self) -> None:
         self._nonce = f"{PING_PREFIX}{uuid.uuid4().hex}"
         self._pong.clear()
+        self._ping_sent = time.monotonic()
         await asyncio.wait_for(self._notify(self._nonce), timeout=PING_SECONDS)
         await asyncio.wait_for(self._pong.wait(), timeout=PING_SECONDS)
 
@@ -191,7 +221,72 @@ class AuthListener:
         return await asyncpg.connect(**params, **options, timeout=10.0)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if not payload.startswith(PING_PREFIX):
-            self.cache.invalidate()  # a change to `tokens` or `tenants` (the payload names the table)
-        elif payload == self._nonce:
-            self._pong.set()  # another worker's ping changes nothing
+        if payload.startswith(PING_PREFIX):
+            if payload == self._nonce:
+                self._pong.set()  # another worker's ping changes nothing
+            return
+        # A change to `tokens` or `tenants` (the payload names the table), or a writer's barrier,
+        # which empties the cache too: a barrier is only sent after such a change.
+        self.cache.invalidate()
+        if payload.startswith(BARRIER_PREFIX) and self._conn is not None:
+            task = asyncio.get_running_loop().create_task(self._acknowledge(self._conn, payload))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+
+    async def _acknowledge(self, conn: asyncpg.Connection, payload: str) -> None:
+        with contextlib.suppress(Exception):  # a lost connection: the writer's timeout covers it
+            async with self._sending:
+                await conn.execute("SELECT pg_notify($1, $2)", ACK_CHANNEL, payload, timeout=PING_SECONDS)
+
+
+#: The listening connections of this database, as the barrier must count them.
+_LISTENERS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+
+
+async def await_invalidation(engine: AsyncEngine) -> None:
+    """Return once every worker's token cache has dropped what a just-committed change made stale.
+
+    PostgreSQL only (elsewhere nothing is cached). Waits at most `BARRIER_TIMEOUT_SECONDS`.
+    """
+    if engine.dialect.name != "postgresql" or behind_pgbouncer(engine):
+        return  # behind PgBouncer no cache is on, and a LISTEN for the acknowledgements cannot work
+    nonce = f"{BARRIER_PREFIX}{uuid.uuid4().hex}"
+    acked: set[int] = set()
+    arrived = asyncio.Event()
+
+    def on_ack(_conn: Any, pid: int, _channel: str, payload: str) -> None:
+        if payload == nonce:
+            acked.add(pid)
+            arrived.set()
+
+    async with engine.connect() as sa_conn:
+        raw = await sa_conn.get_raw_connection()
+        conn: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+        await conn.add_listener(ACK_CHANNEL, on_ack)
+        try:
+            rows = await conn.fetch(_LISTENERS, APPLICATION_NAME)
+            waiting = {int(row["pid"]) for row in rows}
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, nonce)
+            deadline = time.monotonic() + BARRIER_TIMEOUT_SECONDS
+            while not waiting <= acked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "%d token cache listener(s) did not acknowledge a change; their caches have lapsed",
+                        len(waiting - acked),
+                    )
+                    return
+                arrived.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), timeout=remaining)
+        finally:
+            await conn.remove_listener(ACK_CHANNEL, on_ack)
+
+
+@asynccontextmanager
+async def auth_write(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """`write_transaction` for changes to tokens or tenants: when it returns, no worker still
+    accepts what the change revoked (see the module docstring)."""
+    async with write_transaction(engine) as conn:
+        yield conn
+    await await_invalidation(engine)

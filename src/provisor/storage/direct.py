@@ -19,8 +19,10 @@ Kept connections are closed when the engine is disposed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import sqlite3
 import urllib.parse
 import weakref
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from asyncpg.exceptions import IntegrityConstraintViolationError
+from asyncpg.exceptions import IntegrityConstraintViolationError, InternalClientError, QueryCanceledError
 from sqlalchemy import ARRAY, JSON, Integer, bindparam, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +44,7 @@ from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
+from provisor.budget import Budget, Commit, TimedOut, current_budget
 from provisor.storage.coalesce import Batcher, Failed
 from provisor.storage.engine import scim_lower
 from provisor.storage.sqlite_gate import writer_gate
@@ -57,6 +60,12 @@ T = TypeVar("T")
 #: faster (docs/performance.md). SQLite keeps 4 of its 5: each connection has a thread and a page cache.
 KEEP_CONNECTIONS = {"postgresql": 16, "sqlite": 4}
 
+#: SQLite's longest wait for the write lock outside a request (storage/engine.py sets it on connect).
+SQLITE_BUSY_MS = 30000
+#: The key under which a batched write carries its caller's `Budget` (not a statement parameter).
+_BUDGET = "__budget"
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
 #: Reads of at most this many rows (a filter's page, a page's groups) count as reads by key.
 BY_KEY_ROWS = 200
 
@@ -69,6 +78,7 @@ class _Compiled:
     processors: Mapping[str, Callable[[Any], Any]]  # e.g. JSON parameters serialised to text
     decode_json: tuple[int, ...]  # result columns the driver returns as JSON text
     call_index: int | None  # position of the `call` parameter (statements run by `fetch_batched`)
+    writes: bool  # commits when run outside a transaction (provisor/budget.py)
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -130,7 +140,8 @@ class DirectStatement:
             # asyncpg decodes JSON with the codec SQLAlchemy registers; sqlite3 returns text.
             decode = self._json if dialect.name == "sqlite" else ()
             call = order.index(CALL) if CALL in order else None
-            found = _Compiled(compiled.string, order, defaults, processors, decode, call)
+            writes = bool(_WRITES.search(compiled.string))
+            found = _Compiled(compiled.string, order, defaults, processors, decode, call, writes)
             self._compiled[dialect.name] = found
         return found
 
@@ -147,35 +158,50 @@ class DirectReader:
         self._keep = KEEP_CONNECTIONS["sqlite" if self._sqlite else "postgresql"]
         self._closed = False
         self._batchers: dict[DirectStatement, Batcher[Mapping[str, Any], list[Row]]] = {}
-        self._sqlite_writes: Batcher[Callable[[sqlite3.Connection], Any], Any] | None = None
+        self._sqlite_writes: Batcher[_Write, Any] | None = None
         self._gate = writer_gate(engine) if self._sqlite else None
         # A file database only: an in-memory one is private to the connection that made it.
         path = engine.url.database if self._sqlite and self._gate is not None else None
         self._inline = InlineSqliteReader(path) if path and not engine.url.query else None
 
     async def _connection(self) -> PoolProxiedConnection:
-        if self._kept:
-            return self._kept.pop()
+        while self._kept:
+            raw = self._kept.pop()
+            driver: Any = raw.driver_connection
+            if self._sqlite or not driver.is_closed():
+                return raw
+            # The server closed it while it was kept (a restart, an idle timeout): asyncpg may have
+            # left its protocol mid-error, which the next statement would meet as "another
+            # operation is in progress" instead of a closed connection.
+            await greenlet_spawn(raw.invalidate)
         engine = self._engine()
         if engine is None or self._closed:
             raise RuntimeError("the engine of this DirectReader was disposed")
         return await greenlet_spawn(engine.raw_connection)
 
     @asynccontextmanager
-    async def _borrowed(self) -> AsyncIterator[Any]:
+    async def _borrowed(self, commit: Commit | None = None) -> AsyncIterator[Any]:
         """A kept (or new) connection's driver. It goes back to the kept list afterwards, unless a
         statement broke off (cancelled mid-protocol, server gone): its state is then unknown and it
-        is never reused. An integrity error fails the statement whole and leaves it fine."""
+        is never reused. An integrity error fails the statement whole and leaves it fine. Nor is
+        a connection reused after `commit` was aborted: a cancel request that arrives late would
+        hit its next statement."""
         raw = await self._connection()
         try:
             yield raw.driver_connection
         except IntegrityError:
-            await self._release(raw)
+            if commit is not None and commit.aborted:
+                await greenlet_spawn(raw.invalidate)
+            else:
+                await self._release(raw)
             raise
         except BaseException:
             await greenlet_spawn(raw.invalidate)
             raise
-        await self._release(raw)
+        if commit is not None and commit.aborted:
+            await greenlet_spawn(raw.invalidate)
+        else:
+            await self._release(raw)
 
     async def fetch(
         self, statement: DirectStatement, params: Mapping[str, Any], *, by_key: bool | None = None
@@ -187,8 +213,43 @@ class DirectReader:
             rows = self._inline.fetch(compiled.sql, args)
             if rows is not None:
                 return compiled.decoded(rows)
-        async with self._borrowed() as driver:
+        if compiled.writes and not self._sqlite:
+            budget = params[_BUDGET] if _BUDGET in params else current_budget.get()
+            if budget is not None:
+                try:
+                    return await self._commit_one(compiled, args, budget)
+                except InternalClientError as exc:
+                    if not _never_sent(exc):
+                        raise
+                return await self._commit_one(compiled, args, budget)
+        try:
+            async with self._borrowed() as driver:
+                return await _run(driver, self._sqlite, compiled, args)
+        except InternalClientError as exc:
+            if not _never_sent(exc):
+                raise
+        async with self._borrowed() as driver:  # once more, on another connection
             return await _run(driver, self._sqlite, compiled, args)
+
+    async def _commit_one(self, compiled: _Compiled, args: list[Any], budget: Budget) -> list[Row]:
+        """A write outside a transaction, within `budget`: it takes effect, or it does not and the
+        caller is told so; never answered as failed while it may still commit (provisor/budget.py)."""
+        commit = Commit()
+        budget.enter(commit)
+        committed = False
+        try:
+            async with self._borrowed(commit) as driver:
+                commit.attach(lambda: cancel_statement(driver, commit))
+                try:
+                    rows = await _run(driver, False, compiled, args)
+                    committed = True
+                finally:
+                    budget.leave(commit, committed)
+            return rows
+        except QueryCanceledError as exc:
+            if commit.aborted:
+                raise TimedOut(budget.limit) from exc
+            raise
 
     def inline_counts(self) -> tuple[int, int]:
         """(reads run on the event loop's thread, reads that found SQLite busy and went to the
@@ -206,8 +267,10 @@ class DirectReader:
         if self._sqlite:
             return await self.fetch(statement, params, by_key=by_key)
         batcher = self._batchers.get(statement)
+        compiled = statement.compiled(self.dialect)
+        if compiled.writes:  # the batch runs in a task of its own: the caller's budget goes along
+            params = {**params, _BUDGET: current_budget.get()}
         if batcher is None:
-            compiled = statement.compiled(self.dialect)
             if compiled.call_index is None:
                 raise ValueError("a batched statement must select the `call` parameter last")
 
@@ -215,7 +278,7 @@ class DirectReader:
                 return await self.fetch(statement, one)
 
             async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row] | Failed]:
-                return list(await self.fetch_many(statement, many))
+                return await self.fetch_many(statement, many)
 
             batcher = Batcher(run_one, run_many, lock_order=statement.lock_order, same_batch=_tenant_of)
             self._batchers[statement] = batcher
@@ -223,25 +286,57 @@ class DirectReader:
 
     async def fetch_many(
         self, statement: DirectStatement, params: Sequence[Mapping[str, Any]]
-    ) -> list[list[Row]]:
+    ) -> list[list[Row] | Failed]:
         """Run `statement` once per parameter set in one round trip and one implicit transaction
-        (asyncpg's `fetchmany`: all of them take effect or none); the rows of each, in order."""
+        (asyncpg's `fetchmany`: all of them take effect or none); the rows of each, in order.
+
+        A write is one commit for all of its callers' budgets: a caller whose deadline has passed
+        is left out (`Failed`, it was already answered), and any caller's deadline passing while
+        the batch is in flight aborts the batch in the database (the others are run again alone by
+        storage/coalesce.py), so a batch never commits after one of its callers was answered."""
         compiled = statement.compiled(self.dialect)
         index = compiled.call_index
         assert index is not None and not self._sqlite
-        batch = []
+        out: list[list[Row] | Failed] = [[] for _ in params]
+        commit = Commit()
+        entered: list[Budget] = []
+        places: list[int] = []
+        batch: list[list[Any]] = []
         for place, one in enumerate(params):
+            budget = one.get(_BUDGET) if compiled.writes else None
+            if budget is not None:
+                try:
+                    budget.enter(commit)
+                except TimedOut as exc:
+                    out[place] = Failed(exc)
+                    continue
+                entered.append(budget)
             args = compiled.args(one)
-            args[index] = place
+            args[index] = len(batch)
+            places.append(place)
             batch.append(args)
-        async with self._borrowed() as driver:
-            try:
-                rows = await driver.fetchmany(compiled.sql, batch)
-            except _INTEGRITY_ERRORS as exc:
-                raise IntegrityError(compiled.sql, batch, exc) from exc
-        out: list[list[Row]] = [[] for _ in batch]
+        committed = False
+        try:
+            if not batch:
+                return out
+            async with self._borrowed(commit if entered else None) as driver:
+                commit.attach(lambda: cancel_statement(driver, commit))
+                try:
+                    rows = await driver.fetchmany(compiled.sql, batch)
+                    committed = True
+                except _INTEGRITY_ERRORS as exc:
+                    raise IntegrityError(compiled.sql, batch, exc) from exc
+                finally:
+                    for budget in entered:
+                        budget.leave(commit, committed)
+                    entered = []
+        finally:
+            for budget in entered:  # the connection could not be had: nothing was sent
+                budget.leave(commit, False)
         for row in rows:
-            out[row[-1]].append(row)
+            found = out[places[row[-1]]]
+            assert not isinstance(found, Failed)
+            found.append(row)
         return out
 
     async def sqlite_write(self, steps: Callable[[sqlite3.Connection], T]) -> T:
@@ -249,16 +344,51 @@ class DirectReader:
         assert self._sqlite
         if self._sqlite_writes is None:
             self._sqlite_writes = Batcher(self._write_alone, self._write_together)
-        result: T = await self._sqlite_writes.fetch(steps)
+        result: T = await self._sqlite_writes.fetch(_Write(steps, current_budget.get()))
         return result
 
-    async def _write_alone(self, steps: Callable[[sqlite3.Connection], T]) -> T:
-        async with self._gate if self._gate is not None else contextlib.nullcontext():
-            return await self.in_sqlite_thread(_one_transaction(steps))
+    async def _write_alone(self, write: _Write) -> Any:
+        out = await self._write_together([write])
+        if isinstance(out[0], Failed):
+            raise out[0].error
+        return out[0]
 
-    async def _write_together(self, batch: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+    async def _write_together(self, batch: list[_Write]) -> list[Any]:
+        """The writes of `batch` as one transaction, once the writers' gate is ours (waiting for it
+        writes nothing, so a deadline may cancel that wait). Writes whose callers' deadlines passed
+        meanwhile are left out; the others enter their budgets, and SQLite waits for its lock at
+        most what remains of the shortest of them, so the transaction ends by the deadline."""
         async with self._gate if self._gate is not None else contextlib.nullcontext():
-            return await self.in_sqlite_thread(_savepoints(batch))
+            out: list[Any] = [None] * len(batch)
+            commit = Commit()
+            entered: list[Budget] = []
+            live: list[int] = []
+            busy = SQLITE_BUSY_MS
+            for place, write in enumerate(batch):
+                if write.budget is not None:
+                    try:
+                        write.budget.enter(commit)
+                    except TimedOut as exc:
+                        out[place] = Failed(exc)
+                        continue
+                    entered.append(write.budget)
+                    busy = min(busy, write.budget.busy_ms(SQLITE_BUSY_MS))
+                live.append(place)
+            if not live:
+                return out
+            committed = False
+            try:
+                if len(live) == 1:
+                    results = [await self.in_sqlite_thread(_one_transaction(batch[live[0]].steps), busy)]
+                else:
+                    results = await self.in_sqlite_thread(_savepoints([batch[p].steps for p in live]), busy)
+                committed = True
+            finally:
+                for budget in entered:
+                    budget.leave(commit, committed)
+            for place, result in zip(live, results, strict=True):
+                out[place] = result
+            return out
 
     def sqlite_write_counts(self) -> tuple[int, int]:
         """(writes, transactions) through `sqlite_write` so far."""
@@ -270,20 +400,33 @@ class DirectReader:
         batcher = self._batchers.get(statement)
         return (batcher.calls, batcher.batches) if batcher else (0, 0)
 
-    async def in_sqlite_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def in_sqlite_thread(
+        self, work: Callable[[sqlite3.Connection], T], busy_ms: int | None = None
+    ) -> T:
         """Run `work` on a kept SQLite connection, in that connection's thread, in one hop.
 
         A write as separate statements crosses to aiosqlite's thread and back per statement
         while holding SQLite's single write lock; as one call it holds the lock for one crossing.
         (aiosqlite's `_execute` and `_conn` are private: every SQLite create and PATCH test runs here.)
+        `busy_ms`: the longest wait for the write lock (SQLite's busy timeout), set in the same hop
+        when the connection's differs.
         """
         assert self._sqlite
-        async with self._borrowed() as driver:
-            try:
-                result: T = await driver._execute(work, driver._conn)
-            except sqlite3.IntegrityError as exc:
-                raise IntegrityError("", (), exc) from exc
-            return result
+        raw = await self._connection()
+        try:
+            driver: Any = raw.driver_connection
+            if busy_ms is not None and raw.info.get(_BUSY_KEY, SQLITE_BUSY_MS) != busy_ms:
+                work = _with_busy_timeout(work, busy_ms)
+                raw.info[_BUSY_KEY] = busy_ms
+            result: T = await driver._execute(work, driver._conn)
+        except sqlite3.IntegrityError as exc:
+            await self._release(raw)
+            raise IntegrityError("", (), exc) from exc
+        except BaseException:
+            await greenlet_spawn(raw.invalidate)
+            raise
+        await self._release(raw)
+        return result
 
     async def _release(self, raw: PoolProxiedConnection) -> None:
         if self._closed:  # the engine was disposed while this statement ran
@@ -496,6 +639,75 @@ async def write_in_sqlite_thread(engine: AsyncEngine, steps: Callable[[sqlite3.C
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A SQLite write and its caller's budget (the batch runs in a task of its own)."""
+
+    steps: Callable[[sqlite3.Connection], Any]
+    budget: Budget | None
+
+
+#: Where a pooled SQLite connection's current busy timeout is remembered (its record's `info`).
+_BUSY_KEY = "provisor_busy_ms"
+
+
+def _with_busy_timeout(
+    work: Callable[[sqlite3.Connection], T], busy_ms: int
+) -> Callable[[sqlite3.Connection], T]:
+    def with_timeout(db: sqlite3.Connection) -> T:
+        db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        return work(db)
+
+    return with_timeout
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    """COMMIT; when it fails (a full disk, an I/O error) SQLite may leave the transaction open:
+    roll it back, so that nothing of it stays behind on this connection."""
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _never_sent(exc: InternalClientError) -> bool:
+    """Whether asyncpg refused to start the statement because the connection's protocol was not
+    idle: the server closed the connection while it was idle and kept (a FATAL message on a restart
+    leaves asyncpg's protocol mid-error until the close itself is read). The statement never left,
+    so it is safe to run again on another connection (the failed one is invalidated)."""
+    return "cannot switch to state" in str(exc)
+
+
+#: Seconds between cancel requests for one commit (see `cancel_statement`).
+CANCEL_EVERY = 0.2
+
+
+def cancel_statement(driver: Any, commit: Commit) -> None:
+    """Ask PostgreSQL to cancel the statement running on `driver` (asyncpg's CancelRequest, sent
+    on a connection of its own) until `commit` has settled: the statement then fails with
+    QueryCanceledError unless it had already committed. A cancel request that arrives while the
+    backend is between messages (the statement not yet sent, or its Parse done and its Execute
+    not) is ignored by PostgreSQL, hence the repetition; the connection is not reused afterwards
+    (`DirectReader._borrowed`). (asyncpg's `_cancel_current_command` is private: tests/faults
+    cover it.)"""
+    loop = asyncio.get_running_loop()
+
+    async def keep_cancelling() -> None:
+        while not commit.settled and not driver.is_closed():
+            driver._cancel_current_command(loop.create_future())
+            await asyncio.sleep(CANCEL_EVERY)
+
+    task = loop.create_task(keep_cancelling())
+    _cancelling.add(task)
+    task.add_done_callback(_cancelling.discard)
+
+
+#: Running `cancel_statement` loops (a task needs a reference until it ends).
+_cancelling: set[asyncio.Task[None]] = set()
+
+
 def _one_transaction(steps: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
     def transaction(db: sqlite3.Connection) -> T:
         db.execute("BEGIN IMMEDIATE")
@@ -504,7 +716,7 @@ def _one_transaction(steps: Callable[[sqlite3.Connection], T]) -> Callable[[sqli
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        _commit(db)
         return result
 
     return transaction
@@ -533,7 +745,7 @@ def _savepoints(
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
+        _commit(db)
         return out
 
     return transaction

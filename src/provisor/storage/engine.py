@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -46,7 +47,9 @@ def pgbouncer_url(url: str | URL) -> bool:
     text = (value[-1] if isinstance(value, tuple) else value).lower()
     if text in _TRUE | _FALSE:
         return text in _TRUE
-    raise ValueError(f"{PGBOUNCER_PARAM}={text!r} in the database URL: use {PGBOUNCER_PARAM}=true or false")
+    raise DatabaseUrlError(
+        f"{PGBOUNCER_PARAM}={text!r} in the database URL: use {PGBOUNCER_PARAM}=true or false"
+    )
 
 
 def behind_pgbouncer(engine: AsyncEngine) -> bool:
@@ -56,26 +59,62 @@ def behind_pgbouncer(engine: AsyncEngine) -> bool:
 
 def without_pgbouncer_param(url: str) -> str:
     """`url` as libpq and the drivers accept it (they refuse unknown query parameters)."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # parse_url names the problem
     if PGBOUNCER_PARAM not in parsed.query:
         return url
     return parsed.difference_update_query([PGBOUNCER_PARAM]).render_as_string(hide_password=False)
 
 
+class DatabaseUrlError(ValueError):
+    """A database URL that cannot be parsed or names a database Provisor does not support."""
+
+
+def parse_url(url: str) -> URL:
+    """The parsed URL of a supported database (SQLite or PostgreSQL), else DatabaseUrlError."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUrlError(f"cannot parse the database URL {url!r}") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "postgres"):
+        raise DatabaseUrlError(
+            f"unsupported database {parsed.get_backend_name()!r} in the URL: "
+            "Provisor runs on SQLite and PostgreSQL"
+        )
+    return parsed
+
+
+def redacted(url: str) -> str:
+    """`url` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def async_url(url: str) -> str:
     """Map a user-facing URL to the async driver SQLAlchemy should use."""
-    parsed = make_url(without_pgbouncer_param(url))
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    parsed = parse_url(without_pgbouncer_param(url))
+    driver = "sqlite+aiosqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+asyncpg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def backend_name(url: str) -> str:
-    name = make_url(url).get_backend_name()
+    name = parse_url(url).get_backend_name()
     return "postgresql" if name == "postgres" else name
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL and for in-memory databases)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and parsed.database.startswith("file:"):
+        path = parsed.database[len("file:") :].partition("?")[0]  # sqlite:///file:PATH?mode=ro&uri=true
+        return None if path in ("", ":memory:") else path
+    return parsed.database
 
 
 def scim_lower(value: Any) -> Any:
@@ -100,6 +139,11 @@ def _begin_sqlite(conn: Any) -> None:
     options = conn.get_execution_options()
     if options.get("provisor_autocommit", False):
         return
+    busy = options.get("provisor_busy_ms")
+    if busy is not None and conn.info.get("provisor_busy_ms", 30000) != busy:
+        # A request's write waits for the lock at most what remains of its time (storage/transactions.py).
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+        conn.info["provisor_busy_ms"] = busy
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
@@ -145,7 +189,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     pgbouncer = pgbouncer_url(url)
     if pgbouncer:
         connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own, on top of asyncpg's
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
@@ -154,3 +198,16 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         execution_options={PGBOUNCER_OPTION: pgbouncer},
         **json_options,
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed meanwhile (it restarted) is replaced at checkout
+    instead of failing the request that gets it: asyncpg knows it locally, so unlike a pre-ping
+    this costs no round trip."""
+    driver = getattr(dbapi_connection, "driver_connection", None) or getattr(
+        dbapi_connection, "_connection", None
+    )
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")

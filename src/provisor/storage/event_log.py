@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import format_instant
 from provisor.events.model import Event
-from provisor.storage.tables import events, webhook_deliveries
+from provisor.storage.tables import consumers, deprovision_acks, events, webhook_deliveries
 
 #: How long a gap in seq may stay open before readers skip it (PostgreSQL only).
 DEFAULT_GAP_GRACE_SECONDS = 10.0
@@ -91,18 +91,25 @@ async def latest_seq(conn: AsyncConnection) -> int:
 
 
 async def prune_events(conn: AsyncConnection, older_than: str) -> int:
-    """Delete events with `at` < `older_than`, except those a delivery still needs and the newest.
+    """Delete events with `at` < `older_than`, except those a delivery or a consumer still needs,
+    and the newest.
 
-    Events with pending or dead deliveries stay (they may still be sent or redriven). The newest
-    event always stays: SQLite assigns max(seq)+1, so deleting it would let a seq be reused.
+    Events with pending or dead deliveries stay (they may still be sent or redriven), and so do the
+    events after the lowest position a named consumer committed (it resumes from there; delete a
+    consumer that is gone for good). The newest event always stays: SQLite assigns max(seq)+1, so
+    deleting it would let a seq be reused. Deprovisioning acknowledgements of events older than
+    the cutoff go with them.
     """
     newest = await latest_seq(conn)
+    lowest = (await conn.execute(select(func.min(consumers.c.seq)))).scalar()
+    keep_from = newest if lowest is None else min(newest, int(lowest) + 1)
     undelivered = exists().where(
         and_(webhook_deliveries.c.event_seq == events.c.seq, webhook_deliveries.c.state != "delivered")
     )
     result = await conn.execute(
-        delete(events).where(events.c.at < older_than, events.c.seq < newest, ~undelivered)
+        delete(events).where(events.c.at < older_than, events.c.seq < keep_from, ~undelivered)
     )
+    await conn.execute(delete(deprovision_acks).where(deprovision_acks.c.event_at < older_than))
     remaining = select(events.c.seq).where(events.c.seq == webhook_deliveries.c.event_seq)
     await conn.execute(
         delete(webhook_deliveries).where(webhook_deliveries.c.state == "delivered", ~remaining.exists())

@@ -457,3 +457,15 @@ _SQLITE_BUMP = (
     "UPDATE resources SET version = version + 1, last_modified = ? "
     "WHERE tenant_id = ? AND id = ? AND resource_type = 'Group' RETURNING version"
 )
+
+
+async def members_page(
+    conn: AsyncConnection, tenant_id: str, group_id: str, *, after: str | None, limit: int
+) -> list[tuple[str, str, str, str]]:
+    """One page of a group's members in member-id order after `after` (the console pages through
+    groups of any size this way)."""
+    query = _members_query(tenant_id, [group_id])
+    if after:
+        query = query.where(group_members.c.member_id > after)
+    rows = await conn.execute(query.limit(limit))
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

@@ -7,7 +7,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 #: Arbitrary constant: serialises concurrent `migrate` runs on one PostgreSQL.
@@ -22,15 +24,52 @@ def _alembic_config(connection: Any) -> Config:
     return config
 
 
-def _upgrade(connection: Any) -> None:
+def _upgrade(connection: Any, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    command.upgrade(_alembic_config(connection), "head")
+    command.upgrade(_alembic_config(connection), revision)
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database schema to the latest revision."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the database schema to the latest revision (or to `revision`, for tests of old schemas)."""
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, revision)
+
+
+def code_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, all): the revisions this code's migrations end at (one, unless branches await a
+    merge), and every revision they know."""
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
+
+
+async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions recorded in the database (empty when it was never migrated)."""
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync: sync.dialect.has_table(sync, "alembic_version"))
+        if not has_table:
+            return frozenset()
+        rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return frozenset(str(row[0]) for row in rows)
+
+
+def head_revision() -> str:
+    """The newest migration this version of Provisor knows."""
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def _current_revision(connection: Any) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's migration revision; None when it holds no Provisor schema at all."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_revision)

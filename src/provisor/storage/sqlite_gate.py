@@ -19,6 +19,8 @@ from types import TracebackType
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.engine import sqlite_path
+
 
 class SqliteWriterGate:
     def __init__(self, lock_path: str) -> None:
@@ -73,7 +75,7 @@ def writer_gate(engine: AsyncEngine) -> SqliteWriterGate | None:
     """The engine's gate; None for in-memory databases (one connection, nothing to queue for)."""
     sync = engine.sync_engine
     if sync not in _gates:
-        database = engine.url.database or ""
+        database = sqlite_path(engine.url.render_as_string(hide_password=False)) or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
         _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database) + ".write-lock")
     return _gates[sync]

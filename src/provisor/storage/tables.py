@@ -122,6 +122,25 @@ group_members = Table(
     Index("ix_group_members_member", "tenant_id", "member_id", "group_id"),
 )
 
+#: The application's catalogue of entitlements and roles (docs/entitlements.md): what an IdP such as
+#: Okta Identity Governance lists under `/Entitlements` and `/Roles` and then assigns through a user's
+#: `entitlements` and `roles`. Defined by the application (admin API, CLI), read-only over SCIM. Not
+#: in `resources`: ids are the application's own keys (any text, not UUIDs), and nothing of the
+#: resource machinery (versions, index rows, events, Bulk) applies to a read-only list.
+entitlements = Table(
+    "entitlements",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("resource_type", String(64), nullable=False),  # "Entitlement" | "Role"
+    Column("id", String(200), nullable=False),
+    Column("display_name", String(500), nullable=False),
+    Column("type", String(200), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_modified", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "resource_type", "id"),
+)
+
 #: The transactional outbox: one row per change, written in the change's own transaction.
 events = Table(
     "events",
@@ -136,6 +155,44 @@ events = Table(
     Column("actor", String(200), nullable=True),
     Column("payload", JsonDoc, nullable=True),
     Index("ix_events_tenant_seq", "tenant_id", "seq"),
+    #: A resource's history and a request's events in the console (migration 0010).
+    Index("ix_events_resource", "tenant_id", "resource_id", "seq"),
+    #: Only deprovisioning events (docs/deprovisioning.md): a consumer's commit finds the ones it
+    #: acknowledges by this index, at a cost in their number, not in the number of events passed.
+    Index(
+        "ix_events_deprovision",
+        "seq",
+        sqlite_where=text("resource_type = 'User' AND op IN ('deactivated', 'deleted')"),
+        postgresql_where=text("resource_type = 'User' AND op IN ('deactivated', 'deleted')"),
+    ),
+)
+
+#: Named feed consumers and their committed positions (docs/reconciliation.md). `tenant_id` NULL
+#: means every tenant; `start_seq` is the first position committed: deprovisioning before it is not
+#: this consumer's to acknowledge (it started from a snapshot that already reflected it).
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("tenant_id", String(64), nullable=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("start_seq", BigInteger, nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("updated", TIMESTAMP, nullable=False),
+)
+
+#: When a consumer's commit first covered each deprovisioning event in its scope. The event's
+#: tenant and time are copied so the record outlives the event's pruning.
+deprovision_acks = Table(
+    "deprovision_acks",
+    metadata,
+    Column("consumer", String(200), nullable=False),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("event_at", TIMESTAMP, nullable=False),
+    Column("acked_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("consumer", "event_seq"),
+    Index("ix_deprovision_acks_tenant_at", "tenant_id", "event_at"),
 )
 
 #: Webhook subscriptions. `tenant_id` NULL means every tenant; `events` is a JSON list of ops or
@@ -219,4 +276,36 @@ unknown_attributes = Table(
     Column("name", String(256), primary_key=True),
     Column("count", BigInteger, nullable=False),
     Column("last_seen", TIMESTAMP, nullable=False),
+)
+
+#: Links to a tenant's IT-admin setup page (docs/setup-link.md); only the secret's SHA-256 is stored.
+setup_links = Table(
+    "setup_links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    Column("revoked_at", TIMESTAMP, nullable=True),
+    Column("last_used", TIMESTAMP, nullable=True),
+    #: The event seq and request-log id when the link was made: its checklist reads only what
+    #: follows (tokens are minted on the page, so their requests come later), over the tenant indexes.
+    Column("since_event", BigInteger, nullable=False, server_default=text("0")),
+    Column("since_request", BigInteger, nullable=False, server_default=text("0")),
+    Index("ix_setup_links_tenant", "tenant_id", "created"),
+)
+
+#: The web console's sessions (docs/console.md): only a hash of the session id is stored; a session
+#: ends at `idle_expires_at` (pushed forward while used) or `expires_at` (fixed), whichever is first.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", String(36), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("last_seen", TIMESTAMP, nullable=False),
+    Column("idle_expires_at", TIMESTAMP, nullable=False),
+    Column("expires_at", TIMESTAMP, nullable=False),
+    Index("ix_console_sessions_expires", "expires_at"),
 )

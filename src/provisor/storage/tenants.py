@@ -12,31 +12,43 @@ from provisor.clock import now
 from provisor.storage.direct import DirectStatement, reader
 from provisor.storage.tables import (
     attribute_index,
+    consumers,
+    deprovision_acks,
+    entitlements,
     events,
     group_members,
     rate_buckets,
     request_log,
     resources,
+    setup_links,
     tenants,
     tokens,
     unknown_attributes,
     webhook_deliveries,
     webhooks,
 )
+from provisor.tenant_names import check_tenant_name
 
 DEFAULT_TENANT = "default"
 
 
-async def ensure_tenant(conn: AsyncConnection, tenant_id: str) -> None:
-    """Create the tenant if it does not exist (idempotent, race-safe)."""
+async def ensure_tenant(conn: AsyncConnection, tenant_id: str) -> bool:
+    """Create the tenant if it does not exist (idempotent, race-safe); True if this call created it.
+
+    The name must follow the rule of `provisor.tenant_names` (InvalidTenantName otherwise). Only
+    explicit requests create tenants (`provisor tenant create`, `--create-tenant`, the default
+    tenant at start-up); everything else checks `tenant_exists` and refuses an unknown name.
+    """
     exists = (await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))).first()
     if exists:
-        return
+        return False
+    check_tenant_name(tenant_id)
     try:
         async with conn.begin_nested():
             await conn.execute(tenants.insert().values(id=tenant_id, settings={}, created=now()))
     except IntegrityError:
-        pass
+        return False
+    return True
 
 
 async def get_settings(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
@@ -83,7 +95,8 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """Delete the tenant and everything it owns: resources with their membership and index rows,
-    events, tokens, webhooks with their deliveries, request log and rate bucket."""
+    events, tokens, webhooks with their deliveries, request log, rate bucket, entitlement catalogue,
+    setup links, and the consumers scoped to it with their acknowledgements."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
@@ -101,6 +114,10 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         request_log,
         unknown_attributes,
         rate_buckets,
+        setup_links,
+        deprovision_acks,
+        consumers,
+        entitlements,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))

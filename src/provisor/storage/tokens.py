@@ -126,3 +126,22 @@ def _info(row: RowMapping | dict[str, Any]) -> TokenInfo:
         expires_at=get("expires_at"),
         revoked_at=get("revoked_at"),
     )
+
+
+async def get_token(conn: AsyncConnection, token_id: str) -> TokenInfo | None:
+    row = (await conn.execute(select(tokens).where(tokens.c.id == token_id))).mappings().first()
+    return _info(row) if row is not None else None
+
+
+async def set_expiry(conn: AsyncConnection, token_id: str, expires_at: str) -> bool:
+    """Make a live token expire at `expires_at` (sooner only: an earlier expiry is kept)."""
+    result = await conn.execute(
+        update(tokens)
+        .where(
+            tokens.c.id == token_id,
+            tokens.c.revoked_at.is_(None),
+            (tokens.c.expires_at.is_(None)) | (tokens.c.expires_at > expires_at),
+        )
+        .values(expires_at=expires_at)
+    )
+    return bool(result.rowcount)

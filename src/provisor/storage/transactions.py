@@ -6,8 +6,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from asyncpg.exceptions import QueryCanceledError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from provisor.budget import Budget, Commit, TimedOut, current_budget
+from provisor.storage.direct import SQLITE_BUSY_MS, cancel_statement
 from provisor.storage.sqlite_gate import writer_gate
 
 
@@ -16,13 +20,70 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     """A connection inside a transaction that commits on success and rolls back on any error.
 
     On SQLite the writers of all workers first queue on `SqliteWriterGate`, so that `BEGIN
-    IMMEDIATE` finds the database free instead of sleeping in SQLite's busy handler.
+    IMMEDIATE` finds the database free instead of sleeping in SQLite's busy handler; within a
+    request, `BEGIN IMMEDIATE` waits for writers outside Provisor at most what remains of the
+    request's budget. Until COMMIT is sent nothing is written, so a deadline may cancel the
+    request anywhere before it; the COMMIT itself is a commit of the request's budget
+    (provisor/budget.py): the deadline aborts it in the database instead, and the request learns
+    whether it took effect.
     """
-    gate = writer_gate(engine) if engine.dialect.name == "sqlite" else None
+    sqlite = engine.dialect.name == "sqlite"
+    gate = writer_gate(engine) if sqlite else None
+    budget = current_budget.get()
     async with gate if gate is not None else contextlib.nullcontext(), engine.connect() as conn:
-        conn = await conn.execution_options(sqlite_immediate=True)
-        async with conn.begin():
+        if sqlite:
+            busy = budget.busy_ms(SQLITE_BUSY_MS) if budget is not None else SQLITE_BUSY_MS
+            conn = await conn.execution_options(sqlite_immediate=True, provisor_busy_ms=busy)
+        else:
+            conn = await conn.execution_options(sqlite_immediate=True)
+        transaction = await conn.begin()
+        try:
             yield conn
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if budget is None:
+            await transaction.commit()
+            return
+        await _commit_within(conn, transaction, budget, sqlite)
+
+
+async def _commit_within(
+    conn: AsyncConnection, transaction: AsyncTransaction, budget: Budget, sqlite: bool
+) -> None:
+    commit = Commit()
+    try:
+        budget.enter(commit)
+    except TimedOut:
+        await transaction.rollback()
+        raise
+    committed = False
+    try:
+        if not sqlite:
+            driver = (await conn.get_raw_connection()).driver_connection
+            commit.attach(lambda: cancel_statement(driver, commit))
+        try:
+            await transaction.commit()
+        except DBAPIError as exc:
+            if commit.aborted and isinstance(exc.orig, Exception) and _was_cancelled(exc):
+                raise TimedOut(budget.limit) from exc
+            raise
+        committed = True
+    finally:
+        budget.leave(commit, committed)
+    if commit.aborted:  # a late cancel request must not hit this connection's next statement
+        await conn.invalidate()
+
+
+def _was_cancelled(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, QueryCanceledError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import format_instant, now
@@ -275,3 +275,31 @@ async def delivery_states(conn: AsyncConnection, webhook_id: str) -> dict[int, s
     d = webhook_deliveries
     rows = await conn.execute(select(d.c.event_seq, d.c.state).where(d.c.webhook_id == webhook_id))
     return {int(s): str(state) for s, state in rows}
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """What the metrics report about the outbox: see telemetry/metrics.py `outbox_families`."""
+
+    newest_seq: int
+    #: The lowest position over enabled webhooks (None without any): the event before its oldest
+    #: pending delivery, or its fan-out cursor when nothing is pending.
+    slowest_position: int | None
+    dead: int
+
+
+async def outbox_state(conn: AsyncConnection) -> OutboxState:
+    d, w = webhook_deliveries, webhooks
+    newest = await latest_seq(conn)
+    oldest_pending = (
+        select(func.min(d.c.event_seq))
+        .where(d.c.webhook_id == w.c.id, d.c.state == "pending")
+        .scalar_subquery()
+    )
+    positions = await conn.execute(select(w.c.cursor, oldest_pending).where(w.c.disabled.is_(False)))
+    slowest: int | None = None
+    for cursor, pending in positions:
+        position = int(cursor) if pending is None else min(int(cursor), int(pending) - 1)
+        slowest = position if slowest is None else min(slowest, position)
+    dead = (await conn.execute(select(func.count()).select_from(d).where(d.c.state == "dead"))).scalar_one()
+    return OutboxState(newest, slowest, int(dead))

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus, always available) and traces (OpenTelemetry, optional); docs/operations.md."""
