@@ -9,10 +9,15 @@ connection listens; SQLite has no such channel, so there the cache is never on.
 Notifications can also stop arriving without any error: a firewall silently drops the idle TCP
 session, or a pooler in transaction mode (PgBouncer) runs LISTEN on one server connection and
 everything else on others. So the listener proves the whole path every `PING_SECONDS`: it sends a
-notification with a fresh nonce and waits for it to come back on the listening connection. The
-cache is switched on only after the first such round trip, and answers only until twice
-`PING_SECONDS` after the last one. Pings are told apart from changes by their payload, so one
-worker's ping does not empty another's cache.
+notification with a fresh nonce from another session (a pooled connection of the engine, as a
+revocation would) and waits for it to come back on the listening connection. The ping must not
+come from the listening connection itself: behind PgBouncer its NOTIFY can land on the very server
+connection that ran its LISTEN, which hands the notification back to its sender while every other
+session's notifications go unheard (tests/scaleout/test_pgbouncer.py). The cache is switched on
+only after the first such round trip, and answers only until twice `PING_SECONDS` after the last
+one was sent. Pings are told apart from changes by their payload, so one worker's ping does not empty
+another's cache. An engine created from a `pgbouncer=true` URL does not even start the listener
+(nor wait for barriers, below: there is nobody to acknowledge them).
 
 A lookup that started before an invalidation must not refill the cache with what it read: `put`
 takes the generation seen before the read and drops the value if the cache was emptied since.
@@ -43,10 +48,11 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.storage.engine import postgres_connect_args
-from provisor.storage.transactions import write_transaction
+from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
+from provisor.storage.transactions import autocommit, write_transaction
 
 log = logging.getLogger("provisor.auth")
 
@@ -65,6 +71,8 @@ BARRIER_TIMEOUT_SECONDS = 2 * PING_SECONDS + 0.5
 MAX_RETRY_SECONDS = 10.0
 
 V = TypeVar("V")
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 class AuthCache(Generic[V]):
@@ -120,14 +128,17 @@ class AuthListener:
         self._nonce = ""
         self._pong = asyncio.Event()
         self._ping_sent = 0.0
-        #: One statement at a time on the listening connection: pings and barrier acknowledgements.
+        #: One statement at a time on the listening connection (barrier acknowledgements).
         self._sending = asyncio.Lock()
         self._conn: asyncpg.Connection | None = None
         self._acks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
-        if self.engine.dialect.name != "postgresql" or self._task is not None:
+        if self._task is not None or self.engine.dialect.name != "postgresql":
+            return
+        if behind_pgbouncer(self.engine):
+            log.info("token cache off: PgBouncer in transaction mode cannot carry LISTEN")
             return
         self._task = asyncio.create_task(self._run(), name="provisor-auth-listener")
         with contextlib.suppress(asyncio.TimeoutError):
@@ -174,7 +185,7 @@ class AuthListener:
             self._conn = conn
             await conn.add_listener(CHANNEL, self._on_notify)
             while not lost.is_set():
-                await self._ping(conn)  # raises when the notification does not come back in time
+                await self._ping()  # raises when the notification does not come back in time
                 if not proven:
                     self.cache.switch(True)  # from here on no change can be missed
                     self._listening.set()
@@ -189,13 +200,18 @@ class AuthListener:
             self._conn = None
         return proven
 
-    async def _ping(self, conn: asyncpg.Connection) -> None:
+    async def _ping(self) -> None:
         self._nonce = f"{PING_PREFIX}{uuid.uuid4().hex}"
         self._pong.clear()
         self._ping_sent = time.monotonic()
-        async with self._sending:
-            await conn.execute(f"NOTIFY {CHANNEL}, '{self._nonce}'", timeout=PING_SECONDS)
+        await asyncio.wait_for(self._notify(self._nonce), timeout=PING_SECONDS)
         await asyncio.wait_for(self._pong.wait(), timeout=PING_SECONDS)
+
+    async def _notify(self, payload: str) -> None:
+        async with autocommit(self.engine) as other:
+            await other.execute(
+                text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+            )
 
     async def _connect(self) -> asyncpg.Connection:
         _, params = self.engine.dialect.create_connect_args(self.engine.url)
@@ -232,8 +248,8 @@ async def await_invalidation(engine: AsyncEngine) -> None:
 
     PostgreSQL only (elsewhere nothing is cached). Waits at most `BARRIER_TIMEOUT_SECONDS`.
     """
-    if engine.dialect.name != "postgresql":
-        return
+    if engine.dialect.name != "postgresql" or behind_pgbouncer(engine):
+        return  # behind PgBouncer no cache is on, and a LISTEN for the acknowledgements cannot work
     nonce = f"{BARRIER_PREFIX}{uuid.uuid4().hex}"
     acked: set[int] = set()
     arrived = asyncio.Event()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from provisor.storage.engine import backend_name
+from provisor.storage.engine import backend_name, without_pgbouncer_param
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_DUMP_MAGIC = b"PGDMP"
@@ -130,7 +130,8 @@ def _restore_sqlite(source: Path, path: Path, *, force: bool) -> None:
 
 
 def _libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    parsed = make_url(without_pgbouncer_param(url))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _tool(name: str) -> str:

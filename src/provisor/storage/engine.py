@@ -3,6 +3,14 @@
 Users configure plain URLs (`sqlite:///./provisor.db`, `postgresql://user@host/db`); the async
 driver is an implementation detail chosen here. SQLite gets WAL, foreign keys, a busy timeout, and
 `scim_lower`, a Unicode-aware lower() so that case-insensitive comparisons agree with Python's.
+
+`postgresql://...?pgbouncer=true` says the URL reaches PostgreSQL through PgBouncer in transaction
+mode (docs/scale-out.md): consecutive transactions of one client connection may then run on
+different server connections, so nothing may outlive a transaction on the server. That mode turns
+off both statement caches (a named prepared statement exists on one server connection only);
+asyncpg (>= 0.30) then sends every statement unnamed and parses it again in the same Sync cycle as
+its Bind, which PgBouncer keeps on one server connection. It also sends no startup parameter that
+PgBouncer 1.18 refuses (`jit`: set it with `ALTER DATABASE ... SET jit = off` instead).
 """
 
 from __future__ import annotations
@@ -17,6 +25,47 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 DEFAULT_DATABASE_URL = "sqlite:///./provisor.db"
+
+
+#: The URL query parameter that marks a PgBouncer (transaction mode) in front of PostgreSQL.
+PGBOUNCER_PARAM = "pgbouncer"
+#: The engine execution option that carries it (`behind_pgbouncer`).
+PGBOUNCER_OPTION = "provisor_pgbouncer"
+#: Startup parameters PgBouncer 1.18 passes on; it refuses a connection that sends any other.
+PGBOUNCER_STARTUP_PARAMETERS = frozenset(
+    {"application_name", "client_encoding", "datestyle", "timezone", "standard_conforming_strings"}
+)
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def pgbouncer_url(url: str | URL) -> bool:
+    """Whether `url` carries `pgbouncer=true` (any other value than true/false is a ValueError)."""
+    value = (make_url(url) if isinstance(url, str) else url).query.get(PGBOUNCER_PARAM)
+    if value is None:
+        return False
+    text = (value[-1] if isinstance(value, tuple) else value).lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise DatabaseUrlError(
+        f"{PGBOUNCER_PARAM}={text!r} in the database URL: use {PGBOUNCER_PARAM}=true or false"
+    )
+
+
+def behind_pgbouncer(engine: AsyncEngine) -> bool:
+    """Whether `engine` was created from a `pgbouncer=true` URL."""
+    return bool(engine.get_execution_options().get(PGBOUNCER_OPTION, False))
+
+
+def without_pgbouncer_param(url: str) -> str:
+    """`url` as libpq and the drivers accept it (they refuse unknown query parameters)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # parse_url names the problem
+    if PGBOUNCER_PARAM not in parsed.query:
+        return url
+    return parsed.difference_update_query([PGBOUNCER_PARAM]).render_as_string(hide_password=False)
 
 
 class DatabaseUrlError(ValueError):
@@ -47,7 +96,7 @@ def redacted(url: str) -> str:
 
 def async_url(url: str) -> str:
     """Map a user-facing URL to the async driver SQLAlchemy should use."""
-    parsed = parse_url(url)
+    parsed = parse_url(without_pgbouncer_param(url))
     driver = "sqlite+aiosqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+asyncpg"
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
@@ -107,7 +156,13 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def postgres_connect_args(url: str) -> dict[str, Any]:
-    args: dict[str, Any] = {"server_settings": {"jit": "off"}}
+    """asyncpg's `connect()` arguments for `url` (a `pgbouncer=true` URL gets no statement cache)."""
+    settings = {"jit": "off"}
+    args: dict[str, Any] = {}
+    if pgbouncer_url(url):
+        settings = {k: v for k, v in settings.items() if k in PGBOUNCER_STARTUP_PARAMETERS}
+        args["statement_cache_size"] = 0
+    args["server_settings"] = settings
     parsed = make_url(url)
     # asyncpg tries TLS first by default; on loopback that is a wasted round trip per connection.
     if (
@@ -130,12 +185,17 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
+    connect_args = postgres_connect_args(url)
+    pgbouncer = pgbouncer_url(url)
+    if pgbouncer:
+        connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own, on top of asyncpg's
     engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_pre_ping=False,
-        connect_args=postgres_connect_args(url),
+        connect_args=connect_args,
+        execution_options={PGBOUNCER_OPTION: pgbouncer},
         **json_options,
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
