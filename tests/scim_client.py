@@ -169,3 +169,19 @@ def assert_error(response: httpx.Response, status: int, scim_type: str | None = 
     if scim_type is not None:
         assert body.get("scimType") == scim_type, body
     return body
+
+
+def whole_feed(get: Callable[[dict[str, Any]], Any], **params: Any) -> list[dict[str, Any]]:
+    """Every event of the admin feed matching `params`, following `next` from the start. A filtered
+    page examines one window of seqs (storage/event_log.py), so in a database shared with other
+    tests' events a first page can be empty while later events match."""
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        response = get({**params, "after": after})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found += body["events"]
+        if body["next"] == after:
+            return found
+        after = body["next"]

@@ -21,7 +21,7 @@ from provisor.schema.registry import default_registry
 from provisor.service.entitlements import CatalogueService
 from provisor.storage.engine import create_engine
 from tests.live.server import LiveServer, live_server
-from tests.scim_client import ERROR_URN, PATCH_OP, USER_URN, mint_token
+from tests.scim_client import ERROR_URN, PATCH_OP, USER_URN, mint_token, whole_feed
 
 ENTITLEMENT_URN = "urn:okta:scim:schemas:core:1.0:Entitlement"
 ROLE_URN = "urn:okta:scim:schemas:core:1.0:Role"
@@ -59,10 +59,12 @@ class Okta:
         )
 
     def user_events(self) -> list[dict[str, Any]]:
-        got = self.admin.get("/events", params={"tenant": self.tenant_id, "type": "User", "limit": 1000})
-        assert got.status_code == 200, got.text
-        events: list[dict[str, Any]] = got.json()["events"]
-        return events
+        return whole_feed(
+            lambda params: self.admin.get("/events", params=params),
+            tenant=self.tenant_id,
+            type="User",
+            limit=1000,
+        )
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.storage.tables import events, resources
-from tests.scim_client import PATCH_OP, USER_URN, Scim, assert_error, mint_token, run_db
+from tests.scim_client import PATCH_OP, USER_URN, Scim, assert_error, mint_token, run_db, whole_feed
 from tests.security.helpers import admin_get
 
 #: Each form an IdP sends to set or remove a password, with the secret it carries (None: a remove).
@@ -40,10 +40,7 @@ SECRETS = [secret for _, secret in PASSWORD_FORMS if secret is not None]
 
 
 def tenant_events(scim: Scim) -> list[dict[str, Any]]:
-    response = admin_get(scim, "/events", tenant=scim.tenant_id, limit=1000)
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()["events"]
-    return found
+    return whole_feed(lambda params: admin_get(scim, "/events", **params), tenant=scim.tenant_id, limit=1000)
 
 
 def stored_rows(scim: Scim) -> str:

@@ -101,7 +101,7 @@ def test_import_10k_users_and_groups_then_export_round_trip(scim: Scim, tmp_path
     other = f"{scim.tenant_id}-copy"
     reimport = tmp_path / "export.jsonl"
     reimport.write_bytes(exported.stdout_bytes)
-    assert cli(scim, "import", str(reimport), tenant=other).exit_code == 0
+    assert cli(scim, "import", "--create-tenant", str(reimport), tenant=other).exit_code == 0
     again = cli(scim, "export", tenant=other)
     assert without_meta(again.stdout_bytes) == without_meta(exported.stdout_bytes)
 

@@ -71,12 +71,15 @@ def worker_files(server: LiveServer) -> set[str]:
 
 
 @pytest.fixture
-def server(database_url: str, tenant_id: str) -> Iterator[LiveServer]:
-    with live_server(database_url, tenant_id, workers=2) as live:
+def server(fresh_database_url: str, tenant_id: str) -> Iterator[LiveServer]:
+    """On a database of its own: the outbox gauges are global, and other tests' webhooks lag."""
+    with live_server(fresh_database_url, tenant_id, workers=2) as live:
         yield live
 
 
-def test_one_scrape_covers_both_workers_with_route_templates(server: LiveServer, database_url: str) -> None:
+def test_one_scrape_covers_both_workers_with_route_templates(
+    server: LiveServer, fresh_database_url: str
+) -> None:
     created = httpx.post(f"{server.base_url}/Users", headers=server.headers, json={"userName": "m1"})
     assert created.status_code == 201
     user_id = created.json()["id"]
@@ -87,7 +90,7 @@ def test_one_scrape_covers_both_workers_with_route_templates(server: LiveServer,
     assert httpx.get(server.base_url + missing, headers=server.headers).status_code == 404
     assert httpx.get(f"{server.base_url}/Nothing/{user_id}", headers=server.headers).status_code == 404
     assert len(worker_files(server)) == 2  # both workers served requests
-    headers = admin_headers(database_url)
+    headers = admin_headers(fresh_database_url)
     by_id = '{method="GET",route="/scim/v2/Users/{id}",status="200"}'
     settled(lambda: scrape(server, headers), "provisor_http_requests_total", by_id, REQUESTS)
     for _ in range(6):  # each scrape is answered by either worker, and each reports both
@@ -105,12 +108,12 @@ def test_one_scrape_covers_both_workers_with_route_templates(server: LiveServer,
     assert samples(text, "provisor_outbox_lag_events") == {"": 0.0}  # no webhooks
 
 
-def test_metrics_need_an_admin_token_on_the_main_port(server: LiveServer, database_url: str) -> None:
+def test_metrics_need_an_admin_token_on_the_main_port(server: LiveServer, fresh_database_url: str) -> None:
     url = server.base_url.replace("/scim/v2", "/metrics")
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer nonsense"}).status_code == 401
     assert httpx.get(url, headers=server.headers).status_code == 401  # a SCIM token is not enough
-    assert httpx.get(url, headers=admin_headers(database_url)).status_code == 200
+    assert httpx.get(url, headers=admin_headers(fresh_database_url)).status_code == 200
 
 
 def test_separate_address_without_auth_and_none_on_main_port(database_url: str, tenant_id: str) -> None:

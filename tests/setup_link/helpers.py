@@ -39,8 +39,10 @@ def create_link(database_url: str, tenant: str, root: str, expires_in: str = "7d
 
 
 def scim_token(database_url: str, tenant: str, name: str) -> str:
-    """`provisor token create` (a process: no event loop is needed in the test's thread)."""
-    done = cli("token", "create", "--tenant", tenant, "--name", name, database_url=database_url)
+    """`provisor token create --create-tenant` (a process: no event loop is needed in the test's thread)."""
+    done = cli(
+        "token", "create", "--tenant", tenant, "--create-tenant", "--name", name, database_url=database_url
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
