@@ -3,8 +3,14 @@ deleted resource out of SCIM for `tombstone_days`, restores its id on a matching
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import select, update
@@ -14,10 +20,15 @@ from provisor.storage.tables import events, tombstones
 from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.tenant_settings import parse_assignments
+from tests.live.server import live_server
 from tests.scim_client import GROUP_URN, USER_URN, Scim, assert_error, mint_token, run_db
 
 
 def _events(scim: Scim) -> list[tuple[str, str, str, int | None, Any]]:
+    return _events_of(scim.database_url, scim.tenant_id)
+
+
+def _events_of(database_url: str, tenant_id: str) -> list[tuple[str, str, str, int | None, Any]]:
     """(op, resource type, resource id, version, payload) of the tenant's events, in order."""
 
     async def work(engine: Any) -> list[tuple[str, str, str, int | None, Any]]:
@@ -30,12 +41,12 @@ def _events(scim: Scim) -> list[tuple[str, str, str, int | None, Any]]:
                     events.c.version,
                     events.c.payload,
                 )
-                .where(events.c.tenant_id == scim.tenant_id)
+                .where(events.c.tenant_id == tenant_id)
                 .order_by(events.c.seq)
             )
             return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
-    result: list[tuple[str, str, str, int | None, Any]] = run_db(scim.database_url, work)
+    result: list[tuple[str, str, str, int | None, Any]] = run_db(database_url, work)
     return result
 
 
@@ -299,3 +310,48 @@ def test_settings_are_validated(pair: str, problem: str) -> None:
         "delete_policy": "tombstone",
         "tombstone_days": 90,
     }
+
+
+def test_over_a_real_server_restore_and_background_purge(database_url: str, tenant_id: str) -> None:
+    """`provisor serve`: settings by the CLI as docs/delete-policy.md prints them; the serving
+    process's background loop purges what expired (its first pass runs at start)."""
+    mint_token(database_url, tenant_id)
+    provisor = Path(sys.executable).with_name("provisor")
+    subprocess.run(
+        [str(provisor), "tenant", "set", tenant_id, "delete_policy=tombstone", "tombstone_days=30"],
+        env={**os.environ, "PROVISOR_DATABASE_URL": database_url},
+        check=True,
+        capture_output=True,
+    )
+    with live_server(database_url, tenant_id) as server, httpx.Client(headers=server.headers) as http:
+        ids = {}
+        for name in ("kept", "expired"):
+            made = http.post(f"{server.base_url}/Users", json=_user(name, externalId=f"ext-{name}"))
+            assert made.status_code == 201
+            ids[name] = made.json()["id"]
+            assert http.delete(f"{server.base_url}/Users/{ids[name]}").status_code == 204
+            assert http.get(f"{server.base_url}/Users/{ids[name]}").status_code == 404
+
+    async def expire(engine: Any) -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(
+                update(tombstones).where(tombstones.c.id == ids["expired"]).values(purge_after=now())
+            )
+
+    run_db(database_url, expire)
+    with live_server(database_url, tenant_id) as server, httpx.Client(headers=server.headers) as http:
+        deadline = time.monotonic() + 20
+        while not any(op == "purged" for op, *_ in _events_of(database_url, tenant_id)):
+            assert time.monotonic() < deadline, "the expired tombstone was not purged"
+            time.sleep(0.1)
+        kept = http.post(f"{server.base_url}/Users", json=_user("kept", externalId="ext-kept"))
+        assert kept.status_code == 201 and kept.json()["id"] == ids["kept"]
+        assert kept.headers["location"] == f"{server.base_url}/Users/{ids['kept']}"
+        fresh = http.post(f"{server.base_url}/Users", json=_user("expired", externalId="ext-expired"))
+        assert fresh.status_code == 201 and fresh.json()["id"] != ids["expired"]
+    ops = [(op, rid) for op, _, rid, _, _ in _events_of(database_url, tenant_id)]
+    assert ops[-3:] == [
+        ("purged", ids["expired"]),
+        ("restored", ids["kept"]),
+        ("created", fresh.json()["id"]),
+    ]
