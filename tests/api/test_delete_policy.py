@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from provisor.clock import now
+from provisor.events.model import Event, parse_ops
+from provisor.events.webhooks import set_claims
 from provisor.storage.tables import events, tombstones
 from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import read_transaction, write_transaction
@@ -355,3 +357,16 @@ def test_over_a_real_server_restore_and_background_purge(database_url: str, tena
         ("restored", ids["kept"]),
         ("created", fresh.json()["id"]),
     ]
+
+
+def test_restored_and_purged_are_event_ops_with_set_uris() -> None:
+    assert parse_ops("Restored,purged") == ["restored", "purged"]
+    restored = Event(
+        7, "acme", "2026-12-05T10:00:00.000000Z", "User", "u1", "restored", 3, None, {"id": "u1"}
+    )
+    claims = set_claims(restored, "aud")["events"]
+    assert claims == {
+        "urn:ietf:params:scim:event:prov:create:full": {"data": {"id": "u1"}, "version": 'W/"3"'}
+    }
+    purged = Event(8, "acme", "2026-12-05T10:00:00.000000Z", "User", "u1", "purged", 3, None, None)
+    assert set_claims(purged, "aud")["events"] == {"urn:provisor:event:purged": {"version": 'W/"3"'}}
