@@ -4,6 +4,7 @@ deleted resource out of SCIM for `tombstone_days`, restores its id on a matching
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -351,8 +352,24 @@ def test_over_a_real_server_restore_and_background_purge(database_url: str, tena
         assert kept.headers["location"] == f"{server.base_url}/Users/{ids['kept']}"
         fresh = http.post(f"{server.base_url}/Users", json=_user("expired", externalId="ext-expired"))
         assert fresh.status_code == 201 and fresh.json()["id"] != ids["expired"]
+        gone = http.post(f"{server.base_url}/Users", json=_user("gone", externalId="ext-gone")).json()["id"]
+        assert http.delete(f"{server.base_url}/Users/{gone}").status_code == 204
+        # The console's users page and `provisor export` skip the tombstone.
+        root = server.base_url.removesuffix("/scim/v2")
+        with httpx.Client(base_url=root) as console:
+            admin = mint_token(database_url, None, kind="admin")
+            assert console.post("/console/login", data={"token": admin}).status_code == 303
+            page = console.get("/console/users", params={"tenant": tenant_id}).text
+        listed = set(re.findall(r"/console/users/[^/]+/([0-9a-f-]{36})", page))
+        assert listed == {ids["kept"], fresh.json()["id"]}
+        exported = subprocess.run(
+            [str(provisor), "export", "--tenant", tenant_id, "--database-url", database_url],
+            check=True,
+            capture_output=True,
+        ).stdout.splitlines()
+        assert {orjson.loads(line)["id"] for line in exported} == {ids["kept"], fresh.json()["id"]}
     ops = [(op, rid) for op, _, rid, _, _ in _events_of(database_url, tenant_id)]
-    assert ops[-3:] == [
+    assert ops[-5:-2] == [
         ("purged", ids["expired"]),
         ("restored", ids["kept"]),
         ("created", fresh.json()["id"]),
