@@ -21,7 +21,7 @@ from provisor.storage import resources as store
 from provisor.storage import tombstones as tomb_store
 from provisor.storage.indexing import MAX_INDEXED_LENGTH, normalise
 from provisor.storage.resources import StoredResource
-from provisor.storage.transactions import write_transaction
+from provisor.storage.transactions import read_transaction, write_transaction
 
 if TYPE_CHECKING:
     from provisor.service.resources import Projection, ResourceService
@@ -82,15 +82,18 @@ async def restore(
     if external_id is None and name_norm is None:
         return None
     at = now()
+    keys: dict[str, Any] = {
+        "tenant_id": ctx.tenant_id,
+        "resource_type": service.rt.name,
+        "external_id": external_id,
+        "name_norm": None if external_id is not None else name_norm,
+        "at": at,
+    }
+    async with read_transaction(service.engine) as conn:
+        if not await tomb_store.has_match(conn, **keys):
+            return None
     async with write_transaction(service.engine) as conn:
-        found = await tomb_store.take_match(
-            conn,
-            tenant_id=ctx.tenant_id,
-            resource_type=service.rt.name,
-            external_id=external_id,
-            name_norm=None if external_id is not None else name_norm,
-            at=at,
-        )
+        found = await tomb_store.take_match(conn, **keys)
         if found is None:
             return None
         stored = await store.insert_resource(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
@@ -71,6 +71,44 @@ async def bury(
     )
 
 
+def _match(
+    tenant_id: str, resource_type: str, external_id: str | None, name_norm: str | None, at: str
+) -> Select[Any] | None:
+    """The newest unexpired tombstone by `external_id` when given, else by `name_norm` (indexed)."""
+    if external_id is not None:
+        key = tombstones.c.external_id == external_id
+    elif name_norm is not None:
+        key = tombstones.c.name_norm == name_norm
+    else:
+        return None
+    return (
+        select(*_COLUMNS)
+        .where(
+            tombstones.c.tenant_id == tenant_id,
+            tombstones.c.resource_type == resource_type,
+            key,
+            tombstones.c.purge_after > at,
+        )
+        .order_by(tombstones.c.deleted_at.desc())
+        .limit(1)
+    )
+
+
+async def has_match(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    resource_type: str,
+    external_id: str | None,
+    name_norm: str | None,
+    at: str,
+) -> bool:
+    """Whether `take_match` would find one: a read, so that a POST with nothing to restore does not
+    take the writer (SQLite) for it."""
+    query = _match(tenant_id, resource_type, external_id, name_norm, at)
+    return query is not None and (await conn.execute(query)).first() is not None
+
+
 async def take_match(
     conn: AsyncConnection,
     *,
@@ -83,23 +121,9 @@ async def take_match(
     """Remove and return the newest unexpired tombstone matching `external_id` (when given) or else
     `name_norm`; None when there is none. Two concurrent POSTs of the same account: the row lock
     (PostgreSQL) or the single writer (SQLite) lets one restore it, the other sees none."""
-    if external_id is not None:
-        key = and_(tombstones.c.external_id == external_id)
-    elif name_norm is not None:
-        key = and_(tombstones.c.name_norm == name_norm)
-    else:
+    query = _match(tenant_id, resource_type, external_id, name_norm, at)
+    if query is None:
         return None
-    query = (
-        select(*_COLUMNS)
-        .where(
-            tombstones.c.tenant_id == tenant_id,
-            tombstones.c.resource_type == resource_type,
-            key,
-            tombstones.c.purge_after > at,
-        )
-        .order_by(tombstones.c.deleted_at.desc())
-        .limit(1)
-    )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
