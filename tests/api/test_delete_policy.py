@@ -215,6 +215,9 @@ def test_post_with_the_same_user_name_and_no_external_id_restores(scim: Scim) ->
     )
     assert back.status_code == 201 and back.json()["id"] == eng["id"]
     assert [m["value"] for m in scim.get(f"/Groups/{eng['id']}").json()["members"]] == [ada["id"]]
+    last = [(op, rid, payload) for op, _, rid, _, payload in _events(scim)][-2:]
+    assert [(op, rid) for op, rid, _ in last] == [("restored", eng["id"]), ("member_added", eng["id"])]
+    assert last[1][2] == {"members": [ada["id"]]}
 
 
 def test_a_different_external_id_does_not_restore(scim: Scim) -> None:
