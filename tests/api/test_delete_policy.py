@@ -23,7 +23,7 @@ from provisor.storage.tables import events, tombstones
 from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.tenant_settings import parse_assignments
-from tests.live.server import live_server
+from tests.live.server import free_port, live_server
 from tests.scim_client import GROUP_URN, USER_URN, Scim, assert_error, mint_token, run_db
 
 
@@ -390,3 +390,29 @@ def test_restored_and_purged_are_event_ops_with_set_uris() -> None:
     }
     purged = Event(8, "acme", "2026-12-05T10:00:00.000000Z", "User", "u1", "purged", 3, None, None)
     assert set_claims(purged, "aud")["events"] == {"urn:provisor:event:purged": {"version": 'W/"3"'}}
+
+
+def test_the_worked_example_runs_as_printed(tmp_path: Path) -> None:
+    """docs/delete-policy.md's shell blocks, in order, on a fresh SQLite directory (the port is
+    swapped for a free one so parallel runs do not collide; nothing else changes)."""
+    doc = (Path(__file__).parents[2] / "docs" / "delete-policy.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, re.S)
+    example = "\n".join(blocks[1:])  # the first block is the one-line setting, repeated in the example
+    assert "provisor serve --port 8765 &" in example
+    script = "set -e\n" + example.replace("8765", str(free_port())) + "\nkill %1\nwait\n"
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISOR_")}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    env["PROVISOR_LOG_LEVEL"] = "warning"
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "204\n404\n" in out
+    assert "HTTP/1.1 201 Created" in out and 'etag: W/"2"' in out
+    location = re.search(r"location: \S+/Users/([0-9a-f-]{36})", out)
+    assert location is not None
+    rows = [line.split() for line in out.splitlines()]
+    tail = [(row[4], row[5]) for row in rows if len(row) >= 6 and row[0].isdigit()]  # `events tail`
+    assert tail == [(op, location.group(1)) for op in ("created", "deleted", "restored")]
