@@ -3,6 +3,7 @@ deleted resource out of SCIM for `tombstone_days`, restores its id on a matching
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy import select, update
 from provisor.clock import now
 from provisor.events.model import Event, parse_ops
 from provisor.events.webhooks import set_claims
+from provisor.storage.engine import create_engine
 from provisor.storage.tables import events, tombstones
 from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import read_transaction, write_transaction
@@ -416,3 +418,25 @@ def test_the_worked_example_runs_as_printed(tmp_path: Path) -> None:
     rows = [line.split() for line in out.splitlines()]
     tail = [(row[4], row[5]) for row in rows if len(row) >= 6 and row[0].isdigit()]  # `events tail`
     assert tail == [(op, location.group(1)) for op in ("created", "deleted", "restored")]
+
+
+def test_concurrent_purges_record_each_tombstone_once(scim: Scim) -> None:
+    """Every serving process runs the purge loop: two at once must not both record a `purged`."""
+    scim.settings(delete_policy="tombstone")
+    ids = [scim.create_user(f"c{i}")["id"] for i in range(20)]
+    for rid in ids:
+        assert scim.delete(f"/Users/{rid}").status_code == 204
+    _age_tombstones(scim)
+
+    async def work(engine: Any) -> list[int]:
+        other = create_engine(scim.database_url)
+        try:
+            counts = await asyncio.gather(purge_expired(engine, batch=3), purge_expired(other, batch=3))
+        finally:
+            await other.dispose()
+        return list(counts)
+
+    counts = run_db(scim.database_url, work)
+    assert sum(counts) == 20
+    purged = sorted(rid for op, _, rid, _, _ in _events(scim) if op == "purged")
+    assert purged == sorted(ids) and _tombstone_ids(scim) == []

@@ -137,9 +137,10 @@ async def take_match(
     return Tombstone(row[0], row[1], row[2], row[3], row[4], row[5], list(row[6] or []))
 
 
-async def purge_due(conn: AsyncConnection, at: str, limit: int) -> int:
+async def purge_due(conn: AsyncConnection, at: str, limit: int) -> tuple[int, int]:
     """Delete up to `limit` tombstones whose retention ended before `at`, each with a `purged`
-    event in this transaction; returns how many (fewer than `limit`: nothing more is due)."""
+    event in this transaction; returns how many were due (fewer than `limit`: nothing more is)
+    and how many this call purged."""
     due = (
         await conn.execute(
             select(tombstones.c.tenant_id, tombstones.c.id, tombstones.c.resource_type, tombstones.c.version)
@@ -148,10 +149,13 @@ async def purge_due(conn: AsyncConnection, at: str, limit: int) -> int:
             .limit(limit)
         )
     ).all()
+    purged = 0
     for tenant_id, resource_id, resource_type, version in due:
-        await conn.execute(
+        removed = await conn.execute(
             delete(tombstones).where(tombstones.c.tenant_id == tenant_id, tombstones.c.id == resource_id)
         )
+        if not removed.rowcount:  # another serving process purged (or a POST restored) it meanwhile
+            continue
         await append_event(
             conn,
             tenant_id=tenant_id,
@@ -163,7 +167,8 @@ async def purge_due(conn: AsyncConnection, at: str, limit: int) -> int:
             actor=None,
             payload=None,
         )
-    return len(due)
+        purged += 1
+    return len(due), purged
 
 
 async def purge_expired(engine: AsyncEngine, at: str | None = None, *, batch: int = PURGE_BATCH) -> int:
@@ -172,9 +177,9 @@ async def purge_expired(engine: AsyncEngine, at: str | None = None, *, batch: in
     total = 0
     while True:
         async with write_transaction(engine) as conn:
-            done = await purge_due(conn, at, batch)
-        total += done
-        if done < batch:
+            due, purged = await purge_due(conn, at, batch)
+        total += purged
+        if due < batch:
             return total
 
 
