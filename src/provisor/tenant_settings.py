@@ -46,6 +46,25 @@ def _log_mode(value: Any) -> str:
     return str(value)
 
 
+#: What DELETE does (docs/delete-policy.md): remove at once, or keep a restorable tombstone.
+DELETE_POLICIES = ("hard", "tombstone")
+#: Longest tombstone retention: ten years, far beyond any IdP's re-provisioning window.
+MAX_TOMBSTONE_DAYS = 3650
+
+
+def _delete_policy(value: Any) -> str:
+    if value not in DELETE_POLICIES:
+        raise ValueError(f"must be one of {', '.join(DELETE_POLICIES)}")
+    return str(value)
+
+
+def _tombstone_days(value: Any) -> int:
+    days = _positive_int(value)
+    if days > MAX_TOMBSTONE_DAYS:
+        raise ValueError(f"must be at most {MAX_TOMBSTONE_DAYS}")
+    return days
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "strict_patch": _boolean,
     "allow_duplicate_group_names": _boolean,
@@ -59,6 +78,8 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "rate_limit_burst": _burst,
     "request_log": _log_mode,
     "deprovision_ack_threshold_seconds": _positive_int,
+    "delete_policy": _delete_policy,
+    "tombstone_days": _tombstone_days,
 }
 
 

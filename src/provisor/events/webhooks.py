@@ -32,6 +32,7 @@ from provisor.events.wakeup import WAKE_GAP, Wakeup
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
 from provisor.storage.faults import OutageLog
+from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 from provisor.telemetry.metrics import WEBHOOK_DELIVERIES
 
@@ -46,6 +47,8 @@ SET_EVENT_URIS = {
     "deactivated": "urn:ietf:params:scim:event:prov:deactivate",
     "member_added": "urn:ietf:params:scim:event:prov:patch:full",
     "member_removed": "urn:ietf:params:scim:event:prov:patch:full",
+    # A restore brings the resource back under its old id: to a receiver, a create (with data).
+    "restored": "urn:ietf:params:scim:event:prov:create:full",
 }
 SET_CONTENT_TYPE = "application/secevent+jwt"
 SET_ISSUER = "provisor"
@@ -67,6 +70,8 @@ class WorkerConfig:
     #: Prune events older than this (seconds); None keeps them forever.
     retention_seconds: float | None = None
     prune_interval: float = 3600.0
+    #: Expired tombstones are purged at most this often (seconds).
+    tombstone_purge_interval: float = 600.0
     #: Woken passes start at most this often (events/wakeup.py).
     wake_gap: float = WAKE_GAP
 
@@ -101,7 +106,7 @@ def set_claims(
             "schemas": [_PATCH_OP],
             "Operations": [{"op": op, "path": "members", "value": values}],
         }
-    elif event.op in ("created", "updated") and event.payload is not None:
+    elif event.op in ("created", "updated", "restored") and event.payload is not None:
         payload["data"] = event.payload
     # delete, activate and deactivate carry no "data" (RFC 9967 sections 2.4.4 - 2.4.6).
     if event.version is not None and event.op != "deleted":
@@ -158,6 +163,7 @@ class WebhookWorker:
         #: Whether the last pass found any webhook; until one exists a wake-up would be a wasted pass.
         self._has_webhooks = True
         self._last_prune = -math.inf  # the first pass prunes at once
+        self._last_purge = -math.inf
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -192,6 +198,7 @@ class WebhookWorker:
                 try:
                     busy = await self.run_once(client)
                     await self.maybe_prune()
+                    await self.maybe_purge_tombstones()
                     outage.succeeded()
                 except Exception as exc:
                     outage.failed(exc)
@@ -280,6 +287,17 @@ class WebhookWorker:
             "; giving up" if retry_in is None else f"; retrying in {retry_in:.1f}s",
         )
         return False
+
+    async def maybe_purge_tombstones(self) -> int | None:
+        """Purge expired tombstones (docs/delete-policy.md) if `tombstone_purge_interval` has passed
+        since the last purge; returns how many were purged, None if not due."""
+        if time.monotonic() - self._last_purge < self.config.tombstone_purge_interval:
+            return None
+        self._last_purge = time.monotonic()
+        purged = await purge_expired(self.engine)
+        if purged:
+            log.info("purged %d expired tombstones", purged)
+        return purged
 
     async def maybe_prune(self) -> int | None:
         """Prune events older than the retention if `prune_interval` has passed since the last

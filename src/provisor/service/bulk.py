@@ -28,6 +28,7 @@ from provisor.service.batch import PreparedCreate, prepare_create
 from provisor.service.context import RequestContext
 from provisor.service.render import etag, location
 from provisor.service.resources import Projection, ResourceService
+from provisor.service.tombstones import tombstoning
 from provisor.storage.faults import database_fault
 from provisor.storage.resources import StoredResource
 
@@ -215,7 +216,8 @@ class BulkJob:
         self.pending_ids = set()
         if not pending:
             return
-        if len(pending) > 1:
+        # Under the tombstone policy each POST may be a restore (service/tombstones.py): one by one.
+        if len(pending) > 1 and not tombstoning(self.ctx):
             service = self.services[pending[0].op.segment]
             try:
                 stored = await service.create_many(self.ctx, [p.prepared for p in pending])

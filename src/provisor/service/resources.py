@@ -41,6 +41,7 @@ from provisor.service.cursor import Cursor, keyset_condition
 from provisor.service.cursor import signature as cursor_signature
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
+from provisor.service.tombstones import bury, restore, tombstoning
 from provisor.storage import resources as store
 from provisor.storage.indexing import index_rows
 from provisor.storage.outbox import append_event
@@ -224,7 +225,8 @@ class ResourceService:
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
         secrets = self.write_only.in_body(body)
-        stored, out = await self._create(ctx, body, projection)
+        restored = await restore(self, ctx, body, projection) if tombstoning(ctx) else None
+        stored, out = restored if restored is not None else await self._create(ctx, body, projection)
         await self.deliver_write_only(ctx, stored.id, secrets)
         return stored, out
 
@@ -492,6 +494,8 @@ class ResourceService:
         async with write_transaction(self.engine) as conn:
             current = await self._current(conn, ctx, resource_id)
             check_if_match(if_match, current.version)
+            # Under the tombstone policy the resource is kept aside first (with the groups it is in).
+            payload = await bury(self, conn, ctx, current, at) if tombstoning(ctx) else None
             await self.before_delete(conn, ctx, resource_id)
             await store.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
             await append_event(
@@ -503,7 +507,7 @@ class ResourceService:
                 op="deleted",
                 version=current.version,
                 actor=ctx.actor,
-                payload=None,
+                payload=payload,
             )
 
     # ---- queries --------------------------------------------------------------------------------

@@ -200,7 +200,11 @@ async def insert_resource(
     at: str,
     doc: dict[str, Any],
     index: Iterable[IndexRow],
+    version: int = 1,
+    created: str | None = None,
 ) -> StoredResource:
+    """A new resource row (`version` and `created` differ from 1 and `at` for a restored one)."""
+    created = at if created is None else created
     await execute(
         conn,
         _INSERT,
@@ -208,14 +212,14 @@ async def insert_resource(
             "tenant_id": tenant_id,
             "id": resource_id,
             "resource_type": resource_type,
-            "version": 1,
-            "created": at,
+            "version": version,
+            "created": created,
             "last_modified": at,
             "doc": doc,
         },
     )
     await _write_index(conn, tenant_id, resource_type, resource_id, index)
-    return StoredResource(resource_id, resource_type, 1, at, at, doc)
+    return StoredResource(resource_id, resource_type, version, created, at, doc)
 
 
 #: PostgreSQL: a whole create (the resource, its index rows, its outbox event) as one statement.

@@ -63,7 +63,8 @@ resources = Table(
     Column("version", Integer, nullable=False),
     Column("created", TIMESTAMP, nullable=False),
     Column("last_modified", TIMESTAMP, nullable=False),
-    Column("deleted_at", TIMESTAMP, nullable=True),  # reserved for tombstones; DELETE removes the row
+    #: Unused: DELETE removes the row; a tombstone is a row of `tombstones` (docs/delete-policy.md).
+    Column("deleted_at", TIMESTAMP, nullable=True),
     Column("doc", JsonDoc, nullable=False),
     #: False for accounts loaded by `provisor import` until an IdP's POST adopts them (docs/bulk.md).
     Column("managed", Boolean, nullable=False, server_default=text("true")),
@@ -103,6 +104,32 @@ attribute_index = Table(
         sqlite_where=text("is_unique"),
         postgresql_where=text("is_unique"),
     ),
+)
+
+#: Resources deleted under the tenant's `tombstone` delete policy (docs/delete-policy.md), kept
+#: until `purge_after` so that a later POST of the same account restores the same id. Out of
+#: `resources` on purpose: no read path (by id, lists, filters, members, snapshot, export, console)
+#: can see a tombstone, and none of their statements or plans change. `external_id` (exact) and
+#: `name_norm` (userName, or a group's displayName, as `attribute_index` normalises it) are the keys
+#: a POST is matched on; `groups` the ids of the groups that contained it when it was deleted.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    Column("deleted_at", TIMESTAMP, nullable=False),
+    Column("purge_after", TIMESTAMP, nullable=False),
+    Column("external_id", Text, nullable=True),
+    Column("name_norm", Text, nullable=True),
+    Column("doc", JsonDoc, nullable=False),
+    Column("groups", JsonDoc, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    Index("ix_tombstones_external", "tenant_id", "resource_type", "external_id"),
+    Index("ix_tombstones_name", "tenant_id", "resource_type", "name_norm"),
+    Index("ix_tombstones_purge", "purge_after"),
 )
 
 #: Group membership as rows: adding or removing one member costs the same at any group size.
