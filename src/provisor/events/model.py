@@ -54,7 +54,10 @@ class Event:
 
 
 #: Every `op` an event can carry: the vocabulary of webhook `--events` and the feed's `op=`.
-OPS = ("created", "updated", "deleted", "activated", "deactivated", "member_added", "member_removed")
+OPS = (
+    "created", "updated", "deleted", "activated", "deactivated", "member_added", "member_removed",
+    "role_granted", "role_revoked",
+)  # fmt: skip
 #: Resource types of events; the endpoint plurals `Users` / `Groups` are accepted as aliases.
 RESOURCE_TYPES = ("User", "Group")
 _TYPE_ALIASES = {name.lower(): name for name in RESOURCE_TYPES} | {

@@ -46,6 +46,9 @@ SET_EVENT_URIS = {
     "deactivated": "urn:ietf:params:scim:event:prov:deactivate",
     "member_added": "urn:ietf:params:scim:event:prov:patch:full",
     "member_removed": "urn:ietf:params:scim:event:prov:patch:full",
+    # Not SCIM provisioning events (no RFC 9967 URI): a change of the user's application roles.
+    "role_granted": "urn:provisor:event:role:granted",
+    "role_revoked": "urn:provisor:event:role:revoked",
 }
 SET_CONTENT_TYPE = "application/secevent+jwt"
 SET_ISSUER = "provisor"
@@ -101,7 +104,7 @@ def set_claims(
             "schemas": [_PATCH_OP],
             "Operations": [{"op": op, "path": "members", "value": values}],
         }
-    elif event.op in ("created", "updated") and event.payload is not None:
+    elif event.op in ("created", "updated", "role_granted", "role_revoked") and event.payload is not None:
         payload["data"] = event.payload
     # delete, activate and deactivate carry no "data" (RFC 9967 sections 2.4.4 - 2.4.6).
     if event.version is not None and event.op != "deleted":
