@@ -304,7 +304,7 @@ async def change_mapping(
                 )  # fmt: skip
                 await store.create_job(conn, job)
                 if total <= batch:
-                    job = await _step(conn, job, batch, actor)
+                    job = await _step(conn, job, total + 1, actor)
                 jobs.append(job)
     return MapResult(changed, mapping, jobs)
 
