@@ -24,7 +24,7 @@ from provisor.errors import invalid_value, not_found
 from provisor.service.context import RequestContext
 from provisor.storage import members as member_store
 from provisor.storage import roles as store
-from provisor.storage.outbox import append_event
+from provisor.storage.batch import append_events
 from provisor.storage.roles import Mapping, RoleJob
 from provisor.storage.tenants import get_settings, tenant_exists
 from provisor.storage.transactions import read_transaction, write_transaction
@@ -110,26 +110,28 @@ async def _emit(
     """`role_granted` / `role_revoked` for every difference; the group named is `cause` when it
     is among the groups that granted (or had granted) the role. The number of events."""
     at = now()
-    count = 0
+    rows: list[dict[str, Any]] = []
     for user in sorted(set(before) | set(after)):
         was, now_ = before.get(user, {}), after.get(user, {})
         changes = [("role_granted", r, now_[r]) for r in sorted(set(now_) - set(was))]
         changes += [("role_revoked", r, was[r]) for r in sorted(set(was) - set(now_))]
         for op, role, groups in changes:
             group = cause if cause in groups else min(groups)
-            await append_event(
-                conn,
-                tenant_id=ctx.tenant_id,
-                at=at,
-                resource_type="User",
-                resource_id=user,
-                op=op,
-                version=None,
-                actor=ctx.actor,
-                payload={"role": role, "group": group},
+            rows.append(
+                {
+                    "tenant_id": ctx.tenant_id,
+                    "at": at,
+                    "resource_type": "User",
+                    "resource_id": user,
+                    "op": op,
+                    "version": None,
+                    "actor": ctx.actor,
+                    "payload": {"role": role, "group": group},
+                }
             )
-            count += 1
-    return count
+    if rows:  # one multi-row statement: a batch of a map job records up to a thousand
+        await append_events(conn, rows)
+    return len(rows)
 
 
 async def users_under(conn: AsyncConnection, ctx: RequestContext, member_ids: Iterable[str]) -> list[str]:
