@@ -295,3 +295,26 @@ def test_background_job_resumes_after_a_crash(database_url: str, tenant_id: str)
         assert all(app.roles(u) == {"reader": [group]} for u in users)
     finally:
         restarted.close()
+
+
+def test_concurrent_removals_from_two_granting_groups_revoke_once(app: App) -> None:
+    """Leaving both groups that grant a role at the same moment: exactly one `role_revoked`
+    (each change computes the user's roles after the other has committed, not beside it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [app.user(f"u{i}") for i in range(6)]
+    first, second = app.group("first", users), app.group("second", users)
+    app.map(first, "editor")
+    app.map(second, "editor")
+    assert len(app.new_events()) == len(users)  # one grant each, from the first mapping
+
+    def remove(pair: tuple[str, str]) -> None:
+        group_id, user = pair
+        app.remove(group_id, user)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for user in users:
+            list(pool.map(remove, [(first, user), (second, user)]))
+    revoked = app.new_events()
+    assert sorted(e[1] for e in revoked) == sorted(users), revoked
+    assert {e[0] for e in revoked} == {"role_revoked"}

@@ -166,6 +166,7 @@ async def membership_changed(
     if not mappings:
         return
     users = await users_under(conn, ctx, [*added, *removed])
+    await store.lock_users(conn, ctx.tenant_id, users)
     after = await roles_of(conn, ctx, users, View(mappings))
     before_view = View(
         mappings, hidden={(group_id, m) for m in added}, extra={(group_id, m) for m in removed}
@@ -190,6 +191,7 @@ async def group_renamed(
     if not any(m.kind == "name" and m.group_ref in (old_l, new_l) for m in mappings):
         return
     users = await _users_of_group(conn, ctx, group_id)
+    await store.lock_users(conn, ctx.tenant_id, users)
     after = await roles_of(conn, ctx, users, View(mappings))
     before = await roles_of(conn, ctx, users, View(mappings, names={group_id: old_l}))
     await _emit(conn, ctx, before, after, group_id)
@@ -201,6 +203,7 @@ async def group_deleting(conn: AsyncConnection, ctx: RequestContext, group_id: s
     if not mappings:
         return
     users = await _users_of_group(conn, ctx, group_id)
+    await store.lock_users(conn, ctx.tenant_id, users)
     before = await roles_of(conn, ctx, users, View(mappings))
     after = await roles_of(conn, ctx, users, View(mappings, gone={group_id}))
     await _emit(conn, ctx, before, after, group_id)
@@ -321,6 +324,7 @@ async def _step(conn: AsyncConnection, job: RoleJob, batch: int, actor: str | No
         with_it = View([*[m for m in current if m != mapping], mapping])
         without = View([m for m in current if m != mapping])
         users = await users_under(conn, ctx, [m for m, _ in rows])
+        await store.lock_users(conn, job.tenant_id, users)
         granted, bare = await roles_of(conn, ctx, users, with_it), await roles_of(conn, ctx, users, without)
         before, after = (bare, granted) if job.action == "map" else (granted, bare)
         await _emit(conn, ctx, before, after, job.group_id)

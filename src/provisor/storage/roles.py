@@ -137,6 +137,22 @@ async def resource_type_of(conn: AsyncConnection, tenant_id: str, resource_id: s
     return None if found is None else str(found[0])
 
 
+async def lock_users(conn: AsyncConnection, tenant_id: str, user_ids: Sequence[str]) -> None:
+    """PostgreSQL: lock the users' rows, in id order (no deadlock between two such lockers), so
+    that two transactions changing one user's groups compute its roles one after the other, the
+    second seeing the first's committed rows. SQLite's writers are serialised already."""
+    if conn.dialect.name != "postgresql" or not user_ids:
+        return
+    ids = sorted(set(user_ids))
+    for start in range(0, len(ids), 1000):
+        await conn.execute(
+            select(resources.c.id)
+            .where(resources.c.tenant_id == tenant_id, resources.c.id.in_(ids[start : start + 1000]))
+            .order_by(resources.c.id)
+            .with_for_update()
+        )
+
+
 async def members_after(
     conn: AsyncConnection, tenant_id: str, group_id: str, after: str | None, limit: int
 ) -> list[tuple[str, str]]:
