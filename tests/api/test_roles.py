@@ -221,6 +221,9 @@ def test_bad_requests_and_unknown_tenant(app: App) -> None:
     assert app.admin.put("/roles", params=params).status_code == 404
     assert app.admin.get("/roles", params={"tenant": "no-such-tenant"}).status_code == 404
     assert app.admin.put("/roles", params={"tenant": app.tenant_id, "group": "x"}).status_code == 400
+    for group, role in (("g" * 501, "r"), ("g", "r" * 201), (" ", "r")):
+        bad = app.admin.put("/roles", params={"tenant": app.tenant_id, "group": group, "role": role})
+        assert bad.status_code == 400, bad.text
     assert app.admin.get("/users/nope/roles", params={"tenant": app.tenant_id}).status_code == 404
     assert app.admin.get("/roles", params={"tenant": app.tenant_id}).json() == {"mappings": []}
 

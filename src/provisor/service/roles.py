@@ -32,6 +32,7 @@ from provisor.storage.transactions import read_transaction, write_transaction
 #: Members per background batch: one transaction each.
 DEFAULT_BATCH = 1000
 MAX_ROLE_LENGTH = 200
+MAX_GROUP_LENGTH = 500
 
 Roles = dict[str, set[str]]  # role -> the groups that grant it
 
@@ -250,8 +251,8 @@ async def _require_tenant(conn: AsyncConnection, tenant_id: str) -> None:
 
 
 def _check(group: str, role: str) -> None:
-    if not group.strip():
-        raise invalid_value("the group is empty: give a group id or displayName")
+    if not group.strip() or len(group) > MAX_GROUP_LENGTH:
+        raise invalid_value(f"a group is its id or displayName, 1-{MAX_GROUP_LENGTH} characters")
     if not role.strip() or len(role) > MAX_ROLE_LENGTH:
         raise invalid_value(f"a role is 1-{MAX_ROLE_LENGTH} characters")
 
