@@ -160,20 +160,36 @@ async def users_under(conn: AsyncConnection, ctx: RequestContext, member_ids: It
 async def membership_changed(
     conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]
 ) -> None:
-    """After `added` joined and `removed` left `group_id` (already written)."""
+    """After `added` joined and `removed` left `group_id` (already written).
+
+    A member past the cursor of a running map (unmap) job on this group is the job's to grant
+    (revoke): for it, that job's mapping counts as not yet made (still there), before and after."""
     if not (added or removed):
         return
     mappings = await store.mappings(conn, ctx.tenant_id)
-    if not mappings:
+    pending = await store.running_jobs_on(conn, ctx.tenant_id, group_id)
+    if not mappings and not pending:
         return
-    users = await users_under(conn, ctx, [*added, *removed])
-    await store.lock_users(conn, ctx.tenant_id, users)
-    after = await roles_of(conn, ctx, users, View(mappings))
-    before_view = View(
-        mappings, hidden={(group_id, m) for m in added}, extra={(group_id, m) for m in removed}
-    )
-    before = await roles_of(conn, ctx, users, before_view)
-    await _emit(conn, ctx, before, after, group_id)
+    parts: dict[tuple[str, ...], list[str]] = {}
+    for member in [*added, *removed]:
+        ahead = tuple(j.id for j in pending if j.cursor is None or member > j.cursor)
+        parts.setdefault(ahead, []).append(member)
+    for ahead, members in parts.items():
+        effective = list(mappings)
+        for job in pending:
+            if job.id in ahead:
+                mapping = Mapping(job.kind, job.group_ref, job.role)
+                effective = [m for m in effective if m != mapping]
+                if job.action == "unmap":
+                    effective.append(mapping)
+        users = await users_under(conn, ctx, members)
+        await store.lock_users(conn, ctx.tenant_id, users)
+        after = await roles_of(conn, ctx, users, View(effective))
+        before_view = View(
+            effective, hidden={(group_id, m) for m in added}, extra={(group_id, m) for m in removed}
+        )
+        before = await roles_of(conn, ctx, users, before_view)
+        await _emit(conn, ctx, before, after, group_id)
 
 
 async def _users_of_group(conn: AsyncConnection, ctx: RequestContext, group_id: str) -> list[str]:

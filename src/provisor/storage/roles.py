@@ -212,6 +212,14 @@ async def running_jobs(conn: AsyncConnection, limit: int = 10) -> list[tuple[str
     return [(r[0], r[1]) for r in rows]
 
 
+async def running_jobs_on(conn: AsyncConnection, tenant_id: str, group_id: str) -> list[RoleJob]:
+    """The unfinished jobs over one group's members (usually none)."""
+    rows = await conn.execute(
+        select(role_jobs).where(_j.state == "running", _j.tenant_id == tenant_id, _j.group_id == group_id)
+    )
+    return [_job(r._mapping) for r in rows]
+
+
 async def lock_job(conn: AsyncConnection, tenant_id: str, job_id: str) -> RoleJob | None:
     query = select(role_jobs).where(_j.tenant_id == tenant_id, _j.id == job_id)
     if conn.dialect.name == "postgresql":
