@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.service.roles import run_job_step
 from provisor.storage.roles import running_jobs
-from provisor.storage.transactions import read_transaction
+from provisor.storage.transactions import autocommit
 
 log = logging.getLogger("provisor.roles")
 
@@ -44,7 +44,7 @@ class RoleJobWorker:
     async def run_pending(self) -> int:
         """Run every unfinished job to its end; the number of batches committed."""
         steps = 0
-        async with read_transaction(self.engine) as conn:
+        async with autocommit(self.engine) as conn:  # one statement a second: no BEGIN/COMMIT
             pending = await running_jobs(conn)
         for tenant_id, job_id in pending:
             while True:
