@@ -205,6 +205,12 @@ class Settings:
         _number(0.01),
         "How often each worker looks for events written by other processes",
     )
+    role_job_batch: int = setting(
+        1000,
+        "PROVISOR_ROLE_JOB_BATCH",
+        _integer(1),
+        "Members per transaction when a role mapping is applied in the background (docs/roles.md)",
+    )
     event_retention_days: int = setting(
         0,
         "PROVISOR_EVENT_RETENTION_DAYS",

@@ -15,6 +15,7 @@ from provisor.cli.entitlements import entitlements
 from provisor.cli.errors import ProvisorGroup, log_level_option
 from provisor.cli.events import events, webhook
 from provisor.cli.log import log_group
+from provisor.cli.roles import roles
 from provisor.cli.serve import migrate, serve
 from provisor.cli.setup_link import setup_link
 from provisor.cli.tenants import tenant
@@ -45,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     consumers,
     deprovisioning,
     entitlements,
+    roles,
 )
 for _command in COMMANDS:
     main.add_command(_command)

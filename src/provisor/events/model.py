@@ -64,6 +64,8 @@ OPS = (
     "member_removed",
     "restored",
     "purged",
+    "role_granted",
+    "role_revoked",
 )
 #: Resource types of events; the endpoint plurals `Users` / `Groups` are accepted as aliases.
 RESOURCE_TYPES = ("User", "Group")

@@ -49,11 +49,16 @@ SET_EVENT_URIS = {
     "member_removed": "urn:ietf:params:scim:event:prov:patch:full",
     # A restore brings the resource back under its old id: to a receiver, a create (with data).
     "restored": "urn:ietf:params:scim:event:prov:create:full",
+    # Not SCIM provisioning events (no RFC 9967 URI): a change of the user's application roles.
+    "role_granted": "urn:provisor:event:role:granted",
+    "role_revoked": "urn:provisor:event:role:revoked",
 }
 SET_CONTENT_TYPE = "application/secevent+jwt"
 SET_ISSUER = "provisor"
 _PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _JTI_NAMESPACE = uuid.UUID("6f1e3c52-7a0e-4c1b-9a55-2f4b1d7c9e21")
+#: Ops whose payload goes out as the SET's `data`.
+_WITH_DATA = frozenset({"created", "updated", "restored", "role_granted", "role_revoked"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,10 @@ def set_claims(
             "schemas": [_PATCH_OP],
             "Operations": [{"op": op, "path": "members", "value": values}],
         }
-    elif event.op in ("created", "updated", "restored") and event.payload is not None:
+    elif (
+        event.op in ("created", "updated", "restored", "role_granted", "role_revoked")
+        and event.payload is not None
+    ):
         payload["data"] = event.payload
     # delete, activate and deactivate carry no "data" (RFC 9967 sections 2.4.4 - 2.4.6).
     if event.version is not None and event.op != "deleted":

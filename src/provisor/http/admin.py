@@ -25,6 +25,7 @@ from provisor.http.admin_consumers import consumer_routes, feed_start
 from provisor.http.admin_entitlements import entitlement_routes
 from provisor.http.admin_params import ops_param, tenant_param, type_param
 from provisor.http.admin_requests import requests_route, unknown_attributes_route
+from provisor.http.admin_roles import role_routes
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
@@ -127,4 +128,5 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
         *setup_link_routes(provisor, guarded),
         *consumer_routes(provisor, guarded),
         *entitlement_routes(provisor, guarded),
+        *role_routes(provisor, guarded),
     ]

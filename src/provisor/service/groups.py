@@ -17,15 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
 from provisor.patch.request import parse_patch_request
+from provisor.service import roles
 from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
+from provisor.storage import roles as role_store
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import group_members
-from provisor.storage.transactions import read_transaction
+from provisor.storage.transactions import autocommit, read_transaction
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -103,6 +105,24 @@ class GroupService(ResourceService):
                     actor=ctx.actor,
                     payload={"members": ids},
                 )
+        await roles.membership_changed(conn, ctx, group_id, added, removed)
+
+    async def _event(
+        self,
+        conn: AsyncConnection,
+        ctx: RequestContext,
+        stored: StoredResource,
+        op: str,
+        at: str,
+        payload: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
+    ) -> None:
+        """The group's event; a rename also moves the roles mapped by displayName."""
+        await super()._event(conn, ctx, stored, op, at, payload, before)
+        if before is not None:
+            await roles.group_renamed(
+                conn, ctx, stored.id, before.get("displayName"), stored.doc.get("displayName")
+            )
 
     async def _replace_members(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
@@ -157,6 +177,9 @@ class GroupService(ResourceService):
             return None
         if not result.changed:
             return current, None
+        async with autocommit(self.engine) as conn:
+            if await role_store.has_mappings(conn, ctx.tenant_id):
+                return None  # roles change with membership: the transactional path records them
         delta = result.members
         if result.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
             return None
@@ -221,6 +244,7 @@ class GroupService(ResourceService):
         return bool(added or removed)
 
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
+        await roles.group_deleting(conn, ctx, resource_id)
         await remove_from_all_groups(conn, ctx, resource_id)
 
     async def get_streaming(

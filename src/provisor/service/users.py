@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.errors import ScimError, not_found
+from provisor.service import roles
 from provisor.service.adoption import adopt_user
 from provisor.service.assignments import CHANGES_KEY, assignment_changes
 from provisor.service.context import RequestContext
@@ -164,4 +165,5 @@ class UserService(ResourceService):
             )
 
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
+        await roles.user_deleting(conn, ctx, resource_id)
         await remove_from_all_groups(conn, ctx, resource_id)

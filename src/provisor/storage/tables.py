@@ -172,6 +172,42 @@ entitlements = Table(
     PrimaryKeyConstraint("tenant_id", "resource_type", "id"),
 )
 
+#: Per tenant, which groups grant which application roles (docs/roles.md). A group is named by id
+#: (`kind` "id") or by displayName (`kind` "name", kept lower-cased: displayName uniqueness ignores
+#: case), which survives the group being deleted and re-created by an IdP.
+role_mappings = Table(
+    "role_mappings",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("kind", String(8), nullable=False),  # "id" | "name"
+    Column("group_ref", String(500), nullable=False),
+    Column("role", String(200), nullable=False),
+    Column("created", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "kind", "group_ref", "role"),
+)
+
+#: Background grant/revoke runs for a map or unmap of a large group: one row per run, with a cursor
+#: over the group's member ids so that a restarted worker resumes where the last batch committed.
+role_jobs = Table(
+    "role_jobs",
+    metadata,
+    Column("tenant_id", String(64), nullable=False),
+    Column("id", String(36), nullable=False),
+    Column("action", String(8), nullable=False),  # "map" | "unmap"
+    Column("kind", String(8), nullable=False),
+    Column("group_ref", String(500), nullable=False),
+    Column("group_id", String(36), nullable=False),
+    Column("role", String(200), nullable=False),
+    Column("cursor", String(36), nullable=True),  # the last member id done; NULL: none yet
+    Column("processed", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # "running" | "done"
+    Column("created", TIMESTAMP, nullable=False),
+    Column("updated", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "id"),
+    Index("ix_role_jobs_state", "state", "created"),
+)
+
 #: The transactional outbox: one row per change, written in the change's own transaction.
 events = Table(
     "events",

@@ -20,6 +20,8 @@ from provisor.storage.tables import (
     rate_buckets,
     request_log,
     resources,
+    role_jobs,
+    role_mappings,
     setup_links,
     tenants,
     tokens,
@@ -97,7 +99,8 @@ async def count_resources(conn: AsyncConnection, tenant_id: str) -> int:
 async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
     """Delete the tenant and everything it owns: resources with their membership and index rows,
     events, tokens, webhooks with their deliveries, request log, rate bucket, entitlement catalogue,
-    setup links, tombstones, and the consumers scoped to it with their acknowledgements."""
+    setup links, tombstones, role mappings and jobs, and the consumers scoped to it with their
+    acknowledgements."""
     await conn.execute(
         delete(webhook_deliveries).where(
             webhook_deliveries.c.webhook_id.in_(
@@ -120,6 +123,8 @@ async def delete_tenant(conn: AsyncConnection, tenant_id: str) -> None:
         consumers,
         entitlements,
         tombstones,
+        role_mappings,
+        role_jobs,
     ):
         await conn.execute(delete(table).where(table.c.tenant_id == tenant_id))
     await conn.execute(delete(tenants).where(tenants.c.id == tenant_id))

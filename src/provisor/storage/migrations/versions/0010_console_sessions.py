@@ -4,7 +4,7 @@ Only a SHA-256 hash of a session id is stored, so a copy of the table signs no o
 index serves the console's resource history and request-to-events views (docs/console.md).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-05
 """
 

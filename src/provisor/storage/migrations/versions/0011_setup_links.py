@@ -3,7 +3,7 @@
 Only the SHA-256 of a link's secret is stored; the URL carries the secret itself.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-05
 """
 

@@ -1,7 +1,7 @@
 """Named feed consumers, their deprovisioning acknowledgements, and a partial index on events.
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-05
 """
 

@@ -5,7 +5,7 @@ user's `entitlements` and `roles` (docs/entitlements.md). One row per (tenant, r
 the id is the application's own key, so it is text up to 200 characters, not a UUID.
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0013
 Create Date: 2026-12-05
 """
 

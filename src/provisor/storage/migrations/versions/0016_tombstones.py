@@ -4,7 +4,7 @@ A separate table rather than `resources.deleted_at`: every read path keeps its s
 unchanged and cannot see a tombstone (docs/delete-policy.md).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-05
 """
 

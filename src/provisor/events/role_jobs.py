@@ -1,0 +1,71 @@
+"""The background worker that applies role mappings of large groups (service/roles.py).
+
+Each step is one committed batch (events plus cursor advance), so a process that dies mid-job
+leaves the job at its last committed batch and any worker (this one after a restart, or another
+process) resumes it from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.service.roles import run_job_step
+from provisor.storage.roles import running_jobs
+from provisor.storage.transactions import autocommit
+
+log = logging.getLogger("provisor.roles")
+
+
+class RoleJobWorker:
+    def __init__(
+        self, engine: AsyncEngine, batch: int, poll_seconds: float, wake: Callable[[], None] | None = None
+    ) -> None:
+        self.engine = engine
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.wake = wake
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_pending(self) -> int:
+        """Run every unfinished job to its end; the number of batches committed."""
+        steps = 0
+        async with autocommit(self.engine) as conn:  # one statement a second: no BEGIN/COMMIT
+            pending = await running_jobs(conn)
+        for tenant_id, job_id in pending:
+            while True:
+                job = await run_job_step(self.engine, tenant_id, job_id, self.batch)
+                if job is None:
+                    break  # held by another worker
+                steps += 1
+                if self.wake is not None:
+                    self.wake()
+                if job.state != "running":
+                    break
+        return steps
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                steps = await self.run_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("role job pass failed; retrying")
+                steps = 0
+            if not steps:
+                await asyncio.sleep(self.poll_seconds)
