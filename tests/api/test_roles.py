@@ -274,9 +274,11 @@ async def _join(url: str, tenant_id: str, group_id: str, user_id: str) -> int:
         await engine.dispose()
 
 
-def test_background_job_resumes_after_a_crash(database_url: str, tenant_id: str) -> None:
+def test_background_job_resumes_after_a_crash(fresh_database_url: str, tenant_id: str) -> None:
     """A map of a group larger than one batch is a job; one batch committed, then the process
-    'crashes': a server started afterwards resumes from the stored cursor, no member twice."""
+    'crashes': a server started afterwards resumes from the stored cursor, no member twice. On a
+    database of its own: any serving process's job worker would otherwise run the job meanwhile."""
+    database_url = fresh_database_url
     apps = _app(database_url, tenant_id)
     app = next(apps)
     users = [app.user(f"user{i}") for i in range(5)]
