@@ -84,20 +84,24 @@ class App:
         return {r["role"]: r["groups"] for r in got.json()["roles"]}
 
     def new_events(self) -> list[RoleEvent]:
-        """The role events recorded since the last call."""
-        params = {
-            "tenant": self.tenant_id,
-            "op": "role_granted,role_revoked",
-            "after": self.seen,
-            "limit": 1000,
-        }
-        got = self.admin.get("/events", params=params)
-        assert got.status_code == 200, got.text
-        body = got.json()
-        self.seen = body["next"]
-        return [
-            (e["op"], e["resourceId"], e["payload"]["role"], e["payload"]["group"]) for e in body["events"]
-        ]
+        """The role events recorded since the last call, following `next` to the head (a filtered
+        page examines one window of seqs; other tests' events share the database)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            params = {
+                "tenant": self.tenant_id,
+                "op": "role_granted,role_revoked",
+                "after": self.seen,
+                "limit": 1000,
+            }
+            got = self.admin.get("/events", params=params)
+            assert got.status_code == 200, got.text
+            body = got.json()
+            found += body["events"]
+            if body["next"] == self.seen:
+                break
+            self.seen = body["next"]
+        return [(e["op"], e["resourceId"], e["payload"]["role"], e["payload"]["group"]) for e in found]
 
 
 def _prepare_tenant(url: str, tenant_id: str, settings: dict[str, Any]) -> None:

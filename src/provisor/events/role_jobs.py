@@ -15,6 +15,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.service.roles import run_job_step
+from provisor.storage.faults import OutageLog
 from provisor.storage.roles import running_jobs
 from provisor.storage.transactions import autocommit
 
@@ -59,13 +60,15 @@ class RoleJobWorker:
         return steps
 
     async def _run(self) -> None:
+        outage = OutageLog(log, "role job worker")  # one line when the database goes, one when back
         while True:
             try:
                 steps = await self.run_pending()
+                outage.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("role job pass failed; retrying")
+            except Exception as exc:
+                outage.failed(exc)
                 steps = 0
             if not steps:
                 await asyncio.sleep(self.poll_seconds)
