@@ -75,6 +75,7 @@ def run(db: str, users: int, samples: int, keep: bool = False) -> list[tuple[str
     server = None
     try:
         cli("migrate", "--database-url", url)
+        cli("tenant", "create", "bench", "--database-url", url)  # tenants are made on purpose only
         token = cli("token", "create", "--tenant", "bench", "--name", "idp", "--database-url", url)
         admin = cli("token", "create", "--admin", "--name", "operator", "--database-url", url)
         seeded = asyncio.run(seed(url, {"bench": TenantPlan(users, {"everyone": users})}, log=print))["bench"]
