@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 work="$(mktemp -d)"
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+server=""
+# Stop a server still running (a failed probe), never `kill 0`: that would signal our whole process group.
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
 rm -rf dist/*.whl dist/*.tar.gz
 "$PYTHON" -m build --outdir dist . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
@@ -20,7 +22,7 @@ serve_and_probe() {  # $1: the provisor executable
   port="$(free_port)"
   db="$work/$(basename "$(dirname "$(dirname "$exe")")").db"
   (cd "$work" && "$exe" migrate --database-url "sqlite:///$db" >/dev/null)
-  token="$(cd "$work" && "$exe" token create --name check-wheel --database-url "sqlite:///$db" | tail -n 1)"
+  token="$(cd "$work" && "$exe" token create --name check-wheel --database-url "sqlite:///$db" 2>/dev/null | tail -n 1)"
   (cd "$work" && exec "$exe" serve --port "$port" --database-url "sqlite:///$db" --log-level warning) &
   server=$!
   for _ in $(seq 100); do
@@ -29,7 +31,7 @@ serve_and_probe() {  # $1: the provisor executable
   done
   curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/scim/v2/ServiceProviderConfig" >/dev/null
   curl -fs -H "Authorization: Bearer $token" "http://127.0.0.1:$port/scim/v2/Users" | grep -q ListResponse
-  kill "$server"; wait "$server" 2>/dev/null || true; server=0
+  kill "$server"; wait "$server" 2>/dev/null || true; server=""
   echo "check-wheel: $exe served on port $port"
 }
 
