@@ -8,7 +8,7 @@ PORT ?= 8000
 # The IdP suites: data kept beside the repository, never in it (`make conformance` only).
 CONFORMANCE_DIR := ../shared/conformance
 
-.PHONY: serve test conformance lint typecheck unit bench bench-smoke clean wheel-check image image-test
+.PHONY: serve test conformance lint typecheck unit bench bench-smoke clean wheel-check image postgres-image image-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,15 @@ IMAGE ?= provisor:latest
 image: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" deploy/container/build-image.sh $(IMAGE)
 
-# The README walk-through and the health check against the image, on SQLite and PostgreSQL.
-image-test: image
-	PROVISOR_IMAGE=$(IMAGE) $(BIN)/pytest -n 0 -p no:cacheprovider tests/container
+# PostgreSQL from Debian's packages, for compose.yaml where no registry is reachable (its base is made once).
+POSTGRES_IMAGE ?= provisor-postgres:15
+postgres-image:
+	deploy/container/build-postgres-image.sh $(POSTGRES_IMAGE)
+
+# The README walk-through and the health check against the image, on SQLite and PostgreSQL, and
+# compose.yaml brought up with podman-compose over the PostgreSQL image above.
+image-test: image postgres-image
+	PROVISOR_IMAGE=$(IMAGE) PROVISOR_POSTGRES_IMAGE=localhost/$(POSTGRES_IMAGE) $(BIN)/pytest -n 0 -p no:cacheprovider tests/container
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
