@@ -33,6 +33,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "postgres-entrypoint: $PGDATA is empty and POSTGRES_PASSWORD is not set; set the password of $POSTGRES_USER" >&2
     exit 1
   fi
+  # A first start that fails part-way empties the directory again, so the next start begins afresh
+  # instead of serving a cluster without its database.
+  trap 'echo "postgres-entrypoint: making the cluster failed; $PGDATA emptied" >&2; find "$PGDATA" -mindepth 1 -delete' EXIT
   pwfile="$(mktemp)"
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
   # Inside the container the Unix socket trusts its callers (`podman exec ... psql`); over TCP every
@@ -57,6 +60,7 @@ SQL
     pg_ctl --pgdata="$PGDATA" --wait --silent --mode=fast stop
     rmdir "$init_socket"
   fi
+  trap - EXIT
   echo "postgres-entrypoint: made the cluster in $PGDATA (user $POSTGRES_USER, database $POSTGRES_DB)"
 fi
 
