@@ -94,7 +94,7 @@ def pg_counters(url: str) -> dict[str, int]:
         url,
         f"SELECT {columns}, blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()",
     )
-    return dict(zip([*PG_COUNTERS, "blocks"], (int(v) for v in values), strict=True))
+    return dict(zip([*PG_COUNTERS, "buffers"], (int(v) for v in values), strict=True))
 
 
 def _admin(root: str, admin: str) -> httpx.Client:
@@ -187,7 +187,7 @@ class AddFigures:
         closest to the adds' own cost. The workers' polling is already taken out (idle interval)."""
         if not self.blocks:
             return None
-        n, best = min(self.blocks, key=lambda b: b[1]["blocks"] / b[0])
+        n, best = min(self.blocks, key=lambda b: b[1]["buffers"] / b[0])
         return {k: v / n for k, v in best.items()}
 
     def per_add(self) -> dict[str, float]:

@@ -761,18 +761,21 @@ def run_app_flow(target: Target, name: str, kind: str, mode: str, sizes: Sizes, 
             result.extra = {
                 f"group of {human(big.members)}: {k}": round(v, 2) for k, v in per_big.items()
             } | {f"group of {human(little.members)}: {k}": round(v, 2) for k, v in per_little.items()}
-            result.extra[f"group of {human(little.members)}: p50 ms"] = round(little.percentile(50), 2)
-            result.extra[f"group of {human(little.members)}: p99 ms"] = round(little.percentile(99), 2)
+            for figures_of in (big, little):
+                for p in (50, 99):
+                    key = f"group of {human(figures_of.members)}: p{p} ms"
+                    result.extra[key] = round(figures_of.percentile(p), 2)
             result.extra["p50 ratio large/small"] = round(big.percentile(50) / little.percentile(50), 2)
-            if "blocks" in per_big and per_little.get("blocks"):
-                result.extra["buffers ratio large/small"] = round(per_big["blocks"] / per_little["blocks"], 2)
+            if per_little.get("buffers"):
+                ratio_of_buffers = per_big["buffers"] / per_little["buffers"]
+                result.extra["buffers ratio large/small"] = round(ratio_of_buffers, 2)
             granted = (big.events.get("role_granted", 0), little.events.get("role_granted", 0))
             result.ok = granted == (adds, len(little.latencies_ms))
             counters = ""
             if idle is not None:
                 result.extra |= {f"idle interval: {k}": v for k, v in idle.items()}
                 counters = (
-                    f"; per add (large vs small): {per_big['blocks']:.0f} vs {per_little['blocks']:.0f} "
+                    f"; per add (large vs small): {per_big['buffers']:.0f} vs {per_little['buffers']:.0f} "
                     "buffers, "
                     f"{per_big['tup_returned'] + per_big['tup_fetched']:.0f} vs "
                     f"{per_little['tup_returned'] + per_little['tup_fetched']:.0f} rows read, "
