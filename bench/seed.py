@@ -129,10 +129,14 @@ async def seed(url: str, plan: dict[str, TenantPlan], log: Any = print) -> dict[
                 await _load(engine, pg, iter(grow), group_index)
                 await _members(engine, pg, tenant, gid, [u for u, _ in users[offset : offset + size]])
                 offset += size
+            shared_started = time.perf_counter()
             for display, size in tp.shared_groups.items():
                 groups[display] = await _shared_group(engine, pg, tenant, display, size, group_index)
+            shared_seconds = time.perf_counter() - shared_started
             out[tenant] = TenantSeed(users, groups, offset)
-            shared = f", shared groups {tp.shared_groups}" if tp.shared_groups else ""
+            shared = ""
+            if tp.shared_groups:
+                shared = f", shared groups {tp.shared_groups} ({shared_seconds:.1f}s of it)"
             log(
                 f"  seeded tenant {tenant}: {tp.users:,} users, groups {tp.groups}{shared} "
                 f"in {time.perf_counter() - started:.1f}s"
