@@ -9,47 +9,15 @@ requests from a signed-in client. The target is p95 <= 150 ms for every list and
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import httpx
 
-from bench.seed import TenantPlan, seed
+from bench.fresh import fresh_tenant, serving
+from bench.seed import TenantPlan
 
-PROVISOR = Path(sys.executable).with_name("provisor")
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
 TARGET_MS = 150.0
-
-
-def cli(*args: str) -> str:
-    done = subprocess.run([str(PROVISOR), *args], capture_output=True, text=True, check=True)
-    return done.stdout.strip().splitlines()[-1]
-
-
-async def _pg(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def measure(client: httpx.Client, path: str, samples: int) -> tuple[float, float]:
@@ -65,35 +33,9 @@ def measure(client: httpx.Client, path: str, samples: int) -> tuple[float, float
 
 
 def run(db: str, users: int, samples: int, keep: bool = False) -> list[tuple[str, float, float]]:
-    name = f"provisor_console_bench_{uuid.uuid4().hex[:8]}"
-    workdir = Path(tempfile.mkdtemp(prefix="console-bench-"))
-    if db == "sqlite":
-        url = f"sqlite:///{workdir / 'console.db'}"
-    else:
-        asyncio.run(_pg(f"CREATE DATABASE {name}"))
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    server = None
-    try:
-        cli("migrate", "--database-url", url)
-        cli("tenant", "create", "bench", "--database-url", url)  # tenants are made on purpose only
-        token = cli("token", "create", "--tenant", "bench", "--name", "idp", "--database-url", url)
-        admin = cli("token", "create", "--admin", "--name", "operator", "--database-url", url)
-        seeded = asyncio.run(seed(url, {"bench": TenantPlan(users, {"everyone": users})}, log=print))["bench"]
-        port = free_port()
-        server = subprocess.Popen(
-            [str(PROVISOR), "serve", "--port", str(port), "--database-url", url, "--workers", "1"],
-            env={**os.environ, "PROVISOR_LOG_LEVEL": "warning"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        root = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{root}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    plan = {"bench": TenantPlan(users, {"everyone": users})}
+    with fresh_tenant(db, "console", plan) as fresh, serving(fresh.url) as root:
+        url, token, admin, seeded = fresh.url, fresh.token, fresh.admin, fresh.seeded
         scim = httpx.Client(base_url=f"{root}/scim/v2", headers={"Authorization": f"Bearer {token}"})
         made = ""
         for n in range(300):
@@ -130,13 +72,6 @@ def run(db: str, users: int, samples: int, keep: bool = False) -> list[tuple[str
             print(f"kept: {url} (admin token {admin}, SCIM token {token}); serving at {root}")
             input("press Enter to stop the server and drop the database ")
         return results
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-        if db == "postgresql":
-            asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:

@@ -10,20 +10,14 @@ prefix with a cursor (the console's search), printing each one's median over seq
 from __future__ import annotations
 
 import argparse
-import asyncio
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from bench.console import PG_ADMIN_URL, PROVISOR, _pg, cli, free_port
-from bench.seed import TenantPlan, seed
+from bench.fresh import fresh_tenant, serving
+from bench.seed import TenantPlan
 
 
 def timed(client: httpx.Client, path: str, samples: int) -> tuple[float, int]:
@@ -40,33 +34,9 @@ def timed(client: httpx.Client, path: str, samples: int) -> tuple[float, int]:
 
 
 def run(db: str, users: int, samples: int) -> list[tuple[str, float, int]]:
-    name = f"provisor_prefix_bench_{uuid.uuid4().hex[:8]}"
-    workdir = Path(tempfile.mkdtemp(prefix="prefix-bench-"))
-    if db == "sqlite":
-        url = f"sqlite:///{workdir / 'prefix.db'}"
-    else:
-        asyncio.run(_pg(f"CREATE DATABASE {name}"))
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    server = None
-    try:
-        cli("migrate", "--database-url", url)
-        cli("tenant", "create", "bench", "--database-url", url)
-        token = cli("token", "create", "--tenant", "bench", "--name", "idp", "--database-url", url)
-        asyncio.run(seed(url, {"bench": TenantPlan(users)}, log=lambda *_: None))
-        port = free_port()
-        server = subprocess.Popen(
-            [str(PROVISOR), "serve", "--port", str(port), "--database-url", url, "--workers", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        root = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{root}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    plan = {"bench": TenantPlan(users)}
+    with fresh_tenant(db, "prefix", plan, log=lambda *_: None) as fresh, serving(fresh.url) as root:
+        token = fresh.token
         client = httpx.Client(
             base_url=f"{root}/scim/v2", headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
@@ -82,13 +52,6 @@ def run(db: str, users: int, samples: int) -> list[tuple[str, float, int]]:
         path = "/Users?count=100&cursor=&filter=" + quote('userName sw "bench.user00500"')
         out.append(("narrow, cursor", *timed(client, path, samples)))
         return out
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-        if db == "postgresql":
-            asyncio.run(_pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:

@@ -69,7 +69,33 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if machine:
         lines += ["", machine_line(machine)]
+    lines += details(report)
     return "\n".join(lines)
+
+
+def details(report: dict[str, Any]) -> list[str]:
+    """The figures beyond a rate that some scenarios measure (roles, snapshot: `extra`), one table
+    per scenario with a column per database."""
+    out: list[str] = []
+    for scenario, label in report["scenarios"].items():
+        rows = [r for r in report["results"] if r["scenario"] == scenario and r.get("extra")]
+        if not rows:
+            continue
+        names = list(dict.fromkeys(k for r in rows for k in r["extra"]))
+        out += ["", f"**{label}**", "", "| | " + " | ".join(r["target"] for r in rows) + " |"]
+        out.append("|---|" + "--:|" * len(rows))
+        for name in names:
+            cells = [_figure(r["extra"].get(name)) for r in rows]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _figure(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,40 +12,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.run import PG_ADMIN_URL, PROVISOR, WORK, _pg_admin, pick_port, provisor_cli
-from bench.seed import TenantPlan, seed
+from bench.fresh import fresh_tenant, serving
+from bench.seed import TenantPlan
 from provisor.service import roles
 from provisor.storage.engine import create_engine
 from provisor.storage.roles import RoleJob
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-def _database(db: str) -> tuple[str, str]:
-    name = f"bench_roles_{uuid.uuid4().hex[:8]}"
-    if db == "sqlite":
-        WORK.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{WORK / name}.db", name
-    asyncio.run(_pg_admin([f"CREATE DATABASE {name}"]))
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", name
-
-
-def _drop(db: str, url: str, name: str) -> None:
-    if db == "sqlite":
-        for suffix in ("", "-wal", "-shm", ".write-lock"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    else:
-        asyncio.run(_pg_admin([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]))
 
 
 async def _map_job(url: str, group_id: str) -> tuple[float, int, int]:
@@ -82,18 +61,6 @@ def _time_patches(client: httpx.Client, group_id: str, users: list[str]) -> tupl
     return adds, removes
 
 
-def _wait_ready(base: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server at {base} did not become ready")
-
-
 def _ms(values: list[float]) -> str:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -101,45 +68,21 @@ def _ms(values: list[float]) -> str:
 
 
 def run(db: str, members: int, adds: int) -> None:
-    url, name = _database(db)
-    try:
-        provisor_cli("migrate", "--database-url", url)
-        token = provisor_cli(
-            "token",
-            "create",
-            "--tenant",
-            "bench",
-            "--create-tenant",
-            "--name",
-            "bench",
-            "--database-url",
-            url,
-        )
-        plan = {"bench": TenantPlan(users=2 * members + adds, groups={"mapped": members, "plain": members})}
-        seeded = asyncio.run(seed(url, plan))["bench"]
+    plan = {"bench": TenantPlan(users=2 * members + adds, groups={"mapped": members, "plain": members})}
+    with fresh_tenant(db, "roles", plan) as fresh:
+        seeded = fresh.seeded
         spare = [uid for uid, _ in seeded.users[seeded.spare_from :]]
-        seconds, steps, processed = asyncio.run(_map_job(url, seeded.groups["mapped"]))
+        seconds, steps, processed = asyncio.run(_map_job(fresh.url, seeded.groups["mapped"]))
         print(
             f"{db}: map job over {processed:,} members in {steps} batches: {seconds:.1f} s "
             f"({processed / seconds:,.0f} members/s, one role_granted each)"
         )
-        port = pick_port(18191)
-        env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning"}
-        serve = [str(PROVISOR), "serve", "--port", str(port), "--database-url", url, "--workers", "1"]
-        process = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _wait_ready(base)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-            with httpx.Client(base_url=f"{base}/scim/v2", headers=headers, timeout=60) as client:
+        with serving(fresh.url) as root:
+            headers = {"Authorization": f"Bearer {fresh.token}", "Content-Type": "application/scim+json"}
+            with httpx.Client(base_url=f"{root}/scim/v2", headers=headers, timeout=60) as client:
                 for label in ("plain", "mapped"):
                     add, remove = _time_patches(client, seeded.groups[label], spare)
                     print(f"{db}: {label:6} group of {members:,}: add {_ms(add)} | remove {_ms(remove)}")
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-    finally:
-        _drop(db, url, name)
 
 
 def main() -> None:

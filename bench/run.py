@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import ceiling, drivers
+from bench import app_flows, ceiling, drivers
 from bench.seed import TenantPlan, TenantSeed, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +59,15 @@ class Sizes:
     bulk_users: int
     duration: int  # seconds per wrk scenario
     full_group_read: bool
+    #: Roles (docs/roles.md): a second group as large as the large one, and a small one, both mapped to
+    #: a role; single-member adds to each (the large group's cost must not grow with its size).
+    role_small: int = 1_000
+    role_adds: int = 200
 
 
 FULL = Sizes(100_000, (100, 10_000, 1_000_000), 20_000, 10_000, 10_000, 8, True)
 SMOKE = Sizes(2_000, (20, 200, 2_000), 500, 200, 200, 2, True)
+SMOKE = replace(SMOKE, role_small=100, role_adds=10)
 
 #: (name, label, kind, mode, concurrency); kind: wrk | sync | bulk | full_get
 SCENARIOS: list[tuple[str, str, str, str, int]] = [
@@ -94,6 +99,17 @@ SCENARIOS: list[tuple[str, str, str, str, int]] = [
         "",
         1,
     ),
+    # bench/app_flows.py: the application-side features of docs/roles.md and docs/reconciliation.md
+    ("role_map_large", "map group {role_large} to a role: background job", "roles", "map", 1),
+    (
+        "role_member_add",
+        "PATCH mapped group {role_large}: add 1 member (vs mapped group {role_small})",
+        "roles",
+        "add",
+        1,
+    ),
+    ("role_unmap_large", "unmap group {role_large} from its role: background job", "roles", "unmap", 1),
+    ("snapshot", "GET /admin/v1/snapshot of the {users}-user tenant (NDJSON)", "snapshot", "", 1),
 ]
 SCENARIO_NAMES = [s[0] for s in SCENARIOS]
 
@@ -114,6 +130,9 @@ def label(template: str, sizes: Sizes) -> str:
         large=f"of {human(large)}",
         sync=f"{sizes.sync_users:,}",
         bulk=f"{sizes.bulk_users:,}",
+        role_large=f"of {human(large)}",
+        role_small=f"of {human(sizes.role_small)}",
+        users=human(sizes.users),
     )
 
 
@@ -140,6 +159,8 @@ class Result:
     #: Share of the machine's CPU time that its hypervisor gave to other guests during the scenario
     #: (steal, %): on a shared host the 2 cores may be far fewer, and throughput falls with them.
     steal: float | None = None
+    #: Figures of the scenarios that measure more than a rate (roles, snapshot): name -> value.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- processes -------------------------------------------------------------------------------------
@@ -342,6 +363,8 @@ class Target:
     list_pages: int
     seed_seconds: float
     workers: int
+    admin: str = ""  # an admin token (admin API scenarios)
+    url: str = ""  # the database (to count what a scenario wrote)
 
 
 def provisor_cli(*args: str) -> str:
@@ -363,6 +386,8 @@ async def _pg_admin(statements: list[str]) -> None:
 
 def database_url(db: str, smoke: bool) -> tuple[str, str]:
     name = "provisor_bench_smoke" if smoke else "provisor_bench"
+    # Two runs sharing one PostgreSQL server (two worktrees) must not drop each other's database.
+    name += os.environ.get("BENCH_DB_SUFFIX", "")
     if db == "sqlite":
         path = WORK / f"{name}.db"
         return f"sqlite:///{path}", name
@@ -403,7 +428,11 @@ def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
     small, medium, large = sizes.groups
     plan = {
         "bench": TenantPlan(sizes.users, {"small": small, "medium": medium}),
-        "big": TenantPlan(large + sizes.spare, {"large": large}),
+        "big": TenantPlan(
+            large + sizes.spare,
+            {"large": large},
+            shared_groups={"role_large": large, "role_small": sizes.role_small},
+        ),
     }
     console.print(
         f"[bold]{db}[/]: seeding {sizes.users:,} + {large + sizes.spare:,} users, groups "
@@ -438,7 +467,8 @@ def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
     )
     server.wait_ready("/healthz", 120, 2)
     groups = {"small": main.groups["small"], "medium": main.groups["medium"], "large": big.groups["large"]}
-    return Target(
+    groups |= {k: big.groups[k] for k in ("role_large", "role_small")}
+    target = Target(
         db,
         server,
         token,
@@ -451,6 +481,9 @@ def setup_provisor(db: str, sizes: Sizes, smoke: bool) -> Target:
         seed_seconds,
         2,
     )
+    target.admin = provisor_cli("token", "create", "--admin", "--name", "bench", "--database-url", url)
+    target.url = url
+    return target
 
 
 def setup_peer(sizes: Sizes) -> Target:
@@ -650,6 +683,118 @@ def run_flow(target: Target, name: str, kind: str, sizes: Sizes, run_id: int, co
     )
 
 
+APP_KINDS = ("roles", "snapshot")
+
+
+def run_app_flow(target: Target, name: str, kind: str, mode: str, sizes: Sizes, run_id: int) -> Result:
+    """The scenarios of bench/app_flows.py: Provisor's own admin API, so n/a for the peer."""
+    if target.name == "peer":
+        return Result(name, target.name, True, "n/a (Provisor's admin API)")
+    root, tenant = target.server.url, "big"
+    large, small = target.groups["role_large"], target.groups["role_small"]
+    roles = {large: "bench-large", small: "bench-small"}
+    for pid in target.server.workers:
+        reset_hwm(pid)
+    try:
+        result = Result(name, target.name, True, "ok", 1)
+        if kind == "snapshot":
+            snap = app_flows.snapshot(root, target.admin, "bench")
+            result.rps, result.unit, result.seconds = snap.rows / snap.seconds, "rows/s", snap.seconds
+            result.requests = 1
+            result.extra = {
+                "seconds": round(snap.seconds, 2),
+                "first byte ms": round(snap.first_byte * 1000, 1),
+                "MB": round(snap.bytes / 1e6, 1),
+                "users": snap.users,
+                "groups": snap.groups,
+                "memberships": snap.memberships,
+                "rows/s": round(snap.rows / snap.seconds),
+                "MB/s": round(snap.bytes / 1e6 / snap.seconds, 1),
+            }
+            result.note = (
+                f"{snap.users:,} users + {snap.groups:,} groups ({snap.memberships:,} memberships), "
+                f"{snap.bytes / 1e6:.1f} MB in {snap.seconds:.1f} s, "
+                f"first byte {snap.first_byte * 1000:.0f} ms"
+            )
+            result.ok = snap.users >= sizes.users
+        elif mode in ("map", "unmap"):
+            if mode == "map":  # the small group's job is done in the map's own transaction
+                app_flows.ensure_mapped(root, target.admin, target.url, tenant, small, roles[small])
+            job = app_flows.map_job(
+                root, target.admin, target.url, tenant, large, roles[large], add=mode == "map"
+            )
+            result.rps, result.unit, result.seconds = job.rate, "members/s", job.seconds
+            result.requests = 0
+            result.extra = {
+                "members": job.members,
+                "seconds": round(job.seconds, 1),
+                "members/s": round(job.rate),
+                "batches": job.batches,
+                "events": job.events,
+                "progress reads while running": sum(1 for _, p in job.progress if 0 < p < job.members),
+            }
+            result.note = job.note()
+            # Progress must be readable mid-job; a tiny (smoke) job may finish between two reads.
+            result.ok = job.batches >= app_flows.batches_expected(job.members) - 1 and (
+                job.members <= 20 * app_flows.JOB_BATCH or result.extra["progress reads while running"] > 0
+            )
+        else:
+            for group in (large, small):
+                app_flows.ensure_mapped(root, target.admin, target.url, tenant, group, roles[group])
+            sizes_of = {str(sizes.groups[2]): large, str(sizes.role_small): small}
+            figures, idle = app_flows.member_adds(
+                root,
+                target.big_token,
+                target.url,
+                tenant,
+                sizes_of,
+                sizes.role_adds,
+                f"r{run_id}{target.name[:2]}",
+                target.name == "postgresql",
+            )
+            big, little = figures[str(sizes.groups[2])], figures[str(sizes.role_small)]
+            adds = len(big.latencies_ms)
+            result.p50_ms, result.p99_ms = big.percentile(50), big.percentile(99)
+            result.requests, result.seconds = adds, sum(big.latencies_ms) / 1000
+            result.rps, result.unit = adds / result.seconds, "adds/s"
+            per_big, per_little = big.per_add(), little.per_add()
+            result.extra = {
+                f"group of {human(big.members)}: {k}": round(v, 2) for k, v in per_big.items()
+            } | {f"group of {human(little.members)}: {k}": round(v, 2) for k, v in per_little.items()}
+            for figures_of in (big, little):
+                for p in (50, 99):
+                    key = f"group of {human(figures_of.members)}: p{p} ms"
+                    result.extra[key] = round(figures_of.percentile(p), 2)
+            result.extra["p50 ratio large/small"] = round(big.percentile(50) / little.percentile(50), 2)
+            if per_little.get("buffers"):
+                ratio_of_buffers = per_big["buffers"] / per_little["buffers"]
+                result.extra["buffers ratio large/small"] = round(ratio_of_buffers, 2)
+            granted = (big.events.get("role_granted", 0), little.events.get("role_granted", 0))
+            result.ok = granted == (adds, len(little.latencies_ms))
+            counters = ""
+            if idle is not None:
+                result.extra |= {f"idle interval: {k}": v for k, v in idle.items()}
+                counters = (
+                    f"; per add (large vs small): {per_big['buffers']:.0f} vs {per_little['buffers']:.0f} "
+                    "buffers, "
+                    f"{per_big['tup_returned'] + per_big['tup_fetched']:.0f} vs "
+                    f"{per_little['tup_returned'] + per_little['tup_fetched']:.0f} rows read, "
+                    f"{per_big['tup_inserted']:.0f} vs {per_little['tup_inserted']:.0f} rows inserted"
+                )
+            result.note = (
+                f"group of {human(little.members)}: p50 {little.percentile(50):.1f} / p99 "
+                f"{little.percentile(99):.1f} ms (p50 ratio {result.extra['p50 ratio large/small']}); "
+                f"role_granted per add {granted[0] / adds:.2f} vs {granted[1] / len(little.latencies_ms):.2f}"
+                + counters
+            )
+            if not result.ok:
+                result.status = f"role_granted events {granted} for {adds} adds each"
+    except (app_flows.FlowError, httpx.HTTPError, KeyError) as exc:
+        return Result(name, target.name, False, f"failed: {exc}"[:200], 1)
+    result.rss_mb = [v for v in (vm_hwm_mb(p) for p in target.server.workers) if v is not None]
+    return result
+
+
 def run_scenario(
     target: Target, scenario: tuple[str, str, str, str, int], sizes: Sizes, run_id: int
 ) -> Result:
@@ -660,6 +805,8 @@ def run_scenario(
     jiffies = cpu_jiffies()
     if kind == "wrk":
         result = run_wrk(target, name, mode, conc, sizes.duration, run_id)
+    elif kind in APP_KINDS:
+        result = run_app_flow(target, name, kind, mode, sizes, run_id)
     else:
         result = run_flow(target, name, kind, sizes, run_id, conc)
     result.load = round(load, 2)
@@ -674,6 +821,8 @@ def run_scenario(
         result.cpu_ms = round(1000 * used / result.requests, 2)
     elif kind == "full_get" and result.status == "ok":
         result.cpu_ms = round(1000 * used, 1)
+    if kind == "roles" and mode != "add" and result.ok and result.extra.get("members"):
+        result.extra["server CPU ms per member"] = round(1000 * used / result.extra["members"], 3)
     style = "green" if result.ok else "red"
     console.print(
         f"  {target.name:10} {name:24} [{style}]{result.status}[/] "
@@ -682,13 +831,13 @@ def run_scenario(
     return result
 
 
-def run_interleaved(targets: list[Target], sizes: Sizes, only: str | None, run_id: int) -> list[Result]:
+def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None, run_id: int) -> list[Result]:
     """Each scenario on every target back to back, before the next scenario. The machine's speed
     drifts during a run (its ceiling moved from 36,549 to 27,826 req/s within one run), so running
     all of one target's scenarios before the next target's made the ratios depend on when each
     target's turn came. The order alternates between scenarios, so no target is always last."""
     results: list[Result] = []
-    selected = [s for s in SCENARIOS if (not only or s[0] == only)]
+    selected = [s for s in SCENARIOS if (not only or s[0] in only)]
     for i, scenario in enumerate(selected):
         if scenario[2] == "full_get" and not sizes.full_group_read:
             continue
@@ -815,7 +964,9 @@ def table(results: list[Result], sizes: Sizes, title: str, machine_speed: float)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small seeds, 2 s per scenario (CI)")
-    parser.add_argument("--only", choices=SCENARIO_NAMES, help="run one scenario")
+    parser.add_argument(
+        "--only", choices=SCENARIO_NAMES, action="append", help="run this scenario (repeatable)"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], help="only this database")
     parser.add_argument("--no-peer", action="store_true", help="skip the scim2-server comparison")
     parser.add_argument("--duration", type=int, help="seconds per wrk scenario")
@@ -852,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.extend(
                         Result(s, name, False, f"target failed: {exc}"[:120])
                         for s in SCENARIO_NAMES
-                        if not args.only or s == args.only
+                        if not args.only or s in args.only
                     )
                 continue
             targets.append(target)
@@ -901,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"results written to {out.relative_to(ROOT)}")
 
     bad = [r for r in results if r.target != "peer" and not r.ok]
-    expected = {(s, d) for s in SCENARIO_NAMES for d in dbs if not args.only or s == args.only}
+    expected = {(s, d) for s in SCENARIO_NAMES for d in dbs if not args.only or s in args.only}
     if not sizes.full_group_read:
         expected = {e for e in expected if e[0] != "group_get_large_full"}
     missing = expected - {(r.scenario, r.target) for r in results}
