@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,8 @@ class Result:
     #: Share of the machine's CPU time that its hypervisor gave to other guests during the scenario
     #: (steal, %): on a shared host the 2 cores may be far fewer, and throughput falls with them.
     steal: float | None = None
+    #: When the scenario started (UTC, ISO 8601): tells which scenarios ran before autovacuum's ANALYZE.
+    at: str = ""
 
 
 # ---- processes -------------------------------------------------------------------------------------
@@ -659,6 +662,7 @@ def run_scenario(
     name, _, kind, mode, conc = scenario
     started = time.perf_counter()
     load = os.getloadavg()[0]
+    at = datetime.now(UTC).isoformat(timespec="seconds")
     cpu_before = cpu_seconds(target.server.workers)
     jiffies = cpu_jiffies()
     if kind == "wrk":
@@ -666,6 +670,7 @@ def run_scenario(
     else:
         result = run_flow(target, name, kind, sizes, run_id, conc)
     result.load = round(load, 2)
+    result.at = at
     result.steal = steal_since(jiffies)
     used = cpu_seconds(target.server.workers) - cpu_before
     drained = drain(target.server.workers)
@@ -753,17 +758,27 @@ DAYONE_SCENARIOS = [s for s in SCENARIOS if s[0] in ("get_user", "filter_usernam
 
 
 def provisor_server(db: str, url: str, port: int, log_name: str) -> Server:
-    argv = [str(PROVISOR), "serve", "--workers", "2", "--port", str(port), "--database-url", url]
-    server = Server(
-        f"provisor-{db}",
-        [*argv, "--log-level", "warning"],
-        port,
-        {},
-        "/scim/v2",
-        WORK / "logs" / f"{log_name}.log",
-    )
-    server.wait_ready("/healthz", 120, 2)
-    return server
+    """`provisor serve --workers 2` on `port`, or on another free port if a concurrent run took it
+    between the check and the bind."""
+    for attempt in range(3):
+        argv = [str(PROVISOR), "serve", "--workers", "2", "--port", str(port), "--database-url", url]
+        server = Server(
+            f"provisor-{db}",
+            [*argv, "--log-level", "warning"],
+            port,
+            {},
+            "/scim/v2",
+            WORK / "logs" / f"{log_name}.log",
+        )
+        try:
+            server.wait_ready("/healthz", 120, 2)
+            return server
+        except RuntimeError:
+            server.stop()
+            if attempt == 2 or "already in use" not in server.log.read_text():
+                raise
+            port = pick_port(port + 1000)
+    raise AssertionError("unreachable")
 
 
 def run_dayone(db: str, sizes: Sizes, smoke: bool, run_id: int, keep: bool) -> dict[str, Any]:
@@ -831,7 +846,9 @@ def run_dayone(db: str, sizes: Sizes, smoke: bool, run_id: int, keep: bool) -> d
         out["statistics"] = {"before": before, "created": created, "measured": measured}
         out["statistics_notes"] += [
             stats.describe(before, created, f"the {users:,} creates"),
-            stats.describe(created, measured, "the day-one scenarios"),
+            stats.describe(
+                created, measured, "the day-one scenarios", [(r["at"], r["scenario"]) for r in out["dayone"]]
+            ),
         ]
         # SQLite loads statistics when a connection opens, so the analyzed figures need a new server;
         # PostgreSQL gets the same restart, so that both sides of the ratio pay for it alike.
@@ -1107,7 +1124,12 @@ def main(argv: list[str] | None = None) -> int:
         "dayone": dayone_runs,
         "statistics": statistics,
         "statistics_notes": [
-            stats.describe(s["after_seed"], s["end"], f"{db}, the scenarios above (no ANALYZE after seeding)")
+            stats.describe(
+                s["after_seed"],
+                s["end"],
+                f"{db}, the scenarios above (no ANALYZE after seeding)",
+                [(r.at, r.scenario) for r in results if r.target == db and r.at],
+            )
             for db, s in statistics.items()
         ],
     }

@@ -90,10 +90,26 @@ def _analyzed(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-def describe(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], what: str) -> str:
+def _when(table: str, stamp: str, timeline: list[tuple[str, str]]) -> str:
+    """'table at HH:MM:SS' and, when known, the scenario running then (the last one started before)."""
+    text = f"{table} at {stamp[11:19]} UTC"
+    if stamp and timeline:
+        at = datetime.fromisoformat(stamp)
+        started = [name for start, name in sorted(timeline) if datetime.fromisoformat(start) <= at]
+        text += f" (during {started[-1]})" if started else " (before the first scenario)"
+    return text
+
+
+def describe(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    what: str,
+    timeline: list[tuple[str, str]] | None = None,
+) -> str:
     """One sentence: which statistics `what` (a span of scenarios) ran with.
 
-    `before`/`after` are `state()` at the span's start and end."""
+    `before`/`after` are `state()` at the span's start and end; `timeline` is (ISO start time,
+    scenario) of the span's scenarios, to name the one autovacuum's ANALYZE fell into."""
     if not before and not after:
         return f"{what}: no statistics state recorded"
     sqlite = any("stat1_rows" in t for t in (after or before).values())
@@ -108,10 +124,10 @@ def describe(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
     if already:
         parts.append(f"autovacuum had analyzed {', '.join(already)} before it started")
     if during:
-        times = ", ".join(f"{t} at {str(after[t].get('last_autoanalyze') or '')[11:19]}" for t in during)
-        parts.append(
-            f"autovacuum analyzed {times} UTC during it, so these figures depend on autovacuum's timing"
+        times = ", ".join(
+            _when(t, str(after[t].get("last_autoanalyze") or ""), timeline or []) for t in during
         )
+        parts.append(f"autovacuum analyzed {times} during it, so these figures depend on autovacuum's timing")
     if not parts:
         parts.append(
             "no table had been analyzed (PostgreSQL planned with no statistics) and none was during it"
