@@ -15,6 +15,8 @@ from typing import Any
 
 #: The tables the hot statements read (users, their index rows, memberships, the event feed).
 TABLES = ("resources", "attribute_index", "group_members", "events")
+#: The key of `state()`'s server settings (PostgreSQL), beside the tables.
+SETTINGS = "_settings"
 
 
 def _sqlite_path(url: str) -> str:
@@ -32,6 +34,7 @@ async def _pg_state(url: str) -> dict[str, dict[str, Any]]:
             " FROM pg_stat_user_tables WHERE relname = ANY($1::text[])",
             list(TABLES),
         )
+        autovacuum = await conn.fetchval("SELECT current_setting('autovacuum')")
     finally:
         await conn.close()
     out: dict[str, dict[str, Any]] = {}
@@ -39,6 +42,7 @@ async def _pg_state(url: str) -> dict[str, dict[str, Any]]:
         out[r["relname"]] = {
             k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(r).items() if k != "relname"
         }
+    out[SETTINGS] = {"autovacuum": autovacuum}
     return out
 
 
@@ -83,6 +87,8 @@ def _analyzed(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
     """Table -> how many times autovacuum analyzed it; SQLite: its `sqlite_stat1` rows."""
     out: dict[str, int] = {}
     for name, t in tables.items():
+        if name == SETTINGS:
+            continue
         if "stat1_rows" in t:
             out[name] = t["stat1_rows"]
         else:
@@ -132,4 +138,6 @@ def describe(
         parts.append(
             "no table had been analyzed (PostgreSQL planned with no statistics) and none was during it"
         )
+    if (after or before).get(SETTINGS, {}).get("autovacuum") == "off":
+        parts.append("autovacuum is off on this PostgreSQL server, so nothing analyzes by itself")
     return f"{what}: " + "; ".join(parts)
