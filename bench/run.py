@@ -757,6 +757,16 @@ DAYONE_USERS = {"full": 30_000, "smoke": 300}
 DAYONE_SCENARIOS = [s for s in SCENARIOS if s[0] in ("get_user", "filter_username", "patch_user")]
 
 
+def ephemeral_port() -> int:
+    """A port the kernel just found free, outside the fixed ones (`PORTS`) that a concurrent run
+    prefers: Provisor's workers bind with SO_REUSEPORT, so two runs' servers on one port would
+    share its connections silently (one answered the other's requests 401)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
 def provisor_server(db: str, url: str, port: int, log_name: str) -> Server:
     """`provisor serve --workers 2` on `port`, or on another free port if a concurrent run took it
     between the check and the bind."""
@@ -777,7 +787,7 @@ def provisor_server(db: str, url: str, port: int, log_name: str) -> Server:
             server.stop()
             if attempt == 2 or "already in use" not in server.log.read_text():
                 raise
-            port = pick_port(port + 1000)
+            port = ephemeral_port()
     raise AssertionError("unreachable")
 
 
@@ -804,8 +814,7 @@ def run_dayone(db: str, sizes: Sizes, smoke: bool, run_id: int, keep: bool) -> d
     token = provisor_cli(
         "token", "create", "--tenant", "day1", "--create-tenant", "--name", "bench", "--database-url", url
     )
-    port = pick_port(PORTS[db])
-    server = provisor_server(db, url, port, f"provisor-{db}-dayone")
+    server = provisor_server(db, url, ephemeral_port(), f"provisor-{db}-dayone")
     console.print(f"[bold]{db}[/]: day one, creating {users:,} users over HTTP (16 connections) ...")
     try:
         before = stats.state(url)
@@ -854,8 +863,7 @@ def run_dayone(db: str, sizes: Sizes, smoke: bool, run_id: int, keep: bool) -> d
         # PostgreSQL gets the same restart, so that both sides of the ratio pay for it alike.
         server.stop()
         stats.analyze(url)
-        # A new port if another run took this one meanwhile.
-        server = provisor_server(db, url, pick_port(port), f"provisor-{db}-dayone-analyzed")
+        server = provisor_server(db, url, ephemeral_port(), f"provisor-{db}-dayone-analyzed")
         target.server = server
         for scenario in DAYONE_SCENARIOS:
             out["analyzed"].append(dayone_scenario(target, scenario, sizes, run_id + 1, name))
