@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from bench.http1 import Client, HttpError, Response
-from bench.seed import user_body
+from bench.seed import user_body, user_name
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -113,6 +113,30 @@ async def initial_sync(
         except (Failed, HttpError) as exc:
             return Outcome(False, time.perf_counter() - started, len(lat), users, lat, str(exc))
         return Outcome(True, time.perf_counter() - started, len(lat), users, lat)
+
+
+async def create_users(
+    base: str, token: str, users: int, prefix: str, *, concurrency: int = 16
+) -> tuple[Outcome, list[tuple[str, str]]]:
+    """POST `users` users as fast as `concurrency` connections go (an IdP's first push, without the
+    existence checks): the day-one scenario's load. Returns the outcome and (id, userName) per user."""
+    lat: list[float] = []
+    made: list[tuple[str, str]] = []
+    pending = iter(range(users))
+    async with _client(base, token) as client:
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            for n in pending:  # one shared iterator: each n is taken by exactly one worker
+                name = user_name(prefix, n)
+                created = await _call(client, lat, "POST", "/Users", json=user_body(name, n))
+                made.append((created.json()["id"], name))
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        except (Failed, HttpError) as exc:
+            return Outcome(False, time.perf_counter() - started, len(lat), len(made), lat, str(exc)), made
+        return Outcome(True, time.perf_counter() - started, len(lat), users, lat), made
 
 
 async def bulk_import(base: str, token: str, users: int, prefix: str, *, concurrency: int = 2) -> Outcome:

@@ -3,7 +3,9 @@
     python -m bench.report [RESULTS.json ...]
 
 With several files (e.g. a run per database), each later file replaces the earlier files' rows for
-the targets it ran.
+the targets it ran (and its day-one runs those of the same database). Below the table: the day-one
+scenario, issue 21's targets and "SQLite at least as fast as PostgreSQL", each with PASS/MISS
+(bench/targets.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench import targets
 from bench.run import RESULTS, at_reference, machine_line, speed
 
 
@@ -70,7 +73,7 @@ def markdown(report: dict[str, Any]) -> str:
     if machine:
         lines += ["", machine_line(machine)]
     lines += details(report)
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + targets.markdown(report)
 
 
 def details(report: dict[str, Any]) -> list[str]:
@@ -105,6 +108,14 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         ran = set(report["targets"])
         rows = [r for r in rows if r["target"] not in ran] + report["results"]
         merged["targets"] = {**merged["targets"], **report["targets"]}
+        dayone = {run["database"]: run for run in merged.get("dayone") or []}
+        dayone.update({run["database"]: run for run in report.get("dayone") or []})
+        merged["dayone"] = list(dayone.values())
+        merged["statistics"] = {**(merged.get("statistics") or {}), **(report.get("statistics") or {})}
+        merged["statistics_notes"] = [
+            *(n for n in merged.get("statistics_notes") or [] if not n.startswith(tuple(ran))),
+            *(report.get("statistics_notes") or []),
+        ]
     order = list(merged["scenarios"])
     targets = ["sqlite", "postgresql", "peer"]
     rows.sort(key=lambda r: (order.index(r["scenario"]), targets.index(r["target"])))

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import app_flows, ceiling, drivers
+from bench import app_flows, ceiling, drivers, stats
 from bench.seed import TenantPlan, TenantSeed, seed
+from bench.targets import sections as target_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -41,6 +43,8 @@ PEER_VENV = BENCH / ".peer-venv"
 LUA = BENCH / "wrk" / "scim.lua"
 PROVISOR = Path(sys.executable).parent / "provisor"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://root@127.0.0.1:5432/test")
+#: The bench's database name (and SQLite file name): two runs sharing a PostgreSQL server need two.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "provisor_bench")
 PEER_REQUIREMENTS = ["scim2-server==0.8.3", "uvicorn==0.54.0"]
 PORTS = {"sqlite": 18181, "postgresql": 18182, "peer": 18183, "ceiling": 18184}
 
@@ -161,6 +165,8 @@ class Result:
     steal: float | None = None
     #: Figures of the scenarios that measure more than a rate (roles, snapshot): name -> value.
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When the scenario started (UTC, ISO 8601): tells which scenarios ran before autovacuum's ANALYZE.
+    at: str = ""
 
 
 # ---- processes -------------------------------------------------------------------------------------
@@ -384,10 +390,8 @@ async def _pg_admin(statements: list[str]) -> None:
         await conn.close()
 
 
-def database_url(db: str, smoke: bool) -> tuple[str, str]:
-    name = "provisor_bench_smoke" if smoke else "provisor_bench"
-    # Two runs sharing one PostgreSQL server (two worktrees) must not drop each other's database.
-    name += os.environ.get("BENCH_DB_SUFFIX", "")
+def database_url(db: str, smoke: bool, suffix: str = "") -> tuple[str, str]:
+    name = DB_NAME + ("_smoke" if smoke else "") + suffix
     if db == "sqlite":
         path = WORK / f"{name}.db"
         return f"sqlite:///{path}", name
@@ -395,8 +399,8 @@ def database_url(db: str, smoke: bool) -> tuple[str, str]:
     return f"{base}/{name}", name
 
 
-def drop_database(db: str, smoke: bool) -> None:
-    url, name = database_url(db, smoke)
+def drop_database(db: str, smoke: bool, suffix: str = "") -> None:
+    url, name = database_url(db, smoke, suffix)
     if db == "sqlite":
         for suffix in ("", "-wal", "-shm", ".write-lock"):
             Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
@@ -801,6 +805,7 @@ def run_scenario(
     name, _, kind, mode, conc = scenario
     started = time.perf_counter()
     load = os.getloadavg()[0]
+    at = datetime.now(UTC).isoformat(timespec="seconds")
     cpu_before = cpu_seconds(target.server.workers)
     jiffies = cpu_jiffies()
     if kind == "wrk":
@@ -810,6 +815,7 @@ def run_scenario(
     else:
         result = run_flow(target, name, kind, sizes, run_id, conc)
     result.load = round(load, 2)
+    result.at = at
     result.steal = steal_since(jiffies)
     used = cpu_seconds(target.server.workers) - cpu_before
     drained = drain(target.server.workers)
@@ -890,6 +896,217 @@ def at_reference(rps: float | None, unit: str, machine_speed: float) -> str:
     return "" if rps is None or machine_speed <= 0 else f"{rps / machine_speed:,.0f} {unit}"
 
 
+# ---- day one ---------------------------------------------------------------------------------------
+
+#: Users the day-one scenario creates over HTTP before measuring (issue 21: 30,000).
+DAYONE_USERS = {"full": 30_000, "smoke": 300}
+#: The scenarios measured at once after the creates, and again after ANALYZE.
+DAYONE_SCENARIOS = [s for s in SCENARIOS if s[0] in ("get_user", "filter_username", "patch_user")]
+
+
+def ephemeral_port() -> int:
+    """A port the kernel just found free, outside the fixed ones (`PORTS`) that a concurrent run
+    prefers: Provisor's workers bind with SO_REUSEPORT, so two runs' servers on one port would
+    share its connections silently (one answered the other's requests 401)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def provisor_server(db: str, url: str, port: int, log_name: str) -> Server:
+    """`provisor serve --workers 2` on `port`, or on another free port if a concurrent run took it
+    between the check and the bind."""
+    for attempt in range(3):
+        argv = [str(PROVISOR), "serve", "--workers", "2", "--port", str(port), "--database-url", url]
+        server = Server(
+            f"provisor-{db}",
+            [*argv, "--log-level", "warning"],
+            port,
+            {},
+            "/scim/v2",
+            WORK / "logs" / f"{log_name}.log",
+        )
+        try:
+            server.wait_ready("/healthz", 120, 2)
+            return server
+        except RuntimeError:
+            server.stop()
+            if attempt == 2 or "already in use" not in server.log.read_text():
+                raise
+            port = ephemeral_port()
+    raise AssertionError("unreachable")
+
+
+def run_dayone(db: str, sizes: Sizes, smoke: bool, run_id: int, keep: bool) -> dict[str, Any]:
+    """Issue 21's day-one scenario on one database: an empty database, users created over HTTP at
+    full speed (16 connections), then at once GET by id, `userName eq` and PATCH; then ANALYZE and
+    the same three again. PostgreSQL's autovacuum may analyze meanwhile (a real deployment's first
+    minutes): the statistics probes say whether it did, and so which figures depend on its timing."""
+    users = DAYONE_USERS["smoke" if smoke else "full"]
+    out: dict[str, Any] = {
+        "database": db,
+        "users": users,
+        "dayone": [],
+        "analyzed": [],
+        "statistics_notes": [],
+    }
+    url, name = database_url(db, smoke, "_dayone")
+    drop_database(db, smoke, "_dayone")
+    if db == "postgresql":
+        asyncio.run(_pg_admin([f"CREATE DATABASE {name}"]))
+    data = WORK / f"{db}-dayone"
+    data.mkdir(parents=True, exist_ok=True)
+    provisor_cli("migrate", "--database-url", url)
+    token = provisor_cli(
+        "token", "create", "--tenant", "day1", "--create-tenant", "--name", "bench", "--database-url", url
+    )
+    server = provisor_server(db, url, ephemeral_port(), f"provisor-{db}-dayone")
+    console.print(f"[bold]{db}[/]: day one, creating {users:,} users over HTTP (16 connections) ...")
+    try:
+        before = stats.state(url)
+        cpu_before, load = cpu_seconds(server.workers), os.getloadavg()[0]
+        jiffies = cpu_jiffies()
+        outcome, made = asyncio.run(
+            drivers.create_users(server.url + server.base_path, token, users, "day1", concurrency=16)
+        )
+        p50, p99 = outcome.percentile(50), outcome.percentile(99)
+        create = Result(
+            "dayone_create",
+            db,
+            outcome.ok,
+            "ok" if outcome.ok else f"failed: {outcome.note}"[:200],
+            16,
+            rps=outcome.units / outcome.seconds if outcome.seconds else None,
+            unit="users/s",
+            p50_ms=None if p50 is None else p50 * 1000,
+            p99_ms=None if p99 is None else p99 * 1000,
+            requests=outcome.requests,
+            seconds=outcome.seconds,
+            load=round(load, 2),
+            steal=steal_since(jiffies),
+        )
+        if outcome.requests:
+            create.cpu_ms = round(1000 * (cpu_seconds(server.workers) - cpu_before) / outcome.requests, 2)
+        out["create"] = asdict(create)
+        console.print(f"  {db:10} {'day-one creates':24} {create.status} {fmt_rate(create)}")
+        if not outcome.ok:
+            out["error"] = create.status
+            return out
+        users_file = write_lines(data / "users.txt", (f"{i} {u}" for i, u in made))
+        target = Target(db, server, token, token, users_file, users_file, None, {}, 1, 0.0, 2)
+        created = stats.state(url)
+        for scenario in DAYONE_SCENARIOS:
+            out["dayone"].append(dayone_scenario(target, scenario, sizes, run_id, name))
+        measured = stats.state(url)
+        out["statistics"] = {"before": before, "created": created, "measured": measured}
+        out["statistics_notes"] += [
+            stats.describe(before, created, f"the {users:,} creates"),
+            stats.describe(
+                created, measured, "the day-one scenarios", [(r["at"], r["scenario"]) for r in out["dayone"]]
+            ),
+        ]
+        # SQLite loads statistics when a connection opens, so the analyzed figures need a new server;
+        # PostgreSQL gets the same restart, so that both sides of the ratio pay for it alike.
+        server.stop()
+        stats.analyze(url)
+        server = provisor_server(db, url, ephemeral_port(), f"provisor-{db}-dayone-analyzed")
+        target.server = server
+        for scenario in DAYONE_SCENARIOS:
+            out["analyzed"].append(dayone_scenario(target, scenario, sizes, run_id + 1, name))
+        return out
+    except Exception as exc:  # the day-one scenario's failure must not end the run
+        console.print(f"[red]{db} day one: {exc}[/]")
+        out["error"] = f"{exc}"[:200]
+        return out
+    finally:
+        server.stop()
+        if not keep:
+            try:
+                drop_database(db, smoke, "_dayone")
+            except Exception as exc:
+                console.print(f"[yellow]could not drop the {db} day-one database: {exc}[/]")
+
+
+def probe_statistics(db: str, smoke: bool) -> dict[str, Any]:
+    """`stats.state` of a main bench database ({} when it cannot be read: the note says so)."""
+    try:
+        return stats.state(database_url(db, smoke)[0])
+    except Exception as exc:
+        console.print(f"[yellow]could not read the {db} statistics state: {exc}[/]")
+        return {}
+
+
+def backend_cpu(db: str, database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving `database` (SQLite works inside the
+    workers, whose CPU `run_scenario` counts). A bad plan burns the database's CPU, not the workers'."""
+    if db != "postgresql":
+        return {}
+
+    async def pids() -> list[int]:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+        finally:
+            await conn.close()
+        return [int(r["pid"]) for r in rows]
+
+    return {pid: cpu_seconds([pid]) for pid in asyncio.run(pids())}
+
+
+def dayone_scenario(
+    target: Target, scenario: tuple[str, str, str, str, int], sizes: Sizes, run_id: int, database: str
+) -> dict[str, Any]:
+    """`run_scenario`, plus the CPU per request of workers and database backends together
+    (`server_cpu_ms`): unlike throughput it hardly moves with the machine's load, and it shows a
+    plan gone bad on PostgreSQL, whose CPU the workers' figure leaves out."""
+    before = backend_cpu(target.name, database)
+    workers = cpu_seconds(target.server.workers)
+    result = run_scenario(target, scenario, sizes, run_id)
+    used = cpu_seconds(target.server.workers) - workers
+    after = backend_cpu(target.name, database)
+    used += sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    out = asdict(result)
+    out["server_cpu_ms"] = round(1000 * used / result.requests, 3) if result.requests else None
+    return out
+
+
+def dayone_failures(runs: list[dict[str, Any]]) -> list[str]:
+    """What makes the run fail: a day-one scenario that did not run, or got a non-2xx answer.
+    A ratio under the target is a MISS in the report, not a failure (as every other target)."""
+    bad: list[str] = []
+    for run in runs:
+        db = run["database"]
+        if run.get("error"):
+            bad.append(f"{db} day one: {run['error']}")
+            continue
+        for phase in ("dayone", "analyzed"):
+            got = {r["scenario"]: r for r in run[phase]}
+            for scenario in DAYONE_SCENARIOS:
+                r = got.get(scenario[0])
+                if r is None or not r["ok"]:
+                    bad.append(f"{db} day one ({phase}) {scenario[0]}: {r['status'] if r else 'did not run'}")
+    return bad
+
+
+def print_targets(report: dict[str, Any]) -> None:
+    for section in target_sections(report):
+        t = Table(title=section.title, show_lines=False)
+        for i, header in enumerate(section.headers):
+            t.add_column(header, justify="left" if i == 0 or header == "database" else "right")
+        for row in section.rows:
+            t.add_row(
+                *[f"[green]{c}[/]" if c == "PASS" else f"[red]{c}[/]" if c == "MISS" else c for c in row]
+            )
+        console.print(t)
+        for note in section.notes:
+            console.print(f"  {note}")
+
+
 # ---- report ----------------------------------------------------------------------------------------
 
 
@@ -965,8 +1182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small seeds, 2 s per scenario (CI)")
     parser.add_argument(
-        "--only", choices=SCENARIO_NAMES, action="append", help="run this scenario (repeatable)"
+        "--only",
+        choices=[*SCENARIO_NAMES, "dayone"],
+        action="append",
+        help="run this scenario (repeatable; dayone: the day-one one)",
     )
+    parser.add_argument("--skip-dayone", action="store_true", help="skip the day-one scenario")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], help="only this database")
     parser.add_argument("--no-peer", action="store_true", help="skip the scim2-server comparison")
     parser.add_argument("--duration", type=int, help="seconds per wrk scenario")
@@ -982,7 +1203,8 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    peer_ok = ensure_tools(need_peer=not args.no_peer)
+    dayone_only = args.only == ["dayone"]
+    peer_ok = ensure_tools(need_peer=not args.no_peer and not dayone_only)
 
     run_jiffies = cpu_jiffies()
     machine: dict[str, Any] = {"reference_rps": ceiling.REFERENCE_RPS}
@@ -990,8 +1212,15 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     setups: dict[str, dict[str, Any]] = {}
     failures: list[str] = []
-    order = [*dbs, *(["peer"] if peer_ok else [])]
+    order = [] if dayone_only else [*dbs, *(["peer"] if peer_ok else [])]
     targets: list[Target] = []
+    # Day one first, on its own empty databases, before the main targets' servers hold memory.
+    dayone_runs = (
+        []
+        if args.skip_dayone or (args.only and "dayone" not in args.only)
+        else [run_dayone(db, sizes, args.smoke, run_id, args.keep) for db in dbs]
+    )
+    statistics: dict[str, dict[str, Any]] = {}
     try:
         for name in order:
             try:
@@ -1008,8 +1237,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             targets.append(target)
             setups[name] = {"seed_seconds": round(target.seed_seconds, 1), "workers": target.workers}
+            if name != "peer":
+                statistics[name] = {"after_seed": probe_statistics(name, args.smoke)}
         results.extend(run_interleaved(targets, sizes, args.only, run_id))
     finally:
+        for name in statistics:
+            statistics[name]["end"] = probe_statistics(name, args.smoke)
         for target in targets:
             target.server.stop()
         for name in dbs:
@@ -1030,7 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Provisor bench ({mode}, {os.cpu_count()} cores, Provisor 2 workers, "
         f"wrk {sizes.duration}s per scenario, total {elapsed:.0f}s)"
     )
-    console.print(table(results, sizes, title, machine["speed"]))
+    if results:
+        console.print(table(results, sizes, title, machine["speed"]))
     console.print(machine_line(machine))
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -1045,7 +1279,19 @@ def main(argv: list[str] | None = None) -> int:
         "failures": failures,
         "scenarios": {s[0]: label(s[1], sizes) for s in SCENARIOS},
         "results": [asdict(r) for r in results],
+        "dayone": dayone_runs,
+        "statistics": statistics,
+        "statistics_notes": [
+            stats.describe(
+                s["after_seed"],
+                s["end"],
+                f"{db}, the scenarios above (no ANALYZE after seeding)",
+                [(r.at, r.scenario) for r in results if r.target == db and r.at],
+            )
+            for db, s in statistics.items()
+        ],
     }
+    print_targets(report)
     out = RESULTS / f"{stamp}-{mode}.json"
     out.write_text(json.dumps(report, indent=2))
     shutil.copyfile(out, RESULTS / f"latest-{mode}.json")
@@ -1056,7 +1302,10 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes.full_group_read:
         expected = {e for e in expected if e[0] != "group_get_large_full"}
     missing = expected - {(r.scenario, r.target) for r in results}
-    if bad or missing:
+    dayone_bad = dayone_failures(dayone_runs)
+    if bad or missing or dayone_bad:
+        for line in dayone_bad:
+            console.print(f"[red]FAILED {line}[/]")
         for r in bad:
             console.print(f"[red]FAILED {r.target} {r.scenario}: {r.status} {r.note}[/]")
         for s, d in sorted(missing):

@@ -6,6 +6,10 @@ use, and membership rows as `provisor.storage.members.add_new_members` writes th
 Only the transport
 differs: PostgreSQL gets `COPY` (with FK triggers off for the load, the data being consistent by
 construction), SQLite gets executemany batches, both in one transaction per table batch.
+
+No `ANALYZE` or `VACUUM` follows: a real deployment does not run them after its first sync, so the
+bench measures with whatever statistics autovacuum has gathered by then on PostgreSQL (none, or
+its own) and none on SQLite (bench/stats.py records which, and the report prints it).
 """
 
 from __future__ import annotations
@@ -141,13 +145,6 @@ async def seed(url: str, plan: dict[str, TenantPlan], log: Any = print) -> dict[
                 f"  seeded tenant {tenant}: {tp.users:,} users, groups {tp.groups}{shared} "
                 f"in {time.perf_counter() - started:.1f}s"
             )
-        if pg:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("VACUUM ANALYZE"))
-        else:
-            async with write_transaction(engine) as conn:
-                await conn.execute(text("ANALYZE"))
     finally:
         await engine.dispose()
     return out
