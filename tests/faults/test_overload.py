@@ -126,15 +126,13 @@ def test_200_connections_keep_p99_within_4x_of_16(database_url: str, tenant_id: 
                     "peak_rss_mib": [round(_peak_rss_mib(pid)) for pid in workers],
                 }
             )
-            if any(r["peak_rss_mib"][0] > RSS_BOUND_MIB for r in rounds):
-                break
             last = rounds[-1]
             if last["ratio_all"] <= RATIO and last["ratio_2xx"] <= RATIO and last["kept_serving"] >= 0.5:
                 break
         for r in rounds:
             print(_describe(r))  # the figures, with `pytest -s`
-        for peak in rounds[-1]["peak_rss_mib"]:
-            assert peak <= RSS_BOUND_MIB, rounds
+        for peak in rounds[-1]["peak_rss_mib"]:  # VmHWM: the peak since the worker started
+            assert peak <= RSS_BOUND_MIB, "\n".join(_describe(r) for r in rounds)
         held = [
             r
             for r in rounds
