@@ -226,6 +226,13 @@ class Settings:
         _number(0),
         "Seconds until a response must start (503 after; 0 = no limit)",
     )
+    max_inflight: int = setting(
+        16,
+        "PROVISOR_MAX_INFLIGHT",
+        _integer(0),
+        "SCIM and admin requests one worker serves at once; one more waits at most 20 ms for a slot, "
+        "then is answered 503 with `Retry-After` (0 = no limit; docs/operations.md)",
+    )
     request_log_mode: str = setting(
         "metadata",
         "PROVISOR_REQUEST_LOG",

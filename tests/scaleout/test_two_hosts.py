@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -87,7 +88,9 @@ def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str)
                 # The database is reached without a password over a link that exists only here.
                 "--allow-insecure-database",
             ]
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # support.load sends 64 requests at once, above PROVISOR_MAX_INFLIGHT (docs/operations.md).
+            env = {**os.environ, "PROVISOR_MAX_INFLIGHT": "0"}
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             stack.callback(_stop, process)
             processes.append(process)
         bases = [f"http://{address}:{PORT}" for address in net.addresses]

@@ -26,6 +26,7 @@ from provisor.errors import ScimError
 from provisor.events.hooks import PasswordHook
 from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
+from provisor.http.admission import AdmissionMiddleware
 from provisor.http.auth import Authenticator
 from provisor.http.console import console_app
 from provisor.http.health import healthz, readyz_endpoint
@@ -251,6 +252,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=[
+            Middleware(AdmissionMiddleware, limit=settings.max_inflight, metrics=provisor.request_metrics),
             Middleware(
                 EnvelopeMiddleware,
                 settings=settings,

@@ -74,6 +74,11 @@ WEBHOOK_DELIVERIES = Counter(
 RATE_LIMITED = Counter(
     "provisor_rate_limit_refusals", "Requests refused with 429 by a tenant's rate limit.", registry=LOCAL
 )
+SHED = Counter(
+    "provisor_http_shed_requests",
+    "Requests answered 503 at once because their worker had PROVISOR_MAX_INFLIGHT in flight.",
+    registry=LOCAL,
+)
 TOKEN_CACHE_HITS = Counter(
     "provisor_token_cache_hits", "Bearer tokens answered from the worker's cache.", registry=LOCAL
 )
@@ -93,12 +98,13 @@ class RequestMetrics:
     answering a scrape), so a scrape may be up to a second behind for the other workers.
     """
 
-    __slots__ = ("_children", "_pending")
+    __slots__ = ("_children", "_pending", "_shed")
 
     def __init__(self) -> None:
         #: key -> [count, sum of seconds, bucket counts...] since the last flush
         self._pending: dict[tuple[str, str, int], list[Any]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._shed = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -109,7 +115,14 @@ class RequestMetrics:
         pending[1] += seconds
         pending[2][bisect_left(_HTTP_BUCKETS, seconds)] += 1
 
+    def shed(self) -> None:
+        """One request refused by admission control (http/admission.py)."""
+        self._shed += 1
+
     def flush(self) -> None:
+        if self._shed:
+            shed, self._shed = self._shed, 0
+            SHED.inc(shed)
         pending, self._pending = self._pending, {}
         for key, (count, total, buckets) in pending.items():
             children = self._children.get(key)
