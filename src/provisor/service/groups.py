@@ -19,6 +19,7 @@ from provisor.errors import invalid_value, not_found
 from provisor.patch.request import parse_patch_request
 from provisor.service import roles
 from provisor.service.context import RequestContext
+from provisor.service.errors import scim_errors
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
@@ -156,7 +157,8 @@ class GroupService(ResourceService):
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
         if projection is None and if_match is None:
-            done = await self._members_at_once(ctx, resource_id, body)
+            with scim_errors():
+                done = await self._members_at_once(ctx, resource_id, body)
             if done is not None:
                 return done
         return await super().patch(ctx, resource_id, body, projection, if_match)

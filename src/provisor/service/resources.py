@@ -39,6 +39,7 @@ from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
 from provisor.service.cursor import Cursor, keyset_condition
 from provisor.service.cursor import signature as cursor_signature
+from provisor.service.errors import scim_errors
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
@@ -136,7 +137,8 @@ class ResourceService:
 
     async def create_many(self, ctx: RequestContext, items: Sequence[PreparedCreate]) -> list[StoredResource]:
         """Create many validated resources in one transaction (Bulk and import; see service/batch.py)."""
-        return await create_many(self, ctx, items)
+        with scim_errors():
+            return await create_many(self, ctx, items)
 
     #: Whether PUT and PATCH touch only the resource's own row, index rows and event (Users; a
     #: Group's members are rows of their own). On PostgreSQL such writes skip the transaction:
@@ -225,8 +227,9 @@ class ResourceService:
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
         secrets = self.write_only.in_body(body)
-        restored = await restore(self, ctx, body, projection) if tombstoning(ctx) else None
-        stored, out = restored if restored is not None else await self._create(ctx, body, projection)
+        with scim_errors():
+            restored = await restore(self, ctx, body, projection) if tombstoning(ctx) else None
+            stored, out = restored if restored is not None else await self._create(ctx, body, projection)
         await self.deliver_write_only(ctx, stored.id, secrets)
         return stored, out
 
@@ -283,7 +286,8 @@ class ResourceService:
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
         secrets = self.write_only.in_body(body)
-        stored, out = await self._replace(ctx, resource_id, body, projection, if_match)
+        with scim_errors():
+            stored, out = await self._replace(ctx, resource_id, body, projection, if_match)
         await self.deliver_write_only(ctx, stored.id, secrets)
         return stored, out
 
@@ -346,7 +350,8 @@ class ResourceService:
         change nothing stored, so a password-only PATCH writes no version and no event."""
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
         operations, secrets = split_write_only(request.operations, self.write_only)
-        stored, out = await self._patch(ctx, resource_id, operations, projection, if_match)
+        with scim_errors():
+            stored, out = await self._patch(ctx, resource_id, operations, projection, if_match)
         await self.deliver_write_only(ctx, stored.id, secrets)
         return stored, out
 
@@ -490,6 +495,10 @@ class ResourceService:
         return False
 
     async def delete(self, ctx: RequestContext, resource_id: str, if_match: str | None) -> None:
+        with scim_errors():
+            await self._delete(ctx, resource_id, if_match)
+
+    async def _delete(self, ctx: RequestContext, resource_id: str, if_match: str | None) -> None:
         at = now()
         async with write_transaction(self.engine) as conn:
             current = await self._current(conn, ctx, resource_id)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +30,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.util import ClauseAdapter
 
-from provisor.errors import ScimError, uniqueness
 from provisor.storage.direct import (
     BY_KEY_ROWS,
     DirectStatement,
@@ -47,6 +45,7 @@ from provisor.storage.direct import (
     reader,
     write_in_sqlite_thread,
 )
+from provisor.storage.errors import UniqueViolation, unique_violations
 from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.tables import attribute_index, group_members, resources
 
@@ -80,11 +79,6 @@ def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
         last_modified=row[3],
         doc=row[4],
     )
-
-
-def is_unique_violation(exc: IntegrityError) -> bool:
-    text = str(exc.orig).lower()
-    return "ux_attribute_index_unique" in text or "attribute_index.tenant_id" in text
 
 
 def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
@@ -134,20 +128,14 @@ _DELETE_INDEX_ROW = DirectStatement(
 )
 
 
-@contextmanager
-def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> Iterator[None]:
-    """A unique-index violation while writing `rows` becomes the SCIM 409 naming the attributes."""
-    try:
-        yield
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            raise _taken(resource_type, rows) from None
-        raise
+def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> AbstractContextManager[None]:
+    """A unique-index violation while writing `rows` raises UniqueViolation naming their unique
+    attributes."""
+    return unique_violations(resource_type, _unique_attributes(rows))
 
 
-def _taken(resource_type: str, rows: Iterable[IndexRow]) -> ScimError:
-    attrs = sorted({attr for attr, _, unique in rows if unique})
-    return uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists")
+def _unique_attributes(rows: Iterable[IndexRow]) -> list[str]:
+    return [attr for attr, _, unique in rows if unique]
 
 
 def _index_params(tenant_id: str, resource_type: str, resource_id: str, row: IndexRow) -> dict[str, Any]:
@@ -336,7 +324,7 @@ async def create_at_once(
         params["attrs"] = [attr for attr, _, is_unique in index if not is_unique]
         params["values"] = [value for _, value, is_unique in index if not is_unique]
         if not await reader(engine).fetch_batched(_CREATE_PG_CLAIMING, params):
-            raise _taken(stored.resource_type, index)
+            raise UniqueViolation(stored.resource_type, _unique_attributes(index))
         return
     with _conflicts_as_uniqueness(stored.resource_type, index):
         await reader(engine).fetch(_CREATE_PG, {**params, **_index_arrays(index)})
