@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from provisor.clock import now
+from provisor.events.model import EventOp, event_row
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.service.render import render
@@ -66,16 +67,16 @@ async def create_many(
     rt = service.rt
     batch = prepare_batch(tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items])
     created = [
-        {
-            "tenant_id": ctx.tenant_id,
-            "at": at,
-            "resource_type": rt.name,
-            "resource_id": resource.id,
-            "op": "created",
-            "version": resource.version,
-            "actor": ctx.actor,
-            "payload": render(rt, resource, ctx.base_url),
-        }
+        event_row(
+            tenant_id=ctx.tenant_id,
+            at=at,
+            resource_type=rt.name,
+            resource_id=resource.id,
+            op=EventOp.CREATED,
+            version=resource.version,
+            actor=ctx.actor,
+            payload=render(rt, resource, ctx.base_url),
+        )
         for resource in batch.stored
     ]
     if not any(item.extra for item in items):

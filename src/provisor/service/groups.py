@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
+from provisor.events.model import EventOp
 from provisor.patch.request import parse_patch_request
 from provisor.service import roles
 from provisor.service.context import RequestContext
@@ -93,7 +94,7 @@ class GroupService(ResourceService):
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]
     ) -> None:
         at = now()
-        for op, ids in (("member_added", added), ("member_removed", removed)):
+        for op, ids in ((EventOp.MEMBER_ADDED, added), (EventOp.MEMBER_REMOVED, removed)):
             if ids:
                 await append_event(
                     conn,
@@ -113,7 +114,7 @@ class GroupService(ResourceService):
         conn: AsyncConnection,
         ctx: RequestContext,
         stored: StoredResource,
-        op: str,
+        op: EventOp,
         at: str,
         payload: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None,
@@ -340,7 +341,7 @@ async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, mem
             at=at,
             resource_type="Group",
             resource_id=group_id,
-            op="member_removed",
+            op=EventOp.MEMBER_REMOVED,
             version=group.version + 1,
             actor=ctx.actor,
             payload={"members": [member_id]},

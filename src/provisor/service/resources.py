@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
+from provisor.events.model import EventOp
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
 from provisor.filter.ast import Compare, Filter
 from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
@@ -110,8 +111,8 @@ class ResourceService:
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
         return None
 
-    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
-        return "created" if before is None else "updated"
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> EventOp:
+        return EventOp.CREATED if before is None else EventOp.UPDATED
 
     def event_payload(
         self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None
@@ -191,7 +192,7 @@ class ResourceService:
         conn: AsyncConnection,
         ctx: RequestContext,
         stored: StoredResource,
-        op: str,
+        op: EventOp,
         at: str,
         payload: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None,
@@ -263,7 +264,7 @@ class ResourceService:
                 doc=doc,
                 index=self._index(ctx, doc),
             )
-            await self._event(conn, ctx, stored, "created", at)
+            await self._event(conn, ctx, stored, EventOp.CREATED, at)
             await self.store_extra(conn, ctx, stored, extra, replace=True)
             body_out = await self._render_one(conn, ctx, stored, projection, fresh=True)
         return stored, body_out
@@ -513,7 +514,7 @@ class ResourceService:
                 at=at,
                 resource_type=self.rt.name,
                 resource_id=resource_id,
-                op="deleted",
+                op=EventOp.DELETED,
                 version=current.version,
                 actor=ctx.actor,
                 payload=payload,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.errors import ScimError, not_found
+from provisor.events.model import EventOp
 from provisor.service import roles
 from provisor.service.adoption import adopt_user
 from provisor.service.assignments import CHANGES_KEY, assignment_changes
@@ -39,16 +40,16 @@ class UserService(ResourceService):
             await self.deliver_write_only(ctx, adopted[0].id, self.write_only.in_body(body))
             return adopted
 
-    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> EventOp:
         if before is None:
-            return "created"
+            return EventOp.CREATED
         was_active = before.get("active", True)
         is_active = after.get("active", True)
         if was_active and not is_active:
-            return "deactivated"
+            return EventOp.DEACTIVATED
         if is_active and not was_active:
-            return "activated"
-        return "updated"
+            return EventOp.ACTIVATED
+        return EventOp.UPDATED
 
     def event_payload(
         self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None

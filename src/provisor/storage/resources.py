@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.util import ClauseAdapter
 
+from provisor.events.model import EventOp, event_row
 from provisor.storage.direct import (
     BY_KEY_ROWS,
     DirectStatement,
@@ -46,7 +47,7 @@ from provisor.storage.direct import (
     write_in_sqlite_thread,
 )
 from provisor.storage.errors import UniqueViolation, unique_violations
-from provisor.storage.outbox import APPEND_EVENT
+from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
 from provisor.storage.tables import attribute_index, group_members, resources
 
 IndexRow = tuple[str, str, bool]
@@ -228,10 +229,8 @@ _CREATE_PG = DirectStatement(
             FROM created, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
-        FROM (SELECT count(*) FROM indexed) AS done
         """
+        + events_insert("(SELECT count(*) FROM indexed) AS done", op=op_literal(EventOp.CREATED), version="1")
     ).bindparams(
         *(
             bindparam(name, type_=String)
@@ -270,11 +269,13 @@ _CREATE_PG_CLAIMING = DirectStatement(
             FROM created, unnest(:attrs, :values) AS x(attr, value_norm)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
-        FROM created, (SELECT count(*) FROM indexed) AS done
-        RETURNING seq, :call
         """
+        + events_insert(
+            "created, (SELECT count(*) FROM indexed) AS done",
+            "seq, :call",
+            op=op_literal(EventOp.CREATED),
+            version="1",
+        )
     ).bindparams(
         *(
             bindparam(name, type_=String)
@@ -354,7 +355,7 @@ async def _create_on_sqlite(
         }
     )
     row_args = [rows.args(_index_params(tenant_id, stored.resource_type, stored.id, row)) for row in index]
-    event_args = event.args(_event_params(tenant_id, stored, "created", actor, event_payload))
+    event_args = event.args(_event_params(tenant_id, stored, EventOp.CREATED, actor, event_payload))
 
     def steps(db: sqlite3.Connection) -> None:
         db.execute(resource.sql, resource_args)
@@ -407,11 +408,10 @@ _UPDATE_PG = DirectStatement(
             FROM updated, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
-        FROM updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i
-        RETURNING seq, :call
         """
+        + events_insert(
+            "updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i", "seq, :call"
+        )
     ).bindparams(
         *_UPDATE_PARAMS,
         bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
@@ -433,11 +433,8 @@ _UPDATE_PG_DOC_ONLY = DirectStatement(
               AND version = :expected
             RETURNING id
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
-        FROM updated
-        RETURNING seq, :call
         """
+        + events_insert("updated", "seq, :call")
     ).bindparams(*_UPDATE_PARAMS),
     lock_order=_resource_key,
 )
@@ -451,7 +448,7 @@ async def update_at_once(
     stored: StoredResource,
     index: Sequence[IndexRow],
     previous_index: Sequence[IndexRow],
-    op: str,
+    op: EventOp,
     actor: str | None,
     event_payload: dict[str, Any],
 ) -> bool | None:
@@ -469,16 +466,9 @@ async def update_at_once(
             change = _Change(current, stored, added, gone, op, actor, event_payload)
             return await _update_on_sqlite(engine, tenant_id, change)
         params: dict[str, Any] = {
-            "tenant_id": tenant_id,
-            "resource_id": current.id,
-            "resource_type": current.resource_type,
-            "at": stored.last_modified,
-            "actor": actor,
-            "op": op,
-            "version": stored.version,
+            **_event_params(tenant_id, stored, op, actor, event_payload),
             "expected": current.version,
             "doc": stored.doc,
-            "payload": event_payload,
         }
         if not added and not gone:
             return bool(await reader(engine).fetch_batched(_UPDATE_PG_DOC_ONLY, params))
@@ -498,7 +488,7 @@ class _Change:
     stored: StoredResource
     added: list[IndexRow]
     gone: list[IndexRow]
-    op: str
+    op: EventOp
     actor: str | None
     payload: dict[str, Any]
 
@@ -547,18 +537,18 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
 
 
 def _event_params(
-    tenant_id: str, stored: StoredResource, op: str, actor: str | None, payload: dict[str, Any]
+    tenant_id: str, stored: StoredResource, op: EventOp, actor: str | None, payload: dict[str, Any] | None
 ) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "at": stored.last_modified,
-        "resource_type": stored.resource_type,
-        "resource_id": stored.id,
-        "op": op,
-        "version": stored.version,
-        "actor": actor,
-        "payload": payload,
-    }
+    return event_row(
+        tenant_id=tenant_id,
+        at=stored.last_modified,
+        resource_type=stored.resource_type,
+        resource_id=stored.id,
+        op=op,
+        version=stored.version,
+        actor=actor,
+        payload=payload,
+    )
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
