@@ -109,22 +109,13 @@ class GroupService(ResourceService):
                 )
         await roles.membership_changed(conn, ctx, group_id, added, removed)
 
-    async def _event(
-        self,
-        conn: AsyncConnection,
-        ctx: RequestContext,
-        stored: StoredResource,
-        op: EventOp,
-        at: str,
-        payload: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None,
+    async def updated(
+        self, conn: AsyncConnection, ctx: RequestContext, before: StoredResource, after: StoredResource
     ) -> None:
-        """The group's event; a rename also moves the roles mapped by displayName."""
-        await super()._event(conn, ctx, stored, op, at, payload, before)
-        if before is not None:
-            await roles.group_renamed(
-                conn, ctx, stored.id, before.get("displayName"), stored.doc.get("displayName")
-            )
+        """A rename moves the roles mapped by displayName."""
+        await roles.group_renamed(
+            conn, ctx, after.id, before.doc.get("displayName"), after.doc.get("displayName")
+        )
 
     async def _replace_members(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
@@ -208,8 +199,10 @@ class GroupService(ResourceService):
         ), None
 
     async def run_patch(
-        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
+        self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
+        assert conn is not None  # group writes hold the row lock (not `single_row_writes`)
+
         def load_members(sync_conn: Connection) -> list[dict[str, Any]]:
             rows = sync_conn.execute(
                 select(group_members.c.member_id, group_members.c.member_type).where(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +46,10 @@ from provisor.storage.direct import (
     reader,
     write_in_sqlite_thread,
 )
-from provisor.storage.errors import UniqueViolation, unique_violations
+from provisor.storage.errors import NotFound, UniqueViolation, unique_violations
 from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
 from provisor.storage.tables import attribute_index, group_members, resources
+from provisor.storage.transactions import write_transaction
 
 IndexRow = tuple[str, str, bool]
 
@@ -681,6 +682,183 @@ async def touch_resource(
     return await update_resource(
         conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None
     )
+
+
+#: (group id, group displayName) of the groups directly containing a resource.
+_Groups = list[tuple[str, str]]
+
+
+class ResourceWrite:
+    """One read-apply-write of a resource (`resource_write`): the resource as read (`current`,
+    with its direct groups when asked for) and `update`, which stores its next version."""
+
+    def __init__(self, tenant_id: str, current: StoredResource, groups: list[tuple[str, str]] | None) -> None:
+        self.tenant_id = tenant_id
+        self.current = current
+        self.groups = groups
+
+    @property
+    def conn(self) -> AsyncConnection | None:
+        """The transaction holding the resource's row lock, for writes beside the row (a group's
+        members); None when the resource was read without one."""
+        return None
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        """Store `stored` (the version after `current`), replace the index rows that differ
+        between `previous_index` and `index` (None: keep them), and append the `op` event (None:
+        none), atomically. False when the stored version is no longer `current` (another write
+        got in first; only without the lock): nothing was written. Raises UniqueViolation."""
+        raise NotImplementedError
+
+
+class _OneStatementWrite(ResourceWrite):
+    """Read without a lock; the write is one statement conditional on the version read (one
+    round trip on PostgreSQL, one call in the connection's thread on SQLite: `update_at_once`)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tenant_id: str,
+        current: StoredResource,
+        groups: list[tuple[str, str]] | None,
+    ) -> None:
+        super().__init__(tenant_id, current, groups)
+        self.engine = engine
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        if op is not None and index is not None and previous_index is not None and payload is not None:
+            written = await update_at_once(
+                self.engine,
+                tenant_id=self.tenant_id,
+                current=self.current,
+                stored=stored,
+                index=index,
+                previous_index=previous_index,
+                op=op,
+                actor=actor,
+                event_payload=payload,
+            )
+            if written is not None:
+                return written
+        # Not expressible as one statement (an index value whose uniqueness flag changed, or a
+        # write without an event): the same write in a transaction, still only if nothing got in.
+        async with write_transaction(self.engine) as conn:
+            locked = await fetch_resource(
+                conn, self.tenant_id, self.current.resource_type, self.current.id, for_update=True
+            )
+            if locked is None or locked.version != self.current.version:
+                return False
+            locked_write = _LockedWrite(conn, self.tenant_id, locked, None)
+            return await locked_write.update(
+                stored, index=index, previous_index=previous_index, op=op, actor=actor, payload=payload
+            )
+
+
+class _LockedWrite(ResourceWrite):
+    """Read with the row locked inside a transaction (on SQLite the transaction holds the
+    database's write lock): the write cannot lose a race."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        current: StoredResource,
+        groups: list[tuple[str, str]] | None,
+    ) -> None:
+        super().__init__(tenant_id, current, groups)
+        self._conn = conn
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._conn
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        assert stored.version == self.current.version + 1
+        await update_resource(
+            self._conn,
+            tenant_id=self.tenant_id,
+            current=self.current,
+            at=stored.last_modified,
+            doc=stored.doc,
+            index=index,
+            previous_index=previous_index,
+        )
+        if op is not None:
+            event = _event_params(self.tenant_id, stored, op, actor, payload)
+            await execute(self._conn, APPEND_EVENT, event)
+        return True
+
+
+@asynccontextmanager
+async def resource_write(
+    engine: AsyncEngine,
+    tenant_id: str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    locked: bool,
+    with_groups: bool = False,
+) -> AsyncIterator[ResourceWrite]:
+    """The storage side of every PUT and PATCH: read the resource (raises NotFound), then let the
+    caller `update` it. `locked`: inside a transaction holding the row (the caller may write other
+    rows on `conn` too); else without a transaction, the update then being one statement that
+    applies only if the version read is still the stored one. `with_groups`: the (group id,
+    displayName) pairs of the groups directly containing it, in the statement that reads it."""
+    if not locked:
+        current, groups = await _read_for_write(engine, tenant_id, resource_type, resource_id, with_groups)
+        yield _OneStatementWrite(engine, tenant_id, current, groups)
+        return
+    async with write_transaction(engine) as conn:
+        found: tuple[StoredResource, _Groups | None] | None = None
+        if with_groups:
+            found = await fetch_with_groups(conn, tenant_id, resource_type, resource_id)
+        else:
+            stored = await fetch_resource(conn, tenant_id, resource_type, resource_id, for_update=True)
+            found = None if stored is None else (stored, None)
+        if found is None:
+            raise NotFound(resource_type, resource_id)
+        yield _LockedWrite(conn, tenant_id, found[0], found[1])
+
+
+async def _read_for_write(
+    engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str, with_groups: bool
+) -> tuple[StoredResource, list[tuple[str, str]] | None]:
+    if with_groups:
+        found = await read_with_groups(engine, tenant_id, resource_type, resource_id)
+        if found is None:
+            raise NotFound(resource_type, resource_id)
+        return found
+    stored = await read_resource(engine, tenant_id, resource_type, resource_id)
+    if stored is None:
+        raise NotFound(resource_type, resource_id)
+    return stored, None
 
 
 async def delete_resource(
