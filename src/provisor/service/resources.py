@@ -38,10 +38,11 @@ from provisor.service.errors import scim_errors
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
+from provisor.storage import outbox
 from provisor.storage import resources as store
 from provisor.storage.errors import NotFound
 from provisor.storage.indexing import index_rows
-from provisor.storage.outbox import append_event
+from provisor.storage.interfaces import Outbox, ResourceWrites
 from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.tables import resources as resources_table
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
@@ -94,6 +95,9 @@ class ResourceService:
         self.dialect = engine.dialect.name
         self.write_only = WriteOnly(registry, rt)
         self.write_only_sink: WriteOnlySink | None = None
+        #: Storage's write side, as the contract names it (storage/interfaces.py).
+        self.writes: ResourceWrites = store
+        self.outbox: Outbox = outbox
 
     # ---- hooks for subclasses -------------------------------------------------------------------
 
@@ -202,7 +206,7 @@ class ResourceService:
     ) -> None:
         if payload is None:
             payload = self.event_payload(ctx, stored, before)
-        await append_event(
+        await self.outbox.append_event(
             conn,
             tenant_id=ctx.tenant_id,
             at=at,
@@ -215,7 +219,9 @@ class ResourceService:
         )
 
     async def _current(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> StoredResource:
-        current = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id, for_update=True)
+        current = await self.writes.fetch_resource(
+            conn, ctx.tenant_id, self.rt.name, resource_id, for_update=True
+        )
         if current is None:
             raise NotFound(self.rt.name, resource_id)
         return current
@@ -255,7 +261,7 @@ class ResourceService:
         if extra is None:
             # Nothing to write beyond the resource: no transaction round trips (store.create_at_once).
             stored = StoredResource(str(uuid.uuid4()), self.rt.name, 1, at, at, doc)
-            await store.create_at_once(
+            await self.writes.create_at_once(
                 self.engine,
                 tenant_id=ctx.tenant_id,
                 stored=stored,
@@ -266,7 +272,7 @@ class ResourceService:
             derived = await self.read_derived(ctx, [stored.id], projection) if self.derived_on_create else {}
             return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
         async with write_transaction(self.engine) as conn:
-            stored = await store.insert_resource(
+            stored = await self.writes.insert_resource(
                 conn,
                 tenant_id=ctx.tenant_id,
                 resource_type=self.rt.name,
@@ -379,7 +385,7 @@ class ResourceService:
         locked = not self.single_row_writes
         with_groups = self.groups_in_read(ctx, projection)
         while True:
-            async with store.resource_write(
+            async with self.writes.resource_write(
                 self.engine, ctx.tenant_id, self.rt.name, resource_id, locked=locked, with_groups=with_groups
             ) as write:
                 current = write.current
@@ -472,8 +478,8 @@ class ResourceService:
             # Under the tombstone policy the resource is kept aside first (with the groups it is in).
             payload = await bury(self, conn, ctx, current, at) if tombstoning(ctx) else None
             await self.before_delete(conn, ctx, resource_id)
-            await store.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
-            await append_event(
+            await self.writes.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+            await self.outbox.append_event(
                 conn,
                 tenant_id=ctx.tenant_id,
                 at=at,
