@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.errors import ScimError
 from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
+from provisor.storage.errors import UniqueViolation
 from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.tables import tenants as tenant_rows
 from provisor.storage.transactions import write_transaction
@@ -105,7 +105,7 @@ def test_rows_read_back_as_written(database_url: str, tenant_id: str, how: str) 
 
 @HOW
 @pytest.mark.parametrize("clash", ["with a stored user", "inside the batch"])
-def test_a_unique_clash_is_409_for_the_batch_and_writes_nothing(
+def test_a_unique_clash_fails_the_batch_and_writes_nothing(
     database_url: str, tenant_id: str, clash: str, how: str
 ) -> None:
     async def work(engine: AsyncEngine) -> None:
@@ -113,9 +113,9 @@ def test_a_unique_clash_is_409_for_the_batch_and_writes_nothing(
         await write(engine, tenant_id, [user_row("taken@example.com")], how)
         batch = [user_row(f"new{i}@example.com") for i in range(5)]
         batch[3] = user_row("taken@example.com" if clash == "with a stored user" else "new1@example.com")
-        with pytest.raises(ScimError) as raised:
+        with pytest.raises(UniqueViolation) as raised:  # 409 uniqueness (service/errors.py)
             await write(engine, tenant_id, batch, how)
-        assert raised.value.status == 409 and raised.value.scim_type == "uniqueness"
+        assert raised.value.resource_type == "User"
         assert await count(engine, resources, tenant_id) == 1
         assert await count(engine, attribute_index, tenant_id) == 1
         assert await count(engine, events, tenant_id) == 1

@@ -22,6 +22,7 @@ from sqlalchemy.pool import QueuePool
 
 from provisor.storage import resources, tenants, tokens
 from provisor.storage.direct import KEEP_CONNECTIONS, DirectStatement, execute_many, reader
+from provisor.storage.errors import is_unique_violation
 from provisor.storage.migrate import upgrade
 from provisor.storage.outbox import append_event
 from provisor.storage.tables import attribute_index, events, group_members
@@ -155,7 +156,7 @@ def test_unique_violation_is_integrity_error_and_connection_survives(
                     index=[],
                 )
                 await execute_many(conn, INSERT_INDEX, [row])
-        assert resources.is_unique_violation(raised.value)
+        assert is_unique_violation(raised.value)
 
         # The same pooled connection (the only one not kept by the reader) takes the next write.
         third = str(uuid.uuid4())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -53,20 +54,55 @@ class Event:
         }
 
 
-#: Every `op` an event can carry: the vocabulary of webhook `--events` and the feed's `op=`.
-OPS = (
-    "created",
-    "updated",
-    "deleted",
-    "activated",
-    "deactivated",
-    "member_added",
-    "member_removed",
-    "restored",
-    "purged",
-    "role_granted",
-    "role_revoked",
-)
+class EventOp(StrEnum):
+    """Every `op` an event can carry: the vocabulary of webhook `--events` and the feed's `op=`.
+    Writers name ops only through this enum, so a new op is added here or nowhere."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    ACTIVATED = "activated"
+    DEACTIVATED = "deactivated"
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    RESTORED = "restored"
+    PURGED = "purged"
+    ADOPTED = "adopted"  # an unmanaged (imported) user taken over by an IdP's POST (service/adoption.py)
+    ROLE_GRANTED = "role_granted"
+    ROLE_REVOKED = "role_revoked"
+
+
+OPS = tuple(op.value for op in EventOp)
+
+#: The columns of an event row as writers give them (the table adds `seq`), in this order: the
+#: single place storage's event INSERTs take their column list from (storage/outbox.py).
+EVENT_COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
+
+
+def event_row(
+    *,
+    tenant_id: str,
+    at: str,
+    resource_type: str,
+    resource_id: str,
+    op: EventOp,
+    version: int | None,
+    actor: str | None,
+    payload: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The one builder of an event row (keys: EVENT_COLUMNS), whichever statement writes it."""
+    return {
+        "tenant_id": tenant_id,
+        "at": at,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "op": EventOp(op).value,
+        "version": version,
+        "actor": actor,
+        "payload": payload,
+    }
+
+
 #: Resource types of events; the endpoint plurals `Users` / `Groups` are accepted as aliases.
 RESOURCE_TYPES = ("User", "Group")
 _TYPE_ALIASES = {name.lower(): name for name in RESOURCE_TYPES} | {

@@ -29,8 +29,8 @@ from provisor.http.admin_roles import role_routes
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
+from provisor.service.errors import database_fault
 from provisor.storage.event_log import EventFilter, EventPage, read_events
-from provisor.storage.faults import database_fault
 from provisor.storage.transactions import read_transaction
 
 if TYPE_CHECKING:

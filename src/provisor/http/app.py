@@ -38,13 +38,13 @@ from provisor.http.responses import error_response
 from provisor.http.scim import ScimApi
 from provisor.http.setup_page import setup_routes
 from provisor.schema.registry import Registry, default_registry
+from provisor.service.errors import database_fault
 from provisor.service.groups import GroupService
 from provisor.service.request_log import RequestLogWriter
 from provisor.service.resources import ResourceService
 from provisor.service.users import UserService
 from provisor.storage.auth_cache import AuthListener
 from provisor.storage.engine import create_engine
-from provisor.storage.faults import database_fault
 from provisor.storage.migrate import upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
 from provisor.storage.transactions import write_transaction

@@ -2,7 +2,7 @@
 
 from provisor.patch.engine import MemberDelta, PatchOptions, PatchResult, apply_patch
 from provisor.patch.normalisers import NormaliseContext, normalise
-from provisor.patch.pipeline import patch_document
+from provisor.patch.pipeline import apply_operations, patch_document
 from provisor.patch.request import (
     DEFAULT_MAX_OPERATIONS,
     PATCH_OP_URN,
@@ -20,6 +20,7 @@ __all__ = [
     "PatchOptions",
     "PatchRequest",
     "PatchResult",
+    "apply_operations",
     "apply_patch",
     "normalise",
     "parse_patch_request",

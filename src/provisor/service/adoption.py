@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from provisor.clock import now
+from provisor.events.model import EventOp
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.storage import resources as store
@@ -50,7 +51,7 @@ async def adopt_user(
             conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc, index=service.index_for(ctx, doc)
         )
         await set_managed(conn, ctx.tenant_id, resource_id, True)
-        await service._event(conn, ctx, stored, "adopted", at)
+        await service._event(conn, ctx, stored, EventOp.ADOPTED, at)
         out = await service._render_one(conn, ctx, stored, projection)
     log.info(
         "adopted unmanaged %s %s (userName %r) in tenant %s by %s",

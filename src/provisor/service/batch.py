@@ -10,18 +10,37 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
+from provisor.events.model import EventOp, event_row
 from provisor.schema.coerce import coerce_resource
+from provisor.schema.model import ResourceType
+from provisor.schema.registry import Registry
 from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
 
-if TYPE_CHECKING:
-    from provisor.service.resources import ResourceService
+
+class CreatingService(Protocol):
+    """What batched creation needs of a resource service (service/resources.py `ResourceService`),
+    named here so that this module does not import that one, which imports this one."""
+
+    engine: AsyncEngine
+    registry: Registry
+    rt: ResourceType
+
+    def split_body(self, doc: dict[str, Any]) -> tuple[dict[str, Any], Any]: ...
+
+    def index_for(self, ctx: RequestContext, doc: dict[str, Any]) -> list[tuple[str, str, bool]]: ...
+
+    async def store_extra(
+        self, conn: AsyncConnection, ctx: RequestContext, stored: StoredResource, extra: Any, *, replace: bool
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -33,7 +52,7 @@ class PreparedCreate:
 
 
 def prepare_create(
-    service: ResourceService,
+    service: CreatingService,
     ctx: RequestContext,
     body: dict[str, Any],
     *,
@@ -54,7 +73,7 @@ def prepare_create(
 
 
 async def create_many(
-    service: ResourceService, ctx: RequestContext, items: Sequence[PreparedCreate]
+    service: CreatingService, ctx: RequestContext, items: Sequence[PreparedCreate]
 ) -> list[StoredResource]:
     """Insert all items, their extras (group members) and `created` events in one transaction.
 
@@ -66,16 +85,16 @@ async def create_many(
     rt = service.rt
     batch = prepare_batch(tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items])
     created = [
-        {
-            "tenant_id": ctx.tenant_id,
-            "at": at,
-            "resource_type": rt.name,
-            "resource_id": resource.id,
-            "op": "created",
-            "version": resource.version,
-            "actor": ctx.actor,
-            "payload": render(rt, resource, ctx.base_url),
-        }
+        event_row(
+            tenant_id=ctx.tenant_id,
+            at=at,
+            resource_type=rt.name,
+            resource_id=resource.id,
+            op=EventOp.CREATED,
+            version=resource.version,
+            actor=ctx.actor,
+            payload=render(rt, resource, ctx.base_url),
+        )
         for resource in batch.stored
     ]
     if not any(item.extra for item in items):

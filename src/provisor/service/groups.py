@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
+from provisor.events.model import EventOp
 from provisor.patch.request import parse_patch_request
 from provisor.service import roles
 from provisor.service.context import RequestContext
+from provisor.service.errors import scim_errors
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
@@ -92,7 +94,7 @@ class GroupService(ResourceService):
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, added: list[str], removed: list[str]
     ) -> None:
         at = now()
-        for op, ids in (("member_added", added), ("member_removed", removed)):
+        for op, ids in ((EventOp.MEMBER_ADDED, added), (EventOp.MEMBER_REMOVED, removed)):
             if ids:
                 await append_event(
                     conn,
@@ -107,22 +109,13 @@ class GroupService(ResourceService):
                 )
         await roles.membership_changed(conn, ctx, group_id, added, removed)
 
-    async def _event(
-        self,
-        conn: AsyncConnection,
-        ctx: RequestContext,
-        stored: StoredResource,
-        op: str,
-        at: str,
-        payload: dict[str, Any] | None = None,
-        before: dict[str, Any] | None = None,
+    async def updated(
+        self, conn: AsyncConnection, ctx: RequestContext, before: StoredResource, after: StoredResource
     ) -> None:
-        """The group's event; a rename also moves the roles mapped by displayName."""
-        await super()._event(conn, ctx, stored, op, at, payload, before)
-        if before is not None:
-            await roles.group_renamed(
-                conn, ctx, stored.id, before.get("displayName"), stored.doc.get("displayName")
-            )
+        """A rename moves the roles mapped by displayName."""
+        await roles.group_renamed(
+            conn, ctx, after.id, before.doc.get("displayName"), after.doc.get("displayName")
+        )
 
     async def _replace_members(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
@@ -156,7 +149,8 @@ class GroupService(ResourceService):
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
         if projection is None and if_match is None:
-            done = await self._members_at_once(ctx, resource_id, body)
+            with scim_errors():
+                done = await self._members_at_once(ctx, resource_id, body)
             if done is not None:
                 return done
         return await super().patch(ctx, resource_id, body, projection, if_match)
@@ -205,8 +199,10 @@ class GroupService(ResourceService):
         ), None
 
     async def run_patch(
-        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
+        self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
+        assert conn is not None  # group writes hold the row lock (not `single_row_writes`)
+
         def load_members(sync_conn: Connection) -> list[dict[str, Any]]:
             rows = sync_conn.execute(
                 select(group_members.c.member_id, group_members.c.member_type).where(
@@ -338,7 +334,7 @@ async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, mem
             at=at,
             resource_type="Group",
             resource_id=group_id,
-            op="member_removed",
+            op=EventOp.MEMBER_REMOVED,
             version=group.version + 1,
             actor=ctx.actor,
             payload={"members": [member_id]},

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,17 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
+from provisor.events.model import EventOp
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
 from provisor.filter.ast import Compare, Filter
 from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
-from provisor.patch import (
-    NormaliseContext,
-    PatchOperation,
-    PatchOptions,
-    apply_patch,
-    normalise,
-    parse_patch_request,
-)
+from provisor.patch import PatchOptions, apply_operations, parse_patch_request
 from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
@@ -39,13 +34,16 @@ from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
 from provisor.service.cursor import Cursor, keyset_condition
 from provisor.service.cursor import signature as cursor_signature
+from provisor.service.errors import scim_errors
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
+from provisor.storage import outbox
 from provisor.storage import resources as store
+from provisor.storage.errors import NotFound
 from provisor.storage.indexing import index_rows
-from provisor.storage.outbox import append_event
-from provisor.storage.resources import StoredResource
+from provisor.storage.interfaces import Outbox, ResourceWrites
+from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.tables import resources as resources_table
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 
@@ -73,6 +71,19 @@ class Projection:
 WriteOnlySink = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What a PUT or PATCH does to the resource as read: its new document, whether rows beside it
+    changed (a group's members), and whether that alone is an event of the resource (PUT)."""
+
+    doc: dict[str, Any]
+    extra_changed: bool
+    event_if_extra: bool
+
+
+_Out = TypeVar("_Out")
+
+
 class ResourceService:
     """Generic behaviour shared by every resource type."""
 
@@ -84,6 +95,9 @@ class ResourceService:
         self.dialect = engine.dialect.name
         self.write_only = WriteOnly(registry, rt)
         self.write_only_sink: WriteOnlySink | None = None
+        #: Storage's write side, as the contract names it (storage/interfaces.py).
+        self.writes: ResourceWrites = store
+        self.outbox: Outbox = outbox
 
     # ---- hooks for subclasses -------------------------------------------------------------------
 
@@ -109,8 +123,8 @@ class ResourceService:
     async def before_delete(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> None:
         return None
 
-    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
-        return "created" if before is None else "updated"
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> EventOp:
+        return EventOp.CREATED if before is None else EventOp.UPDATED
 
     def event_payload(
         self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None
@@ -136,12 +150,8 @@ class ResourceService:
 
     async def create_many(self, ctx: RequestContext, items: Sequence[PreparedCreate]) -> list[StoredResource]:
         """Create many validated resources in one transaction (Bulk and import; see service/batch.py)."""
-        return await create_many(self, ctx, items)
-
-    #: Whether PUT and PATCH touch only the resource's own row, index rows and event (Users; a
-    #: Group's members are rows of their own). On PostgreSQL such writes skip the transaction:
-    #: `_write_in_one_statement`.
-    single_row_writes = False
+        with scim_errors():
+            return await create_many(self, ctx, items)
 
     #: Whether a just-created resource can already have derived attributes (a new user belongs to
     #: no group, so Users skip that query on create).
@@ -189,14 +199,14 @@ class ResourceService:
         conn: AsyncConnection,
         ctx: RequestContext,
         stored: StoredResource,
-        op: str,
+        op: EventOp,
         at: str,
         payload: dict[str, Any] | None = None,
         before: dict[str, Any] | None = None,
     ) -> None:
         if payload is None:
             payload = self.event_payload(ctx, stored, before)
-        await append_event(
+        await self.outbox.append_event(
             conn,
             tenant_id=ctx.tenant_id,
             at=at,
@@ -209,9 +219,11 @@ class ResourceService:
         )
 
     async def _current(self, conn: AsyncConnection, ctx: RequestContext, resource_id: str) -> StoredResource:
-        current = await store.fetch_resource(conn, ctx.tenant_id, self.rt.name, resource_id, for_update=True)
+        current = await self.writes.fetch_resource(
+            conn, ctx.tenant_id, self.rt.name, resource_id, for_update=True
+        )
         if current is None:
-            raise not_found(f"{self.rt.name} {resource_id} not found")
+            raise NotFound(self.rt.name, resource_id)
         return current
 
     async def deliver_write_only(self, ctx: RequestContext, resource_id: str, values: dict[str, Any]) -> None:
@@ -219,20 +231,29 @@ class ResourceService:
         if values and self.write_only_sink is not None:
             await self.write_only_sink(ctx.tenant_id, self.rt.name, resource_id, values)
 
+    async def _committed(
+        self, ctx: RequestContext, secrets: dict[str, Any], write: Awaitable[tuple[StoredResource, _Out]]
+    ) -> tuple[StoredResource, _Out]:
+        """Every write operation's end: storage's errors as SCIM errors (service/errors.py), and
+        the write-only values the request carried handed over once the write committed."""
+        with scim_errors():
+            stored, out = await write
+        await self.deliver_write_only(ctx, stored.id, secrets)
+        return stored, out
+
     # ---- operations -----------------------------------------------------------------------------
 
     async def create(
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
-        secrets = self.write_only.in_body(body)
-        restored = await restore(self, ctx, body, projection) if tombstoning(ctx) else None
-        stored, out = restored if restored is not None else await self._create(ctx, body, projection)
-        await self.deliver_write_only(ctx, stored.id, secrets)
-        return stored, out
+        return await self._committed(ctx, self.write_only.in_body(body), self._create(ctx, body, projection))
 
     async def _create(
         self, ctx: RequestContext, body: dict[str, Any], projection: Projection
     ) -> tuple[StoredResource, dict[str, Any]]:
+        restored = await restore(self, ctx, body, projection) if tombstoning(ctx) else None
+        if restored is not None:
+            return restored
         doc, extra = self.split_body(
             coerce_resource(self.registry, self.rt, body, dropped=ctx.unknown_attributes)
         )
@@ -240,7 +261,7 @@ class ResourceService:
         if extra is None:
             # Nothing to write beyond the resource: no transaction round trips (store.create_at_once).
             stored = StoredResource(str(uuid.uuid4()), self.rt.name, 1, at, at, doc)
-            await store.create_at_once(
+            await self.writes.create_at_once(
                 self.engine,
                 tenant_id=ctx.tenant_id,
                 stored=stored,
@@ -251,7 +272,7 @@ class ResourceService:
             derived = await self.read_derived(ctx, [stored.id], projection) if self.derived_on_create else {}
             return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived.get(stored.id)))
         async with write_transaction(self.engine) as conn:
-            stored = await store.insert_resource(
+            stored = await self.writes.insert_resource(
                 conn,
                 tenant_id=ctx.tenant_id,
                 resource_type=self.rt.name,
@@ -260,7 +281,7 @@ class ResourceService:
                 doc=doc,
                 index=self._index(ctx, doc),
             )
-            await self._event(conn, ctx, stored, "created", at)
+            await self._event(conn, ctx, stored, EventOp.CREATED, at)
             await self.store_extra(conn, ctx, stored, extra, replace=True)
             body_out = await self._render_one(conn, ctx, stored, projection, fresh=True)
         return stored, body_out
@@ -282,57 +303,22 @@ class ResourceService:
         projection: Projection,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
-        secrets = self.write_only.in_body(body)
-        stored, out = await self._replace(ctx, resource_id, body, projection, if_match)
-        await self.deliver_write_only(ctx, stored.id, secrets)
-        return stored, out
-
-    async def _replace(
-        self,
-        ctx: RequestContext,
-        resource_id: str,
-        body: dict[str, Any],
-        projection: Projection,
-        if_match: str | None,
-    ) -> tuple[StoredResource, dict[str, Any]]:
-        if self.single_row_writes:
-
-            def replaced_doc(current: StoredResource) -> dict[str, Any]:
-                coerced = coerce_resource(
-                    self.registry, self.rt, body, existing=current.doc, dropped=ctx.unknown_attributes
-                )
-                return self.split_body(coerced)[0]
-
-            done = await self._write_in_one_statement(ctx, resource_id, projection, if_match, replaced_doc)
-            if done is not None:
-                stored, rendered = done
-                assert rendered is not None
-                return stored, rendered
-        at = now()
-        async with write_transaction(self.engine) as conn:
-            current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
-            check_if_match(if_match, current.version)
+        async def replaced(write: ResourceWrite) -> _Change:
+            current = write.current
             doc, extra = self.split_body(
                 coerce_resource(
                     self.registry, self.rt, body, existing=current.doc, dropped=ctx.unknown_attributes
                 )
             )
-            extra_changed = await self.store_extra(conn, ctx, current, extra, replace=True)
-            stored = current
-            if doc != current.doc or extra_changed:
-                stored = await store.update_resource(
-                    conn,
-                    tenant_id=ctx.tenant_id,
-                    current=current,
-                    at=at,
-                    doc=doc,
-                    index=self._index(ctx, doc),
-                    previous_index=self._index(ctx, current.doc),
-                )
-                await self._event(conn, ctx, stored, self.event_op(current.doc, doc), at, before=current.doc)
-            if derived is not None:
-                return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
-            return stored, await self._render_one(conn, ctx, stored, projection)
+            extra_changed = False
+            if write.conn is not None:
+                extra_changed = await self.store_extra(write.conn, ctx, current, extra, replace=True)
+            return _Change(doc, extra_changed, event_if_extra=True)
+
+        write = self._read_apply_write(ctx, resource_id, projection, if_match, replaced)
+        stored, out = await self._committed(ctx, self.write_only.in_body(body), write)
+        assert out is not None
+        return stored, out
 
     async def patch(
         self,
@@ -346,75 +332,112 @@ class ResourceService:
         change nothing stored, so a password-only PATCH writes no version and no event."""
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
         operations, secrets = split_write_only(request.operations, self.write_only)
-        stored, out = await self._patch(ctx, resource_id, operations, projection, if_match)
-        await self.deliver_write_only(ctx, stored.id, secrets)
-        return stored, out
 
-    async def _patch(
+        async def patched(write: ResourceWrite) -> _Change:
+            current = write.current
+            result = await self.run_patch(write.conn, ctx, current, operations)
+            if not result.changed:
+                return _Change(current.doc, False, event_if_extra=False)
+            members_changed = False
+            if write.conn is not None:
+                members_changed = await self.apply_member_delta(write.conn, ctx, current, result.members)
+            return _Change(dict(result.doc), members_changed, event_if_extra=False)
+
+        write = self._read_apply_write(ctx, resource_id, projection, if_match, patched)
+        return await self._committed(ctx, secrets, write)
+
+    #: Whether PUT and PATCH touch only the resource's own row, index rows and event (Users; a
+    #: Group's members are rows of their own): they then read without a lock and write in one
+    #: statement (`_read_apply_write`).
+    single_row_writes = False
+
+    def groups_in_read(self, ctx: RequestContext, projection: Projection | None) -> bool:
+        """Whether a write's answer needs the resource's direct groups, read with the resource."""
+        return False
+
+    def derived_from_groups(self, ctx: RequestContext, groups: list[tuple[str, str]]) -> dict[str, Any]:
+        """The derived attributes from the direct groups `groups_in_read` asked for."""
+        return {}
+
+    async def updated(
+        self, conn: AsyncConnection, ctx: RequestContext, before: StoredResource, after: StoredResource
+    ) -> None:
+        """After a PUT or PATCH changed the document, in its transaction (types that write beyond
+        their own row: a group's rename moves the roles mapped by its displayName)."""
+        return
+
+    async def _read_apply_write(
         self,
         ctx: RequestContext,
         resource_id: str,
-        operations: Sequence[PatchOperation],
         projection: Projection | None,
         if_match: str | None,
+        apply: Callable[[ResourceWrite], Awaitable[_Change]],
     ) -> tuple[StoredResource, dict[str, Any] | None]:
-        if self.single_row_writes:
+        """The one implementation of PUT and PATCH, whatever the database: read the resource,
+        apply the change, write the next version if the stored one is still the one read
+        (storage/resources.py `resource_write` holds the per-database statements).
 
-            def patch_doc(current: StoredResource) -> dict[str, Any]:
-                result = self.patched(ctx, current, operations)
-                return dict(result.doc) if result.changed else current.doc
-
-            done = await self._write_in_one_statement(ctx, resource_id, projection, if_match, patch_doc)
-            if done is not None:
-                return done
-        at = now()
-        async with write_transaction(self.engine) as conn:
-            current, derived = await self._current_for_write(conn, ctx, resource_id, projection)
-            check_if_match(if_match, current.version)
-            result = await self.run_patch(conn, ctx, current, operations)
-            stored = current
-            if result.changed:
-                members_changed = await self.apply_member_delta(conn, ctx, current, result.members)
-                if result.doc != current.doc or members_changed:
-                    changed = result.doc != current.doc
-                    stored = await store.update_resource(
-                        conn,
-                        tenant_id=ctx.tenant_id,
-                        current=current,
-                        at=at,
-                        doc=result.doc,
-                        index=self._index(ctx, result.doc) if changed else None,
-                        previous_index=self._index(ctx, current.doc) if changed else None,
+        A `single_row_writes` type reads without a lock and writes in one statement. If another
+        write got in between, the attempt runs again with the row locked: writers of a busy
+        resource then queue on the lock, and every one of them lands. Other types (a group's
+        members are rows of their own) take the lock from the start."""
+        locked = not self.single_row_writes
+        with_groups = self.groups_in_read(ctx, projection)
+        while True:
+            async with self.writes.resource_write(
+                self.engine, ctx.tenant_id, self.rt.name, resource_id, locked=locked, with_groups=with_groups
+            ) as write:
+                current = write.current
+                check_if_match(if_match, current.version)
+                change = await apply(write)
+                stored = current
+                doc_changed = change.doc != current.doc
+                if doc_changed or change.extra_changed:
+                    stored = StoredResource(
+                        current.id,
+                        current.resource_type,
+                        current.version + 1,
+                        current.created,
+                        now(),
+                        change.doc,
                     )
-                    if changed:
-                        await self._event(
-                            conn, ctx, stored, self.event_op(current.doc, result.doc), at, before=current.doc
-                        )
-            if projection is None:
-                return stored, None
-            if derived is not None:
-                return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
-            return stored, await self._render_one(conn, ctx, stored, projection)
+                    op = (
+                        self.event_op(current.doc, change.doc)
+                        if doc_changed or change.event_if_extra
+                        else None
+                    )
+                    written = await write.update(
+                        stored,
+                        index=self._index(ctx, change.doc) if doc_changed else None,
+                        previous_index=self._index(ctx, current.doc) if doc_changed else None,
+                        op=op,
+                        actor=ctx.actor,
+                        payload=None if op is None else self.event_payload(ctx, stored, current.doc),
+                    )
+                    if not written:  # another write got in first: again, under the row lock
+                        locked = True
+                        continue
+                    if doc_changed and write.conn is not None:
+                        await self.updated(write.conn, ctx, current, stored)
+                return stored, await self._answer(ctx, write, stored, projection)
 
-    async def _current_for_write(
-        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection | None
-    ) -> tuple[StoredResource, dict[str, Any] | None]:
-        """The locked resource, and its derived attributes when a subclass can read them in the same
-        statement and the write cannot change them (None: `_render_one` queries them if needed)."""
-        return await self._current(conn, ctx, resource_id), None
-
-    def normalised(
-        self, ctx: RequestContext, current: StoredResource, operations: Sequence[PatchOperation]
-    ) -> tuple[PatchOperation, ...]:
-        """IdP dialects rewritten to RFC form before the engine sees them (off in strict mode)."""
-        return normalise(
-            operations,
-            NormaliseContext(self.registry, self.rt, current.id, dropped=ctx.unknown_attributes),
-            strict=bool(ctx.setting("strict_patch", False)),
-        )
+    async def _answer(
+        self, ctx: RequestContext, write: ResourceWrite, stored: StoredResource, projection: Projection | None
+    ) -> dict[str, Any] | None:
+        """A write's response body (None: 204)."""
+        if projection is None:
+            return None
+        if write.groups is not None:
+            derived: dict[str, Any] | None = self.derived_from_groups(ctx, write.groups)
+        elif write.conn is not None:
+            return await self._render_one(write.conn, ctx, stored, projection)
+        else:
+            derived = (await self.read_derived(ctx, [stored.id], projection)).get(stored.id)
+        return projection.apply(render(self.rt, stored, ctx.base_url, derived))
 
     async def run_patch(
-        self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, operations: Any
+        self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
         return self.patched(ctx, current, operations)
 
@@ -425,64 +448,18 @@ class ResourceService:
         operations: Any,
         load_members: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> Any:
-        """The PATCH engine's result for `current` (`load_members`: the group's member list, read
-        only when a member filter needs it)."""
-        return apply_patch(
+        """The PATCH pipeline (patch/pipeline.py) on `current` (`load_members`: the group's member
+        list, read only when a member filter needs it)."""
+        return apply_operations(
             self.registry,
             self.rt,
             current.doc,
-            self.normalised(ctx, current, operations),
+            operations,
             resource_id=current.id,
             options=self.patch_options(ctx),
             load_members=load_members,
             dropped=ctx.unknown_attributes,
         )
-
-    async def _write_in_one_statement(
-        self,
-        ctx: RequestContext,
-        resource_id: str,
-        projection: Projection | None,
-        if_match: str | None,
-        change: Callable[[StoredResource], dict[str, Any]],
-    ) -> tuple[StoredResource, dict[str, Any] | None] | None:
-        """PUT/PATCH of a `single_row_writes` type on PostgreSQL: read (no lock), compute the new
-        document, then write it in one statement that only applies if the stored version is still
-        the one read. None: use the transactional path, which locks the row. That is the answer
-        after a lost race too (another write got in between): writers of a busy resource then
-        queue on the row lock, and every one of them lands."""
-        found: tuple[StoredResource, dict[str, Any] | None] | None
-        if projection is None:
-            current = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
-            found = None if current is None else (current, None)
-        else:
-            found = await self.fetch_for_read(ctx, resource_id, projection)
-        if found is None:
-            raise not_found(f"{self.rt.name} {resource_id} not found")
-        current, derived = found
-        check_if_match(if_match, current.version)
-        doc = change(current)
-        stored = current
-        if doc != current.doc:
-            stored = StoredResource(
-                current.id, current.resource_type, current.version + 1, current.created, now(), doc
-            )
-            written = await store.update_at_once(
-                self.engine,
-                tenant_id=ctx.tenant_id,
-                current=current,
-                stored=stored,
-                index=self._index(ctx, doc),
-                previous_index=self._index(ctx, current.doc),
-                op=self.event_op(current.doc, doc),
-                actor=ctx.actor,
-                event_payload=self.event_payload(ctx, stored, current.doc),
-            )
-            if not written:  # None: not expressible in one statement; False: lost a race
-                return None
-        if projection is None:
-            return stored, None
-        return stored, projection.apply(render(self.rt, stored, ctx.base_url, derived))
 
     async def apply_member_delta(
         self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, delta: Any
@@ -490,6 +467,10 @@ class ResourceService:
         return False
 
     async def delete(self, ctx: RequestContext, resource_id: str, if_match: str | None) -> None:
+        with scim_errors():
+            await self._delete(ctx, resource_id, if_match)
+
+    async def _delete(self, ctx: RequestContext, resource_id: str, if_match: str | None) -> None:
         at = now()
         async with write_transaction(self.engine) as conn:
             current = await self._current(conn, ctx, resource_id)
@@ -497,14 +478,14 @@ class ResourceService:
             # Under the tombstone policy the resource is kept aside first (with the groups it is in).
             payload = await bury(self, conn, ctx, current, at) if tombstoning(ctx) else None
             await self.before_delete(conn, ctx, resource_id)
-            await store.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
-            await append_event(
+            await self.writes.delete_resource(conn, ctx.tenant_id, self.rt.name, resource_id)
+            await self.outbox.append_event(
                 conn,
                 tenant_id=ctx.tenant_id,
                 at=at,
                 resource_type=self.rt.name,
                 resource_id=resource_id,
-                op="deleted",
+                op=EventOp.DELETED,
                 version=current.version,
                 actor=ctx.actor,
                 payload=payload,

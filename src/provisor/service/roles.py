@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
+from provisor.events.model import EventOp, event_row
 from provisor.service.context import RequestContext
 from provisor.storage import members as member_store
 from provisor.storage import roles as store
@@ -114,21 +115,21 @@ async def _emit(
     rows: list[dict[str, Any]] = []
     for user in sorted(set(before) | set(after)):
         was, now_ = before.get(user, {}), after.get(user, {})
-        changes = [("role_granted", r, now_[r]) for r in sorted(set(now_) - set(was))]
-        changes += [("role_revoked", r, was[r]) for r in sorted(set(was) - set(now_))]
+        changes = [(EventOp.ROLE_GRANTED, r, now_[r]) for r in sorted(set(now_) - set(was))]
+        changes += [(EventOp.ROLE_REVOKED, r, was[r]) for r in sorted(set(was) - set(now_))]
         for op, role, groups in changes:
             group = cause if cause in groups else min(groups)
             rows.append(
-                {
-                    "tenant_id": ctx.tenant_id,
-                    "at": at,
-                    "resource_type": "User",
-                    "resource_id": user,
-                    "op": op,
-                    "version": None,
-                    "actor": ctx.actor,
-                    "payload": {"role": role, "group": group},
-                }
+                event_row(
+                    tenant_id=ctx.tenant_id,
+                    at=at,
+                    resource_type="User",
+                    resource_id=user,
+                    op=op,
+                    version=None,
+                    actor=ctx.actor,
+                    payload={"role": role, "group": group},
+                )
             )
     if rows:  # one multi-row statement: a batch of a map job records up to a thousand
         await append_events(conn, rows)

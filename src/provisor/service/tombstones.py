@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import format_instant, now
+from provisor.events.model import EventOp
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.storage import members as member_store
@@ -109,7 +110,7 @@ async def restore(
         )
         payload = service.event_payload(ctx, stored, None)
         payload["previousGroups"] = found.groups
-        await service._event(conn, ctx, stored, "restored", at, payload=payload)
+        await service._event(conn, ctx, stored, EventOp.RESTORED, at, payload=payload)
         await service.store_extra(conn, ctx, stored, extra, replace=True)
         out = await service._render_one(conn, ctx, stored, projection)
     ctx.unknown_attributes.extend(dropped)

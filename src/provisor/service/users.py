@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisor.errors import ScimError, not_found
+from provisor.errors import ScimError
+from provisor.events.model import EventOp
 from provisor.service import roles
 from provisor.service.adoption import adopt_user
 from provisor.service.assignments import CHANGES_KEY, assignment_changes
@@ -39,16 +40,16 @@ class UserService(ResourceService):
             await self.deliver_write_only(ctx, adopted[0].id, self.write_only.in_body(body))
             return adopted
 
-    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+    def event_op(self, before: dict[str, Any] | None, after: dict[str, Any]) -> EventOp:
         if before is None:
-            return "created"
+            return EventOp.CREATED
         was_active = before.get("active", True)
         is_active = after.get("active", True)
         if was_active and not is_active:
-            return "deactivated"
+            return EventOp.DEACTIVATED
         if is_active and not was_active:
-            return "activated"
-        return "updated"
+            return EventOp.ACTIVATED
+        return EventOp.UPDATED
 
     def event_payload(
         self, ctx: RequestContext, stored: StoredResource, before: dict[str, Any] | None
@@ -77,16 +78,17 @@ class UserService(ResourceService):
         stored, groups = found
         return stored, self._groups_attribute(ctx, groups) or None
 
-    async def _current_for_write(
-        self, conn: AsyncConnection, ctx: RequestContext, resource_id: str, projection: Projection | None
-    ) -> tuple[StoredResource, dict[str, Any] | None]:
-        if projection is None or not projection.wants("groups") or ctx.setting("indirect_groups", False):
-            return await super()._current_for_write(conn, ctx, resource_id, projection)
-        found = await store.fetch_with_groups(conn, ctx.tenant_id, self.rt.name, resource_id)
-        if found is None:
-            raise not_found(f"User {resource_id} not found")
-        stored, groups = found
-        return stored, self._groups_attribute(ctx, groups)
+    def groups_in_read(self, ctx: RequestContext, projection: Projection | None) -> bool:
+        """A PUT or PATCH answered with the user reads its direct groups in the statement that
+        reads it (they do not change with the user's own document)."""
+        return (
+            projection is not None
+            and projection.wants("groups")
+            and not ctx.setting("indirect_groups", False)
+        )
+
+    def derived_from_groups(self, ctx: RequestContext, groups: list[tuple[str, str]]) -> dict[str, Any]:
+        return self._groups_attribute(ctx, groups)
 
     def _groups_attribute(self, ctx: RequestContext, groups: list[tuple[str, str]]) -> dict[str, Any]:
         if not groups:

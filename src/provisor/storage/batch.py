@@ -19,11 +19,11 @@ from sqlalchemy import JSON, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.errors import ScimError, uniqueness
 from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.engine import json_text
+from provisor.storage.errors import UniqueViolation, is_unique_violation
 from provisor.storage.outbox import APPEND_EVENT
-from provisor.storage.resources import INSERT_INDEX, IndexRow, StoredResource, is_unique_violation
+from provisor.storage.resources import INSERT_INDEX, IndexRow, StoredResource
 from provisor.storage.tables import attribute_index, events, resources
 from provisor.storage.transactions import write_transaction
 
@@ -113,7 +113,7 @@ async def insert_many(conn: AsyncConnection, batch: PreparedBatch) -> list[Store
         await _insert_all(conn, attribute_index, batch.index)
     except IntegrityError as exc:
         if is_unique_violation(exc):
-            raise _clash(batch) from None
+            raise _clash(batch) from exc
         raise
     return batch.stored
 
@@ -164,14 +164,14 @@ async def write_batch(
         await write_in_sqlite_thread(engine, steps)
     except IntegrityError as exc:
         if is_unique_violation(exc):
-            raise _clash(batch) from None
+            raise _clash(batch) from exc
         raise
     return batch.stored
 
 
-def _clash(batch: PreparedBatch) -> ScimError:
-    resource_type = batch.stored[0].resource_type if batch.stored else "resource"
-    return uniqueness(f"a {resource_type} in this batch clashes on a unique attribute")
+def _clash(batch: PreparedBatch) -> UniqueViolation:
+    """Which row clashed is not known (nor whether with the table or within the batch)."""
+    return UniqueViolation(batch.stored[0].resource_type if batch.stored else "resource")
 
 
 async def existing_ids(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> set[str]:

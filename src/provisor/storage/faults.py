@@ -1,9 +1,10 @@
-"""Database failures as the client should see them.
+"""Database failures that are not the request's fault, classified once by error code.
 
 A database that is down, restarting, out of connections, out of disk or holding a lock longer than
-the request may wait is not a bug of the request: the client gets a SCIM 503 with `Retry-After`
-(507 when the disk is full) instead of a generic 500, and nothing was written (a failed statement
-or commit rolls back; see provisor/budget.py for commits the deadline interrupts).
+the request may wait is not a bug of the request: storage names it `DatabaseUnavailable` or
+`DiskFull` (storage/errors.py), and provisor/service/errors.py turns that into a SCIM 503 with
+`Retry-After` (507 when the disk is full) instead of a generic 500. Nothing was written (a failed
+statement or commit rolls back; see provisor/budget.py for commits the deadline interrupts).
 """
 
 from __future__ import annotations
@@ -16,15 +17,7 @@ from asyncpg import exceptions as pg
 
 from provisor.budget import Unavailable
 from provisor.errors import ScimError
-
-
-class InsufficientStorage(ScimError):
-    """507 (RFC 4918 11.5): the server cannot store what the request asked it to store."""
-
-    def __init__(self) -> None:
-        super().__init__(507, "the database's disk is full; nothing was written; retry once space is freed")
-        self.headers = {"Retry-After": "30"}
-
+from provisor.storage.errors import DatabaseUnavailable, DiskFull, StorageError
 
 #: PostgreSQL errors that mean "not now": cancelled or timed out, the server shutting down or
 #: starting, out of connections or resources.
@@ -47,29 +40,43 @@ _SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _SQLITE_UNAVAILABLE = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL}
 
 
-def database_fault(exc: BaseException) -> ScimError | None:
-    """The SCIM error for `exc` when it (or what it wraps) is a database failure, else None."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 8:
-        seen += 1
-        if isinstance(current, ScimError):
-            return current if current.status >= 500 else None
-        if isinstance(current, sqlite3.Error):
-            code = getattr(current, "sqlite_errorcode", 0) & 0xFF
-            if code == sqlite3.SQLITE_FULL:
-                return InsufficientStorage()
-            if code in _SQLITE_BUSY:
-                return Unavailable("the database is locked by another writer; nothing was written")
-            if code in _SQLITE_UNAVAILABLE:
-                return Unavailable("the database could not be read or written; nothing was written")
-            return None
-        if isinstance(current, pg.DiskFullError):
-            return InsufficientStorage()
-        if isinstance(current, _PG_UNAVAILABLE) or (isinstance(current, OSError) and current.errno):
-            return Unavailable("the database is unavailable; nothing was written")
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+def fault_of(exc: BaseException) -> StorageError | None:
+    """The storage error `exc` itself stands for (not looking at what it wraps), else None."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code == sqlite3.SQLITE_FULL:
+            return DiskFull("the database's disk is full; nothing was written; retry once space is freed")
+        if code in _SQLITE_BUSY:
+            return DatabaseUnavailable("the database is locked by another writer; nothing was written")
+        if code in _SQLITE_UNAVAILABLE:
+            return DatabaseUnavailable("the database could not be read or written; nothing was written")
+        return None
+    if isinstance(exc, pg.DiskFullError):
+        return DiskFull("the database's disk is full; nothing was written; retry once space is freed")
+    if isinstance(exc, _PG_UNAVAILABLE) or (isinstance(exc, OSError) and exc.errno):
+        return DatabaseUnavailable("the database is unavailable; nothing was written")
     return None
+
+
+def wrapped(exc: BaseException) -> BaseException | None:
+    """What `exc` wraps (SQLAlchemy's `orig`, the cause, the context)."""
+    return getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) is the database being away: a fault, or a deadline passed."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, ScimError):  # budget.py's 503s; any other answer is not an outage
+            return isinstance(current, Unavailable)
+        if isinstance(fault_of(current), DatabaseUnavailable | DiskFull):
+            return True
+        current = wrapped(current)
+    return False
 
 
 class OutageLog:
@@ -84,7 +91,7 @@ class OutageLog:
         self.failures = 0
 
     def failed(self, exc: BaseException) -> None:
-        if database_fault(exc) is None:
+        if not is_outage(exc):
             self.log.exception("%s failed; retrying", self.what)
             return
         self.failures += 1

@@ -24,8 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from provisor.events.model import EventOp, event_row
 from provisor.storage.direct import BY_KEY_ROWS, DirectStatement, execute, reader, write_in_sqlite_thread
-from provisor.storage.outbox import APPEND_EVENT
+from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
 from provisor.storage.tables import group_members, resources
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
@@ -348,18 +349,30 @@ _CHANGE_MEMBERS_PG = DirectStatement(
               AND (added_ids.ids IS NOT NULL OR removed_ids.ids IS NOT NULL)
             RETURNING r.version
         ), added_event AS (
-            INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-            SELECT :tenant_id, :at, 'Group', :group_id, 'member_added', NULL, :actor,
-                   jsonb_build_object('members', ids)
-            FROM added_ids WHERE ids IS NOT NULL
-            RETURNING seq
+        """
+        + events_insert(
+            "added_ids WHERE ids IS NOT NULL",
+            "seq",
+            resource_type="'Group'",
+            resource_id=":group_id",
+            op=op_literal(EventOp.MEMBER_ADDED),
+            version="NULL",
+            payload="jsonb_build_object('members', ids)",
+        )
+        + """
         ), removed_event AS (
-            INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-            SELECT :tenant_id, :at, 'Group', :group_id, 'member_removed', NULL, :actor,
-                   jsonb_build_object('members', removed_ids.ids)
-            FROM removed_ids, (SELECT count(*) FROM added_event) AS after_added
-            WHERE removed_ids.ids IS NOT NULL
-            RETURNING seq
+        """
+        + events_insert(
+            "removed_ids, (SELECT count(*) FROM added_event) AS after_added"
+            " WHERE removed_ids.ids IS NOT NULL",
+            "seq",
+            resource_type="'Group'",
+            resource_id=":group_id",
+            op=op_literal(EventOp.MEMBER_REMOVED),
+            version="NULL",
+            payload="jsonb_build_object('members', removed_ids.ids)",
+        )
+        + """
         )
         SELECT (SELECT count(*) FROM ok),
                (SELECT jsonb_agg(jsonb_build_array(id, resource_type)) FROM known),
@@ -434,18 +447,18 @@ async def change_members_at_once(
         if not added and not removed:
             return MemberChange(known, [], [], None, True)
         version = db.execute(_SQLITE_BUMP, (at, tenant_id, group_id)).fetchone()[0]
-        for op, ids in (("member_added", added), ("member_removed", removed)):
+        for op, ids in ((EventOp.MEMBER_ADDED, added), (EventOp.MEMBER_REMOVED, removed)):
             if ids:
-                values = {
-                    "tenant_id": tenant_id,
-                    "at": at,
-                    "resource_type": "Group",
-                    "resource_id": group_id,
-                    "op": op,
-                    "version": None,
-                    "actor": actor,
-                    "payload": {"members": ids},
-                }
+                values = event_row(
+                    tenant_id=tenant_id,
+                    at=at,
+                    resource_type="Group",
+                    resource_id=group_id,
+                    op=op,
+                    version=None,
+                    actor=actor,
+                    payload={"members": ids},
+                )
                 db.execute(event.sql, event.args(values))
         return MemberChange(known, added, removed, version, True)
 

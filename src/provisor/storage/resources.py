@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +30,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.type_api import TypeEngine
 from sqlalchemy.sql.util import ClauseAdapter
 
-from provisor.errors import ScimError, uniqueness
+from provisor.events.model import EventOp, event_row
 from provisor.storage.direct import (
     BY_KEY_ROWS,
     DirectStatement,
@@ -47,8 +46,10 @@ from provisor.storage.direct import (
     reader,
     write_in_sqlite_thread,
 )
-from provisor.storage.outbox import APPEND_EVENT
+from provisor.storage.errors import NotFound, UniqueViolation, unique_violations
+from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
 from provisor.storage.tables import attribute_index, group_members, resources
+from provisor.storage.transactions import write_transaction
 
 IndexRow = tuple[str, str, bool]
 
@@ -80,11 +81,6 @@ def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
         last_modified=row[3],
         doc=row[4],
     )
-
-
-def is_unique_violation(exc: IntegrityError) -> bool:
-    text = str(exc.orig).lower()
-    return "ux_attribute_index_unique" in text or "attribute_index.tenant_id" in text
 
 
 def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
@@ -134,20 +130,14 @@ _DELETE_INDEX_ROW = DirectStatement(
 )
 
 
-@contextmanager
-def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> Iterator[None]:
-    """A unique-index violation while writing `rows` becomes the SCIM 409 naming the attributes."""
-    try:
-        yield
-    except IntegrityError as exc:
-        if is_unique_violation(exc):
-            raise _taken(resource_type, rows) from None
-        raise
+def _conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> AbstractContextManager[None]:
+    """A unique-index violation while writing `rows` raises UniqueViolation naming their unique
+    attributes."""
+    return unique_violations(resource_type, _unique_attributes(rows))
 
 
-def _taken(resource_type: str, rows: Iterable[IndexRow]) -> ScimError:
-    attrs = sorted({attr for attr, _, unique in rows if unique})
-    return uniqueness(f"a {resource_type} with the same {' or '.join(attrs)} already exists")
+def _unique_attributes(rows: Iterable[IndexRow]) -> list[str]:
+    return [attr for attr, _, unique in rows if unique]
 
 
 def _index_params(tenant_id: str, resource_type: str, resource_id: str, row: IndexRow) -> dict[str, Any]:
@@ -240,10 +230,8 @@ _CREATE_PG = DirectStatement(
             FROM created, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
-        FROM (SELECT count(*) FROM indexed) AS done
         """
+        + events_insert("(SELECT count(*) FROM indexed) AS done", op=op_literal(EventOp.CREATED), version="1")
     ).bindparams(
         *(
             bindparam(name, type_=String)
@@ -282,11 +270,13 @@ _CREATE_PG_CLAIMING = DirectStatement(
             FROM created, unnest(:attrs, :values) AS x(attr, value_norm)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, 'created', 1, :actor, :payload
-        FROM created, (SELECT count(*) FROM indexed) AS done
-        RETURNING seq, :call
         """
+        + events_insert(
+            "created, (SELECT count(*) FROM indexed) AS done",
+            "seq, :call",
+            op=op_literal(EventOp.CREATED),
+            version="1",
+        )
     ).bindparams(
         *(
             bindparam(name, type_=String)
@@ -336,7 +326,7 @@ async def create_at_once(
         params["attrs"] = [attr for attr, _, is_unique in index if not is_unique]
         params["values"] = [value for _, value, is_unique in index if not is_unique]
         if not await reader(engine).fetch_batched(_CREATE_PG_CLAIMING, params):
-            raise _taken(stored.resource_type, index)
+            raise UniqueViolation(stored.resource_type, _unique_attributes(index))
         return
     with _conflicts_as_uniqueness(stored.resource_type, index):
         await reader(engine).fetch(_CREATE_PG, {**params, **_index_arrays(index)})
@@ -366,7 +356,7 @@ async def _create_on_sqlite(
         }
     )
     row_args = [rows.args(_index_params(tenant_id, stored.resource_type, stored.id, row)) for row in index]
-    event_args = event.args(_event_params(tenant_id, stored, "created", actor, event_payload))
+    event_args = event.args(_event_params(tenant_id, stored, EventOp.CREATED, actor, event_payload))
 
     def steps(db: sqlite3.Connection) -> None:
         db.execute(resource.sql, resource_args)
@@ -419,11 +409,10 @@ _UPDATE_PG = DirectStatement(
             FROM updated, unnest(:attrs, :values, :uniques) AS x(attr, value_norm, is_unique)
             RETURNING 1
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
-        FROM updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i
-        RETURNING seq, :call
         """
+        + events_insert(
+            "updated, (SELECT count(*) FROM removed) AS r, (SELECT count(*) FROM indexed) AS i", "seq, :call"
+        )
     ).bindparams(
         *_UPDATE_PARAMS,
         bindparam("gone_attrs", type_=postgresql.ARRAY(String)),
@@ -445,11 +434,8 @@ _UPDATE_PG_DOC_ONLY = DirectStatement(
               AND version = :expected
             RETURNING id
         )
-        INSERT INTO events (tenant_id, at, resource_type, resource_id, op, version, actor, payload)
-        SELECT :tenant_id, :at, :resource_type, :resource_id, :op, :version, :actor, :payload
-        FROM updated
-        RETURNING seq, :call
         """
+        + events_insert("updated", "seq, :call")
     ).bindparams(*_UPDATE_PARAMS),
     lock_order=_resource_key,
 )
@@ -463,7 +449,7 @@ async def update_at_once(
     stored: StoredResource,
     index: Sequence[IndexRow],
     previous_index: Sequence[IndexRow],
-    op: str,
+    op: EventOp,
     actor: str | None,
     event_payload: dict[str, Any],
 ) -> bool | None:
@@ -481,16 +467,9 @@ async def update_at_once(
             change = _Change(current, stored, added, gone, op, actor, event_payload)
             return await _update_on_sqlite(engine, tenant_id, change)
         params: dict[str, Any] = {
-            "tenant_id": tenant_id,
-            "resource_id": current.id,
-            "resource_type": current.resource_type,
-            "at": stored.last_modified,
-            "actor": actor,
-            "op": op,
-            "version": stored.version,
+            **_event_params(tenant_id, stored, op, actor, event_payload),
             "expected": current.version,
             "doc": stored.doc,
-            "payload": event_payload,
         }
         if not added and not gone:
             return bool(await reader(engine).fetch_batched(_UPDATE_PG_DOC_ONLY, params))
@@ -510,7 +489,7 @@ class _Change:
     stored: StoredResource
     added: list[IndexRow]
     gone: list[IndexRow]
-    op: str
+    op: EventOp
     actor: str | None
     payload: dict[str, Any]
 
@@ -559,18 +538,18 @@ async def _update_on_sqlite(engine: AsyncEngine, tenant_id: str, change: _Change
 
 
 def _event_params(
-    tenant_id: str, stored: StoredResource, op: str, actor: str | None, payload: dict[str, Any]
+    tenant_id: str, stored: StoredResource, op: EventOp, actor: str | None, payload: dict[str, Any] | None
 ) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "at": stored.last_modified,
-        "resource_type": stored.resource_type,
-        "resource_id": stored.id,
-        "op": op,
-        "version": stored.version,
-        "actor": actor,
-        "payload": payload,
-    }
+    return event_row(
+        tenant_id=tenant_id,
+        at=stored.last_modified,
+        resource_type=stored.resource_type,
+        resource_id=stored.id,
+        op=op,
+        version=stored.version,
+        actor=actor,
+        payload=payload,
+    )
 
 
 def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[bool]:
@@ -703,6 +682,183 @@ async def touch_resource(
     return await update_resource(
         conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None
     )
+
+
+#: (group id, group displayName) of the groups directly containing a resource.
+_Groups = list[tuple[str, str]]
+
+
+class ResourceWrite:
+    """One read-apply-write of a resource (`resource_write`): the resource as read (`current`,
+    with its direct groups when asked for) and `update`, which stores its next version."""
+
+    def __init__(self, tenant_id: str, current: StoredResource, groups: list[tuple[str, str]] | None) -> None:
+        self.tenant_id = tenant_id
+        self.current = current
+        self.groups = groups
+
+    @property
+    def conn(self) -> AsyncConnection | None:
+        """The transaction holding the resource's row lock, for writes beside the row (a group's
+        members); None when the resource was read without one."""
+        return None
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        """Store `stored` (the version after `current`), replace the index rows that differ
+        between `previous_index` and `index` (None: keep them), and append the `op` event (None:
+        none), atomically. False when the stored version is no longer `current` (another write
+        got in first; only without the lock): nothing was written. Raises UniqueViolation."""
+        raise NotImplementedError
+
+
+class _OneStatementWrite(ResourceWrite):
+    """Read without a lock; the write is one statement conditional on the version read (one
+    round trip on PostgreSQL, one call in the connection's thread on SQLite: `update_at_once`)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tenant_id: str,
+        current: StoredResource,
+        groups: list[tuple[str, str]] | None,
+    ) -> None:
+        super().__init__(tenant_id, current, groups)
+        self.engine = engine
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        if op is not None and index is not None and previous_index is not None and payload is not None:
+            written = await update_at_once(
+                self.engine,
+                tenant_id=self.tenant_id,
+                current=self.current,
+                stored=stored,
+                index=index,
+                previous_index=previous_index,
+                op=op,
+                actor=actor,
+                event_payload=payload,
+            )
+            if written is not None:
+                return written
+        # Not expressible as one statement (an index value whose uniqueness flag changed, or a
+        # write without an event): the same write in a transaction, still only if nothing got in.
+        async with write_transaction(self.engine) as conn:
+            locked = await fetch_resource(
+                conn, self.tenant_id, self.current.resource_type, self.current.id, for_update=True
+            )
+            if locked is None or locked.version != self.current.version:
+                return False
+            locked_write = _LockedWrite(conn, self.tenant_id, locked, None)
+            return await locked_write.update(
+                stored, index=index, previous_index=previous_index, op=op, actor=actor, payload=payload
+            )
+
+
+class _LockedWrite(ResourceWrite):
+    """Read with the row locked inside a transaction (on SQLite the transaction holds the
+    database's write lock): the write cannot lose a race."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        current: StoredResource,
+        groups: list[tuple[str, str]] | None,
+    ) -> None:
+        super().__init__(tenant_id, current, groups)
+        self._conn = conn
+
+    @property
+    def conn(self) -> AsyncConnection:
+        return self._conn
+
+    async def update(
+        self,
+        stored: StoredResource,
+        *,
+        index: Sequence[IndexRow] | None,
+        previous_index: Sequence[IndexRow] | None,
+        op: EventOp | None,
+        actor: str | None,
+        payload: dict[str, Any] | None,
+    ) -> bool:
+        assert stored.version == self.current.version + 1
+        await update_resource(
+            self._conn,
+            tenant_id=self.tenant_id,
+            current=self.current,
+            at=stored.last_modified,
+            doc=stored.doc,
+            index=index,
+            previous_index=previous_index,
+        )
+        if op is not None:
+            event = _event_params(self.tenant_id, stored, op, actor, payload)
+            await execute(self._conn, APPEND_EVENT, event)
+        return True
+
+
+@asynccontextmanager
+async def resource_write(
+    engine: AsyncEngine,
+    tenant_id: str,
+    resource_type: str,
+    resource_id: str,
+    *,
+    locked: bool,
+    with_groups: bool = False,
+) -> AsyncIterator[ResourceWrite]:
+    """The storage side of every PUT and PATCH: read the resource (raises NotFound), then let the
+    caller `update` it. `locked`: inside a transaction holding the row (the caller may write other
+    rows on `conn` too); else without a transaction, the update then being one statement that
+    applies only if the version read is still the stored one. `with_groups`: the (group id,
+    displayName) pairs of the groups directly containing it, in the statement that reads it."""
+    if not locked:
+        current, groups = await _read_for_write(engine, tenant_id, resource_type, resource_id, with_groups)
+        yield _OneStatementWrite(engine, tenant_id, current, groups)
+        return
+    async with write_transaction(engine) as conn:
+        found: tuple[StoredResource, _Groups | None] | None = None
+        if with_groups:
+            found = await fetch_with_groups(conn, tenant_id, resource_type, resource_id)
+        else:
+            stored = await fetch_resource(conn, tenant_id, resource_type, resource_id, for_update=True)
+            found = None if stored is None else (stored, None)
+        if found is None:
+            raise NotFound(resource_type, resource_id)
+        yield _LockedWrite(conn, tenant_id, found[0], found[1])
+
+
+async def _read_for_write(
+    engine: AsyncEngine, tenant_id: str, resource_type: str, resource_id: str, with_groups: bool
+) -> tuple[StoredResource, list[tuple[str, str]] | None]:
+    if with_groups:
+        found = await read_with_groups(engine, tenant_id, resource_type, resource_id)
+        if found is None:
+            raise NotFound(resource_type, resource_id)
+        return found
+    stored = await read_resource(engine, tenant_id, resource_type, resource_id)
+    if stored is None:
+        raise NotFound(resource_type, resource_id)
+    return stored, None
 
 
 async def delete_resource(

@@ -13,6 +13,7 @@ from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
+from provisor.events.model import EventOp
 from provisor.storage.outbox import append_event
 from provisor.storage.tables import tombstones
 from provisor.storage.transactions import write_transaction
@@ -162,7 +163,7 @@ async def purge_due(conn: AsyncConnection, at: str, limit: int) -> tuple[int, in
             at=at,
             resource_type=resource_type,
             resource_id=resource_id,
-            op="purged",
+            op=EventOp.PURGED,
             version=version,
             actor=None,
             payload=None,
