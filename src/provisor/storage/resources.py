@@ -95,7 +95,9 @@ def _type_is(value: Any) -> ColumnElement[bool]:
     autovacuum's first ANALYZE) costed those the same as the primary key and took one, reading
     the tenant's index entries to find one id, so GET by id and PATCH cost in proportion to the
     tenant (tests/db/test_plans.py). The SQL statements below spell it `resource_type || ''`."""
-    return resources.c.resource_type.op("||")(literal_column("''")) == value
+    unindexed: ColumnElement[str] = resources.c.resource_type.concat(literal_column("''"))
+    condition: ColumnElement[bool] = unindexed == value
+    return condition
 
 
 def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
