@@ -93,9 +93,14 @@ class _Val:
 class _Column(_Val):
     """A string column standing for an attribute (id, meta.*, membership ids)."""
 
-    def __init__(self, expr: ColumnElement[Any], *, lowercase_data: bool = False) -> None:
+    def __init__(
+        self, expr: ColumnElement[Any], *, lowercase_data: bool = False, nullable: bool = True
+    ) -> None:
         self.expr = expr
         self.lowercase_data = lowercase_data
+        #: False for a NOT NULL column: a comparison with it is then never unknown, and is left
+        #: bare (no `coalesce(...)` around it) so that the column's index can serve it.
+        self.nullable = nullable
 
     def is_str(self) -> Bool:
         return self.expr.is_not(None)
@@ -255,10 +260,15 @@ class _Compiler:
         gm = group_members.c
         if path.attribute.name == "members":
             link = gm.group_id == resources.c.id
-            row = _Row({"value": _Column(gm.member_id, lowercase_data=True), "type": _Column(gm.member_type)})
+            row = _Row(
+                {
+                    "value": _Column(gm.member_id, lowercase_data=True, nullable=False),
+                    "type": _Column(gm.member_type, nullable=False),
+                }
+            )
         else:
             link = gm.member_id == resources.c.id
-            row = _Row({"value": _Column(gm.group_id, lowercase_data=True)})
+            row = _Row({"value": _Column(gm.group_id, lowercase_data=True, nullable=False)})
         target: _Val = row.field(path.sub_attribute.name) if path.sub_attribute else row
         query = select(literal(1)).where(gm.tenant_id == resources.c.tenant_id, link, make(target))
         return exists(query)
@@ -376,6 +386,8 @@ class _Compiler:
             }
             return _definite(and_(val.is_num(), ops[op])) if op in ops else false()
         if isinstance(lit, str):
+            if isinstance(val, _Column) and not val.nullable:
+                return self.string_cmp(val, op, lit, case_exact)
             return _definite(and_(val.is_str(), self.string_cmp(val, op, lit, case_exact)))
         return false()
 
@@ -391,7 +403,11 @@ class _Compiler:
             ai.attr == path.dotted,
         )
         if isinstance(node, Present):
-            return resources.c.id.in_(rows)
+            # From the document, row by row: as `id IN (the attribute's index rows)` PostgreSQL
+            # without statistics expected one row on each side and ran a nested loop reading the
+            # attribute's rows again for every resource (`userName pr` did not finish in 30 s at
+            # 30,000 users, tests/db/test_plans.py).
+            return None
         if not isinstance(node.value, str) or node.value == "" or node.op not in ("eq", "sw"):
             return None
         norm = indexing.normalise(path.target, node.value)
@@ -494,7 +510,7 @@ def indexed_equality(node: Filter, rt: ResourceType) -> tuple[str, str] | None:
     return (path.dotted, norm) if len(norm) < indexing.MAX_INDEXED_LENGTH else None
 
 
-def prefix_rows(ctx: SqlContext, attr: str, norm: str, *, as_range: bool = True) -> Select[tuple[str]]:
+def prefix_rows(ctx: SqlContext, attr: str, norm: str) -> Select[tuple[str]]:
     """The ids of the resources with an `attr` index value starting with `norm` (a resource with
     several such values, e.g. two emails, appears once per value).
 
@@ -502,9 +518,6 @@ def prefix_rows(ctx: SqlContext, attr: str, norm: str, *, as_range: bool = True)
     (BINARY on SQLite, COLLATE "C" on PostgreSQL since migration 0015), so the B-tree serves it; the
     `substr` check re-tests each row. A `LIKE 'p%'` would not be served: SQLite's LIKE ignores
     case, and PostgreSQL's needs a "C" index and a constant pattern.
-
-    Without `as_range` only the check remains, and the rows are the attribute's rows of the tenant:
-    for a broad prefix (`broad_prefix`), whose matches are cheaper to find from the other side.
     """
     ai = attribute_index.c
     rows = select(ai.resource_id.label("id")).where(
@@ -513,8 +526,6 @@ def prefix_rows(ctx: SqlContext, attr: str, norm: str, *, as_range: bool = True)
         ai.attr == attr,
         func.substr(ai.value_norm, 1, len(norm)) == norm,
     )
-    if not as_range:
-        return rows
     value = ai.value_norm.collate("C") if ctx.pg else ai.value_norm
     upper = _successor(norm)
     return rows.where(value >= norm if upper is None else and_(value >= norm, value < upper))
@@ -535,15 +546,46 @@ def indexed_prefix(node: Filter, ctx: SqlContext) -> Select[tuple[str]] | None:
     return prefix_rows(ctx, path.dotted, norm) if len(norm) <= indexing.MAX_INDEXED_LENGTH else None
 
 
+def membership_rows(node: Filter, ctx: SqlContext) -> Select[tuple[str]] | None:
+    """The ids of the resources matching the whole filter when it is `groups.value eq "g"` on a
+    User (the members of g) or `members.value eq "m"` on a Group (the groups containing m), from
+    `group_members` by its keys: (tenant_id, group_id, member_id) and ix_group_members_member.
+    As for `indexed_prefix`, the list and count then start from these rows when they are few, and
+    a count of many is read from them alone, whatever the planner's statistics say: tested per
+    resource, a group of a tenth of the users was counted by reading every user of the tenant."""
+    if not isinstance(node, Compare) or node.op != "eq" or node.attr.path is None:
+        return None
+    path = node.attr.path
+    if not is_membership(ctx.resource_type, path) or path.sub_attribute is None:
+        return None
+    if path.sub_attribute.name != "value" or not isinstance(node.value, str):
+        return None
+    gm = group_members.c
+    value = node.value if path.target.case_exact else node.value.lower()  # as `membership` compares
+    # In the order of the index that finds them: with the probe's LIMIT (storage/resources.py
+    # `narrow_driver`) the planner then reads the index, even when statistics from a smaller table
+    # make it expect the group to be a large share of the rows.
+    if path.attribute.name == "members":
+        return (
+            select(gm.group_id.label("id"))
+            .where(gm.tenant_id == ctx.tenant_id, gm.member_id == value)
+            .order_by(gm.group_id)
+        )
+    return (
+        select(gm.member_id.label("id"))
+        .where(gm.tenant_id == ctx.tenant_id, gm.group_id == value, gm.member_type == ctx.resource_type.name)
+        .order_by(gm.member_id)
+    )
+
+
 def broad_prefix(node: Filter, ctx: SqlContext) -> ColumnElement[bool]:
     """The condition of an `indexed_prefix` filter whose range is broad (storage/resources.py
-    `narrow_driver` said no): a test per resource against the attribute's rows, with no range a
-    planner could mistake for a narrow one. Given the range, PostgreSQL without statistics
-    estimated a few rows and fetched each of 100,000 matches by primary key: 4 s against 0.3 s.
-    """
+    `narrow_driver` said no): a test of each resource's document, with no range a planner could
+    mistake for a narrow one. Given the range, PostgreSQL without statistics estimated a few rows
+    and fetched each of 100,000 matches by primary key: 4 s against 0.3 s; given the attribute's
+    index rows, it read them again for every resource (see `_Compiler.indexed`)."""
     assert isinstance(node, Compare) and node.attr.path is not None and isinstance(node.value, str)
-    norm = indexing.normalise(node.attr.path.target, node.value)
-    return resources.c.id.in_(prefix_rows(ctx, node.attr.path.dotted, norm, as_range=False))
+    return _Compiler(ctx).doc_compare(node.attr.path, node)
 
 
 def compile_filter(node: Filter, ctx: SqlContext) -> ColumnElement[bool]:

@@ -21,7 +21,7 @@ from provisor.errors import ScimError, invalid_value, not_found
 from provisor.events.model import EventOp
 from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
 from provisor.filter.ast import Compare, Filter
-from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
+from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix, membership_rows
 from provisor.patch import PatchOptions, apply_operations, parse_patch_request
 from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
@@ -522,9 +522,17 @@ class ResourceService:
         sql = SqlContext(self.dialect, ctx.tenant_id, self.rt)
         driver = indexed_prefix(node, sql)
         if driver is None:
-            return self._compile(ctx, node), None, None, True
-        if await store.narrow_driver(conn, driver) is not None:
-            return None, driver, None, True
+            # `groups.value eq` / `members.value eq`: the same, from the membership rows.
+            members = membership_rows(node, sql)
+            if members is None:
+                return self._compile(ctx, node), None, None, True
+            narrow = await store.narrow_driver(conn, members)
+            if narrow is not None:
+                return None, narrow, None, True
+            return self._compile(ctx, node), None, members, False
+        narrow = await store.narrow_driver(conn, driver)
+        if narrow is not None:
+            return None, narrow, None, True
         path = node.attr.path if isinstance(node, Compare) else None
         several = path is None or path.attribute.multi_valued
         return broad_prefix(node, sql), None, driver, several

@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     text,
     true,
@@ -83,6 +84,18 @@ def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
     )
 
 
+def _type_is(value: Any) -> ColumnElement[bool]:
+    """`resources.resource_type = value` for statements by primary key, as an expression no index
+    serves. A plain comparison also matched the leading columns of ix_resources_type_created and
+    _modified (tenant_id, resource_type): PostgreSQL without statistics (a new database before
+    autovacuum's first ANALYZE) costed those the same as the primary key and took one, reading
+    the tenant's index entries to find one id, so GET by id and PATCH cost in proportion to the
+    tenant (tests/db/test_plans.py). The SQL statements below spell it `resource_type || ''`."""
+    unindexed: ColumnElement[str] = resources.c.resource_type.concat(literal_column("''"))
+    condition: ColumnElement[bool] = unindexed == value
+    return condition
+
+
 def _params(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
     return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
@@ -104,7 +117,7 @@ _INSERT = DirectStatement(
 _KEY = and_(
     resources.c.tenant_id == bindparam("tenant_id"),
     resources.c.id == bindparam("resource_id"),
-    resources.c.resource_type == bindparam("resource_type"),
+    _type_is(bindparam("resource_type")),
 )
 _UPDATE = DirectStatement(
     update(resources).where(_KEY).values(_params(resources, "version", "last_modified", "doc"))
@@ -394,7 +407,7 @@ _UPDATE_PG = DirectStatement(
         """
         WITH updated AS (
             UPDATE resources SET version = :version, last_modified = :at, doc = :doc
-            WHERE tenant_id = :tenant_id AND id = :resource_id AND resource_type = :resource_type
+            WHERE tenant_id = :tenant_id AND id = :resource_id AND resource_type || '' = :resource_type
               AND version = :expected
             RETURNING id
         ), removed AS (
@@ -430,7 +443,7 @@ _UPDATE_PG_DOC_ONLY = DirectStatement(
         """
         WITH updated AS (
             UPDATE resources SET version = :version, last_modified = :at, doc = :doc
-            WHERE tenant_id = :tenant_id AND id = :resource_id AND resource_type = :resource_type
+            WHERE tenant_id = :tenant_id AND id = :resource_id AND resource_type || '' = :resource_type
               AND version = :expected
             RETURNING id
         )
@@ -556,7 +569,7 @@ def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[
     return and_(
         resources.c.tenant_id == tenant_id,
         resources.c.id == resource_id,
-        resources.c.resource_type == resource_type,
+        _type_is(resource_type),
     )
 
 
@@ -564,7 +577,7 @@ def _key(tenant_id: str, resource_type: str, resource_id: str) -> ColumnElement[
 _BY_KEY = and_(
     resources.c.tenant_id == bindparam("tenant_id"),
     resources.c.id == bindparam("resource_id"),
-    resources.c.resource_type == bindparam("resource_type"),
+    _type_is(bindparam("resource_type")),
 )
 _FETCH = select(*_ROW_COLUMNS, call_column()).where(_BY_KEY)
 _READ = DirectStatement(_FETCH, by_key=True)
@@ -921,7 +934,7 @@ def _matching(dialect: str) -> str:
             FROM attribute_index AS ai CROSS JOIN LATERAL (
                 SELECT id, version, created, last_modified, doc FROM resources
                 WHERE resources.tenant_id = ai.tenant_id AND resources.id = ai.resource_id
-                  AND resources.resource_type = :resource_type
+                  AND resources.resource_type || '' = :resource_type
                 OFFSET 0
             ) AS r
             WHERE ai.tenant_id = :tenant_id AND ai.resource_type = :resource_type
@@ -975,7 +988,21 @@ _COUNT_BY_INDEXED_VALUE = _per_dialect(
         .columns(count=Integer, call=Integer)
     )
 )
-_GROUP_NAME = {"postgresql": "grp.doc ->> 'displayName'", "sqlite": "json_extract(grp.doc, '$.displayName')"}
+#: The groups of each resource of a page. On PostgreSQL a LATERAL subquery per resource (OFFSET 0
+#: keeps it one): as plain joins, statistics taken while the table was small (whose most common
+#: values then stand for a large share of it) made PostgreSQL hash-join a sequential scan of
+#: `group_members` for a one-user page (tests/db/test_plans.py).
+_PAGE_GROUPS = {
+    "postgresql": """LEFT JOIN LATERAL (
+                SELECT gm.group_id, grp.doc FROM group_members AS gm
+                LEFT JOIN resources AS grp ON grp.tenant_id = gm.tenant_id AND grp.id = gm.group_id
+                WHERE gm.tenant_id = :tenant_id AND gm.member_id = page.id
+                OFFSET 0
+            ) AS gm ON true""",
+    "sqlite": """LEFT JOIN group_members AS gm ON gm.tenant_id = :tenant_id AND gm.member_id = page.id
+            LEFT JOIN resources AS grp ON grp.tenant_id = gm.tenant_id AND grp.id = gm.group_id""",
+}
+_GROUP_NAME = {"postgresql": "gm.doc ->> 'displayName'", "sqlite": "json_extract(grp.doc, '$.displayName')"}
 #: The same page with the groups directly containing each of its resources (one row per group, or
 #: one row with NULL group columns), in the page's order: a user lookup is then one round trip.
 _LIST_BY_INDEXED_VALUE_WITH_GROUPS = _per_dialect(
@@ -985,8 +1012,7 @@ _LIST_BY_INDEXED_VALUE_WITH_GROUPS = _per_dialect(
             SELECT page.id, page.version, page.created, page.last_modified, page.doc,
                    gm.group_id, {_GROUP_NAME[d]} AS group_name, :call
             FROM ({_PAGE_OF_MATCHES.format(matching=_matching(d))}) AS page
-            LEFT JOIN group_members AS gm ON gm.tenant_id = :tenant_id AND gm.member_id = page.id
-            LEFT JOIN resources AS grp ON grp.tenant_id = gm.tenant_id AND grp.id = gm.group_id
+            {_PAGE_GROUPS[d]}
             ORDER BY page.created, page.id, group_name, gm.group_id"""
         )
         .bindparams(*_LOOKUP_PARAMS, *_PAGE_PARAMS)
@@ -1135,11 +1161,18 @@ def _deferred_page(
         .subquery("page_ids")
     )
     adapt = ClauseAdapter(ids)
-    return (
+    # Each id's row by primary key, in a LATERAL subquery (OFFSET 0 keeps it one): as a plain join,
+    # a generic plan (a prepared statement's after five runs, which cannot know LIMIT's value)
+    # expects a tenth of the table and hash-joins it with a sequential scan of `resources`.
+    rows = (
         select(*_ROW_COLUMNS)
-        .select_from(
-            ids.join(resources, and_(resources.c.tenant_id == tenant_id, resources.c.id == ids.c.id))
-        )
+        .where(resources.c.tenant_id == tenant_id, resources.c.id == ids.c.id)
+        .offset(0)
+        .lateral("r")
+    )
+    return (
+        select(*rows.c)
+        .select_from(ids.join(rows, true()))
         .order_by(*(adapt.traverse(element) for element in order_by))
     )
 
@@ -1189,7 +1222,9 @@ async def narrow_driver(conn: AsyncConnection, driver: Select[Any]) -> Select[An
     """`driver` (ids from an index range) when it holds at most DRIVEN_MATCHES rows, else None.
     The probe reads at most that many index entries, whatever the statistics."""
     matches = int((await conn.execute(_probe_query(driver))).scalar_one())
-    return driver if matches <= DRIVEN_MATCHES else None
+    # Capped as the probe found it: a planner with statistics from a smaller table may otherwise
+    # expect thousands of rows from the range and read them by a sequential scan.
+    return driver.limit(DRIVEN_MATCHES + 1) if matches <= DRIVEN_MATCHES else None
 
 
 def _probe_query(driver: Select[Any]) -> Select[Any]:
