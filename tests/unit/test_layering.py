@@ -269,7 +269,6 @@ def test_service_imports_no_http() -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: layering not yet fixed")
 def test_side_packages_import_no_layer() -> None:
     found = _violations(
         ("provisor.filter", "provisor.patch", "provisor.schema"),
@@ -284,14 +283,7 @@ def test_events_import_no_service_or_http() -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param("provisor.patch", marks=pytest.mark.xfail(strict=True, reason="issue 21")),
-        pytest.param("provisor.filter", marks=pytest.mark.xfail(strict=True, reason="issue 21")),
-        "provisor.schema",
-    ],
-)
+@pytest.mark.parametrize("module", ["provisor.patch", "provisor.filter", "provisor.schema"])
 def test_pure_packages_do_not_load_sqlalchemy(module: str) -> None:
     """The static rules above see provisor's own imports; this sees what really gets loaded,
     through third-party packages and ``__init__`` side effects too."""

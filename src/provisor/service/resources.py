@@ -17,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
-from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
+from provisor.filter import bind, parse_filter
 from provisor.filter.ast import Compare, Filter
-from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix
 from provisor.patch import (
     NormaliseContext,
     PatchOperation,
@@ -43,6 +42,14 @@ from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
 from provisor.storage import resources as store
+from provisor.storage.filter_sql import (
+    SqlContext,
+    broad_prefix,
+    compile_filter,
+    indexed_equality,
+    indexed_prefix,
+    sort_expression,
+)
 from provisor.storage.indexing import index_rows
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
