@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.filter import bind, parse_filter
 from provisor.schema.registry import default_registry
-from provisor.service.cursor import Cursor, keyset_condition
+from provisor.service.cursor import Cursor
 from provisor.storage import resources as store
 from provisor.storage.filter_sql import SqlContext, indexed_prefix
+from provisor.storage.keyset import keyset_condition
 from provisor.storage.tables import resources as resource_rows
 from tests.db.test_lookup_plans import USERS, seed
 from tests.scim_client import run_db

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
 from provisor.config import Settings
@@ -36,7 +35,7 @@ from provisor.schema.registry import Registry
 from provisor.schema.write_only import WriteOnly
 from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
-from provisor.service.cursor import Cursor, keyset_condition
+from provisor.service.cursor import Cursor
 from provisor.service.cursor import signature as cursor_signature
 from provisor.service.preconditions import check_if_match
 from provisor.service.render import render
@@ -50,7 +49,9 @@ from provisor.storage.filter_sql import (
     indexed_prefix,
     sort_expression,
 )
+from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.indexing import index_rows
+from provisor.storage.keyset import keyset_condition
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
 from provisor.storage.tables import resources as resources_table
