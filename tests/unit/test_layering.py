@@ -226,7 +226,6 @@ def test_no_import_cycles() -> None:
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: layering not yet fixed")
 def test_no_import_cycles_through_type_checking() -> None:
     """A cycle closed only by a TYPE_CHECKING import still ties two modules into one unit:
     neither can be understood, tested or moved without the other."""
@@ -241,19 +240,27 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _one_cycle(component, edges) == ["a", "b", "c", "a"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: layering not yet fixed")
+#: Modules another change is restructuring, each with what it still imports; remove an entry
+#: once its module is clean (the test then holds it like every other).
+PENDING_DATABASE_IMPORTS = {
+    # service/resources.py still composes the sort and cursor conditions from storage's columns;
+    # the storage-interface work of issue 21 moves them behind storage functions.
+    "provisor.service.resources": {"sqlalchemy"},
+}
+
+
 def test_database_libraries_only_under_storage() -> None:
     found = []
     for name, module in sorted(GRAPH.items()):
         if _under(name, "provisor.storage"):
             continue
+        pending = PENDING_DATABASE_IMPORTS.get(name, set())
         for target in sorted(module.runtime | module.type_only):
-            if any(_under(target, lib) for lib in DATABASE_LIBRARIES):
+            if any(_under(target, lib) for lib in DATABASE_LIBRARIES) and target not in pending:
                 found.append(f"{name} imports {target}")
     assert not found, "database libraries outside provisor.storage:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: layering not yet fixed")
 def test_http_reaches_storage_only_through_service() -> None:
     found = _violations(("provisor.http",), ("provisor.storage",))
     assert not found, "\n".join(found)
@@ -277,7 +284,6 @@ def test_side_packages_import_no_layer() -> None:
     assert not found, "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: layering not yet fixed")
 def test_events_import_no_service_or_http() -> None:
     found = _violations(("provisor.events",), ("provisor.service", "provisor.http"))
     assert not found, "\n".join(found)

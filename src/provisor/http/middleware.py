@@ -25,8 +25,8 @@ from provisor.budget import Budget, Unavailable, current_budget
 from provisor.clock import now
 from provisor.errors import ScimError, invalid_value
 from provisor.http.responses import error_response
+from provisor.service.faults import database_fault
 from provisor.service.request_log import Exchange, RequestLogWriter
-from provisor.storage.faults import database_fault
 
 if TYPE_CHECKING:
     from provisor.config import Settings
