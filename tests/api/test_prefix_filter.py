@@ -1,4 +1,4 @@
-"""`sw` on an indexed attribute over HTTP: the index range (filter/sql.py `prefix_rows`) must answer
+"""`sw` on an indexed attribute over HTTP: the index range (storage/filter_sql.py `prefix_rows`) must answer
 exactly what a Python filter over the same users answers, for prefixes a `LIKE` pattern or a
 collation could get wrong (`%`, `_`, `\\`, non-ASCII, upper case), on SQLite and PostgreSQL, on the
 list (index pagination) and with a cursor, with the right totals."""

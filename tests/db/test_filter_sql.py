@@ -18,10 +18,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.errors import ScimError
-from provisor.filter import SqlContext, bind, compile_filter, matches, parse_filter, sort_expression
+from provisor.filter import bind, matches, parse_filter
 from provisor.schema.registry import ENTERPRISE_URN, default_registry
 from provisor.storage import indexing
 from provisor.storage.engine import backend_name, create_engine
+from provisor.storage.filter_sql import SqlContext, compile_filter, sort_expression
 from provisor.storage.tables import attribute_index, group_members, resources
 
 REGISTRY = default_registry()

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.filter.sql import SqlContext, sort_expression
 from provisor.schema.registry import default_registry
+from provisor.storage.filter_sql import SqlContext, sort_expression
 from provisor.storage.resources import _index_columns, list_resources
 from provisor.storage.tables import resources
 from provisor.storage.transactions import autocommit, write_transaction

@@ -1,6 +1,6 @@
 """`userName sw "..."` starts from the index range whatever the planner's statistics say.
 
-A `sw` on an indexed attribute is a range of `attribute_index` in code point order (filter/sql.py,
+A `sw` on an indexed attribute is a range of `attribute_index` in code point order (storage/filter_sql.py,
 migration 0015). Before, PostgreSQL compiled it to a `LIKE` its B-tree could not serve under the
 database's linguistic collation, and with statistics from a smaller tenant (or none: a new
 database before autovacuum) it walked the tenant's users in creation order testing each one: 8-13 s
@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.filter import SqlContext, bind, parse_filter
-from provisor.filter.sql import indexed_prefix
+from provisor.filter import bind, parse_filter
 from provisor.schema.registry import default_registry
-from provisor.service.cursor import Cursor, keyset_condition
+from provisor.service.cursor import Cursor
 from provisor.storage import resources as store
+from provisor.storage.filter_sql import SqlContext, indexed_prefix
+from provisor.storage.keyset import keyset_condition
 from provisor.storage.tables import resources as resource_rows
 from tests.db.test_lookup_plans import USERS, seed
 from tests.scim_client import run_db

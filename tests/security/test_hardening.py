@@ -16,12 +16,12 @@ from starlette.testclient import TestClient
 
 from provisor.cli import main
 from provisor.config import Settings
-from provisor.dbcheck import insecure_database_reason
-from provisor.http import auth
 from provisor.http.app import create_app
 from provisor.http.middleware import current_request_id
 from provisor.logging_setup import JsonFormatter
+from provisor.service import auth
 from provisor.storage import tokens
+from provisor.storage.dbcheck import insecure_database_reason
 from tests.scim_client import USER_URN, Scim, assert_error, mint_token
 
 SECURITY_HEADERS = {
@@ -108,7 +108,7 @@ def test_token_comparison_is_constant_time() -> None:
     # Lookup is by SHA-256 digest (an index lookup leaks nothing about the secret), then both the
     # static token and stored hashes are compared with hmac.compare_digest.
     assert "compare_digest" in inspect.getsource(tokens.find_active)
-    assert "compare_digest" in inspect.getsource(auth.Authenticator)
+    assert "compare_digest" in inspect.getsource(auth.TokenAuthenticator)
 
 
 def test_openapi_document_needs_no_auth_and_describes_the_api(scim: Scim) -> None:

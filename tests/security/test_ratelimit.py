@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from provisor.http.ratelimit import limits_of
+from provisor.service.ratelimit import limits_of
 from provisor.storage.rate_buckets import take
 from provisor.storage.transactions import write_transaction
 from tests.live.server import live_server

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
 from provisor.config import Settings
-from provisor.http import auth
-from provisor.http.app import Provisor, create_app
+from provisor.container import Provisor
+from provisor.http.app import create_app
+from provisor.storage import tokens as token_store
 from provisor.storage.auth_cache import APPLICATION_NAME, PING_SECONDS, AuthCache, AuthListener
 from provisor.storage.engine import create_engine
 from provisor.storage.tables import tenants, tokens
@@ -49,13 +50,13 @@ def app(database_url: str) -> Iterator[TestClient]:
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts the token lookups that reach the database (the real function still runs)."""
     seen: list[str] = []
-    real = auth.token_store.find_active
+    real = token_store.find_active
 
     async def counted(engine: AsyncEngine, secret: str, at: str) -> Any:
         seen.append(secret)
         return await real(engine, secret, at)
 
-    monkeypatch.setattr(auth.token_store, "find_active", counted)
+    monkeypatch.setattr(token_store, "find_active", counted)
     return seen
 
 

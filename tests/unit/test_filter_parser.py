@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 
 from provisor.errors import ScimError
-from provisor.filter import SqlContext, bind, compile_filter, matches, parse_filter, parse_path
+from provisor.filter import bind, matches, parse_filter, parse_path
 from provisor.filter.ast import And, Attr, Compare, Not, Or, PatchPath, Present, ValuePath
 from provisor.schema.registry import default_registry
+from provisor.storage.filter_sql import SqlContext, compile_filter
 
 REGISTRY = default_registry()
 USER = REGISTRY.resource_type("User")

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor import durations
 from provisor.cli.errors import CliError, NoDatabase, UnknownValue
 from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine, redacted, sqlite_path
+from provisor.storage.handles import AsyncConnection
 from provisor.storage.migrate import head_revision, schema_revision, upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, tenant_exists
 from provisor.storage.transactions import write_transaction

@@ -16,11 +16,11 @@ from typing import Any, NoReturn
 
 import click
 from click.core import ParameterSource
-from sqlalchemy.exc import DBAPIError
 
 from provisor.config import LOG_LEVELS, ConfigError
 from provisor.schema.registry import SchemaFileError
 from provisor.storage.engine import DatabaseUrlError
+from provisor.storage.faults import DBAPIError
 from provisor.tenant_names import InvalidTenantName
 
 RUNTIME_FAILURE = 1

@@ -68,9 +68,9 @@ def serve(
     """Serve the SCIM API (migrations run first, once, in this process)."""
     import uvicorn
 
-    from provisor.dbcheck import insecure_database_reason
     from provisor.http.factory import app_from_settings
     from provisor.logging_setup import logging_config, resolve_format
+    from provisor.storage.dbcheck import insecure_database_reason
     from provisor.telemetry.metrics import MULTIPROC_ENV
     from provisor.telemetry.multiproc import metrics_directory
     from provisor.workers import check_port_free, reuse_port_supported, run_workers

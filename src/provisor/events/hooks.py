@@ -15,12 +15,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.events.model import Event
 from provisor.events.wakeup import Wakeup
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, read_events
 from provisor.storage.faults import OutageLog
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.transactions import read_transaction
 
 log = logging.getLogger("provisor.hooks")

@@ -1,15 +1,14 @@
-"""Starts and stops the event consumers that run inside a serving process."""
+"""Starts and stops the event consumers that run inside a serving process (the role job worker,
+which produces events, is service/role_jobs.py, started beside them by provisor/container.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.config import Settings
 from provisor.events.hooks import HookRunner
-from provisor.events.role_jobs import RoleJobWorker
 from provisor.events.webhooks import WebhookWorker, WorkerConfig
+from provisor.storage.handles import AsyncEngine
 
 
 class EventRuntime:
@@ -23,14 +22,12 @@ class EventRuntime:
         )
         self.worker = WebhookWorker(engine, config) if settings.webhooks_enabled else None
         self.hooks = HookRunner(engine, hooks) if hooks is not None else None
-        self.role_jobs = RoleJobWorker(engine, settings.role_job_batch, 1.0, self.wake)
 
     async def start(self) -> None:
         if self.hooks is not None:
             await self.hooks.start()
         if self.worker is not None:
             self.worker.start()
-        self.role_jobs.start()
 
     def wake(self) -> None:
         """This process has committed events: let its consumers look now (events/wakeup.py)."""
@@ -40,7 +37,6 @@ class EventRuntime:
             self.hooks.wake()
 
     async def stop(self) -> None:
-        await self.role_jobs.stop()
         if self.worker is not None:
             await self.worker.stop()
         if self.hooks is not None:

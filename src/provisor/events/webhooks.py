@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant
 from provisor.events.model import Event
@@ -32,6 +31,7 @@ from provisor.events.wakeup import WAKE_GAP, Wakeup
 from provisor.storage import webhooks as store
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, prune_events
 from provisor.storage.faults import OutageLog
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.tombstones import purge_expired
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 from provisor.telemetry.metrics import WEBHOOK_DELIVERIES

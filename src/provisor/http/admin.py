@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -29,12 +28,12 @@ from provisor.http.admin_roles import role_routes
 from provisor.http.admin_setup_links import setup_link_routes
 from provisor.http.middleware import internal_error, request_id_of
 from provisor.http.responses import error_response
+from provisor.service.database import Database
 from provisor.service.errors import database_fault
-from provisor.storage.event_log import EventFilter, EventPage, read_events
-from provisor.storage.transactions import read_transaction
+from provisor.service.event_feed import EventFilter, EventPage, read_page
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 log = logging.getLogger("provisor.admin")
 
@@ -74,7 +73,7 @@ def _wait_param(request: Request) -> float:
     return value
 
 
-async def _filter(request: Request, engine: AsyncEngine) -> EventFilter:
+async def _filter(request: Request, engine: Database) -> EventFilter:
     return EventFilter(
         tenant=await tenant_param(request, engine),
         resource_type=type_param(request),
@@ -110,8 +109,7 @@ def admin_routes(provisor: Provisor) -> list[BaseRoute]:
                 after, where = await feed_start(provisor, request, where)
             deadline = time.monotonic() + wait
             while True:
-                async with read_transaction(provisor.engine) as conn:
-                    page: EventPage = await read_events(conn, after, limit, where)
+                page: EventPage = await read_page(provisor.engine, after, limit, where)
                 if page.events or time.monotonic() >= deadline or await request.is_disconnected():
                     break
                 # Filtered-out events still advance the cursor, so the next read starts later.

@@ -14,29 +14,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import orjson
-from sqlalchemy.exc import DBAPIError
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from provisor.errors import ScimError, invalid_value, not_found
-from provisor.service.context import RequestContext
-from provisor.service.deprovisioning import DEFAULT_WINDOW_SECONDS, report
-from provisor.service.snapshot import snapshot_lines
-from provisor.storage import consumers as store
-from provisor.storage.event_log import EventFilter, latest_seq
-from provisor.storage.snapshot import snapshot_transaction
-from provisor.storage.tenants import get_settings, tenant_exists
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.errors import invalid_value
+from provisor.service import event_feed
+from provisor.service.deprovisioning import DEFAULT_WINDOW_SECONDS, tenant_report
+from provisor.service.event_feed import EventFilter
+from provisor.service.snapshot import open_snapshot
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 Guard = Callable[[Request, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -87,12 +80,10 @@ def _scim_base(provisor: Provisor, request: Request) -> str:
     return base.removesuffix(ADMIN_PREFIX) + SCIM_PREFIX
 
 
-async def _tenant(request: Request, conn: Any) -> str:
+def _tenant(request: Request) -> str:
     tenant = request.query_params.get("tenant")
     if not tenant:
         raise invalid_value("tenant is required")
-    if not await tenant_exists(conn, tenant):
-        raise not_found(f"tenant {tenant} not found")
     return tenant
 
 
@@ -115,15 +106,7 @@ async def feed_start(provisor: Provisor, request: Request, where: EventFilter) -
     name = request.query_params["consumer"]
     if request.query_params.get("after"):
         raise invalid_value("pass either consumer or after, not both")
-    async with read_transaction(provisor.engine) as conn:
-        consumer = await store.get_consumer(conn, name)
-    if consumer is None:
-        raise not_found(f"consumer {name} not found")
-    if consumer.tenant is not None:
-        if where.tenant not in (None, consumer.tenant):
-            raise invalid_value(f"consumer {name} is scoped to tenant {consumer.tenant}")
-        where = EventFilter(consumer.tenant, where.resource_type, where.ops)
-    return consumer.seq, where
+    return await event_feed.consumer_start(provisor.engine, name, where)
 
 
 def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
@@ -131,9 +114,7 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
 
     async def listing(request: Request) -> Response:
         async def work() -> Response:
-            async with read_transaction(engine) as conn:
-                found = await store.list_consumers(conn)
-                head = await latest_seq(conn)
+            found, head = await event_feed.consumers(engine)
             return _json({"consumers": [{**c.to_json(), "lag": head - c.seq} for c in found], "head": head})
 
         return await guarded(request, work)
@@ -143,26 +124,14 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
             name = _name(request)
             if request.method == "PUT":
                 seq, tenant = await _commit_body(request)
-                try:
-                    async with write_transaction(engine) as conn:
-                        consumer = await store.commit_position(
-                            conn, name, seq, tenant=tenant, force=_flag(request, "force")
-                        )
-                        head = await latest_seq(conn)
-                except store.PositionError as error:
-                    raise ScimError(error.status, error.detail) from None
+                consumer, head = await event_feed.commit(
+                    engine, name, seq, tenant=tenant, force=_flag(request, "force")
+                )
             elif request.method == "DELETE":
-                async with write_transaction(engine) as conn:
-                    if not await store.delete_consumer(conn, name):
-                        raise not_found(f"consumer {name} not found")
+                await event_feed.delete_consumer(engine, name)
                 return Response(status_code=204)
             else:
-                async with read_transaction(engine) as conn:
-                    found = await store.get_consumer(conn, name)
-                    head = await latest_seq(conn)
-                if found is None:
-                    raise not_found(f"consumer {name} not found")
-                consumer = found
+                consumer, head = await event_feed.consumer(engine, name)
             return _json({**consumer.to_json(), "lag": head - consumer.seq, "head": head})
 
         return await guarded(request, work)
@@ -172,46 +141,28 @@ def consumer_routes(provisor: Provisor, guarded: Guard) -> list[BaseRoute]:
             unacknowledged = _flag(request, "unacknowledged")
             window = _int(request, "window", DEFAULT_WINDOW_SECONDS, 1, 10 * 365 * 86400)
             limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
-            async with read_transaction(engine) as conn:
-                tenant = await _tenant(request, conn)
-                settings = await get_settings(conn, tenant)
-                body = await report(
-                    conn, tenant, settings, unacknowledged=unacknowledged, window_seconds=window, limit=limit
-                )
+            body = await tenant_report(
+                engine, _tenant(request), unacknowledged=unacknowledged, window_seconds=window, limit=limit
+            )
             return _json(body)
 
         return await guarded(request, work)
 
     async def snapshot(request: Request) -> Response:
         async def work() -> Response:
-            stack = AsyncExitStack()
-            try:
-                conn, seq = await stack.enter_async_context(snapshot_transaction(engine))
-                tenant = await _tenant(request, conn)
-                settings = await get_settings(conn, tenant)
-            except DBAPIError as error:
-                await stack.aclose()
-                if "lock timeout" not in str(error).lower():
-                    raise
-                raise ScimError(503, "writers held the event log too long; retry the snapshot") from None
-            except BaseException:
-                await stack.aclose()
-                raise
-            ctx = RequestContext(tenant, None, _scim_base(provisor, request), settings)
+            tenant = _tenant(request)
+            snapshot = await open_snapshot(engine, provisor.services, tenant, _scim_base(provisor, request))
 
             async def lines() -> AsyncIterator[bytes]:
                 try:
-                    yield orjson.dumps({"seq": seq}) + b"\n"
-                    async for page in snapshot_lines(conn, provisor.services, ctx):
+                    yield orjson.dumps({"seq": snapshot.seq}) + b"\n"
+                    async for page in snapshot.pages():
                         yield b"".join(orjson.dumps(doc) + b"\n" for doc in page)
                 finally:
-                    # A client that disconnects cancels this generator: the transaction must still
-                    # end and its connection go back to the pool.
-                    with anyio.CancelScope(shield=True):
-                        await stack.aclose()
+                    await snapshot.close()
 
             return StreamingResponse(
-                lines(), media_type="application/x-ndjson", background=BackgroundTask(stack.aclose)
+                lines(), media_type="application/x-ndjson", background=BackgroundTask(snapshot.close)
             )
 
         return await guarded(request, work)

@@ -22,7 +22,7 @@ from provisor.schema.registry import CATALOGUE_TYPES
 from provisor.service.entitlements import CatalogueService, catalogue_type, entry_json
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 Guard = Callable[[Request, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 

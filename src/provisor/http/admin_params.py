@@ -6,18 +6,17 @@ parameter here either names something that exists or is a 400 `invalidValue` say
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from provisor.config import parse_bool
 from provisor.errors import invalid_value
 from provisor.events.model import parse_ops, parse_resource_type
-from provisor.storage.tenants import tenant_exists
-from provisor.storage.transactions import read_transaction
+from provisor.service import tenants
+from provisor.service.database import Database
 from provisor.tenant_names import InvalidTenantName, check_tenant_name
 
 
-async def tenant_param(request: Request, engine: AsyncEngine) -> str | None:
+async def tenant_param(request: Request, engine: Database) -> str | None:
     """`?tenant=`: None when absent; 400 for a malformed name or a tenant that does not exist."""
     name = request.query_params.get("tenant")
     if not name:
@@ -26,9 +25,8 @@ async def tenant_param(request: Request, engine: AsyncEngine) -> str | None:
         check_tenant_name(name)
     except InvalidTenantName as exc:
         raise invalid_value(str(exc)) from None
-    async with read_transaction(engine) as conn:
-        if not await tenant_exists(conn, name):
-            raise invalid_value(f"no tenant {name}")
+    if not await tenants.exists(engine, name):
+        raise invalid_value(f"no tenant {name}")
     return name
 
 

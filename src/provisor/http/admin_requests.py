@@ -19,12 +19,10 @@ from starlette.routing import Route
 
 from provisor.errors import invalid_value
 from provisor.http.admin_params import flag_param, tenant_param
-from provisor.service.request_log import RequestLogWriter
-from provisor.storage.request_log import RequestFilter, read_requests, read_unknown_counts
-from provisor.storage.transactions import read_transaction
+from provisor.service.request_log import RequestFilter, RequestLogWriter, read_requests, read_unknown_counts
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -55,8 +53,7 @@ def requests_route(provisor: Provisor, guarded: Guard) -> Route:
                 tenant=await tenant_param(request, provisor.engine), errors_only=flag_param(request, "errors")
             )
             await writer.flush()  # this worker's own queued rows become visible first
-            async with read_transaction(provisor.engine) as conn:
-                rows = await read_requests(conn, after, limit, where)
+            rows = await read_requests(provisor.engine, after, limit, where)
             body: dict[str, Any] = {"requests": rows, "next": rows[-1]["id"] if rows else after}
             return Response(orjson.dumps(body), media_type="application/json")
 
@@ -74,8 +71,7 @@ def unknown_attributes_route(provisor: Provisor, guarded: Guard) -> Route:
             if not tenant:
                 raise invalid_value("tenant is required: ?tenant=<tenant id>")
             await writer.flush()  # this worker's own counts become visible first
-            async with read_transaction(provisor.engine) as conn:
-                rows = await read_unknown_counts(conn, tenant)
+            rows = await read_unknown_counts(provisor.engine, tenant)
             body = {"tenant": tenant, "attributes": rows}
             return Response(orjson.dumps(body), media_type="application/json")
 

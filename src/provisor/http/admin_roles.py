@@ -22,7 +22,7 @@ from provisor.errors import invalid_value, not_found
 from provisor.service import roles
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 Guard = Callable[[Request, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 

@@ -20,7 +20,7 @@ from provisor.errors import invalid_value, not_found
 from provisor.service import setup_links
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 Guard = Callable[[Request, Callable[[], Awaitable[Response]]], Awaitable[Response]]
 

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -22,107 +20,25 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from provisor.config import Settings
+from provisor.container import Provisor
 from provisor.errors import ScimError
-from provisor.events.hooks import PasswordHook
-from provisor.events.runtime import EventRuntime
 from provisor.http.admin import admin_routes
 from provisor.http.admission import AdmissionMiddleware
-from provisor.http.auth import Authenticator
 from provisor.http.console import console_app
 from provisor.http.health import healthz, readyz_endpoint
-from provisor.http.metrics import MAIN, OFF, MetricsListener, RouteTemplates, metrics_endpoint, parse_address
+from provisor.http.metrics import MAIN, RouteTemplates, metrics_endpoint
 from provisor.http.middleware import EnvelopeMiddleware, internal_error, request_id_of
 from provisor.http.openapi import openapi_endpoint
-from provisor.http.ratelimit import RateLimiter
 from provisor.http.responses import error_response
-from provisor.http.scim import ScimApi
 from provisor.http.setup_page import setup_routes
 from provisor.schema.registry import Registry, default_registry
 from provisor.service.errors import database_fault
-from provisor.service.groups import GroupService
-from provisor.service.request_log import RequestLogWriter
-from provisor.service.resources import ResourceService
-from provisor.service.users import UserService
-from provisor.storage.auth_cache import AuthListener
-from provisor.storage.engine import create_engine
-from provisor.storage.migrate import upgrade
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
-from provisor.storage.transactions import write_transaction
-from provisor.telemetry.metrics import RequestMetrics, time_statements
-from provisor.telemetry.tracing import RequestSpans, make_tracer, trace_statements
+from provisor.telemetry.tracing import RequestSpans
 
 log = logging.getLogger("provisor")
 
 SCIM_PREFIX = "/scim/v2"
-#: How often each worker hands its request counts to the shared metrics (telemetry/metrics.py).
-METRICS_FLUSH_SECONDS = 1.0
 OPENAPI_PATH = SCIM_PREFIX + "/openapi.json"
-
-
-class Provisor:
-    """Holds the engine, the registry and the services for the life of the app."""
-
-    def __init__(
-        self, settings: Settings, registry: Registry, hooks: Any = None, span_exporter: Any = None
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.engine = create_engine(settings.database_url)
-        #: None unless tracing is configured (telemetry/tracing.py); then OpenTelemetry is imported.
-        self.tracer = make_tracer(settings.otlp_endpoint, span_exporter)
-        if self.tracer is not None:
-            trace_statements(self.engine.sync_engine, self.tracer)
-        services: dict[str, ResourceService] = {
-            "User": UserService(self.engine, registry, registry.resource_type("User"), settings),
-            "Group": GroupService(self.engine, registry, registry.resource_type("Group"), settings),
-        }
-        self.services = services
-        password_hook = PasswordHook.of(hooks) if hooks is not None else None
-        if password_hook is not None:
-            services["User"].write_only_sink = password_hook
-        self.auth = Authenticator(self.engine, settings.static_token, RateLimiter(self.engine))
-        self.auth_listener = AuthListener(self.engine, self.auth.cache) if settings.token_cache else None
-        self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
-        self.api = ScimApi(settings, registry, services, self.auth)
-        self.events = EventRuntime(self.engine, settings, hooks)
-        self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
-        if self.request_metrics is not None:
-            time_statements(self.engine.sync_engine)
-        address = parse_address(settings.metrics_address)
-        self.metrics_listener = MetricsListener(self, *address) if address else None
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self.settings.migrate_on_start:
-            await upgrade(self.engine)
-        async with write_transaction(self.engine) as conn:
-            await ensure_tenant(conn, DEFAULT_TENANT)
-        if self.auth_listener is not None:
-            await self.auth_listener.start()
-        await self.events.start()
-        self.request_log.start()
-        if self.request_metrics is not None:
-            self._flusher = asyncio.create_task(self.request_metrics.flush_every(METRICS_FLUSH_SECONDS))
-        if self.metrics_listener is not None:
-            await self.metrics_listener.start()
-
-    async def stop(self) -> None:
-        if self.metrics_listener is not None:
-            await self.metrics_listener.stop()
-        shutdown = getattr(self.tracer, "provisor_shutdown", None)
-        if shutdown is not None:
-            await asyncio.to_thread(shutdown)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        if self.request_metrics is not None:
-            self.request_metrics.flush()
-        if self.auth_listener is not None:
-            await self.auth_listener.stop()
-        await self.events.stop()
-        await self.request_log.stop()
-        await self.engine.dispose()
 
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -246,7 +162,7 @@ def create_app(
         Mount("/console", app=console_app(provisor)),
     ]
     if settings.metrics_address == MAIN:
-        routes.append(Route("/metrics", metrics_endpoint(provisor)))
+        routes.append(Route("/metrics", metrics_endpoint(provisor.auth, provisor.scrape)))
     templates = RouteTemplates(SCIM_PREFIX, [rt.endpoint for rt in registry.resource_types.values()])
     app = Starlette(
         routes=routes,

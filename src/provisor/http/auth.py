@@ -1,43 +1,14 @@
-"""Bearer-token authentication. Every failure is the same 401 SCIM error, with no hint why.
-
-Successful lookups are answered from `AuthCache` while its PostgreSQL listener guarantees that a
-revocation, an expiry change or a tenant change empties it in the commit's wake (storage/auth_cache.py).
+"""Bearer-token authentication at the HTTP edge: the secret is read from the `Authorization`
+header here; who it belongs to is service/auth.py's question.
 """
 
 from __future__ import annotations
 
-import hmac
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from provisor.budget import outside_budget
-from provisor.clock import now
-from provisor.errors import ScimError
-from provisor.http.ratelimit import RateLimiter
-from provisor.storage import tokens as token_store
-from provisor.storage.auth_cache import AuthCache
-from provisor.storage.tenants import DEFAULT_TENANT, read_settings
-from provisor.storage.transactions import write_transaction
-from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
+from provisor.service.auth import Principal, TokenAuthenticator, unauthorized
 
-#: How often `last_used` is written per token: a write per request would double the cost of reads.
-TOUCH_INTERVAL_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant_id: str | None
-    token_name: str
-    kind: str  # "scim" | "admin"
-    tenant_settings: dict[str, Any] = field(default_factory=dict)
-
-
-def unauthorized(detail: str = "missing or invalid bearer token") -> ScimError:
-    return ScimError(401, detail)
+__all__ = ["Authenticator", "Principal", "bearer_secret"]
 
 
 def bearer_secret(request: Request) -> str:
@@ -49,77 +20,9 @@ def bearer_secret(request: Request) -> str:
     return secret
 
 
-#: The static token's cache entry: its key cannot collide with a SHA-256 hex digest.
-_STATIC_KEY = "static"
-_STATIC_INFO = token_store.TokenInfo("static", DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", "", None, None, None)
-
-#: What a successful lookup yields: the token, and its tenant's settings (read-only by convention).
-Found = tuple[token_store.TokenInfo, dict[str, Any]]
-
-
-class Authenticator:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        static_token: str | None,
-        limiter: RateLimiter | None = None,
-        cache: AuthCache[Found] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.limiter = limiter
-        self.cache: AuthCache[Found] = cache if cache is not None else AuthCache()
-        self._static_hash = token_store.hash_secret(static_token) if static_token else None
-        self._touched: dict[str, float] = {}
-
+class Authenticator(TokenAuthenticator):
     async def authenticate(self, request: Request, kind: str) -> Principal:
-        principal = await self._authenticate(request, kind)
-        request.state.principal = principal  # read by the request log (http/middleware.py)
-        if self.limiter is not None and principal.tenant_id is not None:
-            await self.limiter.check(principal.tenant_id, principal.tenant_settings)
+        principal = await self.identify(bearer_secret(request), kind)
+        request.state.principal = principal  # read by the request log, even when the limit refuses
+        await self.limit(principal)
         return principal
-
-    async def _authenticate(self, request: Request, kind: str) -> Principal:
-        secret = bearer_secret(request)
-        digest = token_store.hash_secret(secret)
-        if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):
-            return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", await self._static_settings())
-        at = now()
-        found = await self._find(secret, digest, at)
-        if found is None or found[0].kind != kind:
-            raise unauthorized()
-        info, settings = found
-        await self._touch(info.id, at)
-        return Principal(info.tenant_id, info.name, info.kind, settings)
-
-    async def _find(self, secret: str, digest: str, at: str) -> Found | None:
-        found = self.cache.get(digest)
-        if found is not None:
-            TOKEN_CACHE_HITS.inc()
-            expires_at = found[0].expires_at
-            if expires_at is None or expires_at > at:
-                return found
-            self.cache.discard(digest)  # expired since it was cached
-            return None
-        TOKEN_CACHE_MISSES.inc()
-        generation = self.cache.generation
-        found = await token_store.find_active(self.engine, secret, at)
-        if found is not None:
-            self.cache.put(digest, found, generation)
-        return found
-
-    async def _static_settings(self) -> dict[str, Any]:
-        found = self.cache.get(_STATIC_KEY)
-        if found is None:
-            generation = self.cache.generation
-            found = (_STATIC_INFO, await read_settings(self.engine, DEFAULT_TENANT))
-            self.cache.put(_STATIC_KEY, found, generation)
-        return found[1]
-
-    async def _touch(self, token_id: str, at: str) -> None:
-        moment = time.monotonic()
-        if moment - self._touched.get(token_id, -TOUCH_INTERVAL_SECONDS) < TOUCH_INTERVAL_SECONDS:
-            return
-        self._touched[token_id] = moment
-        with outside_budget():
-            async with write_transaction(self.engine) as conn:
-                await token_store.touch(conn, token_id, at)

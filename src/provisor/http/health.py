@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from provisor.storage.migrate import code_revisions, current_revisions
+from provisor.service.database import code_revisions, current_revisions
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 log = logging.getLogger("provisor")
 

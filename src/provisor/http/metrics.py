@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -22,12 +23,16 @@ from starlette.types import Scope
 
 from provisor.errors import ScimError
 from provisor.http.responses import error_response
-from provisor.storage.transactions import read_transaction
-from provisor.storage.webhooks import outbox_state
+from provisor.service.webhooks import outbox_state
 from provisor.telemetry.metrics import CONTENT_TYPE, exposition, outbox_families
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.http.auth import Authenticator
+    from provisor.service.database import Database
+    from provisor.telemetry.metrics import RequestMetrics
+
+#: Produces one exposition (the container binds it to its metrics and database).
+Scrape = Callable[[], Awaitable[bytes]]
 
 log = logging.getLogger("provisor.metrics")
 
@@ -87,28 +92,28 @@ class RouteTemplates:
         return (mount[len(root) :] if mount.startswith(root) else "") + template
 
 
-async def scrape(provisor: Provisor) -> bytes:
-    if provisor.request_metrics is not None:
-        provisor.request_metrics.flush()  # this worker's latest; the others flush every second
+async def scrape(request_metrics: RequestMetrics | None, database: Database) -> bytes:
+    """The exposition: this process's (or every worker's) metrics and the outbox gauges."""
+    if request_metrics is not None:
+        request_metrics.flush()  # this worker's latest; the others flush every second
     extra = []
     try:
-        async with read_transaction(provisor.engine) as conn:
-            state = await outbox_state(conn)
+        state = await outbox_state(database)
         extra = outbox_families(state.newest_seq, state.slowest_position, state.dead)
     except Exception as exc:  # the process metrics are still worth answering with
         log.warning("metrics: cannot read the outbox state: %s", exc)
     return exposition(extra)
 
 
-def metrics_endpoint(provisor: Provisor) -> Any:
+def metrics_endpoint(auth: Authenticator, scrape: Scrape) -> Any:
     """`GET /metrics` on the main port: admin tokens only."""
 
     async def endpoint(request: Request) -> Response:
         try:
-            await provisor.auth.authenticate(request, "admin")
+            await auth.authenticate(request, "admin")
         except ScimError as error:
             return error_response(error, {"WWW-Authenticate": 'Bearer realm="provisor"'})
-        return Response(await scrape(provisor), media_type=CONTENT_TYPE)
+        return Response(await scrape(), media_type=CONTENT_TYPE)
 
     return endpoint
 
@@ -117,8 +122,8 @@ class MetricsListener:
     """A minimal HTTP/1.1 server answering `GET /metrics` on a separate address, in the worker's
     event loop. A scrape is one small request per connection, so nothing more is needed."""
 
-    def __init__(self, provisor: Provisor, host: str, port: int) -> None:
-        self.provisor = provisor
+    def __init__(self, scrape: Scrape, host: str, port: int) -> None:
+        self.scrape = scrape
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -149,7 +154,7 @@ class MetricsListener:
             elif method not in (b"GET", b"HEAD"):
                 status, body, kind = b"405 Method Not Allowed", b"GET only\n", b"text/plain"
             else:
-                status, body, kind = b"200 OK", await scrape(self.provisor), CONTENT_TYPE.encode()
+                status, body, kind = b"200 OK", await self.scrape(), CONTENT_TYPE.encode()
             writer.write(
                 b"HTTP/1.1 "
                 + status

@@ -28,11 +28,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from provisor.service import setup_links
-from provisor.service.setup_links import Resolved
-from provisor.storage.setup_links import SetupLink
+from provisor.service.setup_links import Resolved, SetupLink
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 log = logging.getLogger("provisor.setup")
 

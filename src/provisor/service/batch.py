@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from provisor.clock import now
 from provisor.events.model import EventOp, event_row
 from provisor.schema.coerce import coerce_resource
@@ -22,6 +20,7 @@ from provisor.schema.registry import Registry
 from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
+from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
 

@@ -20,11 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant
 from provisor.storage import console_queries as q
+from provisor.storage.handles import AsyncEngine
+from provisor.storage.members import members_page
+from provisor.storage.tenants import get_settings
 from provisor.storage.transactions import read_transaction
+from provisor.storage.webhooks import Webhook, list_webhooks
 
 log = logging.getLogger("provisor.console")
 
@@ -188,3 +191,79 @@ def _resource_of(row: dict[str, Any]) -> str | None:
         found = parsed.get("id") if isinstance(parsed, dict) else None
         return found if isinstance(found, str) else None
     return None
+
+
+# ---- reads behind the console's pages: each is one read transaction -------------------------
+
+RequestSearch = q.RequestSearch
+
+
+async def tenant_ids(engine: AsyncEngine) -> list[str]:
+    async with read_transaction(engine) as conn:
+        return await q.tenant_ids(conn)
+
+
+async def search_requests(
+    engine: AsyncEngine, where: RequestSearch, limit: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The logged requests matching `where` (newest first, at most `limit`), and the tenant ids."""
+    async with read_transaction(engine) as conn:
+        return await q.search_requests(conn, where, limit), await q.tenant_ids(conn)
+
+
+async def resource_history(
+    engine: AsyncEngine,
+    tenant_id: str,
+    resource_id: str,
+    *,
+    limit: int,
+    members_after: str | None,
+    members: int,
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, str]]]:
+    """A resource's latest events (at most `limit`) and, with `members` > 0, a page of its members
+    (a group's) after `members_after`."""
+    async with read_transaction(engine) as conn:
+        history = await q.resource_history(conn, tenant_id, resource_id, limit)
+        page = (
+            await members_page(conn, tenant_id, resource_id, after=members_after, limit=members)
+            if members
+            else []
+        )
+    return history, page
+
+
+async def event_feed(
+    engine: AsyncEngine, *, tenant: str | None, before: int | None, after: int | None, limit: int
+) -> list[dict[str, Any]]:
+    async with read_transaction(engine) as conn:
+        return await q.event_feed(conn, tenant=tenant, before=before, after=after, limit=limit)
+
+
+@dataclass
+class WebhooksView:
+    hooks: list[Webhook]
+    states: dict[str, dict[str, Any]]
+    dead: list[dict[str, Any]]
+    tenants: list[str]
+
+
+async def webhooks_view(engine: AsyncEngine, dead_limit: int) -> WebhooksView:
+    """Subscriptions, their delivery states and the latest dead letters, read together."""
+    async with read_transaction(engine) as conn:
+        return WebhooksView(
+            await list_webhooks(conn),
+            await q.webhook_states(conn),
+            await q.dead_letters(conn, dead_limit),
+            await q.tenant_ids(conn),
+        )
+
+
+async def token_rows(engine: AsyncEngine) -> tuple[list[dict[str, Any]], list[str]]:
+    async with read_transaction(engine) as conn:
+        return await q.token_rows(conn), await q.tenant_ids(conn)
+
+
+async def all_tenant_settings(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
+    """Every tenant's settings, by tenant id in the order of `tenant_ids`."""
+    async with read_transaction(engine) as conn:
+        return {t: await get_settings(conn, t) for t in await q.tenant_ids(conn)}

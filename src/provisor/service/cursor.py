@@ -2,7 +2,9 @@
 
 A cursor names a position in the ordering, not an offset, so pages stay correct while resources
 are created and deleted between requests: nothing that existed throughout is skipped or repeated,
-and a page costs an index range scan however deep into the directory it is.
+and a page costs an index range scan however deep into the directory it is. The SQL condition that
+selects the rows after a position is storage's (storage/keyset.py); this module only encodes,
+signs and decodes positions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, or_
 
 from provisor.errors import ScimError
 
@@ -56,25 +57,3 @@ def signature(
 ) -> str:
     material = orjson.dumps([tenant_id, resource_type, filter_text, (sort_by or "").lower(), desc])
     return hashlib.sha256(material).hexdigest()[:16]
-
-
-def keyset_condition(
-    key: ColumnElement[Any], ident: ColumnElement[Any], cursor: Cursor, *, descending: bool
-) -> ColumnElement[bool]:
-    """Rows strictly after (forward) or before the cursor in `ORDER BY key NULLS LAST, id`.
-
-    The ordering is (key IS NULL, key, id), ascending or with key and id descending; NULL keys
-    always come last, as in the listing itself.
-    """
-    later = cursor.forward
-    id_after = (ident < cursor.id) if descending else (ident > cursor.id)
-    id_before = (ident > cursor.id) if descending else (ident < cursor.id)
-    if cursor.key is None:
-        if later:
-            return and_(key.is_(None), id_after)
-        return or_(key.is_not(None), and_(key.is_(None), id_before))
-    key_after = (key < cursor.key) if descending else (key > cursor.key)
-    key_before = (key > cursor.key) if descending else (key < cursor.key)
-    if later:
-        return or_(key.is_(None), key_after, and_(key == cursor.key, id_after))
-    return and_(key.is_not(None), or_(key_before, and_(key == cursor.key, id_before)))

@@ -13,10 +13,12 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from provisor.clock import format_instant
+from provisor.errors import not_found
 from provisor.storage import consumers as store
+from provisor.storage.handles import AsyncConnection, AsyncEngine
+from provisor.storage.tenants import get_settings, tenant_exists
+from provisor.storage.transactions import read_transaction
 
 DEFAULT_THRESHOLD_SECONDS = 3600
 DEFAULT_WINDOW_SECONDS = 7 * 86400
@@ -87,3 +89,16 @@ async def report(
             {"seq": d.seq, "at": d.at, "resourceId": d.resource_id, "op": d.op, "acks": d.acks} for d in found
         ],
     }
+
+
+async def tenant_report(
+    engine: AsyncEngine, tenant: str, *, unacknowledged: bool, window_seconds: int, limit: int
+) -> dict[str, Any]:
+    """`report` for a tenant by name, in one read transaction; 404 for an unknown tenant."""
+    async with read_transaction(engine) as conn:
+        if not await tenant_exists(conn, tenant):
+            raise not_found(f"tenant {tenant} not found")
+        settings = await get_settings(conn, tenant)
+        return await report(
+            conn, tenant, settings, unacknowledged=unacknowledged, window_seconds=window_seconds, limit=limit
+        )

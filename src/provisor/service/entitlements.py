@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.clock import now
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.filter import bind, parse_filter
@@ -25,6 +23,7 @@ from provisor.service.render import location
 from provisor.service.resources import Projection
 from provisor.storage import entitlements as store
 from provisor.storage.entitlements import CatalogueEntry
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.tenants import tenant_exists
 from provisor.storage.transactions import read_transaction, write_transaction
 

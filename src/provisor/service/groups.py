@@ -10,9 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
@@ -26,9 +23,9 @@ from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage import roles as role_store
+from provisor.storage.handles import AsyncConnection
 from provisor.storage.outbox import append_event
 from provisor.storage.resources import StoredResource
-from provisor.storage.tables import group_members
 from provisor.storage.transactions import autocommit, read_transaction
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
@@ -120,14 +117,7 @@ class GroupService(ResourceService):
     async def _replace_members(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
     ) -> tuple[list[str], list[str]]:
-        current = {
-            row[0]
-            for row in await conn.execute(
-                select(group_members.c.member_id).where(
-                    group_members.c.tenant_id == ctx.tenant_id, group_members.c.group_id == group_id
-                )
-            )
-        }
+        current = await member_store.member_ids(conn, ctx.tenant_id, group_id)
         removed = [i for i in current if i not in wanted]
         await member_store.remove_members(conn, ctx.tenant_id, group_id, removed)
         added = await self._add(conn, ctx, group_id, {i: d for i, d in wanted.items() if i not in current})
@@ -202,19 +192,9 @@ class GroupService(ResourceService):
         self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
         assert conn is not None  # group writes hold the row lock (not `single_row_writes`)
-
-        def load_members(sync_conn: Connection) -> list[dict[str, Any]]:
-            rows = sync_conn.execute(
-                select(group_members.c.member_id, group_members.c.member_type).where(
-                    group_members.c.tenant_id == ctx.tenant_id, group_members.c.group_id == current.id
-                )
-            )
-            return [{"value": r[0], "type": r[1]} for r in rows]
-
-        def run(sync_conn: Connection) -> Any:
-            return self.patched(ctx, current, operations, lambda: load_members(sync_conn))
-
-        return await conn.run_sync(run)
+        return await member_store.run_with_member_loader(
+            conn, ctx.tenant_id, current.id, lambda load: self.patched(ctx, current, operations, load)
+        )
 
     async def apply_member_delta(
         self, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, delta: Any

@@ -27,11 +27,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant
-from provisor.storage.request_log import UnknownCount, add_unknown_counts, encode_names, insert_rows, prune
-from provisor.storage.transactions import write_transaction
+from provisor.storage import request_log as store
+from provisor.storage.handles import AsyncEngine
+from provisor.storage.request_log import (
+    RequestFilter,
+    UnknownCount,
+    add_unknown_counts,
+    encode_names,
+    insert_rows,
+    prune,
+)
+from provisor.storage.transactions import read_transaction, write_transaction
+
+__all__ = ["RequestFilter", "RequestLogWriter", "read_requests", "read_unknown_counts"]
 
 log = logging.getLogger("provisor.request_log")
 
@@ -214,3 +224,17 @@ class RequestLogWriter:
                 log.info("pruned %d request log rows older than %s", removed, cutoff)
         except Exception as exc:
             log.warning("request log pruning failed: %s", exc)
+
+
+async def read_requests(
+    engine: AsyncEngine, after: int, limit: int, where: RequestFilter
+) -> list[dict[str, Any]]:
+    """Logged requests with id > `after`, oldest first (`GET /admin/v1/requests`)."""
+    async with read_transaction(engine) as conn:
+        return await store.read_requests(conn, after, limit, where)
+
+
+async def read_unknown_counts(engine: AsyncEngine, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's unknown attributes, the most frequent first (`GET /admin/v1/unknown-attributes`)."""
+    async with read_transaction(engine) as conn:
+        return await store.read_unknown_counts(conn, tenant_id)

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.events.model import EventOp
-from provisor.filter import SqlContext, bind, compile_filter, parse_filter, sort_expression
+from provisor.filter import bind, parse_filter
 from provisor.filter.ast import Compare, Filter
-from provisor.filter.sql import broad_prefix, indexed_equality, indexed_prefix, membership_rows
 from provisor.patch import PatchOptions, apply_operations, parse_patch_request
 from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
@@ -32,7 +30,7 @@ from provisor.schema.registry import Registry
 from provisor.schema.write_only import WriteOnly
 from provisor.service.batch import PreparedCreate, create_many
 from provisor.service.context import RequestContext
-from provisor.service.cursor import Cursor, keyset_condition
+from provisor.service.cursor import Cursor
 from provisor.service.cursor import signature as cursor_signature
 from provisor.service.errors import scim_errors
 from provisor.service.preconditions import check_if_match
@@ -41,8 +39,19 @@ from provisor.service.tombstones import bury, restore, tombstoning
 from provisor.storage import outbox
 from provisor.storage import resources as store
 from provisor.storage.errors import NotFound
+from provisor.storage.filter_sql import (
+    SqlContext,
+    broad_prefix,
+    compile_filter,
+    indexed_equality,
+    indexed_prefix,
+    membership_rows,
+    sort_expression,
+)
+from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.indexing import index_rows
 from provisor.storage.interfaces import Outbox, ResourceWrites
+from provisor.storage.keyset import keyset_condition
 from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.tables import resources as resources_table
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction

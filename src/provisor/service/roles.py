@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
 from provisor.events.model import EventOp, event_row
@@ -26,6 +24,7 @@ from provisor.service.context import RequestContext
 from provisor.storage import members as member_store
 from provisor.storage import roles as store
 from provisor.storage.batch import append_events
+from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.roles import Mapping, RoleJob
 from provisor.storage.tenants import get_settings, tenant_exists
 from provisor.storage.transactions import read_transaction, write_transaction

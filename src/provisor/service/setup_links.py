@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.clock import format_instant, now
 from provisor.durations import parse_duration
 from provisor.storage import setup_links as store
 from provisor.storage.auth_cache import auth_write
-from provisor.storage.setup_links import SetupLink
+from provisor.storage.handles import AsyncEngine
+from provisor.storage.setup_links import SetupLink as SetupLink
 from provisor.storage.tenants import get_settings, tenant_exists
 from provisor.storage.tokens import create_token
 from provisor.storage.transactions import read_transaction, write_transaction

@@ -10,14 +10,19 @@ groups with their members, as GET would.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import anyio
 
+from provisor.errors import ScimError, not_found
 from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
-from provisor.storage.snapshot import page_after
+from provisor.storage.handles import AsyncConnection, AsyncEngine
+from provisor.storage.snapshot import is_lock_timeout, page_after, snapshot_transaction
+from provisor.storage.tenants import get_settings, tenant_exists
 
 PAGE = 1000
 ORDER = ("User", "Group")
@@ -46,3 +51,47 @@ async def snapshot_lines(
             if len(rows) < page:
                 break
             after = rows[-1].id
+
+
+@dataclass
+class Snapshot:
+    """An open snapshot: the seq its view matches, and its pages. The transaction ends when
+    `pages()` finishes or `close()` is called, whichever comes first."""
+
+    seq: int
+    _conn: AsyncConnection
+    _stack: AsyncExitStack
+    _services: dict[str, ResourceService]
+    _ctx: RequestContext
+
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        try:
+            async for page in snapshot_lines(self._conn, self._services, self._ctx):
+                yield page
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """End the transaction (again: a no-op). Shielded: a client that disconnects cancels the
+        reader, and the transaction must still end and its connection go back to the pool."""
+        with anyio.CancelScope(shield=True):
+            await self._stack.aclose()
+
+
+async def open_snapshot(
+    engine: AsyncEngine, services: dict[str, ResourceService], tenant: str, base_url: str
+) -> Snapshot:
+    """Open a tenant's snapshot: 404 for an unknown tenant, 503 when writers held the event log
+    longer than the snapshot waits for them."""
+    stack = AsyncExitStack()
+    try:
+        conn, seq = await stack.enter_async_context(snapshot_transaction(engine))
+        if not await tenant_exists(conn, tenant):
+            raise not_found(f"tenant {tenant} not found")
+        settings = await get_settings(conn, tenant)
+    except BaseException as error:
+        await stack.aclose()
+        if is_lock_timeout(error):
+            raise ScimError(503, "writers held the event log too long; retry the snapshot") from None
+        raise
+    return Snapshot(seq, conn, stack, services, RequestContext(tenant, None, base_url, settings))

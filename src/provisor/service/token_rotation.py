@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.clock import format_instant, now
 from provisor.storage import tokens as token_store
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.transactions import write_transaction
 
 DEFAULT_OVERLAP = timedelta(days=7)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from provisor.clock import format_instant, now
 from provisor.events.model import EventOp
 from provisor.schema.coerce import coerce_resource
@@ -20,6 +18,7 @@ from provisor.service.context import RequestContext
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage import tombstones as tomb_store
+from provisor.storage.handles import AsyncConnection
 from provisor.storage.indexing import MAX_INDEXED_LENGTH, normalise
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import read_transaction, write_transaction

@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from provisor.errors import ScimError
 from provisor.schema.coerce import coerce_resource
 from provisor.service.batch import PreparedCreate, prepare_create
@@ -23,11 +21,11 @@ from provisor.service.context import RequestContext
 from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.service.sources import BadLine, Record
-from provisor.storage import resources as store
 from provisor.storage.batch import NewRow, find_by_index
 from provisor.storage.indexing import normalise
-from provisor.storage.tables import group_members, resources
+from provisor.storage.members import resource_types_of
 from provisor.storage.transactions import read_transaction
+from provisor.storage.transfer import member_ids_of_groups, page_by_creation, resources_by_ids
 
 #: Resource types in dependency order: users before the groups that contain them.
 ORDER = ("User", "Group")
@@ -124,12 +122,7 @@ class Importer:
             for start in range(0, len(items), CHUNK):
                 chunk = items[start : start + CHUNK]
                 ids = [i.prepared.row.id for i in chunk]
-                typed = await conn.execute(
-                    select(resources.c.id, resources.c.resource_type).where(
-                        resources.c.tenant_id == tenant, resources.c.id.in_(ids)
-                    )
-                )
-                taken = {row[0]: row[1] for row in typed}
+                taken = await resource_types_of(conn, tenant, ids)
                 externals = [
                     str(i.prepared.row.doc["externalId"]) for i in chunk if "externalId" in i.prepared.row.doc
                 ]
@@ -161,27 +154,12 @@ class Importer:
         async with read_transaction(service.engine) as conn:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                rows = await store.list_resources(
-                    conn,
-                    self.ctx.tenant_id,
-                    rt_name,
-                    where=None,
-                    order_by=[resources.c.id],
-                    offset=0,
-                    limit=len(chunk),
-                    extra_where=[resources.c.id.in_(chunk)],
+                rows = await resources_by_ids(conn, self.ctx.tenant_id, rt_name, chunk)
+                members = (
+                    await member_ids_of_groups(conn, self.ctx.tenant_id, chunk) if rt_name == "Group" else {}
                 )
                 for row in rows:
-                    out[row.id] = (row, set())
-                if rt_name == "Group":
-                    members = await conn.execute(
-                        select(group_members.c.group_id, group_members.c.member_id).where(
-                            group_members.c.tenant_id == self.ctx.tenant_id,
-                            group_members.c.group_id.in_(chunk),
-                        )
-                    )
-                    for group_id, member_id in members:
-                        out[group_id][1].add(member_id)
+                    out[row.id] = (row, members.get(row.id, set()))
         return out
 
     def differs(self, rt_name: str, item: _Planned, state: tuple[Any, set[str]] | None) -> bool:
@@ -280,24 +258,13 @@ async def export_resources(
     """Every resource of one type, rendered as GET would (Users without the derived `groups`)."""
     excluded = "groups" if service.rt.name == "User" else None
     projection = Projection(service.registry, service.rt, None, excluded)
-    order = [resources.c.created.asc(), resources.c.id.asc()]
     offset = 0
     while True:
         async with read_transaction(service.engine) as conn:
-            rows = await store.list_resources(
-                conn, ctx.tenant_id, service.rt.name, where=None, order_by=order, offset=offset, limit=page
-            )
+            rows = await page_by_creation(conn, ctx.tenant_id, service.rt.name, offset=offset, limit=page)
             derived = await service.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
         for row in rows:
             yield projection.apply(render(service.rt, row, ctx.base_url, derived.get(row.id)))
         if len(rows) < page:
             return
         offset += page
-
-
-def _render(
-    service: ResourceService, ctx: RequestContext, row: Any, derived: dict[str, Any] | None
-) -> dict[str, Any]:
-    from provisor.service.render import render
-
-    return render(service.rt, row, ctx.base_url, derived)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from provisor.errors import ScimError
 from provisor.events.model import EventOp
 from provisor.service import roles
@@ -18,6 +16,7 @@ from provisor.service.render import render
 from provisor.service.resources import Projection, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
+from provisor.storage.handles import AsyncConnection
 from provisor.storage.resources import StoredResource
 
 

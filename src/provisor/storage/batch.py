@@ -174,18 +174,6 @@ def _clash(batch: PreparedBatch) -> UniqueViolation:
     return UniqueViolation(batch.stored[0].resource_type if batch.stored else "resource")
 
 
-async def existing_ids(conn: AsyncConnection, tenant_id: str, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` are taken in this tenant (by any resource type)."""
-    found: set[str] = set()
-    for start in range(0, len(ids), CHUNK):
-        chunk = list(ids[start : start + CHUNK])
-        rows = await conn.execute(
-            select(resources.c.id).where(resources.c.tenant_id == tenant_id, resources.c.id.in_(chunk))
-        )
-        found.update(r[0] for r in rows)
-    return found
-
-
 async def is_managed(conn: AsyncConnection, tenant_id: str, resource_id: str) -> bool | None:
     row = (
         await conn.execute(

@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 from asyncpg import exceptions as pg
+from sqlalchemy.exc import DBAPIError as DBAPIError  # what the CLI inspects (cli/errors.py)
 
 from provisor.budget import Unavailable
 from provisor.errors import ScimError

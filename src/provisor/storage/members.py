@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -22,12 +22,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.events.model import EventOp, event_row
 from provisor.storage.direct import BY_KEY_ROWS, DirectStatement, execute, reader, write_in_sqlite_thread
 from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
 from provisor.storage.tables import group_members, resources
+
+T = TypeVar("T")
 
 #: Bound-parameter batches stay below SQLite's and asyncpg's parameter limits.
 CHUNK = 500
@@ -90,6 +93,44 @@ async def resource_types_of(conn: AsyncConnection, tenant_id: str, ids: Sequence
         return {}
     rows = await execute(conn, _TYPES_OF[conn.dialect.name], {"tenant_id": tenant_id, "ids": list(ids)})
     return {row[0]: row[1] for row in rows}
+
+
+async def member_ids(conn: AsyncConnection, tenant_id: str, group_id: str) -> set[str]:
+    """Every member id of one group: for a PUT, which replaces the whole list."""
+    rows = await conn.execute(
+        select(group_members.c.member_id).where(
+            group_members.c.tenant_id == tenant_id, group_members.c.group_id == group_id
+        )
+    )
+    return {row[0] for row in rows}
+
+
+async def run_with_member_loader(
+    conn: AsyncConnection,
+    tenant_id: str,
+    group_id: str,
+    work: Callable[[Callable[[], list[dict[str, Any]]]], T],
+) -> T:
+    """Run the synchronous `work` in the connection's context, handing it a loader of the
+    group's members as `{"value", "type"}` dicts.
+
+    The PATCH engine is synchronous and needs the member list only for operations that filter
+    or replace members; the loader reads it when called, so a PATCH that never asks costs no read
+    of a large group.
+    """
+
+    def run(sync_conn: Connection) -> T:
+        def load() -> list[dict[str, Any]]:
+            rows = sync_conn.execute(
+                select(group_members.c.member_id, group_members.c.member_type).where(
+                    group_members.c.tenant_id == tenant_id, group_members.c.group_id == group_id
+                )
+            )
+            return [{"value": r[0], "type": r[1]} for r in rows]
+
+        return work(load)
+
+    return await conn.run_sync(run)
 
 
 async def existing_member_ids(

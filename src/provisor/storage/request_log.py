@@ -82,11 +82,6 @@ async def prune(conn: AsyncConnection, older_than: str) -> int:
     return int(result.rowcount or 0)
 
 
-async def delete_tenant_rows(conn: AsyncConnection, tenant_id: str) -> None:
-    await conn.execute(delete(request_log).where(request_log.c.tenant_id == tenant_id))
-    await conn.execute(delete(unknown_attributes).where(unknown_attributes.c.tenant_id == tenant_id))
-
-
 @dataclass
 class UnknownCount:
     """How often one tenant's requests carried one unknown attribute since the last flush."""

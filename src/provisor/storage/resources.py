@@ -968,7 +968,7 @@ def _per_dialect(build: Callable[[str], DirectStatement]) -> dict[str, DirectSta
     return {dialect: build(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-#: `attr eq "value"` on an indexed attribute (filter/sql.py `indexed_equality`): a page, in the
+#: `attr eq "value"` on an indexed attribute (storage/filter_sql.py `indexed_equality`): a page, in the
 #: default order, and the count.
 _LIST_BY_INDEXED_VALUE = _per_dialect(
     lambda d: DirectStatement(
@@ -1241,7 +1241,7 @@ def _driven(
     """A select of the tenant's resources of the type matching `where`, with no columns yet, and
     the adapter that maps expressions over `resources` onto it.
 
-    With a `driver` (the ids of an index range: filter/sql.py `indexed_prefix`) the statement
+    With a `driver` (the ids of an index range: storage/filter_sql.py `indexed_prefix`) the statement
     starts from that range and fetches each resource by primary key. Left to choose, both planners
     may walk the tenant's resources in creation order testing each one against the range: with
     statistics from a smaller tenant, or none (a new database; SQLite always), a narrow

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.storage.event_log import latest_seq
@@ -79,3 +80,9 @@ async def page_after(
         limit=limit,
         extra_where=extra,
     )
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Did opening the snapshot give up waiting for writers (`LOCK_TIMEOUT`)? Then a retry later
+    may succeed, and the caller should say so rather than fail the request as a fault."""
+    return isinstance(error, DBAPIError) and "lock timeout" in str(error).lower()

@@ -86,7 +86,7 @@ attribute_index = Table(
     Column("resource_type", String(64), nullable=False),
     Column("attr", String(200), nullable=False),
     #: Code point order on PostgreSQL (migration 0015), as SQLite's BINARY: a prefix's values are
-    #: then one range of the B-tree, which serves `sw` (filter/sql.py).
+    #: then one range of the B-tree, which serves `sw` (storage/filter_sql.py).
     Column("value_norm", Text().with_variant(Text(collation="C"), "postgresql"), nullable=False),
     Column("resource_id", String(36), nullable=False),
     Column("is_unique", Boolean, nullable=False, server_default=text("false")),

@@ -202,11 +202,6 @@ async def claim(
     return await _load(conn, claimed) if claimed else []
 
 
-async def claim_due(conn: AsyncConnection, *, limit: int, lease_seconds: float) -> list[Delivery]:
-    """`due_keys` then `claim`, in the caller's (write) transaction."""
-    return await claim(conn, await due_keys(conn, limit=limit), lease_seconds=lease_seconds)
-
-
 async def _load(conn: AsyncConnection, keys: list[tuple[str, int]]) -> list[Delivery]:
     d = webhook_deliveries
     query = (

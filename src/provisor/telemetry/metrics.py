@@ -29,8 +29,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -160,30 +158,27 @@ def _statement_kind(statement: str) -> str:
     return "other"
 
 
-def time_statements(engine: Engine) -> None:
-    """Observe every statement SQLAlchemy runs on `engine` (the async engine's `sync_engine`).
+class StatementTimer:
+    """Times every statement SQLAlchemy runs, by kind (an observer for storage/instrument.py).
 
     The hot reads and writes of storage/direct.py go to the driver directly and are not seen here.
     """
-    if getattr(engine, "_provisor_timed", False):
-        return
-    engine._provisor_timed = True  # type: ignore[attr-defined]
-    children: dict[str, Any] = {}
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def before(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
-        context._provisor_began = time.perf_counter()
+    def __init__(self) -> None:
+        self._children: dict[str, Any] = {}
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def after(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
-        began = getattr(context, "_provisor_began", None)
-        if began is None:
-            return
+    def started(self, statement: str, system: str) -> float:
+        return time.perf_counter()
+
+    def ended(self, began: float, statement: str) -> None:
         kind = _statement_kind(statement)
-        child = children.get(kind)
+        child = self._children.get(kind)
         if child is None:
-            child = children[kind] = DB_STATEMENT.labels(kind)
+            child = self._children[kind] = DB_STATEMENT.labels(kind)
         child.observe(time.perf_counter() - began)
+
+    def failed(self, began: float, error: BaseException) -> None:
+        """A failed statement is not timed (as before: only completed ones are observed)."""
 
 
 class _Snapshot(Collector):

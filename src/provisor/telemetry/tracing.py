@@ -6,8 +6,9 @@ unless an endpoint is configured (`PROVISOR_OTLP_ENDPOINT`, or the SDK's own
 imports nothing from OpenTelemetry and the app holds no tracer: the per-request cost is one
 `is None` test in the envelope. Spans go out in batches over OTLP/HTTP (protobuf).
 
-The statement spans come from SQLAlchemy's engine events, so like the statement metrics they
-cover what runs through SQLAlchemy, not the hot statements storage/direct.py sends to the driver.
+The statement spans come from SQLAlchemy's engine events (storage/instrument.py calls
+`StatementSpans`), so like the statement metrics they cover what runs through SQLAlchemy, not the
+hot statements storage/direct.py sends to the driver.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 log = logging.getLogger("provisor")
 
@@ -87,30 +85,27 @@ class RequestSpans:
         span.end()
 
 
-def trace_statements(engine: Engine, tracer: Any) -> None:
-    """A span around each statement SQLAlchemy runs on `engine`, as a child of the current span."""
-    from opentelemetry import trace
+class StatementSpans:
+    """A span around each statement SQLAlchemy runs, as a child of the current span (an observer
+    for storage/instrument.py)."""
 
-    client = trace.SpanKind.CLIENT
-    system = engine.dialect.name
+    def __init__(self, tracer: Any) -> None:
+        from opentelemetry import trace
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def before(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        self._trace = trace
+        self._tracer = tracer
+
+    def started(self, statement: str, system: str) -> Any:
         name = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-        context._provisor_span = tracer.start_span(
-            f"db {name}", kind=client, attributes={"db.system": system, "db.statement": statement}
+        return self._tracer.start_span(
+            f"db {name}",
+            kind=self._trace.SpanKind.CLIENT,
+            attributes={"db.system": system, "db.statement": statement},
         )
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def after(_conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool) -> None:
-        span = getattr(context, "_provisor_span", None)
-        if span is not None:
-            span.end()
+    def ended(self, span: Any, statement: str) -> None:
+        span.end()
 
-    @event.listens_for(engine, "handle_error")
-    def failed(exception_context: Any) -> None:
-        span = getattr(exception_context.execution_context, "_provisor_span", None)
-        if span is not None:
-            failure = type(exception_context.original_exception).__name__
-            span.set_status(trace.Status(trace.StatusCode.ERROR, failure))
-            span.end()
+    def failed(self, span: Any, error: BaseException) -> None:
+        span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, type(error).__name__))
+        span.end()

@@ -13,22 +13,18 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from provisor.clock import format_instant, now
+from provisor.clock import format_instant
 from provisor.durations import parse_duration
+from provisor.errors import ScimError
 from provisor.events.test_event import send_test_event
 from provisor.http.console.render import page
 from provisor.http.console.session import form_of
+from provisor.service import tenants, tokens, webhooks
 from provisor.service.token_rotation import RotationError, rotate_token
-from provisor.storage import console_queries as q
-from provisor.storage import tokens as token_store
-from provisor.storage import webhooks as hook_store
-from provisor.storage.auth_cache import auth_write
-from provisor.storage.tenants import tenant_exists, update_settings
-from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.tenant_settings import parse_assignments
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 
 def _field(form: Any, name: str) -> str:
@@ -58,24 +54,23 @@ def routes(provisor: Provisor) -> list[tuple[str, Any]]:
             expires_at = format_instant(_now_dt() + _duration(expires)) if expires else None
         except ValueError as exc:
             return _done(request, f"Not created: {exc}", "/console/tokens", 400)
-        async with write_transaction(engine) as conn:
-            if not admin and not await tenant_exists(conn, tenant):  # tenants are made on purpose only
-                return _done(request, f"Not created: no tenant {tenant}.", "/console/tokens", 404)
-            info, secret = await token_store.create_token(
-                conn,
+        try:
+            info, secret = await tokens.create(
+                engine,
                 tenant_id=None if admin else tenant,
                 name=name[:200],
                 kind="admin" if admin else "scim",
                 expires_at=expires_at,
             )
+        except tokens.UnknownTenant:  # tenants are made on purpose only
+            return _done(request, f"Not created: no tenant {tenant}.", "/console/tokens", 404)
         return _done(
             request, f"Created {info.kind} token {info.name} ({info.id}).", "/console/tokens", secret=secret
         )
 
     async def token_revoke(request: Request) -> Response:
         token_id = request.path_params["token_id"]
-        async with auth_write(engine) as conn:  # refused by every worker once this returns
-            revoked = await token_store.revoke(conn, token_id)
+        revoked = await tokens.revoke(engine, token_id)  # refused by every worker once this returns
         if not revoked:
             return _done(request, f"No active token {token_id}.", "/console/tokens", 404)
         return _done(request, f"Revoked token {token_id}.", "/console/tokens")
@@ -101,15 +96,14 @@ def routes(provisor: Provisor) -> list[tuple[str, Any]]:
         ops = [o.strip() for o in _field(form, "events").split(",") if o.strip()] or None
         secret = _field(form, "secret") or secrets.token_urlsafe(24)
         try:
-            async with write_transaction(engine) as conn:
-                hook = await hook_store.add_webhook(
-                    conn,
-                    url=_field(form, "url"),
-                    secret=secret,
-                    tenant_id=_field(form, "tenant") or None,
-                    ops=ops,
-                    format=_field(form, "format") or "json",
-                )
+            hook = await webhooks.add(
+                engine,
+                url=_field(form, "url"),
+                secret=secret,
+                tenant_id=_field(form, "tenant") or None,
+                ops=ops,
+                format=_field(form, "format") or "json",
+            )
         except ValueError as exc:
             return _done(request, f"Not added: {exc}", "/console/webhooks", 400)
         return _done(
@@ -120,14 +114,12 @@ def routes(provisor: Provisor) -> list[tuple[str, Any]]:
         )
 
     async def webhook_remove(request: Request) -> Response:
-        async with write_transaction(engine) as conn:
-            removed = await hook_store.remove_webhook(conn, request.path_params["webhook_id"])
+        removed = await webhooks.remove(engine, request.path_params["webhook_id"])
         return _done(request, "Removed the webhook." if removed else "No such webhook.", "/console/webhooks")
 
     async def webhook_test(request: Request) -> Response:
         webhook_id = request.path_params["webhook_id"]
-        async with read_transaction(engine) as conn:
-            hook = next((h for h in await hook_store.list_webhooks(conn) if h.id == webhook_id), None)
+        hook = await webhooks.find(engine, webhook_id)
         if hook is None:
             return _done(request, "No such webhook.", "/console/webhooks", 404)
         outcome = await send_test_event(hook)
@@ -136,11 +128,7 @@ def routes(provisor: Provisor) -> list[tuple[str, Any]]:
     async def redrive(request: Request) -> Response:
         form = await form_of(request)
         webhook_id, seq = _field(form, "webhook_id"), _field(form, "seq")
-        async with write_transaction(engine) as conn:
-            if seq.isdigit():
-                count = int(await q.redrive_one(conn, webhook_id, int(seq), now()))
-            else:
-                count = await hook_store.redrive(conn, webhook_id or None)
+        count = await webhooks.redrive(engine, webhook_id, int(seq) if seq.isdigit() else None)
         provisor.events.wake()
         return _done(
             request, f"Redrove {count} dead deliver{'y' if count == 1 else 'ies'}.", "/console/webhooks"
@@ -155,10 +143,10 @@ def routes(provisor: Provisor) -> list[tuple[str, Any]]:
             changes = parse_assignments(pairs)
         except ValueError as exc:
             return _done(request, f"Not saved: {exc}", "/console/tenants", 400)
-        async with auth_write(engine) as conn:  # workers cache settings with tokens
-            if not await tenant_exists(conn, tenant):
-                return _done(request, f"No tenant {tenant}.", "/console/tenants", 404)
-            await update_settings(conn, tenant, changes)
+        try:
+            await tenants.update_settings(engine, tenant, changes)  # every worker's cache follows
+        except ScimError:
+            return _done(request, f"No tenant {tenant}.", "/console/tenants", 404)
         return RedirectResponse("/console/tenants", status_code=303)
 
     return [

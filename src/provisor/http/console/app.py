@@ -23,18 +23,15 @@ from provisor.http.console import actions, setup_links
 from provisor.http.console.render import CSP, HERE, page
 from provisor.http.console.session import Sessions, csrf_ok, form_of, same_origin
 from provisor.protocol.query import ListQuery
-from provisor.service.console import Overview, request_with_events
+from provisor.service import console
+from provisor.service.console import Overview, RequestSearch, request_with_events
 from provisor.service.context import RequestContext
 from provisor.service.resources import Projection
-from provisor.storage import console_queries as q
-from provisor.storage.members import members_page
-from provisor.storage.tenants import get_settings
-from provisor.storage.transactions import read_transaction
-from provisor.storage.webhooks import list_webhooks
+from provisor.service.tenants import settings_of
 from provisor.tenant_settings import VALIDATORS
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 Handler = Callable[[Request], Awaitable[Response]]
 PAGE = 50
@@ -118,7 +115,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
     async def requests_page(request: Request) -> Response:
         p = request.query_params
         status_class = _int(p.get("status"))
-        where = q.RequestSearch(
+        where = RequestSearch(
             tenant=p.get("tenant") or None,
             status_class=status_class if status_class in (2, 3, 4, 5) else None,
             method=p.get("method") or None,
@@ -127,9 +124,7 @@ def console_app(provisor: Provisor) -> ASGIApp:
             until=p.get("until") or None,
             before=_int(p.get("before")),
         )
-        async with read_transaction(provisor.engine) as conn:
-            rows = await q.search_requests(conn, where, PAGE + 1)
-            tenants = await q.tenant_ids(conn)
+        rows, tenants = await console.search_requests(provisor.engine, where, PAGE + 1)
         more = len(rows) > PAGE
         rows = rows[:PAGE]
         older = {k: v for k, v in p.items() if k != "before"}
@@ -147,17 +142,14 @@ def console_app(provisor: Provisor) -> ASGIApp:
     async def resources_page(request: Request) -> Response:
         kind = "User" if request.url.path.rstrip("/").endswith("users") else "Group"
         p = request.query_params
-        async with read_transaction(provisor.engine) as conn:
-            tenants = await q.tenant_ids(conn)
+        tenants = await console.tenant_ids(provisor.engine)
         tenant = p.get("tenant") or (tenants[0] if tenants else "")
         text, scim_filter = (p.get("q") or "").strip(), (p.get("filter") or "").strip()
         body: dict[str, Any] = {"Resources": [], "totalResults": 0}
         error = None
         paged_by = scim_filter  # the filter the cursors are signed for: the pager carries it
         if tenant in tenants:
-            async with read_transaction(provisor.engine) as conn:
-                settings = await get_settings(conn, tenant)
-            ctx = _context(tenant, settings)
+            ctx = _context(tenant, await settings_of(provisor.engine, tenant))
             # The search box tries one indexed attribute after the other: an OR of them is several
             # times slower on PostgreSQL than each alone (bench/console.py).
             filters = [scim_filter] if scim_filter else _text_filters(kind, text)
@@ -188,19 +180,19 @@ def console_app(provisor: Provisor) -> ASGIApp:
         kind = "User" if request.path_params["kind"] == "users" else "Group"
         tenant, resource_id = request.path_params["tenant"], request.path_params["resource_id"]
         service = provisor.services[kind]
-        async with read_transaction(provisor.engine) as conn:
-            settings = await get_settings(conn, tenant)
+        settings = await settings_of(provisor.engine, tenant)
         excluded = "members" if kind == "Group" else None
         projection = Projection(provisor.registry, service.rt, None, excluded)
         _, doc = await service.get(_context(tenant, settings), resource_id, projection)
         after = request.query_params.get("after")
-        async with read_transaction(provisor.engine) as conn:
-            history = await q.resource_history(conn, tenant, resource_id, 100)
-            members = (
-                await members_page(conn, tenant, resource_id, after=after, limit=PAGE + 1)
-                if kind == "Group"
-                else []
-            )
+        history, members = await console.resource_history(
+            provisor.engine,
+            tenant,
+            resource_id,
+            limit=100,
+            members_after=after,
+            members=PAGE + 1 if kind == "Group" else 0,
+        )
         return page(
             request,
             "resource.html",
@@ -214,40 +206,46 @@ def console_app(provisor: Provisor) -> ASGIApp:
 
     async def events_page(request: Request) -> Response:
         p = request.query_params
-        async with read_transaction(provisor.engine) as conn:
-            rows = await q.event_feed(
-                conn, tenant=p.get("tenant") or None, before=_int(p.get("before")), after=None, limit=PAGE
-            )
-            tenants = await q.tenant_ids(conn)
+        rows = await console.event_feed(
+            provisor.engine,
+            tenant=p.get("tenant") or None,
+            before=_int(p.get("before")),
+            after=None,
+            limit=PAGE,
+        )
+        tenants = await console.tenant_ids(provisor.engine)
         return page(request, "events.html", rows=rows, tenant=p.get("tenant") or "", tenants=tenants)
 
     async def event_rows(request: Request) -> Response:
         """The rows newer than `after`, as HTML, for the feed's live refresh (static/live.js)."""
         p = request.query_params
-        async with read_transaction(provisor.engine) as conn:
-            rows = await q.event_feed(
-                conn, tenant=p.get("tenant") or None, before=None, after=_int(p.get("after")) or 0, limit=PAGE
-            )
+        rows = await console.event_feed(
+            provisor.engine,
+            tenant=p.get("tenant") or None,
+            before=None,
+            after=_int(p.get("after")) or 0,
+            limit=PAGE,
+        )
         return page(request, "event_rows.html", rows=rows)
 
     async def webhooks_page(request: Request) -> Response:
-        async with read_transaction(provisor.engine) as conn:
-            hooks = await list_webhooks(conn)
-            states = await q.webhook_states(conn)
-            dead = await q.dead_letters(conn, 100)
-            tenants = await q.tenant_ids(conn)
-        return page(request, "webhooks.html", hooks=hooks, states=states, dead=dead, tenants=tenants)
+        view = await console.webhooks_view(provisor.engine, 100)
+        return page(
+            request,
+            "webhooks.html",
+            hooks=view.hooks,
+            states=view.states,
+            dead=view.dead,
+            tenants=view.tenants,
+        )
 
     async def tokens_page(request: Request) -> Response:
-        async with read_transaction(provisor.engine) as conn:
-            rows = await q.token_rows(conn)
-            tenants = await q.tenant_ids(conn)
+        rows, tenants = await console.token_rows(provisor.engine)
         return page(request, "tokens.html", rows=rows, tenants=tenants, at=now())
 
     async def tenants_page(request: Request) -> Response:
-        async with read_transaction(provisor.engine) as conn:
-            tenants = await q.tenant_ids(conn)
-            settings = {t: await get_settings(conn, t) for t in tenants}
+        settings = await console.all_tenant_settings(provisor.engine)
+        tenants = list(settings)
         return page(
             request,
             "tenants.html",

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from provisor.clock import now
 from provisor.config import Settings
-from provisor.storage import console_sessions as store
-from provisor.storage import tokens as token_store
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.service import console_sessions
+from provisor.service.database import Database
 
 COOKIE = "provisor_console"
 COOKIE_PATH = "/console"
@@ -43,7 +41,7 @@ def csrf_token(session_id: str) -> str:
 
 
 class Sessions:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: Database, settings: Settings) -> None:
         self.engine = engine
         self.idle = timedelta(minutes=settings.console_idle_minutes)
         self.absolute = timedelta(hours=settings.console_session_hours)
@@ -58,8 +56,7 @@ class Sessions:
         session_id = request.cookies.get(COOKIE)
         if not session_id or len(session_id) > 128:
             return None
-        async with read_transaction(self.engine) as conn:
-            found = await store.find_session(conn, session_id, now())
+        found = await console_sessions.find(self.engine, session_id, now())
         if found is None:
             return None
         moment = time.monotonic()
@@ -67,25 +64,19 @@ class Sessions:
             if len(self._extended) > MAX_TRACKED_SESSIONS:  # ended sessions' entries: forget them all
                 self._extended.clear()
             self._extended[found.id_hash] = moment
-            async with write_transaction(self.engine) as conn:
-                await store.extend_session(conn, found.id_hash, idle=self.idle)
+            await console_sessions.extend(self.engine, found.id_hash, idle=self.idle)
         return Signed(session_id, csrf_token(session_id))
 
     async def sign_in(self, secret: str) -> str | None:
         """A new session id when `secret` is a live admin token of this deployment, else None."""
         if not secret or len(secret) > 512:
             return None
-        at = now()
-        found = await token_store.find_active(self.engine, secret, at)
-        if found is None or found[0].kind != "admin":
-            return None
-        async with write_transaction(self.engine) as conn:
-            await store.prune_sessions(conn, at)
-            return await store.open_session(conn, found[0].id, idle=self.idle, absolute=self.absolute)
+        return await console_sessions.open_with_token(
+            self.engine, secret, now(), idle=self.idle, absolute=self.absolute
+        )
 
     async def sign_out(self, session_id: str) -> None:
-        async with write_transaction(self.engine) as conn:
-            await store.close_session(conn, session_id)
+        await console_sessions.close(self.engine, session_id)
 
     def set_cookie(self, request: Request, response: Response, session_id: str) -> None:
         response.set_cookie(

@@ -15,11 +15,10 @@ from provisor.clock import now
 from provisor.http.console.render import page
 from provisor.http.console.session import form_of
 from provisor.service import setup_links
-from provisor.storage import console_queries as q
-from provisor.storage.transactions import read_transaction
+from provisor.service.console import tenant_ids
 
 if TYPE_CHECKING:
-    from provisor.http.app import Provisor
+    from provisor.container import Provisor
 
 BACK = "/console/setup-links"
 
@@ -41,8 +40,7 @@ def routes(provisor: Provisor) -> list[tuple[str, str, Any]]:
 
     async def listing(request: Request) -> Response:
         links = await setup_links.list_links(engine)
-        async with read_transaction(engine) as conn:
-            tenants = await q.tenant_ids(conn)
+        tenants = await tenant_ids(engine)
         at = now()
         rows = [setup_links.describe(link, at) for link in reversed(links)]  # newest first
         return page(request, "setup_links.html", rows=rows, tenants=tenants)

@@ -13,10 +13,9 @@ import math
 import time
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.budget import outside_budget
 from provisor.errors import ScimError
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.rate_buckets import take
 from provisor.storage.transactions import write_transaction
 from provisor.telemetry.metrics import RATE_LIMITED

@@ -1,4 +1,4 @@
-"""Compile a bound filter to a SQLAlchemy Core boolean over `resources` (SQLite JSON1 / PG JSONB).
+"""Compile a bound filter AST (provisor.filter) to a SQLAlchemy Core boolean over `resources`.
 
 Every leaf is made two-valued (COALESCE(..., false)) so SQL's NULL logic can never diverge from the
 Python evaluator under `not`; multi-valued attributes become EXISTS over array elements; indexed

@@ -3,6 +3,10 @@
 Each step is one committed batch (events plus cursor advance), so a process that dies mid-job
 leaves the job at its last committed batch and any worker (this one after a restart, or another
 process) resumes it from there.
+
+It lives in service/, not events/: it runs a service operation that writes resources and their
+events (a producer of the outbox), while events/ holds the outbox's consumers. The container
+starts it beside them and hands it their `wake`, so its committed batches are delivered at once.
 """
 
 from __future__ import annotations
@@ -12,10 +16,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from provisor.service.roles import run_job_step
 from provisor.storage.faults import OutageLog
+from provisor.storage.handles import AsyncEngine
 from provisor.storage.roles import running_jobs
 from provisor.storage.transactions import autocommit
 
