@@ -73,7 +73,7 @@ FULL = Sizes(100_000, (100, 10_000, 1_000_000), 20_000, 10_000, 10_000, 8, True)
 SMOKE = Sizes(2_000, (20, 200, 2_000), 500, 200, 200, 2, True)
 SMOKE = replace(SMOKE, role_small=100, role_adds=10)
 
-#: (name, label, kind, mode, concurrency); kind: wrk | sync | bulk | full_get
+#: (name, label, kind, mode, concurrency); kind: wrk | sync | bulk | full_get | roles | snapshot
 SCENARIOS: list[tuple[str, str, str, str, int]] = [
     ("get_user", "GET /Users/{{id}}", "wrk", "get", 16),
     ("filter_username", "GET /Users?filter=userName eq", "wrk", "filter", 16),

@@ -33,8 +33,12 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30)
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            err = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"provisor serve did not start: {err[-2000:]}")
+            # A server still running would never close its stderr: reading it to the end hung the
+            # test forever when a loaded machine made the server miss the deadline.
+            if process.poll() is None:
+                process.kill()
+            _, err = process.communicate(timeout=30)
+            raise RuntimeError(f"provisor serve did not start: {(err or b'').decode()[-2000:]}")
         time.sleep(0.1)
 
 
