@@ -230,8 +230,8 @@ class Settings:
         16,
         "PROVISOR_MAX_INFLIGHT",
         _integer(0),
-        "SCIM and admin requests one worker serves at once; one more waits at most 20 ms for a slot, "
-        "then is answered 503 with `Retry-After` (0 = no limit; docs/operations.md)",
+        "SCIM and admin requests one worker serves at once; more are answered 503 with `Retry-After` "
+        "at once (0 = no limit; docs/operations.md)",
     )
     request_log_mode: str = setting(
         "metadata",
