@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provisor.storage.engine import create_engine
-from provisor.storage.migrate import upgrade
+from provisor.storage.migrate import code_revisions, upgrade
 from tests.live.server import free_port
 from tests.live.test_cli import PROVISOR
 
@@ -147,8 +147,10 @@ def test_token_list_from_another_folder_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "provisor.db").exists()
 
 
-def test_an_outdated_schema_is_named(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_an_outdated_schema_is_named(empty_database_url: str) -> None:
+    """A read-only command refuses a database an older Provisor migrated, naming its revision
+    and the one this version needs (read as `/readyz` reads them, storage/migrate.py)."""
+    url = empty_database_url
 
     async def migrate_to_0007() -> None:
         engine = create_engine(url)
@@ -156,4 +158,7 @@ def test_an_outdated_schema_is_named(tmp_path: Path) -> None:
         await engine.dispose()
 
     asyncio.run(migrate_to_0007())
-    assert_short_error(run("token", "list", "--database-url", url), 1, "outdated", "provisor migrate")
+    (head,) = code_revisions()[0]
+    result = run("token", "list", "--database-url", url)
+    assert_short_error(result, 1, "outdated", "provisor migrate")
+    assert f"(revision 0007, this version needs {head})" in result.stderr

@@ -204,21 +204,11 @@ def test_graph_is_read() -> None:
     assert any(_under(i, "sqlalchemy") for i in GRAPH["provisor.storage.tables"].runtime)
 
 
-# A cycle another change is removing; listed so that this test guards everything else meanwhile.
-# Delete the entry once service/batch.py no longer needs service/resources.py's type.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # TYPE_CHECKING only: the tombstone and adoption steps of a create take the ResourceService that
-    # calls them; a Protocol of what they use would end it (issue 21, not done yet).
-    frozenset({"provisor.service.resources", "provisor.service.tombstones", "provisor.service.adoption"}),
-}
-
-
 def _cycles(type_only: bool) -> list[str]:
     edges = _edges(type_only)
     return [
         " -> ".join(_one_cycle(c, edges)) + f"  (one of the cycles among {', '.join(c)})"
         for c in _strongly_connected(edges)
-        if not any(frozenset(c) <= known for known in KNOWN_CYCLES)
     ]
 
 

@@ -18,7 +18,7 @@ from provisor import durations
 from provisor.cli.errors import CliError, NoDatabase, UnknownValue
 from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine, redacted, sqlite_path
 from provisor.storage.handles import AsyncConnection
-from provisor.storage.migrate import head_revision, schema_revision, upgrade
+from provisor.storage.migrate import code_revisions, current_revisions, upgrade
 from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, tenant_exists
 from provisor.storage.transactions import write_transaction
 from provisor.tenant_names import check_tenant_name
@@ -81,13 +81,14 @@ def run_existing(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     async def main() -> T:
         engine = create_engine(url)
         try:
-            revision = await schema_revision(engine)
-            if revision is None:
+            current = await current_revisions(engine)
+            if not current:
                 raise _no_database(url)
-            if revision != head_revision():
+            heads, _ = code_revisions()
+            if current != heads:
                 raise CliError(
-                    f"the Provisor database at {redacted(url)} has an outdated schema (revision {revision}, "
-                    f"this version needs {head_revision()})",
+                    f"the Provisor database at {redacted(url)} has an outdated schema (revision "
+                    f"{', '.join(sorted(current))}, this version needs {', '.join(sorted(heads))})",
                     f"back it up, then run `provisor migrate --database-url '{redacted(url)}'`",
                 )
             return await work(engine)

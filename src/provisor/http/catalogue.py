@@ -15,8 +15,8 @@ from provisor.protocol.query import ListQuery, from_query_params, from_search_re
 from provisor.schema.model import ResourceType
 from provisor.service.context import RequestContext
 from provisor.service.entitlements import CatalogueService, read_only
+from provisor.service.projection import Projection
 from provisor.service.render import location
-from provisor.service.resources import Projection
 
 SEARCH = ".search"
 

@@ -26,8 +26,9 @@ from provisor.service.context import RequestContext
 from provisor.service.entitlements import CatalogueService
 from provisor.service.groups import GroupService, MemberStream
 from provisor.service.preconditions import etag_matches
+from provisor.service.projection import Projection
 from provisor.service.render import etag, location
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 
 SEARCH = ".search"
 

@@ -8,26 +8,25 @@ the account over (same id, attributes replaced as by PUT, now managed) instead o
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provisor.clock import now
 from provisor.events.model import EventOp
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
+from provisor.service.projection import Projection
+from provisor.service.resource_owner import ResourceOwner
 from provisor.storage import resources as store
 from provisor.storage.batch import find_by_index, is_managed, set_managed
 from provisor.storage.indexing import normalise
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
 
-if TYPE_CHECKING:
-    from provisor.service.resources import Projection, ResourceService
-
 log = logging.getLogger("provisor.adoption")
 
 
 async def adopt_user(
-    service: ResourceService, ctx: RequestContext, body: dict[str, Any], projection: Projection
+    service: ResourceOwner, ctx: RequestContext, body: dict[str, Any], projection: Projection
 ) -> tuple[StoredResource, dict[str, Any]] | None:
     """Adopt the unmanaged user whose userName matches `body`; None when there is none to adopt."""
     user_name = body.get("userName") if isinstance(body, dict) else None
@@ -51,8 +50,8 @@ async def adopt_user(
             conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc, index=service.index_for(ctx, doc)
         )
         await set_managed(conn, ctx.tenant_id, resource_id, True)
-        await service._event(conn, ctx, stored, EventOp.ADOPTED, at)
-        out = await service._render_one(conn, ctx, stored, projection)
+        await service.record_event(conn, ctx, stored, EventOp.ADOPTED, at)
+        out = await service.render_one(conn, ctx, stored, projection)
     log.info(
         "adopted unmanaged %s %s (userName %r) in tenant %s by %s",
         service.rt.name,

@@ -27,8 +27,9 @@ from provisor.protocol.bulk_plan import plan
 from provisor.service.batch import PreparedCreate, prepare_create
 from provisor.service.context import RequestContext
 from provisor.service.errors import database_fault
+from provisor.service.projection import Projection
 from provisor.service.render import etag, location
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 from provisor.service.tombstones import tombstoning
 from provisor.storage.resources import StoredResource
 

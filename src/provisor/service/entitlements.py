@@ -19,8 +19,8 @@ from provisor.protocol.query import ListQuery, list_response
 from provisor.schema.model import ResourceType
 from provisor.schema.registry import CATALOGUE_TYPES, Registry
 from provisor.service.context import RequestContext
+from provisor.service.projection import Projection
 from provisor.service.render import location
-from provisor.service.resources import Projection
 from provisor.storage import entitlements as store
 from provisor.storage.entitlements import CatalogueEntry
 from provisor.storage.handles import AsyncEngine

@@ -18,8 +18,9 @@ from provisor.patch.request import parse_patch_request
 from provisor.service import roles
 from provisor.service.context import RequestContext
 from provisor.service.errors import scim_errors
+from provisor.service.projection import Projection
 from provisor.service.render import render
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage import roles as role_store

@@ -25,7 +25,6 @@ from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
 from provisor.schema.model import ResourceType
-from provisor.schema.projection import is_requested, parse_attribute_list, project
 from provisor.schema.registry import Registry
 from provisor.schema.write_only import WriteOnly
 from provisor.service.batch import PreparedCreate, create_many
@@ -34,6 +33,7 @@ from provisor.service.cursor import Cursor
 from provisor.service.cursor import signature as cursor_signature
 from provisor.service.errors import scim_errors
 from provisor.service.preconditions import check_if_match
+from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
 from provisor.storage import outbox
@@ -55,25 +55,6 @@ from provisor.storage.keyset import keyset_condition
 from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.tables import resources as resources_table
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
-
-
-class Projection:
-    """The parsed `attributes` / `excludedAttributes` of one request."""
-
-    def __init__(self, registry: Registry, rt: ResourceType, attributes: str | None, excluded: str | None):
-        self.registry = registry
-        self.rt = rt
-        self.attributes = parse_attribute_list(registry, rt, attributes)
-        self.excluded = parse_attribute_list(registry, rt, excluded)
-
-    def wants(self, name: str) -> bool:
-        return is_requested(self.registry, self.rt, name, self.attributes, self.excluded)
-
-    def apply(self, resource: dict[str, Any]) -> dict[str, Any]:
-        if self.attributes is None and self.excluded is None:
-            return project(self.registry, self.rt, resource)
-        return project(self.registry, self.rt, resource, self.attributes, self.excluded)
-
 
 #: Receives the write-only values (e.g. `{"password": "..."}`) a committed write carried:
 #: (tenant id, resource type, resource id, values). Set by the app when a hook wants them.
@@ -166,7 +147,7 @@ class ResourceService:
     #: no group, so Users skip that query on create).
     derived_on_create = True
 
-    async def _render_one(
+    async def render_one(
         self,
         conn: AsyncConnection,
         ctx: RequestContext,
@@ -203,7 +184,7 @@ class ResourceService:
         async with autocommit(self.engine) as conn:
             return await self.derived(conn, ctx, ids, projection)
 
-    async def _event(
+    async def record_event(
         self,
         conn: AsyncConnection,
         ctx: RequestContext,
@@ -290,9 +271,9 @@ class ResourceService:
                 doc=doc,
                 index=self._index(ctx, doc),
             )
-            await self._event(conn, ctx, stored, EventOp.CREATED, at)
+            await self.record_event(conn, ctx, stored, EventOp.CREATED, at)
             await self.store_extra(conn, ctx, stored, extra, replace=True)
-            body_out = await self._render_one(conn, ctx, stored, projection, fresh=True)
+            body_out = await self.render_one(conn, ctx, stored, projection, fresh=True)
         return stored, body_out
 
     async def get(
@@ -440,7 +421,7 @@ class ResourceService:
         if write.groups is not None:
             derived: dict[str, Any] | None = self.derived_from_groups(ctx, write.groups)
         elif write.conn is not None:
-            return await self._render_one(write.conn, ctx, stored, projection)
+            return await self.render_one(write.conn, ctx, stored, projection)
         else:
             derived = (await self.read_derived(ctx, [stored.id], projection)).get(stored.id)
         return projection.apply(render(self.rt, stored, ctx.base_url, derived))

@@ -18,8 +18,9 @@ import anyio
 
 from provisor.errors import ScimError, not_found
 from provisor.service.context import RequestContext
+from provisor.service.projection import Projection
 from provisor.service.render import render
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.snapshot import is_lock_timeout, page_after, snapshot_transaction
 from provisor.storage.tenants import get_settings, tenant_exists

@@ -9,12 +9,14 @@ would otherwise orphan all of it under a new id.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from provisor.clock import format_instant, now
 from provisor.events.model import EventOp
 from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
+from provisor.service.projection import Projection
+from provisor.service.resource_owner import ResourceOwner
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage import tombstones as tomb_store
@@ -22,9 +24,6 @@ from provisor.storage.handles import AsyncConnection
 from provisor.storage.indexing import MAX_INDEXED_LENGTH, normalise
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import read_transaction, write_transaction
-
-if TYPE_CHECKING:
-    from provisor.service.resources import Projection, ResourceService
 
 #: Retention when the tenant sets `delete_policy=tombstone` without `tombstone_days`.
 DEFAULT_TOMBSTONE_DAYS = 30
@@ -36,7 +35,7 @@ def tombstoning(ctx: RequestContext) -> bool:
     return bool(ctx.setting("delete_policy", "hard") == "tombstone")
 
 
-def _match_keys(service: ResourceService, doc: dict[str, Any]) -> tuple[str | None, str | None]:
+def _match_keys(service: ResourceOwner, doc: dict[str, Any]) -> tuple[str | None, str | None]:
     """(externalId, normalised name) of a stored-form document, as tombstones are keyed on."""
     external = doc.get("externalId")
     external_id = external if isinstance(external, str) and external else None
@@ -50,7 +49,7 @@ def _match_keys(service: ResourceService, doc: dict[str, Any]) -> tuple[str | No
 
 
 async def bury(
-    service: ResourceService, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, at: str
+    service: ResourceOwner, conn: AsyncConnection, ctx: RequestContext, current: StoredResource, at: str
 ) -> dict[str, Any]:
     """Keep `current` as a tombstone (before its row is deleted); returns the `deleted` payload."""
     days = int(ctx.setting("tombstone_days", DEFAULT_TOMBSTONE_DAYS))
@@ -71,7 +70,7 @@ async def bury(
 
 
 async def restore(
-    service: ResourceService, ctx: RequestContext, body: dict[str, Any], projection: Projection
+    service: ResourceOwner, ctx: RequestContext, body: dict[str, Any], projection: Projection
 ) -> tuple[StoredResource, dict[str, Any]] | None:
     """POST under the tombstone policy: when an unexpired tombstone matches the body's `externalId`
     (or, without one, its userName / displayName), bring the resource back under its old id with
@@ -109,8 +108,8 @@ async def restore(
         )
         payload = service.event_payload(ctx, stored, None)
         payload["previousGroups"] = found.groups
-        await service._event(conn, ctx, stored, EventOp.RESTORED, at, payload=payload)
+        await service.record_event(conn, ctx, stored, EventOp.RESTORED, at, payload=payload)
         await service.store_extra(conn, ctx, stored, extra, replace=True)
-        out = await service._render_one(conn, ctx, stored, projection)
+        out = await service.render_one(conn, ctx, stored, projection)
     ctx.unknown_attributes.extend(dropped)
     return stored, out

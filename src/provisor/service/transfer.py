@@ -18,8 +18,9 @@ from provisor.errors import ScimError
 from provisor.schema.coerce import coerce_resource
 from provisor.service.batch import PreparedCreate, prepare_create
 from provisor.service.context import RequestContext
+from provisor.service.projection import Projection
 from provisor.service.render import render
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 from provisor.service.sources import BadLine, Record
 from provisor.storage.batch import NewRow, find_by_index
 from provisor.storage.indexing import normalise

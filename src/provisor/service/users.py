@@ -12,8 +12,9 @@ from provisor.service.adoption import adopt_user
 from provisor.service.assignments import CHANGES_KEY, assignment_changes
 from provisor.service.context import RequestContext
 from provisor.service.groups import remove_from_all_groups
+from provisor.service.projection import Projection
 from provisor.service.render import render
-from provisor.service.resources import Projection, ResourceService
+from provisor.service.resources import ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import resources as store
 from provisor.storage.handles import AsyncConnection

@@ -7,9 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 #: Arbitrary constant: serialises concurrent `migrate` runs on one PostgreSQL.
@@ -40,7 +39,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 def code_revisions() -> tuple[frozenset[str], frozenset[str]]:
     """(heads, all): the revisions this code's migrations end at (one, unless branches await a
-    merge), and every revision they know."""
+    merge), and every revision they know. With `current_revisions`, the one reading of "is the
+    schema current" that `/readyz` (http/health.py) and the CLI's read-only commands share."""
     script = ScriptDirectory.from_config(_alembic_config(None))
     return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
 
@@ -53,23 +53,3 @@ async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
             return frozenset()
         rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
         return frozenset(str(row[0]) for row in rows)
-
-
-def head_revision() -> str:
-    """The newest migration this version of Provisor knows."""
-    script = ScriptDirectory.from_config(_alembic_config(None))
-    head = script.get_current_head()
-    assert head is not None
-    return head
-
-
-def _current_revision(connection: Any) -> str | None:
-    if not inspect(connection).has_table("alembic_version"):
-        return None
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-async def schema_revision(engine: AsyncEngine) -> str | None:
-    """The database's migration revision; None when it holds no Provisor schema at all."""
-    async with engine.connect() as conn:
-        return await conn.run_sync(_current_revision)

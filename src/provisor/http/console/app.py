@@ -26,7 +26,7 @@ from provisor.protocol.query import ListQuery
 from provisor.service import console
 from provisor.service.console import Overview, RequestSearch, request_with_events
 from provisor.service.context import RequestContext
-from provisor.service.resources import Projection
+from provisor.service.projection import Projection
 from provisor.service.tenants import settings_of
 from provisor.tenant_settings import VALIDATORS
 
