@@ -9,8 +9,8 @@ worker looks itself, cheaply: at most every `CHECK_SECONDS`, and only when a wri
 committed in the process since the last look (or the one before), one read of
 `pg_stat_user_tables` for the hot tables. A table is analyzed when the rows changed since its last
 ANALYZE (any, by autovacuum too) exceed `MIN_ROWS` and `GROWTH_FACTOR` times the rows it had then
-(`pg_class.reltuples`, -1 when never analyzed). The ANALYZE runs on a pooled connection of its own
-in autocommit, never in a request's transaction, under `pg_try_advisory_lock` so that two workers
+(`pg_class.reltuples`, -1 when never analyzed). The ANALYZE runs in a transaction of its own on a
+pooled connection, never in a request's, under `pg_try_advisory_xact_lock` so that two workers
 never analyze one table at once (the second skips it); a failure is logged once and never raised.
 
 SQLite gets nothing: its plans hold without sqlite_stat1 (the plans test has no open statement
@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from sqlalchemy import text
 
@@ -108,28 +107,26 @@ class StatisticsKeeper:
 
     async def check(self) -> list[str]:
         """Analyze every hot table that is `due`; the names of those analyzed now."""
-        done: list[str] = []
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await conn.execute(_COUNTERS, {"names": list(HOT_TABLES)})).all()
-            for relid, name, reltuples, changed in rows:
-                if not due(float(reltuples), int(changed or 0)):
-                    continue
-                if await self._analyze(conn, int(relid), str(name)):
-                    done.append(str(name))
+        done: list[str] = []
+        for relid, name, reltuples, changed in rows:
+            if due(float(reltuples), int(changed or 0)) and await self._analyze(int(relid), str(name)):
+                done.append(str(name))
         self.analyzed.extend(done)
         return done
 
-    async def _analyze(self, conn: Any, relid: int, name: str) -> bool:
-        lock = {"key": (LOCK_CLASS << 32) | relid}
-        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), lock)).scalar()
-        if not got:
-            return False  # another worker analyzes it now
-        try:
+    async def _analyze(self, relid: int, name: str) -> bool:
+        """ANALYZE `name` unless another worker does now. One transaction with a transaction-level
+        advisory lock: it is released by the COMMIT, also behind PgBouncer in transaction mode,
+        where a session lock could be taken on one server connection and released on another."""
+        async with self.engine.begin() as conn:
+            key = {"key": (LOCK_CLASS << 32) | relid}
+            if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key)).scalar():
+                return False  # another worker analyzes it now
             began = time.monotonic()
             await conn.exec_driver_sql(f'ANALYZE "{name}"')
-            took = (time.monotonic() - began) * 1000
-            log.info("analyzed %s in %.0f ms (grown past the statistics keeper's factor)", name, took)
-            return True
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), lock)
+        took = (time.monotonic() - began) * 1000
+        log.info("analyzed %s in %.0f ms (grown past the statistics keeper's factor)", name, took)
+        return True
