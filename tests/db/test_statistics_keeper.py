@@ -43,6 +43,13 @@ async def _statistics(engine: AsyncEngine) -> dict[str, tuple[Any, float]]:
     return {name: (at, float(tuples)) for name, at, tuples in rows}
 
 
+async def _statistics_changed(engine: AsyncEngine) -> int:
+    """Rows changed in `resources` since its last ANALYZE, as pg_stat knows them now."""
+    async with engine.connect() as conn:
+        sql = "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'resources'"
+        return int((await conn.exec_driver_sql(sql)).scalar_one())
+
+
 def _grow(client: TestClient) -> None:
     """2,000 users and a group of 1,100 of them, over HTTP (Bulk, 1,000 operations a request)."""
     ids: list[str] = []
@@ -127,7 +134,7 @@ def test_nothing_is_analyzed_before_the_factor(fresh_database_url: str) -> None:
         for n in range(20):
             user = {"schemas": [USER_URN], "userName": f"few{n}@example.com"}
             assert client.post("/scim/v2/Users", json=user).status_code == 201
-    time.sleep(1.5)  # the server's statistics counters reach pg_stat within a second
+    time.sleep(1.5)
     assert run_db(url, few) == []
 
 
@@ -153,7 +160,9 @@ def test_a_table_another_worker_analyzes_is_skipped(fresh_database_url: str) -> 
         for part in (ops[:1_000], ops[1_000:]):
             response = client.post("/scim/v2/Bulk", json={"schemas": [BULK_REQUEST], "Operations": part})
             assert response.status_code == 200, response.text
-    time.sleep(1.5)  # the server's statistics counters reach pg_stat within a second
+    deadline = time.monotonic() + 30  # server processes may report their counters up to 10 s late
+    while run_db(url, _statistics_changed) < 1_100 and time.monotonic() < deadline:
+        time.sleep(0.5)
 
     async def contended(engine: AsyncEngine) -> tuple[list[str], float, list[str]]:
         keeper = StatisticsKeeper(engine)

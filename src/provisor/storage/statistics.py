@@ -6,7 +6,7 @@ made so (tests/db/test_plans.py, `NOT_YET_WITHOUT_STATISTICS`): on a table that 
 every estimate is one row, and they walk a tenant's resources. Autovacuum analyzes only after 50
 rows + 10% of the table changed, checked once a minute, and not at all where it is off; so each
 worker looks itself, cheaply: at most every `CHECK_SECONDS`, and only when a write transaction
-committed in the process since the last look (or the one before), one read of
+committed in the process since one of the last three looks, one read of
 `pg_stat_user_tables` for the hot tables. A table is analyzed when the rows changed since its last
 ANALYZE (any, by autovacuum too) exceed `MIN_ROWS` and `GROWTH_FACTOR` times the rows it had then
 (`pg_class.reltuples`, -1 when never analyzed). The ANALYZE runs in a transaction of its own on a
@@ -92,9 +92,10 @@ class StatisticsKeeper:
         while True:
             await asyncio.sleep(self.interval)
             if _wrote:
-                # Two looks per write: a server process reports its counters to pg_stat up to a
-                # second after its transactions, so the first may miss the last writes.
-                _wrote, looks = False, 2
+                # Three looks per write: a PostgreSQL 15+ server process that reported its counters
+                # less than a second before holds the next ones up to 10 s (PGSTAT_IDLE_INTERVAL),
+                # so the first look may miss the last writes.
+                _wrote, looks = False, 3
             if looks == 0:
                 continue
             looks -= 1
