@@ -42,13 +42,16 @@ CHECK_SECONDS = 10.0
 #: The high 32 bits of the advisory lock keys (the low ones are the table's oid).
 LOCK_CLASS = 0x5052_4F56  # "PROV"
 
-_wrote = False
+#: Write transactions committed in this process. A count, not a flag: every keeper of the process
+#: (one per app; tests run several) compares it with the count it last saw, so none consumes a
+#: write another keeper should look after.
+_writes = 0
 
 
 def note_write() -> None:
     """A write transaction committed in this process: the next look reads the counters."""
-    global _wrote
-    _wrote = True
+    global _writes
+    _writes += 1
 
 
 def due(reltuples: float, changed: int) -> bool:
@@ -87,15 +90,14 @@ class StatisticsKeeper:
             self._task = None
 
     async def _loop(self) -> None:
-        global _wrote
-        looks = 0
+        looks, seen = 0, _writes
         while True:
             await asyncio.sleep(self.interval)
-            if _wrote:
+            if _writes != seen:
                 # Three looks per write: a PostgreSQL 15+ server process that reported its counters
                 # less than a second before holds the next ones up to 10 s (PGSTAT_IDLE_INTERVAL),
                 # so the first look may miss the last writes.
-                _wrote, looks = False, 3
+                seen, looks = _writes, 3
             if looks == 0:
                 continue
             looks -= 1
