@@ -205,6 +205,14 @@ class Settings:
         _number(0.01),
         "How often each worker looks for events written by other processes",
     )
+    auto_analyze: bool = setting(
+        True,
+        "PROVISOR_AUTO_ANALYZE",
+        parse_bool,
+        "PostgreSQL: `ANALYZE` a hot table once it has changed by more than its size at the last ANALYZE "
+        "(and 1,000 rows), checked every 10 s by each worker that wrote (docs/performance.md); `false` "
+        "leaves statistics to your autovacuum tuning",
+    )
     role_job_batch: int = setting(
         1000,
         "PROVISOR_ROLE_JOB_BATCH",

@@ -27,6 +27,7 @@ from provisor.service.request_log import RequestLogWriter
 from provisor.service.resources import ResourceService
 from provisor.service.role_jobs import RoleJobWorker
 from provisor.service.users import UserService
+from provisor.storage.statistics import StatisticsKeeper
 from provisor.telemetry.metrics import RequestMetrics, StatementTimer
 from provisor.telemetry.tracing import StatementSpans, make_tracer
 
@@ -66,6 +67,7 @@ class Provisor:
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
+        self.statistics = StatisticsKeeper(self.engine, settings.auto_analyze)
         self.role_jobs = RoleJobWorker(self.engine, settings.role_job_batch, 1.0, self.events.wake)
         self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
         if self.request_metrics is not None:
@@ -81,6 +83,7 @@ class Provisor:
         await self.events.start()
         self.role_jobs.start()
         self.request_log.start()
+        self.statistics.start()
         if self.request_metrics is not None:
             self._flusher = asyncio.create_task(self.request_metrics.flush_every(METRICS_FLUSH_SECONDS))
         if self.metrics_listener is not None:
@@ -103,6 +106,7 @@ class Provisor:
         await self.role_jobs.stop()
         await self.events.stop()
         await self.request_log.stop()
+        await self.statistics.stop()
         await close(self.engine)
 
     async def scrape(self) -> bytes:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransactio
 from provisor.budget import Budget, Commit, TimedOut, current_budget
 from provisor.storage.direct import SQLITE_BUSY_MS, cancel_statement
 from provisor.storage.sqlite_gate import writer_gate
+from provisor.storage.statistics import note_write
 
 
 @asynccontextmanager
@@ -44,8 +45,9 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             raise
         if budget is None:
             await transaction.commit()
-            return
-        await _commit_within(conn, transaction, budget, sqlite)
+        else:
+            await _commit_within(conn, transaction, budget, sqlite)
+        note_write()
 
 
 async def _commit_within(
