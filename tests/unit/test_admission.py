@@ -59,7 +59,7 @@ def test_over_the_cap_is_refused_at_once_with_a_scim_503_and_retry_after() -> No
     async def main() -> None:
         held = _Held()
         metrics = RequestMetrics()
-        app = AdmissionMiddleware(held, limit=2, queue_seconds=0, metrics=metrics)
+        app = AdmissionMiddleware(held, limit=2, metrics=metrics)
         first = [asyncio.ensure_future(_call(app, _scope("/scim/v2/Users/x"))) for _ in range(2)]
         await asyncio.sleep(0.01)
         refused = await asyncio.wait_for(_call(app, _scope("/admin/v1/tenants")), 1)
@@ -82,7 +82,7 @@ def test_over_the_cap_is_refused_at_once_with_a_scim_503_and_retry_after() -> No
 def test_probes_metrics_other_paths_and_long_polls_are_never_counted_nor_refused() -> None:
     async def main() -> None:
         held = _Held()
-        app = AdmissionMiddleware(held, limit=1, queue_seconds=0)
+        app = AdmissionMiddleware(held, limit=1)
         busy = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
         await asyncio.sleep(0.01)
         free = [
@@ -98,52 +98,6 @@ def test_probes_metrics_other_paths_and_long_polls_are_never_counted_nor_refused
         assert _status(await _call(app, _scope("/admin/v1/events", b"after=0"))) == 503  # no wait: capped
         held.release.set()
         assert {_status(await c) for c in [busy, *calls]} == {200}
-        assert app.in_flight == 0
-
-    asyncio.run(main())
-
-
-def test_a_request_over_the_cap_waits_its_queue_time_for_a_slot_then_is_refused() -> None:
-    async def main() -> None:
-        held = _Held()
-        app = AdmissionMiddleware(held, limit=1, queue_seconds=0.2)
-        busy = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
-        await asyncio.sleep(0.01)
-        queued = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
-        await asyncio.sleep(0.05)
-        assert not queued.done() and held.entered == 1
-        held.release.set()  # the slot passes to the waiter, which then runs
-        assert _status(await busy) == 200 and _status(await queued) == 200
-        assert app.in_flight == 0
-
-        held.release.clear()
-        busy = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
-        await asyncio.sleep(0.01)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        assert _status(await _call(app, _scope("/scim/v2/Users"))) == 503
-        assert 0.15 <= loop.time() - began < 1.0
-        assert not app._waiters  # a waiter that gave up leaves nothing behind
-        held.release.set()
-        await busy
-        assert app.in_flight == 0
-
-    asyncio.run(main())
-
-
-def test_a_cancelled_waiter_gives_back_nothing_it_did_not_take() -> None:
-    async def main() -> None:
-        held = _Held()
-        app = AdmissionMiddleware(held, limit=1, queue_seconds=5)
-        busy = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
-        await asyncio.sleep(0.01)
-        waiter = asyncio.ensure_future(_call(app, _scope("/scim/v2/Users")))
-        await asyncio.sleep(0.01)
-        waiter.cancel()
-        await asyncio.gather(waiter, return_exceptions=True)
-        assert not app._waiters
-        held.release.set()
-        await busy
         assert app.in_flight == 0
 
     asyncio.run(main())

@@ -8,10 +8,12 @@ and `Retry-After: 1` before anything reads its body, authenticates or touches th
 has written nothing; Okta and Entra ID retry such answers later. The requests admitted keep the
 latency of a worker at its cap.
 
-A request over the cap may wait up to `QUEUE_SECONDS` for a slot (first come, first served);
-measured, any wait only lengthened the latency of clients that honour `Retry-After`, so it is 0.
-Probes, the metrics and the event feed's long polls (which hold a request open on purpose, for up
-to 30 s) are never counted nor refused.
+A request over the cap is refused at once, never queued: measured (docs/operations.md,
+"Overload"), a wait of 20 ms for a slot put the SQLite p99 at 200 connections at 3.2-7.0x the
+16-connection p99 instead of 2.0x for clients that honour `Retry-After`, since waiters add their
+wait to every answer; only clients that resend at once gained from it. Probes, the metrics and
+the event feed's long polls (which hold a request open on purpose, for up to 30 s) are never
+counted nor refused.
 
 This middleware is the outermost layer: a refusal costs no request id lookup, no route template
 and no request-log row (a log row per refusal would add database writes exactly when the server
@@ -22,10 +24,8 @@ in one warning per `LOG_EVERY_SECONDS`, never one line (nor a traceback) each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,11 +43,6 @@ log = logging.getLogger("provisor.http")
 CAPPED_PREFIXES = ("/scim/v2/", "/admin/v1/")
 #: The event feed with `wait` long-polls on purpose: it is neither counted nor refused.
 LONG_POLL_PATH = "/admin/v1/events"
-#: Longest wait for a slot before a request is refused. Measured (docs/operations.md, "Overload"):
-#: against clients that honour `Retry-After` (IdPs), 20 ms put the SQLite p99 at 200 connections at
-#: 3.2-7.0x the 16-connection p99 instead of 2.0x, since waiters add their wait to every answer;
-#: only clients that resend at once gained from it (2.6-3.4x the 2xx/s).
-QUEUE_SECONDS = 0.0
 #: At most one warning per this many seconds while requests are refused.
 LOG_EVERY_SECONDS = 10.0
 
@@ -69,15 +64,12 @@ class AdmissionMiddleware:
         app: ASGIApp,
         *,
         limit: int,
-        queue_seconds: float = QUEUE_SECONDS,
         metrics: RequestMetrics | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
-        self.queue_seconds = queue_seconds
         self.metrics = metrics
         self.in_flight = 0
-        self._waiters: deque[asyncio.Future[bool]] = deque()
         self._body, self._headers = _refusal()
         self._refused_since_log = 0
         self._logged_at = 0.0
@@ -86,11 +78,10 @@ class AdmissionMiddleware:
         if self.limit <= 0 or scope["type"] != "http" or not self._capped(scope):
             await self.app(scope, receive, send)
             return
-        if self.in_flight < self.limit:
-            self.in_flight += 1
-        elif not await self._queue():
+        if self.in_flight >= self.limit:
             await self._refuse(scope, send)
             return
+        self.in_flight += 1
         try:
             # Yield once, so that every request that arrived in this turn of the event loop is
             # counted before any of them runs: a SQLite read by key runs on the loop's own thread
@@ -99,7 +90,7 @@ class AdmissionMiddleware:
             await asyncio.sleep(0)
             await self.app(scope, receive, send)
         finally:
-            self._release()
+            self.in_flight -= 1
 
     @staticmethod
     def _capped(scope: Scope) -> bool:
@@ -110,41 +101,6 @@ class AdmissionMiddleware:
         if not path.startswith(CAPPED_PREFIXES):
             return False
         return not (path == LONG_POLL_PATH and b"wait=" in scope.get("query_string", b""))
-
-    async def _queue(self) -> bool:
-        """Wait up to `queue_seconds` for a slot; True when one was handed over."""
-        if self.queue_seconds <= 0:
-            return False
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(waiter)
-        timer = loop.call_later(self.queue_seconds, _give_up, waiter)
-        try:
-            granted = await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.result():
-                self._release()  # handed a slot just as it was cancelled: pass it on
-            else:
-                self._discard(waiter)
-            raise
-        finally:
-            timer.cancel()
-        if not granted:
-            self._discard(waiter)
-        return granted
-
-    def _discard(self, waiter: asyncio.Future[bool]) -> None:
-        """Forget a waiter that gave up, so that refusals leave nothing behind while no slot frees."""
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
-
-    def _release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(True)  # the slot goes to the longest waiter; in_flight stays
-                return
-        self.in_flight -= 1
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         if self.metrics is not None:
@@ -162,8 +118,3 @@ class AdmissionMiddleware:
         headers = [*self._headers, (b"x-request-id", request_id_from(scope).encode("latin-1"))]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": self._body})
-
-
-def _give_up(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
