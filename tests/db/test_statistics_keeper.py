@@ -118,11 +118,10 @@ def test_grown_tables_are_analyzed_unless_turned_off(fresh_database_url: str, au
         assert all(at is None and tuples < 0 for at, tuples in seen.values()), seen
 
 
+@pytest.mark.parametrize("fresh_database_url", ["postgresql"], indirect=True)  # SQLite: nothing to keep
 def test_nothing_is_analyzed_before_the_factor(fresh_database_url: str) -> None:
     """A few writes do not trigger an ANALYZE: the keeper acts on growth, not on every write."""
     url = fresh_database_url
-    if url.startswith("sqlite"):
-        pytest.skip("the keeper is PostgreSQL only (the other test checks SQLite is left alone)")
     run_db(url, autovacuum_off)
 
     async def few(engine: AsyncEngine) -> list[str]:
@@ -138,12 +137,11 @@ def test_nothing_is_analyzed_before_the_factor(fresh_database_url: str) -> None:
     assert run_db(url, few) == []
 
 
+@pytest.mark.parametrize("fresh_database_url", ["postgresql"], indirect=True)  # SQLite: nothing to keep
 def test_a_table_another_worker_analyzes_is_skipped(fresh_database_url: str) -> None:
     """Two workers never analyze one table at once: while another holds the table's lock, the
     keeper skips it at once (no wait), and analyzes it at a later look."""
     url = fresh_database_url
-    if url.startswith("sqlite"):
-        pytest.skip("the keeper is PostgreSQL only (the first test checks SQLite is left alone)")
     run_db(url, autovacuum_off)
     app = create_app(Settings(database_url=url, webhooks_enabled=False, auto_analyze=False))
     with TestClient(app, base_url="http://testserver") as client:
