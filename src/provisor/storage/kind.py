@@ -1,0 +1,19 @@
+"""The database kind, chosen once per engine: which `Backend` serves it.
+
+The kind follows from the URL the engine was made from (`storage/engine.py`), so a lookup is
+one dictionary access; this is the only place that maps a dialect name to an implementation.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from provisor.storage import postgres, sqlite
+from provisor.storage.backend import Backend
+
+_BACKENDS: dict[str, Backend] = {found.name: found for found in (postgres.BACKEND, sqlite.BACKEND)}
+
+
+def backend(bind: AsyncEngine | AsyncConnection) -> Backend:
+    """The implementation serving `bind` (an engine or one of its connections)."""
+    return _BACKENDS[bind.dialect.name]
