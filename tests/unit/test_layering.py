@@ -232,23 +232,13 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _one_cycle(component, edges) == ["a", "b", "c", "a"]
 
 
-#: Modules another change is restructuring, each with what it still imports; remove an entry
-#: once its module is clean (the test then holds it like every other).
-PENDING_DATABASE_IMPORTS = {
-    # service/resources.py still composes the sort and cursor conditions from storage's columns;
-    # the storage-interface work of issue 21 moves them behind storage functions.
-    "provisor.service.resources": {"sqlalchemy"},
-}
-
-
 def test_database_libraries_only_under_storage() -> None:
     found = []
     for name, module in sorted(GRAPH.items()):
         if _under(name, "provisor.storage"):
             continue
-        pending = PENDING_DATABASE_IMPORTS.get(name, set())
         for target in sorted(module.runtime | module.type_only):
-            if any(_under(target, lib) for lib in DATABASE_LIBRARIES) and target not in pending:
+            if any(_under(target, lib) for lib in DATABASE_LIBRARIES):
                 found.append(f"{name} imports {target}")
     assert not found, "database libraries outside provisor.storage:\n" + "\n".join(found)
 

@@ -12,19 +12,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement
-
 from provisor.clock import now
 from provisor.config import Settings
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.events.model import EventOp
 from provisor.filter import bind, parse_filter
-from provisor.filter.ast import Compare, Filter
+from provisor.filter.ast import Filter
 from provisor.patch import PatchOptions, apply_operations, parse_patch_request
 from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
 from provisor.schema.coerce import coerce_resource
-from provisor.schema.model import ResourceType
+from provisor.schema.model import AttrPath, ResourceType
 from provisor.schema.registry import Registry
 from provisor.schema.write_only import WriteOnly
 from provisor.service.batch import PreparedCreate, create_many
@@ -36,24 +34,13 @@ from provisor.service.preconditions import check_if_match
 from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.tombstones import bury, restore, tombstoning
-from provisor.storage import outbox
+from provisor.storage import listing, outbox
 from provisor.storage import resources as store
 from provisor.storage.errors import NotFound
-from provisor.storage.filter_sql import (
-    SqlContext,
-    broad_prefix,
-    compile_filter,
-    indexed_equality,
-    indexed_prefix,
-    membership_rows,
-    sort_expression,
-)
 from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.indexing import index_rows
 from provisor.storage.interfaces import Outbox, ResourceWrites
-from provisor.storage.keyset import keyset_condition
 from provisor.storage.resources import ResourceWrite, StoredResource
-from provisor.storage.tables import resources as resources_table
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 
 #: Receives the write-only values (e.g. `{"password": "..."}`) a committed write carried:
@@ -491,100 +478,35 @@ class ResourceService:
         )
         return bind(node, self.registry, self.rt, unknown_absent=across_types)
 
-    def _compile(self, ctx: RequestContext, node: Filter) -> ColumnElement[bool]:
-        return compile_filter(node, SqlContext(self.dialect, ctx.tenant_id, self.rt))
-
-    def compile_where(
-        self, ctx: RequestContext, text: str | None, *, across_types: bool = False
-    ) -> ColumnElement[bool] | None:
-        node = self.bound_filter(text, across_types=across_types)
-        return None if node is None else self._compile(ctx, node)
-
-    async def _where(
-        self, conn: AsyncConnection, ctx: RequestContext, node: Filter | None
-    ) -> tuple[ColumnElement[bool] | None, Any, Any, bool]:
-        """(the compiled filter, the index range to start from, the index rows to count) for
-        `store.list_resources` and `store.count_resources`: a narrow indexed `sw` starts from its
-        range, a broad one is counted from it (storage/resources.py `narrow_driver`); and whether
-        a resource may have several of those rows (a multi-valued attribute)."""
-        if node is None:
-            return None, None, None, True
-        sql = SqlContext(self.dialect, ctx.tenant_id, self.rt)
-        driver = indexed_prefix(node, sql)
-        if driver is None:
-            # `groups.value eq` / `members.value eq`: the same, from the membership rows.
-            members = membership_rows(node, sql)
-            if members is None:
-                return self._compile(ctx, node), None, None, True
-            narrow = await store.narrow_driver(conn, members)
-            if narrow is not None:
-                return None, narrow, None, True
-            return self._compile(ctx, node), None, members, False
-        narrow = await store.narrow_driver(conn, driver)
-        if narrow is not None:
-            return None, narrow, None, True
-        path = node.attr.path if isinstance(node, Compare) else None
-        several = path is None or path.attribute.multi_valued
-        return broad_prefix(node, sql), None, driver, several
-
-    def sort_key(self, ctx: RequestContext, query: ListQuery) -> ColumnElement[Any]:
-        """The ORDER BY key: `sortBy` when given, else creation time (stable between pages)."""
+    def sort_path(self, query: ListQuery) -> AttrPath | None:
+        """The attribute of `sortBy` (None: creation time, stable between pages)."""
         if not query.sort_by:
-            return resources_table.c.created
+            return None
         try:
             path = self.registry.resolve(self.rt, query.sort_by)
         except ScimError:
             path = None
         if path is None:
             raise invalid_value(f"cannot sort by unknown attribute {query.sort_by!r}")
-        return sort_expression(path, SqlContext(self.dialect, ctx.tenant_id, self.rt))
-
-    def order_by(
-        self, ctx: RequestContext, query: ListQuery, *, reverse: bool = False
-    ) -> list[ColumnElement[Any]]:
-        """`key NULLS LAST, id` in the requested direction (or exactly its reverse)."""
-        key, ident = self.sort_key(ctx, query), resources_table.c.id
-        down = query.descending != reverse
-        first, second = (key.desc(), ident.desc()) if down else (key.asc(), ident.asc())
-        return [first.nulls_first() if reverse else first.nulls_last(), second]
+        return path
 
     async def list_by_cursor(self, ctx: RequestContext, query: ListQuery) -> dict[str, Any]:
         """RFC 9865: `cursor=` (empty) starts, `nextCursor` / `previousCursor` move."""
         assert query.cursor is not None
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
         node = self.bound_filter(query.filter, across_types=query.across_types)
-        key = self.sort_key(ctx, query)
+        sort = self.sort_path(query)
         sig = cursor_signature(ctx.tenant_id, self.rt.name, query.filter, query.sort_by, query.descending)
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
         forward = position is None or position.forward
         async with read_transaction(self.engine) as conn:
-            where, driver, index_rows, several = await self._where(conn, ctx, node)
-            conditions = [c for c in (where,) if c is not None]
-            if position is not None:
-                conditions.append(
-                    keyset_condition(key, resources_table.c.id, position, descending=query.descending)
-                )
-            total = await store.count_resources(
-                conn,
-                ctx.tenant_id,
-                self.rt.name,
-                where,
-                driver=driver,
-                index_rows=index_rows,
-                several_each=several,
+            listed = await listing.plan_listing(
+                conn, tenant_id=ctx.tenant_id, rt=self.rt, node=node, sort=sort, descending=query.descending
             )
+            total = await listed.count()
             keyed: list[tuple[StoredResource, Any]] = []
             if query.count > 0:
-                keyed = await store.list_resources_keyed(
-                    conn,
-                    ctx.tenant_id,
-                    self.rt.name,
-                    where=conditions,
-                    key=key,
-                    order_by=self.order_by(ctx, query, reverse=not forward),
-                    limit=query.count + 1,
-                    driver=driver,
-                )
+                keyed = await listed.keyed_page(position, limit=query.count + 1)
             more = len(keyed) > query.count
             keyed = keyed[: query.count]
             if not forward:
@@ -609,7 +531,7 @@ class ResourceService:
             return await self.list_by_cursor(ctx, query)
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
         node = self.bound_filter(query.filter, across_types=query.across_types)
-        lookup = indexed_equality(node, self.rt) if node is not None else None
+        lookup = listing.indexed_equality(node, self.rt) if node is not None else None
         rows: list[StoredResource] = []
         offset, limit = query.start_index - 1, query.count
         if lookup is not None and query.sort_by is None and not query.descending and not query.across_types:
@@ -626,31 +548,21 @@ class ResourceService:
                 )
         else:
             derived = None
-            order = self.order_by(ctx, query)
+            sort = self.sort_path(query)
             async with autocommit(self.engine) as conn:
-                where, driver, index_rows, several = await self._where(conn, ctx, node)
+                listed = await listing.plan_listing(
+                    conn,
+                    tenant_id=ctx.tenant_id,
+                    rt=self.rt,
+                    node=node,
+                    sort=sort,
+                    descending=query.descending,
+                )
                 if limit > 0:
-                    rows = await store.list_resources(
-                        conn,
-                        ctx.tenant_id,
-                        self.rt.name,
-                        where=where,
-                        order_by=order,
-                        offset=offset,
-                        limit=limit,
-                        driver=driver,
-                    )
+                    rows = await listed.page(offset=offset, limit=limit)
                 total = _proven_total(query, rows)
                 if total is None:
-                    total = await store.count_resources(
-                        conn,
-                        ctx.tenant_id,
-                        self.rt.name,
-                        where,
-                        driver=driver,
-                        index_rows=index_rows,
-                        several_each=several,
-                    )
+                    total = await listed.count()
         if derived is None:
             derived = await self.read_derived(ctx, [r.id for r in rows], projection)
         out = [projection.apply(render(self.rt, r, ctx.base_url, derived.get(r.id))) for r in rows]
