@@ -17,14 +17,20 @@ from provisor.budget import outside_budget
 from provisor.clock import now
 from provisor.errors import ScimError
 from provisor.service.ratelimit import RateLimiter
+from provisor.storage import tenants as tenant_store
 from provisor.storage import tokens as token_store
 from provisor.storage.auth_cache import AuthCache, AuthListener
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.tenants import DEFAULT_TENANT, read_settings
+from provisor.storage.interfaces import Tenants, Tokens
+from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import write_transaction
 from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 
 __all__ = ["AuthListener", "Principal", "TokenAuthenticator", "unauthorized"]
+
+#: Storage as the contract names it (storage/interfaces.py).
+_tokens: Tokens = token_store
+_tenants: Tenants = tenant_store
 
 #: How often `last_used` is written per token: a write per request would double the cost of reads.
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -96,7 +102,7 @@ class TokenAuthenticator:
             return None
         TOKEN_CACHE_MISSES.inc()
         generation = self.cache.generation
-        found = await token_store.find_active(self.engine, secret, at)
+        found = await _tokens.find_active(self.engine, secret, at)
         if found is not None:
             self.cache.put(digest, found, generation)
         return found
@@ -105,7 +111,7 @@ class TokenAuthenticator:
         found = self.cache.get(_STATIC_KEY)
         if found is None:
             generation = self.cache.generation
-            found = (_STATIC_INFO, await read_settings(self.engine, DEFAULT_TENANT))
+            found = (_STATIC_INFO, await _tenants.read_settings(self.engine, DEFAULT_TENANT))
             self.cache.put(_STATIC_KEY, found, generation)
         return found[1]
 
@@ -116,4 +122,4 @@ class TokenAuthenticator:
         self._touched[token_id] = moment
         with outside_budget():
             async with write_transaction(self.engine) as conn:
-                await token_store.touch(conn, token_id, at)
+                await _tokens.touch(conn, token_id, at)

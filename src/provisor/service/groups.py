@@ -22,12 +22,18 @@ from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.resources import ResourceService
 from provisor.storage import members as member_store
+from provisor.storage import outbox
 from provisor.storage import resources as store
 from provisor.storage import roles as role_store
 from provisor.storage.handles import AsyncConnection
-from provisor.storage.outbox import append_event
+from provisor.storage.interfaces import Members, Outbox, ResourceWrites
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import autocommit, read_transaction
+
+#: What `remove_from_all_groups` (no service of its own) writes through.
+_members: Members = member_store
+_writes: ResourceWrites = store
+_outbox: Outbox = outbox
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -61,6 +67,9 @@ def _needs_members() -> list[dict[str, Any]]:
 
 
 class GroupService(ResourceService):
+    #: The member rows, as the contract names them (storage/interfaces.py).
+    members: Members = member_store
+
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
         if ctx.setting("allow_duplicate_group_names", False):
             return frozenset()
@@ -74,7 +83,7 @@ class GroupService(ResourceService):
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, ids: list[str]
     ) -> list[tuple[str, str]]:
         """(id, type) of the members that exist; unknown ids are an error unless configured away."""
-        types = await member_store.resource_types_of(conn, ctx.tenant_id, ids)
+        types = await self.members.resource_types_of(conn, ctx.tenant_id, ids)
         _check_resolved(ctx, group_id, ids, types)
         return [(i, types[i]) for i in ids if i in types]
 
@@ -85,7 +94,7 @@ class GroupService(ResourceService):
             return []
         resolved = await self._resolve(conn, ctx, group_id, list(wanted))
         rows = [(i, t, wanted[i]) for i, t in resolved]
-        inserted = await member_store.add_new_members(conn, ctx.tenant_id, group_id, rows)
+        inserted = await self.members.add_new_members(conn, ctx.tenant_id, group_id, rows)
         return [i for i, _ in resolved if i in inserted]
 
     async def _member_events(
@@ -94,7 +103,7 @@ class GroupService(ResourceService):
         at = now()
         for op, ids in ((EventOp.MEMBER_ADDED, added), (EventOp.MEMBER_REMOVED, removed)):
             if ids:
-                await append_event(
+                await self.outbox.append_event(
                     conn,
                     tenant_id=ctx.tenant_id,
                     at=at,
@@ -118,9 +127,9 @@ class GroupService(ResourceService):
     async def _replace_members(
         self, conn: AsyncConnection, ctx: RequestContext, group_id: str, wanted: Wanted
     ) -> tuple[list[str], list[str]]:
-        current = await member_store.member_ids(conn, ctx.tenant_id, group_id)
+        current = await self.members.member_ids(conn, ctx.tenant_id, group_id)
         removed = [i for i in current if i not in wanted]
-        await member_store.remove_members(conn, ctx.tenant_id, group_id, removed)
+        await self.members.remove_members(conn, ctx.tenant_id, group_id, removed)
         added = await self._add(conn, ctx, group_id, {i: d for i, d in wanted.items() if i not in current})
         return added, removed
 
@@ -150,10 +159,10 @@ class GroupService(ResourceService):
         self, ctx: RequestContext, resource_id: str, body: Any
     ) -> tuple[StoredResource, None] | None:
         """A PATCH that only adds and removes members and is answered with 204 (an IdP's group
-        push): one statement, or one call on SQLite (`member_store.change_members_at_once`), instead
+        push): one statement, or one call on SQLite (`Members.change_members_at_once`), instead
         of a transaction of about eight round trips. None: anything else, for the transactional path."""
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
-        current = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
+        current = await self.reads.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if current is None:
             raise not_found(f"Group {resource_id} not found")
         try:
@@ -170,7 +179,7 @@ class GroupService(ResourceService):
             return None
         add = _wanted(delta.add)
         at = now()
-        change = await member_store.change_members_at_once(
+        change = await self.members.change_members_at_once(
             self.engine,
             tenant_id=ctx.tenant_id,
             group_id=current.id,
@@ -193,7 +202,7 @@ class GroupService(ResourceService):
         self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
         assert conn is not None  # group writes hold the row lock (not `single_row_writes`)
-        return await member_store.run_with_member_loader(
+        return await self.members.run_with_member_loader(
             conn, ctx.tenant_id, current.id, lambda load: self.patched(ctx, current, operations, load)
         )
 
@@ -205,15 +214,15 @@ class GroupService(ResourceService):
         added: list[str] = []
         removed: list[str] = []
         if delta.remove_all:
-            removed += await member_store.remove_all_members(conn, ctx.tenant_id, current.id)
+            removed += await self.members.remove_all_members(conn, ctx.tenant_id, current.id)
         if delta.replace_all is not None:
             a, r = await self._replace_members(conn, ctx, current.id, _wanted(delta.replace_all))
             added += a
             removed += r
         if delta.remove_ids:
             ids = sorted(delta.remove_ids)
-            present = await member_store.existing_member_ids(conn, ctx.tenant_id, current.id, ids)
-            await member_store.remove_members(conn, ctx.tenant_id, current.id, sorted(present))
+            present = await self.members.existing_member_ids(conn, ctx.tenant_id, current.id, ids)
+            await self.members.remove_members(conn, ctx.tenant_id, current.id, sorted(present))
             removed += sorted(present)
         if delta.add:
             added += await self._add(conn, ctx, current.id, _wanted(delta.add))
@@ -230,7 +239,7 @@ class GroupService(ResourceService):
         """Like `get`, but when `members` are requested they are streamed, not materialised."""
         if not projection.wants("members"):
             return await self.get(ctx, resource_id, projection)
-        stored = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
+        stored = await self.reads.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             raise not_found(f"Group {resource_id} not found")
         sample = projection.apply(render(self.rt, stored, ctx.base_url, {"members": [SAMPLE_MEMBER]}))
@@ -248,7 +257,7 @@ class GroupService(ResourceService):
             return {}
         out: dict[str, dict[str, Any]] = {}
         base = ctx.base_url
-        for group_id, member_id, member_type, display in await member_store.list_members(
+        for group_id, member_id, member_type, display in await self.members.list_members(
             conn, ctx.tenant_id, ids
         ):
             ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"
@@ -284,7 +293,7 @@ class MemberStream:
         first = True
         buffer: list[bytes] = []
         async with read_transaction(self.service.engine) as conn:
-            rows = member_store.iter_members(conn, self.ctx.tenant_id, [self.head["id"]])
+            rows = self.service.members.iter_members(conn, self.ctx.tenant_id, [self.head["id"]])
             async for _, member_id, member_type, display in rows:
                 ref = f"{base}/{'Users' if member_type == 'User' else 'Groups'}/{member_id}"
                 element = {"value": member_id, "$ref": ref, "type": member_type, "display": display}
@@ -304,12 +313,12 @@ class MemberStream:
 async def remove_from_all_groups(conn: AsyncConnection, ctx: RequestContext, member_id: str) -> None:
     """Before a member is deleted: bump each containing group and record member_removed."""
     at = now()
-    for group_id in await member_store.groups_containing(conn, ctx.tenant_id, member_id):
-        group = await store.fetch_resource(conn, ctx.tenant_id, "Group", group_id, for_update=True)
+    for group_id in await _members.groups_containing(conn, ctx.tenant_id, member_id):
+        group = await _writes.fetch_resource(conn, ctx.tenant_id, "Group", group_id, for_update=True)
         if group is None:
             continue
-        await store.touch_resource(conn, tenant_id=ctx.tenant_id, current=group, at=at)
-        await append_event(
+        await _writes.touch_resource(conn, tenant_id=ctx.tenant_id, current=group, at=at)
+        await _outbox.append_event(
             conn,
             tenant_id=ctx.tenant_id,
             at=at,

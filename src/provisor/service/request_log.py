@@ -31,19 +31,16 @@ import orjson
 from provisor.clock import format_instant
 from provisor.storage import request_log as store
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.request_log import (
-    RequestFilter,
-    UnknownCount,
-    add_unknown_counts,
-    encode_names,
-    insert_rows,
-    prune,
-)
+from provisor.storage.interfaces import RequestLog
+from provisor.storage.request_log import RequestFilter, UnknownCount, encode_names
 from provisor.storage.transactions import read_transaction, write_transaction
 
 __all__ = ["RequestFilter", "RequestLogWriter", "read_requests", "read_unknown_counts"]
 
 log = logging.getLogger("provisor.request_log")
+
+#: Storage as the contract names it (storage/interfaces.py).
+_store: RequestLog = store
 
 FLUSH_SECONDS = 0.2
 BATCH_ROWS = 500
@@ -196,7 +193,7 @@ class RequestLogWriter:
     async def _insert(self, batch: list[Exchange]) -> None:
         try:
             async with write_transaction(self.engine) as conn:
-                await insert_rows(conn, [to_row(e) for e in batch])
+                await _store.insert_rows(conn, [to_row(e) for e in batch])
         except Exception as exc:  # diagnostics must never take the server down
             self.dropped += len(batch)
             log.warning("could not write %d request log rows: %s", len(batch), exc)
@@ -206,7 +203,7 @@ class RequestLogWriter:
             return
         try:
             async with write_transaction(self.engine) as conn:
-                await add_unknown_counts(conn, counts)
+                await _store.add_unknown_counts(conn, counts)
         except Exception as exc:  # diagnostics must never take the server down
             log.warning("could not count %d unknown attributes: %s", len(counts), exc)
 
@@ -219,7 +216,7 @@ class RequestLogWriter:
         cutoff = format_instant(datetime.now(UTC) - timedelta(days=self.retention_days))
         try:
             async with write_transaction(self.engine) as conn:
-                removed = await prune(conn, cutoff)
+                removed = await _store.prune(conn, cutoff)
             if removed:
                 log.info("pruned %d request log rows older than %s", removed, cutoff)
         except Exception as exc:
@@ -231,10 +228,10 @@ async def read_requests(
 ) -> list[dict[str, Any]]:
     """Logged requests with id > `after`, oldest first (`GET /admin/v1/requests`)."""
     async with read_transaction(engine) as conn:
-        return await store.read_requests(conn, after, limit, where)
+        return await _store.read_requests(conn, after, limit, where)
 
 
 async def read_unknown_counts(engine: AsyncEngine, tenant_id: str) -> list[dict[str, Any]]:
     """A tenant's unknown attributes, the most frequent first (`GET /admin/v1/unknown-attributes`)."""
     async with read_transaction(engine) as conn:
-        return await store.read_unknown_counts(conn, tenant_id)
+        return await _store.read_unknown_counts(conn, tenant_id)

@@ -39,7 +39,7 @@ from provisor.storage import resources as store
 from provisor.storage.errors import NotFound
 from provisor.storage.handles import AsyncConnection, AsyncEngine
 from provisor.storage.indexing import index_rows
-from provisor.storage.interfaces import Outbox, ResourceWrites
+from provisor.storage.interfaces import Outbox, ResourceLists, ResourceReads, ResourceWrites
 from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.transactions import autocommit, read_transaction, write_transaction
 
@@ -74,6 +74,8 @@ class ResourceService:
         self.write_only_sink: WriteOnlySink | None = None
         #: Storage's write side, as the contract names it (storage/interfaces.py).
         self.writes: ResourceWrites = store
+        self.reads: ResourceReads = store
+        self.lists: ResourceLists = listing
         self.outbox: Outbox = outbox
 
     # ---- hooks for subclasses -------------------------------------------------------------------
@@ -156,7 +158,7 @@ class ResourceService:
         self, ctx: RequestContext, resource_id: str, projection: Projection
     ) -> tuple[StoredResource, dict[str, Any] | None] | None:
         """The resource and its derived attributes; subclasses may do both in one statement."""
-        stored = await store.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
+        stored = await self.reads.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if stored is None:
             return None
         derived = await self.read_derived(ctx, [stored.id], projection)
@@ -500,7 +502,7 @@ class ResourceService:
         position = Cursor.decode(query.cursor, sig) if query.cursor else None
         forward = position is None or position.forward
         async with read_transaction(self.engine) as conn:
-            listed = await listing.plan_listing(
+            listed = await self.lists.plan_listing(
                 conn, tenant_id=ctx.tenant_id, rt=self.rt, node=node, sort=sort, descending=query.descending
             )
             total = await listed.count()
@@ -531,7 +533,7 @@ class ResourceService:
             return await self.list_by_cursor(ctx, query)
         projection = Projection(self.registry, self.rt, query.attributes, query.excluded_attributes)
         node = self.bound_filter(query.filter, across_types=query.across_types)
-        lookup = listing.indexed_equality(node, self.rt) if node is not None else None
+        lookup = self.lists.indexed_equality(node, self.rt) if node is not None else None
         rows: list[StoredResource] = []
         offset, limit = query.start_index - 1, query.count
         if lookup is not None and query.sort_by is None and not query.descending and not query.across_types:
@@ -543,14 +545,14 @@ class ResourceService:
                 rows = list(page)
             total = _proven_total(query, rows)
             if total is None:
-                total = await store.count_by_indexed_value(
+                total = await self.reads.count_by_indexed_value(
                     self.engine, ctx.tenant_id, self.rt.name, attr, value
                 )
         else:
             derived = None
             sort = self.sort_path(query)
             async with autocommit(self.engine) as conn:
-                listed = await listing.plan_listing(
+                listed = await self.lists.plan_listing(
                     conn,
                     tenant_id=ctx.tenant_id,
                     rt=self.rt,
@@ -572,7 +574,7 @@ class ResourceService:
         self, ctx: RequestContext, attr: str, value: str, offset: int, limit: int, projection: Projection
     ) -> tuple[Sequence[StoredResource], dict[str, dict[str, Any]] | None]:
         """A page of `attr eq value` (indexed); derived attributes when read in the same statement."""
-        rows = await store.list_by_indexed_value(
+        rows = await self.reads.list_by_indexed_value(
             self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
         )
         return rows, None

@@ -13,9 +13,13 @@ from datetime import UTC, datetime, timedelta
 from provisor.clock import format_instant, now
 from provisor.storage import tokens as token_store
 from provisor.storage.handles import AsyncEngine
+from provisor.storage.interfaces import Tokens
 from provisor.storage.transactions import write_transaction
 
 DEFAULT_OVERLAP = timedelta(days=7)
+
+#: Storage as the contract names it (storage/interfaces.py).
+_store: Tokens = token_store
 
 
 class RotationError(ValueError):
@@ -35,16 +39,16 @@ async def rotate_token(engine: AsyncEngine, token_id: str, overlap: timedelta = 
     if overlap < timedelta(0):
         raise RotationError("the overlap cannot be negative")
     async with write_transaction(engine) as conn:
-        old = await token_store.get_token(conn, token_id)
+        old = await _store.get_token(conn, token_id)
         at = now()
         if old is None or old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= at):
             raise RotationError(f"no active token {token_id}")
         until = format_instant(datetime.now(UTC) + overlap)
         name = old.name if old.name.endswith("(rotated)") else f"{old.name} (rotated)"
-        new, secret = await token_store.create_token(
+        new, secret = await _store.create_token(
             conn, tenant_id=old.tenant_id, name=name, kind=old.kind, expires_at=None
         )
-        await token_store.set_expiry(conn, old.id, until)
-        refreshed = await token_store.get_token(conn, old.id)
+        await _store.set_expiry(conn, old.id, until)
+        refreshed = await _store.get_token(conn, old.id)
     assert refreshed is not None
     return Rotation(old=refreshed, new=new, secret=secret, old_expires_at=refreshed.expires_at or until)

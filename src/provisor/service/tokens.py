@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from provisor.storage import tenants as tenant_store
 from provisor.storage import tokens as store
 from provisor.storage.auth_cache import auth_write
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.tenants import tenant_exists
+from provisor.storage.interfaces import Tenants, Tokens
 from provisor.storage.tokens import TokenInfo
 from provisor.storage.transactions import write_transaction
 
 __all__ = ["TokenInfo", "UnknownTenant", "create", "find_active", "revoke"]
+
+#: Storage as the contract names it (storage/interfaces.py).
+_store: Tokens = store
+_tenants: Tenants = tenant_store
 
 
 class UnknownTenant(LookupError):
@@ -24,9 +29,9 @@ async def create(
     """A new token and its secret (shown once, stored as a hash). `tenant_id` is None for admin
     tokens; for a SCIM token the tenant must exist (`UnknownTenant`)."""
     async with write_transaction(engine) as conn:
-        if tenant_id is not None and not await tenant_exists(conn, tenant_id):
+        if tenant_id is not None and not await _tenants.tenant_exists(conn, tenant_id):
             raise UnknownTenant(tenant_id)
-        return await store.create_token(
+        return await _store.create_token(
             conn, tenant_id=tenant_id, name=name, kind=kind, expires_at=expires_at
         )
 
@@ -34,9 +39,9 @@ async def create(
 async def revoke(engine: AsyncEngine, token_id: str) -> bool:
     """Revoke an active token; when this returns, every worker refuses it. False: no such token."""
     async with auth_write(engine) as conn:
-        return await store.revoke(conn, token_id)
+        return await _store.revoke(conn, token_id)
 
 
 async def find_active(engine: AsyncEngine, secret: str, at: str) -> tuple[TokenInfo, dict[str, Any]] | None:
     """The live token a secret belongs to, with its tenant's settings; None when there is none."""
-    return await store.find_active(engine, secret, at)
+    return await _store.find_active(engine, secret, at)

@@ -16,12 +16,15 @@ from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.resources import ResourceService
 from provisor.storage import members as member_store
-from provisor.storage import resources as store
 from provisor.storage.handles import AsyncConnection
+from provisor.storage.interfaces import MemberGroups
 from provisor.storage.resources import StoredResource
 
 
 class UserService(ResourceService):
+    #: The groups users are in, as the contract names them (storage/interfaces.py).
+    groups_of: MemberGroups = member_store
+
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
         return frozenset({"userName"})
 
@@ -72,7 +75,7 @@ class UserService(ResourceService):
     ) -> tuple[StoredResource, dict[str, Any] | None] | None:
         if not projection.wants("groups") or ctx.setting("indirect_groups", False):
             return await super().fetch_for_read(ctx, resource_id, projection)
-        found = await store.read_with_groups(self.engine, ctx.tenant_id, self.rt.name, resource_id)
+        found = await self.reads.read_with_groups(self.engine, ctx.tenant_id, self.rt.name, resource_id)
         if found is None:
             return None
         stored, groups = found
@@ -110,7 +113,7 @@ class UserService(ResourceService):
         if not ids or not projection.wants("groups") or ctx.setting("indirect_groups", False):
             return await super().read_derived(ctx, ids, projection)
         return self._direct_entries(
-            ctx, await member_store.read_direct_groups(self.engine, ctx.tenant_id, ids)
+            ctx, await self.groups_of.read_direct_groups(self.engine, ctx.tenant_id, ids)
         )
 
     async def list_indexed(
@@ -118,7 +121,7 @@ class UserService(ResourceService):
     ) -> tuple[Sequence[StoredResource], dict[str, dict[str, Any]] | None]:
         if not projection.wants("groups") or ctx.setting("indirect_groups", False):
             return await super().list_indexed(ctx, attr, value, offset, limit, projection)
-        found = await store.list_by_indexed_value_with_groups(
+        found = await self.reads.list_by_indexed_value_with_groups(
             self.engine, ctx.tenant_id, self.rt.name, attr, value, offset=offset, limit=limit
         )
         derived = {stored.id: self._groups_attribute(ctx, groups) for stored, groups in found if groups}
@@ -138,7 +141,7 @@ class UserService(ResourceService):
     ) -> dict[str, dict[str, Any]]:
         if not ids or not projection.wants("groups"):
             return {}
-        out = self._direct_entries(ctx, await member_store.direct_groups(conn, ctx.tenant_id, ids))
+        out = self._direct_entries(ctx, await self.groups_of.direct_groups(conn, ctx.tenant_id, ids))
         if ctx.setting("indirect_groups", False):
             await self._add_indirect(conn, ctx, out)
         return out
@@ -153,7 +156,7 @@ class UserService(ResourceService):
             frontier = list(seen)
             indirect: list[str] = []
             while frontier:
-                parents = await member_store.parent_groups(conn, ctx.tenant_id, frontier)
+                parents = await self.groups_of.parent_groups(conn, ctx.tenant_id, frontier)
                 frontier = []
                 for parent_ids in parents.values():
                     for parent in parent_ids:
@@ -161,7 +164,7 @@ class UserService(ResourceService):
                             seen.add(parent)
                             indirect.append(parent)
                             frontier.append(parent)
-            names = await member_store.display_names(conn, ctx.tenant_id, indirect) if indirect else {}
+            names = await self.groups_of.display_names(conn, ctx.tenant_id, indirect) if indirect else {}
             groups.extend(
                 self._group_entry(ctx, group_id, names.get(group_id, ""), "indirect") for group_id in indirect
             )
