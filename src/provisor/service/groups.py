@@ -14,20 +14,18 @@ import orjson
 from provisor.clock import now
 from provisor.errors import invalid_value, not_found
 from provisor.events.model import EventOp
-from provisor.patch.request import parse_patch_request
 from provisor.service import roles
 from provisor.service.context import RequestContext
-from provisor.service.errors import scim_errors
 from provisor.service.projection import Projection
 from provisor.service.render import render
-from provisor.service.resources import ResourceService
+from provisor.service.resources import Change, NeedsLock, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import outbox
 from provisor.storage import resources as store
 from provisor.storage import roles as role_store
 from provisor.storage.handles import AsyncConnection
 from provisor.storage.interfaces import Members, Outbox, ResourceWrites
-from provisor.storage.resources import StoredResource
+from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.transactions import autocommit, read_transaction
 
 #: What `remove_from_all_groups` (no service of its own) writes through.
@@ -58,12 +56,9 @@ def _check_resolved(ctx: RequestContext, group_id: str, ids: list[str], types: d
         raise invalid_value("a group cannot be a member of itself")
 
 
-class _NeedsMembers(Exception):
-    """Raised by `_members_at_once` when the PATCH needs the current member list (a filter)."""
-
-
-def _needs_members() -> list[dict[str, Any]]:
-    raise _NeedsMembers
+def _needs_lock() -> list[dict[str, Any]]:
+    """The member loader of a PATCH read without the lock: the member list is read under it."""
+    raise NeedsLock
 
 
 class GroupService(ResourceService):
@@ -140,46 +135,32 @@ class GroupService(ResourceService):
         await self._member_events(conn, ctx, stored.id, added, removed)
         return bool(added or removed)
 
-    async def patch(
-        self,
-        ctx: RequestContext,
-        resource_id: str,
-        body: Any,
-        projection: Projection | None,
-        if_match: str | None,
-    ) -> tuple[StoredResource, dict[str, Any] | None]:
-        if projection is None and if_match is None:
-            with scim_errors():
-                done = await self._members_at_once(ctx, resource_id, body)
-            if done is not None:
-                return done
-        return await super().patch(ctx, resource_id, body, projection, if_match)
+    def unlocked_first(
+        self, ctx: RequestContext, projection: Projection | None, if_match: str | None, *, patch: bool
+    ) -> bool:
+        """A PATCH answered with 204 and without If-Match (an IdP's group push) is first tried
+        without the lock: if it only adds and removes members, `write_unlocked` makes it one
+        statement (one call on SQLite) instead of a transaction of about eight round trips."""
+        return patch and projection is None and if_match is None
 
-    async def _members_at_once(
-        self, ctx: RequestContext, resource_id: str, body: Any
-    ) -> tuple[StoredResource, None] | None:
-        """A PATCH that only adds and removes members and is answered with 204 (an IdP's group
-        push): one statement, or one call on SQLite (`Members.change_members_at_once`), instead
-        of a transaction of about eight round trips. None: anything else, for the transactional path."""
-        request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
-        current = await self.reads.read_resource(self.engine, ctx.tenant_id, self.rt.name, resource_id)
-        if current is None:
-            raise not_found(f"Group {resource_id} not found")
-        try:
-            result = self.patched(ctx, current, request.operations, _needs_members)
-        except _NeedsMembers:
+    async def write_unlocked(
+        self, ctx: RequestContext, write: ResourceWrite, change: Change
+    ) -> StoredResource | None:
+        """A member-only change as `Members.change_members_at_once`; anything else (the document
+        changed, all members replaced or removed, roles mapped, which change with membership in
+        the transaction) is None: the locked path. The member change needs no version check: it
+        adds and removes the ids the request named, whatever the version stored."""
+        current, delta = write.current, change.members
+        if delta is None and change.doc == current.doc:
+            return current  # nothing changed
+        if change.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
             return None
-        if not result.changed:
-            return current, None
         async with autocommit(self.engine) as conn:
             if await role_store.has_mappings(conn, ctx.tenant_id):
-                return None  # roles change with membership: the transactional path records them
-        delta = result.members
-        if result.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
-            return None
+                return None
         add = _wanted(delta.add)
         at = now()
-        change = await self.members.change_members_at_once(
+        done = await self.members.change_members_at_once(
             self.engine,
             tenant_id=ctx.tenant_id,
             group_id=current.id,
@@ -189,19 +170,22 @@ class GroupService(ResourceService):
             at=at,
             actor=ctx.actor,
         )
-        if not change.applied:
-            _check_resolved(ctx, current.id, list(add), change.known)  # raises the reason
-            return None  # the group went away meanwhile: the transactional path answers 404
-        if change.version is None:
-            return current, None
+        if not done.applied:
+            _check_resolved(ctx, current.id, list(add), done.known)  # raises the reason
+            return None  # the group went away meanwhile: the locked path answers 404
+        if done.version is None:
+            return current
         return StoredResource(
-            current.id, current.resource_type, change.version, current.created, at, current.doc
-        ), None
+            current.id, current.resource_type, done.version, current.created, at, current.doc
+        )
 
     async def run_patch(
         self, conn: AsyncConnection | None, ctx: RequestContext, current: StoredResource, operations: Any
     ) -> Any:
-        assert conn is not None  # group writes hold the row lock (not `single_row_writes`)
+        """The PATCH pipeline with the member loader: in the transaction when locked; read
+        without the lock, a PATCH that needs the member list (a filter on `members`) needs the lock."""
+        if conn is None:
+            return self.patched(ctx, current, operations, _needs_lock)
         return await self.members.run_with_member_loader(
             conn, ctx.tenant_id, current.id, lambda load: self.patched(ctx, current, operations, load)
         )

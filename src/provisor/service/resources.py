@@ -49,13 +49,22 @@ WriteOnlySink = Callable[[str, str, str, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class _Change:
+class Change:
     """What a PUT or PATCH does to the resource as read: its new document, whether rows beside it
-    changed (a group's members), and whether that alone is an event of the resource (PUT)."""
+    changed (a group's members), whether that alone is an event of the resource (PUT), and,
+    read without the lock, the member changes still to write (`members`: the PATCH engine's
+    delta, for the type's `write_unlocked`)."""
 
     doc: dict[str, Any]
     extra_changed: bool
     event_if_extra: bool
+    members: Any = None
+
+
+class NeedsLock(Exception):
+    """Raised while applying a change read without the lock when it cannot be applied that way
+    (a PATCH filtering a group's members needs them read in the transaction): the read-apply-write
+    starts again with the row locked."""
 
 
 _Out = TypeVar("_Out")
@@ -282,19 +291,22 @@ class ResourceService:
         projection: Projection,
         if_match: str | None,
     ) -> tuple[StoredResource, dict[str, Any]]:
-        async def replaced(write: ResourceWrite) -> _Change:
+        async def replaced(write: ResourceWrite) -> Change:
             current = write.current
             doc, extra = self.split_body(
                 coerce_resource(
                     self.registry, self.rt, body, existing=current.doc, dropped=ctx.unknown_attributes
                 )
             )
-            extra_changed = False
-            if write.conn is not None:
-                extra_changed = await self.store_extra(write.conn, ctx, current, extra, replace=True)
-            return _Change(doc, extra_changed, event_if_extra=True)
+            if write.conn is None:
+                if extra is not None:
+                    raise NeedsLock  # rows beside the resource are replaced in the transaction
+                return Change(doc, False, event_if_extra=True)
+            extra_changed = await self.store_extra(write.conn, ctx, current, extra, replace=True)
+            return Change(doc, extra_changed, event_if_extra=True)
 
-        write = self._read_apply_write(ctx, resource_id, projection, if_match, replaced)
+        unlocked = self.unlocked_first(ctx, projection, if_match, patch=False)
+        write = self._read_apply_write(ctx, resource_id, projection, if_match, replaced, unlocked=unlocked)
         stored, out = await self._committed(ctx, self.write_only.in_body(body), write)
         assert out is not None
         return stored, out
@@ -312,23 +324,30 @@ class ResourceService:
         request = parse_patch_request(body, max_operations=self.settings.max_patch_operations)
         operations, secrets = split_write_only(request.operations, self.write_only)
 
-        async def patched(write: ResourceWrite) -> _Change:
+        async def patched(write: ResourceWrite) -> Change:
             current = write.current
             result = await self.run_patch(write.conn, ctx, current, operations)
             if not result.changed:
-                return _Change(current.doc, False, event_if_extra=False)
-            members_changed = False
-            if write.conn is not None:
-                members_changed = await self.apply_member_delta(write.conn, ctx, current, result.members)
-            return _Change(dict(result.doc), members_changed, event_if_extra=False)
+                return Change(current.doc, False, event_if_extra=False)
+            if write.conn is None:  # the member changes are the unlocked write's (`write_unlocked`)
+                return Change(dict(result.doc), False, event_if_extra=False, members=result.members)
+            members_changed = await self.apply_member_delta(write.conn, ctx, current, result.members)
+            return Change(dict(result.doc), members_changed, event_if_extra=False)
 
-        write = self._read_apply_write(ctx, resource_id, projection, if_match, patched)
+        unlocked = self.unlocked_first(ctx, projection, if_match, patch=True)
+        write = self._read_apply_write(ctx, resource_id, projection, if_match, patched, unlocked=unlocked)
         return await self._committed(ctx, secrets, write)
 
     #: Whether PUT and PATCH touch only the resource's own row, index rows and event (Users; a
     #: Group's members are rows of their own): they then read without a lock and write in one
     #: statement (`_read_apply_write`).
     single_row_writes = False
+
+    def unlocked_first(
+        self, ctx: RequestContext, projection: Projection | None, if_match: str | None, *, patch: bool
+    ) -> bool:
+        """Whether a PUT or PATCH is first tried without the row lock (`_read_apply_write`)."""
+        return self.single_row_writes
 
     def groups_in_read(self, ctx: RequestContext, projection: Projection | None) -> bool:
         """Whether a write's answer needs the resource's direct groups, read with the resource."""
@@ -351,55 +370,78 @@ class ResourceService:
         resource_id: str,
         projection: Projection | None,
         if_match: str | None,
-        apply: Callable[[ResourceWrite], Awaitable[_Change]],
+        apply: Callable[[ResourceWrite], Awaitable[Change]],
+        *,
+        unlocked: bool,
     ) -> tuple[StoredResource, dict[str, Any] | None]:
-        """The one implementation of PUT and PATCH, whatever the database: read the resource,
-        apply the change, write the next version if the stored one is still the one read
-        (storage/resources.py `resource_write` holds the per-database statements).
+        """The one implementation of PUT and PATCH, for every type, whatever the database: read
+        the resource, check If-Match against the version read, apply the change, write the next
+        version if the stored one is still the one read (storage/resources.py `resource_write`
+        holds the per-database statements).
 
-        A `single_row_writes` type reads without a lock and writes in one statement. If another
-        write got in between, the attempt runs again with the row locked: writers of a busy
-        resource then queue on the lock, and every one of them lands. Other types (a group's
-        members are rows of their own) take the lock from the start."""
-        locked = not self.single_row_writes
+        `unlocked`: read without a lock and write with the type's `write_unlocked` (one
+        statement: a user's `ResourceWrite.update`, a group's member change at once). If another
+        write got in between, or the change cannot be written that way (`NeedsLock`, or
+        `write_unlocked` answering None), the attempt runs again with the row locked: writers of
+        a busy resource then queue on the lock, and every one of them lands. Otherwise the lock
+        is taken from the start."""
+        locked = not unlocked
         with_groups = self.groups_in_read(ctx, projection)
         while True:
             async with self.writes.resource_write(
                 self.engine, ctx.tenant_id, self.rt.name, resource_id, locked=locked, with_groups=with_groups
             ) as write:
-                current = write.current
-                check_if_match(if_match, current.version)
-                change = await apply(write)
-                stored = current
-                doc_changed = change.doc != current.doc
-                if doc_changed or change.extra_changed:
-                    stored = StoredResource(
-                        current.id,
-                        current.resource_type,
-                        current.version + 1,
-                        current.created,
-                        now(),
-                        change.doc,
-                    )
-                    op = (
-                        self.event_op(current.doc, change.doc)
-                        if doc_changed or change.event_if_extra
-                        else None
-                    )
-                    written = await write.update(
-                        stored,
-                        index=self._index(ctx, change.doc) if doc_changed else None,
-                        previous_index=self._index(ctx, current.doc) if doc_changed else None,
-                        op=op,
-                        actor=ctx.actor,
-                        payload=None if op is None else self.event_payload(ctx, stored, current.doc),
-                    )
-                    if not written:  # another write got in first: again, under the row lock
-                        locked = True
-                        continue
-                    if doc_changed and write.conn is not None:
-                        await self.updated(write.conn, ctx, current, stored)
+                check_if_match(if_match, write.current.version)
+                try:
+                    change = await apply(write)
+                    if write.conn is None:
+                        stored = await self.write_unlocked(ctx, write, change)
+                    else:
+                        stored = await self._write(ctx, write, change)
+                except NeedsLock:
+                    assert write.conn is None, "a locked write is never retried"
+                    stored = None
+                if stored is None:  # another write got in first, or this needs the lock: again, locked
+                    locked = True
+                    continue
                 return stored, await self._answer(ctx, write, stored, projection)
+
+    async def write_unlocked(
+        self, ctx: RequestContext, write: ResourceWrite, change: Change
+    ) -> StoredResource | None:
+        """The write of a change read without the lock: the stored result, or None when another
+        write got in first (or the change needs the lock). By default `ResourceWrite.update`, one
+        statement conditional on the version read."""
+        if change.members is not None:
+            raise NeedsLock
+        return await self._write(ctx, write, change)
+
+    async def _write(
+        self, ctx: RequestContext, write: ResourceWrite, change: Change
+    ) -> StoredResource | None:
+        """The next version, its index rows and its event, when anything changed (None: the
+        version read is no longer stored, only without the lock)."""
+        current = write.current
+        doc_changed = change.doc != current.doc
+        if not (doc_changed or change.extra_changed):
+            return current
+        stored = StoredResource(
+            current.id, current.resource_type, current.version + 1, current.created, now(), change.doc
+        )
+        op = self.event_op(current.doc, change.doc) if doc_changed or change.event_if_extra else None
+        written = await write.update(
+            stored,
+            index=self._index(ctx, change.doc) if doc_changed else None,
+            previous_index=self._index(ctx, current.doc) if doc_changed else None,
+            op=op,
+            actor=ctx.actor,
+            payload=None if op is None else self.event_payload(ctx, stored, current.doc),
+        )
+        if not written:
+            return None
+        if doc_changed and write.conn is not None:
+            await self.updated(write.conn, ctx, current, stored)
+        return stored
 
     async def _answer(
         self, ctx: RequestContext, write: ResourceWrite, stored: StoredResource, projection: Projection | None
