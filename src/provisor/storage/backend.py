@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provisor.storage.interfaces import Driver, WriteTransactions
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -20,3 +22,9 @@ class Backend:
     """
 
     name: str
+
+    # resources and driver
+    #: Statements sent to the driver directly (storage/direct.py).
+    driver: Driver
+    #: How write transactions start and commit (storage/transactions.py).
+    transactions: WriteTransactions

@@ -7,18 +7,26 @@ stay behind these signatures: nothing here says PostgreSQL or SQLite.
 
 Covered so far: resource writes and the outbox. Reads and lists, members, tokens, tenants and the
 request log are still called as plain module functions.
+
+Below them, the per-database contracts: what storage/postgres/ and storage/sqlite/ each implement,
+as the fields of their `Backend` (storage/backend.py). The portable modules call these parts and
+never name a database; mypy checks both implementations against the Protocols where each package
+builds its `Backend`. They import only building blocks (statements, rows), never storage/kind.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from provisor.budget import Budget, Commit
 from provisor.events.model import EventOp
-from provisor.storage.resources import IndexRow, ResourceWrite, StoredResource
+from provisor.storage.resource_rows import IndexRow, ResourceWrite, StoredResource
+from provisor.storage.statements import Compiled, DirectStatement, Row
 
 
 class ResourceWrites(Protocol):
@@ -111,4 +119,90 @@ class Outbox(Protocol):
         payload: dict[str, Any] | None,
     ) -> None:
         """One event row (events/model.py `event_row`) in `conn`'s transaction."""
+        ...
+
+
+# The per-database parts (storage/backend.py `Backend`): driver and transactions.
+
+
+class DirectReader(Protocol):
+    """Runs `DirectStatement`s for one engine outside any transaction, on driver connections kept
+    between calls (storage/direct.py `reader`). A single statement is atomic by itself; one that
+    writes commits when it returns, within the caller's budget (provisor/budget.py): it takes effect,
+    or it does not and the caller is told so. Integrity errors are SQLAlchemy's `IntegrityError`;
+    JSON columns come back decoded."""
+
+    dialect: Dialect
+
+    async def fetch(
+        self, statement: DirectStatement, params: Mapping[str, Any], *, by_key: bool | None = None
+    ) -> list[Row]:
+        """The statement's rows. `by_key` (default: the statement's own): a read of a few rows
+        through an index, which the database may serve without leaving the event loop's thread."""
+        ...
+
+    async def fetch_batched(
+        self, statement: DirectStatement, params: Mapping[str, Any], *, by_key: bool | None = None
+    ) -> list[Row]:
+        """`fetch`, possibly sharing a round trip and a commit with concurrent calls of `statement`
+        (storage/coalesce.py); the statement ends its columns with `call_column()`."""
+        ...
+
+    def batch_counts(self, statement: DirectStatement) -> tuple[int, int]:
+        """(calls, round trips) of `statement` through `fetch_batched` so far."""
+        ...
+
+    def inline_counts(self) -> tuple[int, int]:
+        """(reads run on the event loop's thread, reads that found the database busy) so far."""
+        ...
+
+    def sqlite_write_counts(self) -> tuple[int, int]:
+        """(writes, transactions) of SQLite's one-call writes so far; (0, 0) elsewhere."""
+        ...
+
+    def close(self) -> None:
+        """Close the kept connections (the engine is disposed)."""
+        ...
+
+
+class Driver(Protocol):
+    """Direct execution on the database's own driver (storage/direct.py)."""
+
+    #: The most driver connections a reader keeps checked out between calls.
+    KEEP_CONNECTIONS: int
+
+    def reader(self, engine: AsyncEngine) -> DirectReader:
+        """The engine's reader, made on first use; closed when the engine is disposed."""
+        ...
+
+    async def execute(self, conn: AsyncConnection, compiled: Compiled, args: list[Any]) -> list[Row]:
+        """One statement inside `conn`'s transaction (opened on the server if it was not yet):
+        rows for SELECT or RETURNING, else []; integrity errors as SQLAlchemy's."""
+        ...
+
+    async def execute_many(self, conn: AsyncConnection, compiled: Compiled, args: list[list[Any]]) -> None:
+        """The statement once per argument list, inside `conn`'s transaction."""
+        ...
+
+
+class WriteTransactions(Protocol):
+    """How storage/transactions.py opens, commits and aborts a transaction on this database."""
+
+    def writers_queue(self, engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
+        """Held around a write transaction: where the writers of all workers wait their turn
+        (SQLite's one write lock), or a no-op."""
+        ...
+
+    async def for_writing(self, conn: AsyncConnection, budget: Budget | None) -> AsyncConnection:
+        """`conn` set up so that its next BEGIN starts a write transaction (taking the write lock
+        up front, waiting for it at most what remains of `budget`)."""
+        ...
+
+    async def abort_on_deadline(self, conn: AsyncConnection, commit: Commit) -> None:
+        """Let `commit` (a COMMIT about to be sent on `conn`) be aborted in the database when the
+        deadline passes, or do nothing where a COMMIT cannot outlast it."""
+        ...
+
+    async def autocommit(self, conn: AsyncConnection) -> AsyncConnection:
+        """`conn` running each statement outside any transaction."""
         ...

@@ -49,10 +49,12 @@ from provisor.storage.direct import (
 )
 from provisor.storage.errors import NotFound, UniqueViolation, unique_violations
 from provisor.storage.outbox import APPEND_EVENT, events_insert, op_literal
+from provisor.storage.resource_rows import Groups as _Groups
+from provisor.storage.resource_rows import IndexRow as IndexRow
+from provisor.storage.resource_rows import ResourceWrite as ResourceWrite
+from provisor.storage.resource_rows import StoredResource as StoredResource
 from provisor.storage.tables import attribute_index, group_members, resources
 from provisor.storage.transactions import write_transaction
-
-IndexRow = tuple[str, str, bool]
 
 _ROW_COLUMNS = (
     resources.c.id,
@@ -61,16 +63,6 @@ _ROW_COLUMNS = (
     resources.c.last_modified,
     resources.c.doc,
 )
-
-
-@dataclass(frozen=True)
-class StoredResource:
-    id: str
-    resource_type: str
-    version: int
-    created: str
-    last_modified: str
-    doc: dict[str, Any]
 
 
 def _stored(resource_type: str, row: Sequence[Any]) -> StoredResource:
@@ -695,42 +687,6 @@ async def touch_resource(
     return await update_resource(
         conn, tenant_id=tenant_id, current=current, at=at, doc=current.doc, index=None
     )
-
-
-#: (group id, group displayName) of the groups directly containing a resource.
-_Groups = list[tuple[str, str]]
-
-
-class ResourceWrite:
-    """One read-apply-write of a resource (`resource_write`): the resource as read (`current`,
-    with its direct groups when asked for) and `update`, which stores its next version."""
-
-    def __init__(self, tenant_id: str, current: StoredResource, groups: list[tuple[str, str]] | None) -> None:
-        self.tenant_id = tenant_id
-        self.current = current
-        self.groups = groups
-
-    @property
-    def conn(self) -> AsyncConnection | None:
-        """The transaction holding the resource's row lock, for writes beside the row (a group's
-        members); None when the resource was read without one."""
-        return None
-
-    async def update(
-        self,
-        stored: StoredResource,
-        *,
-        index: Sequence[IndexRow] | None,
-        previous_index: Sequence[IndexRow] | None,
-        op: EventOp | None,
-        actor: str | None,
-        payload: dict[str, Any] | None,
-    ) -> bool:
-        """Store `stored` (the version after `current`), replace the index rows that differ
-        between `previous_index` and `index` (None: keep them), and append the `op` event (None:
-        none), atomically. False when the stored version is no longer `current` (another write
-        got in first; only without the lock): nothing was written. Raises UniqueViolation."""
-        raise NotImplementedError
 
 
 class _OneStatementWrite(ResourceWrite):
