@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisor.storage.interfaces import Driver, WriteTransactions
+from provisor.storage.interfaces import Driver, ResourceStatements, WriteTransactions
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,5 @@ class Backend:
     driver: Driver
     #: How write transactions start and commit (storage/transactions.py).
     transactions: WriteTransactions
+    #: The statements and one-call writes of resources (storage/resources.py).
+    resources: ResourceStatements

@@ -20,8 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from sqlalchemy import Column, ColumnElement, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.util import ClauseAdapter
 
 from provisor.budget import Budget, Commit
 from provisor.events.model import EventOp
@@ -122,7 +124,7 @@ class Outbox(Protocol):
         ...
 
 
-# The per-database parts (storage/backend.py `Backend`): driver and transactions.
+# The per-database parts (storage/backend.py `Backend`): resources and driver.
 
 
 class DirectReader(Protocol):
@@ -205,4 +207,82 @@ class WriteTransactions(Protocol):
 
     async def autocommit(self, conn: AsyncConnection) -> AsyncConnection:
         """`conn` running each statement outside any transaction."""
+        ...
+
+
+class ResourceStatements(Protocol):
+    """One database's statements and writes of resources (storage/resources.py dispatches to it).
+
+    The writes are atomic with the resource's index rows and its event, and raise storage's own
+    errors (`ResourceWrites`); the statements select `resource_rows.ROW_COLUMNS` first.
+    """
+
+    #: One resource by key inside a write transaction, holding its row until the end (where the
+    #: transaction already holds the database's write lock: the plain read).
+    LOCK: DirectStatement
+    #: The same with the groups directly containing it (resource_rows.READ_WITH_GROUPS's rows).
+    LOCK_WITH_GROUPS: DirectStatement
+    #: `attr eq "value"` on an indexed attribute: a page in the default order (created, id), its
+    #: count, and the page with each resource's direct groups; driven from the index row, whatever
+    #: the statistics say.
+    LIST_BY_INDEXED_VALUE: DirectStatement
+    COUNT_BY_INDEXED_VALUE: DirectStatement
+    LIST_BY_INDEXED_VALUE_WITH_GROUPS: DirectStatement
+
+    async def create_at_once(
+        self,
+        engine: AsyncEngine,
+        *,
+        tenant_id: str,
+        stored: StoredResource,
+        index: Sequence[IndexRow],
+        actor: str | None,
+        event_payload: dict[str, Any],
+    ) -> None:
+        """`ResourceWrites.create_at_once`: without a transaction of the caller's."""
+        ...
+
+    async def update_at_once(
+        self,
+        engine: AsyncEngine,
+        tenant_id: str,
+        *,
+        current: StoredResource,
+        stored: StoredResource,
+        added: Sequence[IndexRow],
+        gone: Sequence[IndexRow],
+        op: EventOp,
+        actor: str | None,
+        event_payload: dict[str, Any],
+    ) -> bool:
+        """`stored` (the version after `current`) with the index rows `added` and without those
+        `gone` (no value in both), and its `op` event, atomically and without a transaction of the
+        caller's, if `current` is still the stored version (else False, nothing written). A
+        unique index violation raises SQLAlchemy's IntegrityError (the caller names the
+        attributes)."""
+        ...
+
+    def driven(
+        self,
+        driver: Select[Any],
+        scope: Sequence[ColumnElement[bool]],
+        conditions: Sequence[ColumnElement[bool]],
+    ) -> tuple[Select[Any], ClauseAdapter | None]:
+        """A select of the resources in `scope` (tenant and type) matching `conditions` whose ids
+        `driver` (an index range) yields, starting from that range and fetching each resource by
+        primary key, whatever the statistics say; no columns yet. With it the adapter mapping
+        expressions over `resources` onto the select (None: they apply as they are)."""
+        ...
+
+    def unfiltered_page(
+        self,
+        tenant_id: str,
+        resource_type: str,
+        order_by: Sequence[ColumnElement[Any]],
+        keys: list[Column[Any]],
+        offset: int,
+        limit: int,
+    ) -> Select[Any] | None:
+        """A page of all the tenant's resources of the type, ordered by index columns `keys`,
+        where this database reads it faster than the plain query (None: it does not)."""
         ...
