@@ -193,11 +193,9 @@ class PostgresReader(KeptConnections):
 
 
 READERS = Readers(PostgresReader)
-
-
-def reader(engine: AsyncEngine) -> PostgresReader:
-    """The engine's reader, made on first use."""
-    return READERS.of(engine)
+#: The engine's reader, made on first use (the registry's own method: one call less on every
+#: statement).
+reader = READERS.of
 
 
 async def execute(conn: AsyncConnection, compiled: Compiled, args: list[Any]) -> list[Row]:

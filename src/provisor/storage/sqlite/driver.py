@@ -212,11 +212,9 @@ class InlineSqliteReader:
 
 
 READERS = Readers(SqliteReader)
-
-
-def reader(engine: AsyncEngine) -> SqliteReader:
-    """The engine's reader, made on first use."""
-    return READERS.of(engine)
+#: The engine's reader, made on first use (the registry's own method: one call less on every
+#: statement).
+reader = READERS.of
 
 
 async def execute(conn: AsyncConnection, compiled: Compiled, args: list[Any]) -> list[Row]:
