@@ -15,8 +15,9 @@ import httpx
 
 from provisor.config import Settings
 from provisor.http.app import create_app
-from provisor.storage import resources
+from provisor.storage import resource_rows
 from provisor.storage.direct import reader
+from provisor.storage.postgres import resources as pg_resources
 from tests.scim_client import PATCH_OP, USER_URN, mint_token, orphaned_index_rows
 
 
@@ -82,7 +83,7 @@ def test_parallel_creates_reads_and_patches_each_get_their_own_answer(
             (200, f"title of {n}", 'W/"2"') for n in names[:12]
         ]
         if engine.dialect.name == "postgresql":
-            for statement in (resources._CREATE_PG_CLAIMING, resources._READ_WITH_GROUPS):
+            for statement in (pg_resources.CREATE_CLAIMING, resource_rows.READ_WITH_GROUPS):
                 calls, trips = reader(engine).batch_counts(statement)
                 assert trips < calls, (statement, calls, trips)
 

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.errors import ScimError
 from provisor.storage import resources
 from provisor.storage.direct import DirectStatement, call_column, reader
+from provisor.storage.postgres import resources as pg_resources
+from provisor.storage.resource_rows import READ_WITH_GROUPS
 from provisor.storage.tables import attribute_index, events, group_members
 from provisor.storage.tables import resources as resource_rows
 from provisor.storage.transactions import write_transaction
@@ -72,11 +74,11 @@ def test_concurrent_reads_share_a_round_trip_and_each_gets_its_own_rows(
         # Duplicates and a missing id in one batch; the user in a group has two rows' worth.
         ids = [u.id for u in users] + [users[1].id, str(uuid.uuid4()), users[0].id]
         alone = [await resources.read_with_groups(engine, tenant_id, "User", rid) for rid in ids]
-        before = trips(engine, resources._READ_WITH_GROUPS)
+        before = trips(engine, READ_WITH_GROUPS)
         together = await asyncio.gather(
             *(resources.read_with_groups(engine, tenant_id, "User", rid) for rid in ids)
         )
-        after = trips(engine, resources._READ_WITH_GROUPS)
+        after = trips(engine, READ_WITH_GROUPS)
         assert list(together) == alone
         assert alone[1] == (users[1], [(group, "Readers")]) and alone[5] is None
         if engine.dialect.name == "postgresql":
@@ -154,7 +156,7 @@ def test_concurrent_creates_claim_unique_values_without_failing_each_other(
         assert len(seqs) == len(created) == 4 and seqs == list(range(seqs[0], seqs[0] + 4))
         assert emails == 4
         if engine.dialect.name == "postgresql":
-            calls, sent = trips(engine, resources._CREATE_PG_CLAIMING)
+            calls, sent = trips(engine, pg_resources.CREATE_CLAIMING)
         else:
             calls, sent = reader(engine).sqlite_write_counts()
         assert calls - sent >= 4  # the six went in two round trips or transactions (plus earlier ones)

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from provisor.storage import resources, tenants, tokens
-from provisor.storage.direct import KEEP_CONNECTIONS, DirectStatement, execute_many, reader
+from provisor.storage.direct import DirectStatement, execute_many, reader
 from provisor.storage.errors import is_unique_violation
+from provisor.storage.kind import backend
 from provisor.storage.migrate import upgrade
 from provisor.storage.outbox import append_event
 from provisor.storage.tables import attribute_index, events, group_members
@@ -179,7 +180,7 @@ def test_kept_connections_are_bounded_and_closed_on_dispose(database_url: str, t
         found = await asyncio.gather(*(old.fetch(READ_DOC, {"id": rid}) for _ in range(24)))
         assert all([tuple(r) for r in rows] == [({"userName": "bjensen"},)] for rows in found)
         kept = list(old._kept)
-        assert 1 <= len(kept) <= KEEP_CONNECTIONS[engine.dialect.name]
+        assert 1 <= len(kept) <= backend(engine).driver.KEEP_CONNECTIONS
         assert cast(QueuePool, engine.pool).checkedout() == len(kept)  # the others went back
 
         await engine.dispose()

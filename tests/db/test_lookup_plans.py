@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage import resources
 from provisor.storage.direct import reader
+from provisor.storage.kind import backend
 from provisor.storage.tables import attribute_index
 from provisor.storage.tables import resources as resource_rows
 from tests.scim_client import run_db
@@ -94,13 +95,13 @@ def test_indexed_lookups_start_from_the_index_row_when_statistics_lag(fresh_data
             "offset": 0,
             "limit": 100,
         }
-        dialect = engine.dialect.name
-        for statements in (
-            resources._LIST_BY_INDEXED_VALUE,
-            resources._COUNT_BY_INDEXED_VALUE,
-            resources._LIST_BY_INDEXED_VALUE_WITH_GROUPS,
+        kind = backend(engine).resources
+        for statement in (
+            kind.LIST_BY_INDEXED_VALUE,
+            kind.COUNT_BY_INDEXED_VALUE,
+            kind.LIST_BY_INDEXED_VALUE_WITH_GROUPS,
         ):
-            text = await plan(engine, statements[dialect], params)
+            text = await plan(engine, statement, params)
             assert "ix_resources_type_created" not in text, text  # no walk over the tenant's users
             assert "ix_attribute_index_lookup" in text or "ux_attribute_index_unique" in text, text
         found = await resources.list_by_indexed_value(

@@ -52,9 +52,9 @@ from starlette.testclient import TestClient
 from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.schema.registry import default_registry
-from provisor.storage import direct
 from provisor.storage.engine import scim_lower
 from provisor.storage.indexing import index_rows
+from provisor.storage.sqlite import driver as sqlite_driver
 from provisor.storage.statistics import StatisticsKeeper
 from provisor.storage.tables import attribute_index, events, group_members, resources, tokens
 from tests.scim_client import mint_token, run_db
@@ -282,8 +282,8 @@ class Recorder:
 
     def trace_inline_readers(self) -> None:
         """SQLite reads by key on the event loop's thread use a connection of their own
-        (storage/direct.py `InlineSqliteReader`, private): trace it too."""
-        for found in list(direct._readers.values()):
+        (storage/sqlite/driver.py `InlineSqliteReader`, private): trace it too."""
+        for found in sqlite_driver.READERS.alive():
             if found._inline is not None:
                 found._inline._connection().set_trace_callback(self.on_sqlite)
 

@@ -24,6 +24,7 @@ from provisor.service.cursor import Cursor
 from provisor.storage import resources as store
 from provisor.storage.filter_sql import SqlContext, indexed_prefix
 from provisor.storage.keyset import keyset_condition
+from provisor.storage.kind import named
 from provisor.storage.tables import resources as resource_rows
 from tests.db.test_lookup_plans import USERS, seed
 from tests.scim_client import run_db
@@ -44,12 +45,13 @@ def statements(dialect: str) -> dict[str, Select[Any]]:
     order = [key.asc().nulls_last(), ident.asc()]
     at = "2026-01-01T00:00:00.000000Z"
     after = keyset_condition(key, ident, Cursor(True, at, "0", ""), descending=False)
+    kind = named(dialect).resources
     return {
         "probe": store._probe_query(driver),
-        "page": store._list_query(TENANT, "User", [], order, 0, 100, driver, dialect),
-        "count": store._count_query(TENANT, "User", None, driver, dialect),
-        "cursor, first page": store._keyed_query(TENANT, "User", [], key, order, 101, driver, dialect),
-        "cursor, next page": store._keyed_query(TENANT, "User", [after], key, order, 101, driver, dialect),
+        "page": store._list_query(TENANT, "User", [], order, 0, 100, driver, kind),
+        "count": store._count_query(TENANT, "User", None, driver, kind),
+        "cursor, first page": store._keyed_query(TENANT, "User", [], key, order, 101, driver, kind),
+        "cursor, next page": store._keyed_query(TENANT, "User", [after], key, order, 101, driver, kind),
     }
 
 

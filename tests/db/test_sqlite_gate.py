@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
-from provisor.storage.sqlite_gate import writer_gate
+from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.transactions import write_transaction
 
 

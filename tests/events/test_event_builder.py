@@ -1,5 +1,5 @@
 """Event rows have one owner: the ops enum and builder in events/model.py, the INSERT in
-storage/outbox.py. A column or op added there reaches every writer; these checks fail when a
+storage/outbox_sql.py. A column or op added there reaches every writer; these checks fail when a
 module spells its own events INSERT or op string again."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from provisor.storage.outbox import events_insert, op_literal
 from provisor.storage.tables import events
 
 SRC = Path(provisor.__file__).parent
-OUTBOX = SRC / "storage" / "outbox.py"
+OUTBOX = SRC / "storage" / "outbox_sql.py"
 #: An events INSERT in SQL text or SQLAlchemy Core, however it is spaced or cased.
 SPELLED = re.compile(r"insert\s+into\s+events\b|insert\(\s*events\s*\)|events\.insert\(", re.IGNORECASE)
 

@@ -75,7 +75,7 @@ class EventOp(StrEnum):
 OPS = tuple(op.value for op in EventOp)
 
 #: The columns of an event row as writers give them (the table adds `seq`), in this order: the
-#: single place storage's event INSERTs take their column list from (storage/outbox.py).
+#: single place storage's event INSERTs take their column list from (storage/outbox_sql.py).
 EVENT_COLUMNS = ("tenant_id", "at", "resource_type", "resource_id", "op", "version", "actor", "payload")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provisor.storage.contracts import Driver, ResourceStatements, WriteTransactions
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -20,3 +22,11 @@ class Backend:
     """
 
     name: str
+
+    # resources and driver
+    #: Statements sent to the driver directly (storage/direct.py).
+    driver: Driver
+    #: How write transactions start and commit (storage/transactions.py).
+    transactions: WriteTransactions
+    #: The statements and one-call writes of resources (storage/resources.py).
+    resources: ResourceStatements

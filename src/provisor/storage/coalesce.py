@@ -20,7 +20,7 @@ write statements batched here are written to report conflicts as "no row" instea
 Each batched statement selects (or returns) the `call` parameter as its last column; the rows of a
 batch are dealt back to their calls by it.
 
-The same queue batches SQLite's write transactions (storage/direct.py `write_in_sqlite_thread`):
+The same queue batches SQLite's write transactions (storage/sqlite/driver.py `write_in_sqlite_thread`):
 SQLite takes one writer at a time anyway, so the writes that queue for the lock meanwhile go in one
 transaction, each in a savepoint of its own that fails alone (`Failed`).
 """

@@ -32,7 +32,8 @@ _PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     pg.InsufficientResourcesError,
     pg.ConnectionDoesNotExistError,
     pg.InterfaceError,  # "connection is closed" and other dead-connection states
-    pg.InternalClientError,  # a connection the server closed mid-protocol (storage/direct.py `_never_sent`)
+    # a connection the server closed mid-protocol (storage/postgres/driver.py `_never_sent`)
+    pg.InternalClientError,
     pg.PostgresConnectionError,
     ConnectionError,
     TimeoutError,

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.kind import backend
+
 
 class StatementObserver(Protocol):
     def started(self, statement: str, system: str) -> Any:
@@ -32,7 +34,7 @@ def observe_statements(engine: AsyncEngine, observer: StatementObserver, key: st
         return
     setattr(sync, marker, True)
     slot = f"_provisor_{key}"
-    system = sync.dialect.name
+    system = backend(engine).name
 
     @event.listens_for(sync, "before_cursor_execute")
     def before(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:

@@ -25,7 +25,7 @@ from provisor.schema.model import AttrPath, ResourceType
 from provisor.storage.listing import Listing
 from provisor.storage.members import MemberChange
 from provisor.storage.request_log import RequestFilter, UnknownCount
-from provisor.storage.resources import IndexRow, ResourceWrite, StoredResource
+from provisor.storage.resource_rows import IndexRow, ResourceWrite, StoredResource
 from provisor.storage.tokens import TokenInfo
 
 _T = TypeVar("_T")

@@ -16,4 +16,11 @@ _BACKENDS: dict[str, Backend] = {found.name: found for found in (postgres.BACKEN
 
 def backend(bind: AsyncEngine | AsyncConnection) -> Backend:
     """The implementation serving `bind` (an engine or one of its connections)."""
-    return _BACKENDS[bind.dialect.name]
+    # Through the sync engine: the async proxies' `dialect` is a property costing ~0.3 µs a call.
+    return _BACKENDS[bind.sync_engine.dialect.name]
+
+
+def named(name: str) -> Backend:
+    """The implementation of the database kind `name` ("postgresql" or "sqlite"), for code that
+    has a kind's name rather than an engine (a URL's, a test's parameter)."""
+    return _BACKENDS[name]

@@ -1,8 +1,11 @@
-"""Transaction helpers: one transaction per write, and the write lock taken up front on SQLite."""
+"""Transaction helpers: one transaction per write, and the write lock taken up front on SQLite.
+
+What differs between the databases (queueing, BEGIN, aborting a COMMIT) is the database's
+`WriteTransactions` (storage/postgres/transactions.py, storage/sqlite/transactions.py).
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from provisor.budget import Budget, Commit, TimedOut, current_budget
-from provisor.storage.direct import SQLITE_BUSY_MS, cancel_statement
-from provisor.storage.sqlite_gate import writer_gate
+from provisor.storage.contracts import WriteTransactions
+from provisor.storage.kind import backend
 from provisor.storage.statistics import note_write
 
 
@@ -28,15 +31,10 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
     (provisor/budget.py): the deadline aborts it in the database instead, and the request learns
     whether it took effect.
     """
-    sqlite = engine.dialect.name == "sqlite"
-    gate = writer_gate(engine) if sqlite else None
+    kind = backend(engine).transactions
     budget = current_budget.get()
-    async with gate if gate is not None else contextlib.nullcontext(), engine.connect() as conn:
-        if sqlite:
-            busy = budget.busy_ms(SQLITE_BUSY_MS) if budget is not None else SQLITE_BUSY_MS
-            conn = await conn.execution_options(sqlite_immediate=True, provisor_busy_ms=busy)
-        else:
-            conn = await conn.execution_options(sqlite_immediate=True)
+    async with kind.writers_queue(engine), engine.connect() as conn:
+        conn = await kind.for_writing(conn, budget)
         transaction = await conn.begin()
         try:
             yield conn
@@ -46,12 +44,12 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         if budget is None:
             await transaction.commit()
         else:
-            await _commit_within(conn, transaction, budget, sqlite)
+            await _commit_within(conn, transaction, budget, kind)
         note_write()
 
 
 async def _commit_within(
-    conn: AsyncConnection, transaction: AsyncTransaction, budget: Budget, sqlite: bool
+    conn: AsyncConnection, transaction: AsyncTransaction, budget: Budget, kind: WriteTransactions
 ) -> None:
     commit = Commit()
     try:
@@ -61,9 +59,7 @@ async def _commit_within(
         raise
     committed = False
     try:
-        if not sqlite:
-            driver = (await conn.get_raw_connection()).driver_connection
-            commit.attach(lambda: cancel_statement(driver, commit))
+        await kind.abort_on_deadline(conn, commit)
         try:
             await transaction.commit()
         except DBAPIError as exc:
@@ -96,11 +92,7 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     atomic and consistent by itself on both engines.
     """
     async with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn = await conn.execution_options(provisor_autocommit=True)
-        else:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
+        yield await backend(conn).transactions.autocommit(conn)
 
 
 @asynccontextmanager
