@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# members and the rest
+from provisor.storage.members_sql import MemberStatements
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -20,3 +23,7 @@ class Backend:
     """
 
     name: str
+
+    # members and the rest
+    #: Group membership statements (storage/members.py).
+    members: MemberStatements

@@ -2,4 +2,11 @@
 
 from provisor.storage.backend import Backend
 
-BACKEND = Backend(name="postgresql")
+# members and the rest
+from provisor.storage.postgres import members
+
+BACKEND = Backend(
+    name="postgresql",
+    # members and the rest
+    members=members,
+)

@@ -2,4 +2,11 @@
 
 from provisor.storage.backend import Backend
 
-BACKEND = Backend(name="sqlite")
+# members and the rest
+from provisor.storage.sqlite import members
+
+BACKEND = Backend(
+    name="sqlite",
+    # members and the rest
+    members=members,
+)
