@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # members and the rest
+from provisor.storage.contracts import OnConflictInsert
 from provisor.storage.members_sql import MemberStatements
 
 
@@ -27,3 +28,29 @@ class Backend:
     # members and the rest
     #: Group membership statements (storage/members.py).
     members: MemberStatements
+    #: INSERT ... ON CONFLICT (upserts: consumers, request log counts, rate buckets, entitlements).
+    insert: OnConflictInsert
+    #: `SELECT ... FOR UPDATE` holds rows against concurrent writers until commit (and
+    #: `SKIP LOCKED` passes them by). False: writers are serialised by one lock on the whole
+    #: database already, and FOR UPDATE is not SQL the database knows.
+    row_locks: bool
+    #: Writers are serialised by one database-wide lock: a write transaction's statements are best
+    #: bound beforehand and run as one call in the connection's thread (`write_in_sqlite_thread`),
+    #: so that the lock is held for the database's own work only (storage/batch.py).
+    serial_writer: bool
+    #: `COPY ... FROM STDIN` (`storage.direct.copy_rows`) appends rows for less CPU per row than
+    #: INSERTs do (storage/request_log.py, storage/batch.py).
+    bulk_copy: bool
+    #: An event's seq is drawn at its insert and becomes visible at its commit, so a higher seq can
+    #: be visible while a lower one is still in flight: readers of the log must not pass a gap
+    #: until it is old enough to be a rollback's (storage/event_log.py `safe_horizon`).
+    seq_gaps: bool
+    #: The planner needs statistics that `ANALYZE` refreshes, and they can go stale as tables grow:
+    #: the statistics keeper (storage/statistics.py) runs.
+    analyze_keeper: bool
+    #: LISTEN/NOTIFY carries invalidations between processes: the token cache can be on
+    #: (storage/auth_cache.py).
+    listen_notify: bool
+    #: A server reached over the network, with its own authentication: a URL without a password
+    #: to another machine is refused at `serve` (storage/dbcheck.py).
+    network_server: bool

@@ -17,3 +17,9 @@ _BACKENDS: dict[str, Backend] = {found.name: found for found in (postgres.BACKEN
 def backend(bind: AsyncEngine | AsyncConnection) -> Backend:
     """The implementation serving `bind` (an engine or one of its connections)."""
     return _BACKENDS[bind.dialect.name]
+
+
+def backend_named(name: str) -> Backend | None:
+    """The implementation for a dialect name (`storage.engine.backend_name` of a URL), None for
+    a kind not served: for checks of the configuration made before there is an engine."""
+    return _BACKENDS.get(name)

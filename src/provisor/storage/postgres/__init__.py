@@ -1,5 +1,7 @@
 """PostgreSQL's implementation of storage's per-database interfaces (asyncpg)."""
 
+from sqlalchemy.dialects import postgresql
+
 from provisor.storage.backend import Backend
 
 # members and the rest
@@ -9,4 +11,12 @@ BACKEND = Backend(
     name="postgresql",
     # members and the rest
     members=members,
+    insert=postgresql.insert,
+    row_locks=True,
+    serial_writer=False,
+    bulk_copy=True,
+    seq_gaps=True,
+    analyze_keeper=True,
+    listen_notify=True,
+    network_server=True,
 )
