@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # members and the rest
-from provisor.storage.contracts import OnConflictInsert
+from provisor.storage.backup_tools import BackupTool
+from provisor.storage.contracts import MigrationLock, OnConflictInsert, SnapshotView
 from provisor.storage.members_sql import MemberStatements
 
 
@@ -30,6 +31,12 @@ class Backend:
     members: MemberStatements
     #: INSERT ... ON CONFLICT (upserts: consumers, request log counts, rate buckets, entitlements).
     insert: OnConflictInsert
+    #: The snapshot's consistent view of the data and the event log (storage/snapshot.py).
+    snapshot: SnapshotView
+    #: Consistent backups and their restore (storage/backup.py).
+    backup: BackupTool
+    #: Serialises concurrent migrations (storage/migrate.py).
+    migration_lock: MigrationLock
     #: `SELECT ... FOR UPDATE` holds rows against concurrent writers until commit (and
     #: `SKIP LOCKED` passes them by). False: writers are serialised by one lock on the whole
     #: database already, and FOR UPDATE is not SQL the database knows.

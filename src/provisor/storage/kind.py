@@ -23,3 +23,8 @@ def backend_named(name: str) -> Backend | None:
     """The implementation for a dialect name (`storage.engine.backend_name` of a URL), None for
     a kind not served: for checks of the configuration made before there is an engine."""
     return _BACKENDS.get(name)
+
+
+def every_backend() -> tuple[Backend, ...]:
+    """Every implementation, for what must recognise any kind's artefacts (a backup file)."""
+    return tuple(_BACKENDS.values())

@@ -5,13 +5,17 @@ from sqlalchemy.dialects import postgresql
 from provisor.storage.backend import Backend
 
 # members and the rest
-from provisor.storage.postgres import members
+from provisor.storage.postgres import backup, members, snapshot
+from provisor.storage.postgres.migrate import migration_lock
 
 BACKEND = Backend(
     name="postgresql",
     # members and the rest
     members=members,
     insert=postgresql.insert,
+    snapshot=snapshot,
+    backup=backup,
+    migration_lock=migration_lock,
     row_locks=True,
     serial_writer=False,
     bulk_copy=True,

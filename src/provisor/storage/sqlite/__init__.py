@@ -5,13 +5,17 @@ from sqlalchemy.dialects import sqlite
 from provisor.storage.backend import Backend
 
 # members and the rest
-from provisor.storage.sqlite import members
+from provisor.storage.sqlite import backup, members, snapshot
+from provisor.storage.sqlite.migrate import migration_lock
 
 BACKEND = Backend(
     name="sqlite",
     # members and the rest
     members=members,
     insert=sqlite.insert,
+    snapshot=snapshot,
+    backup=backup,
+    migration_lock=migration_lock,
     row_locks=False,
     serial_writer=True,
     bulk_copy=False,
