@@ -13,6 +13,7 @@ from dataclasses import dataclass
 # members and the rest
 from provisor.storage.backup_tools import BackupTool
 from provisor.storage.contracts import MigrationLock, OnConflictInsert, SnapshotView
+from provisor.storage.filter_values import FilterSql
 from provisor.storage.members_sql import MemberStatements
 
 
@@ -29,6 +30,8 @@ class Backend:
     # members and the rest
     #: Group membership statements (storage/members.py).
     members: MemberStatements
+    #: The filter compiler's JSON access and string functions (storage/filter_sql.py).
+    filters: FilterSql
     #: INSERT ... ON CONFLICT (upserts: consumers, request log counts, rate buckets, entitlements).
     insert: OnConflictInsert
     #: The snapshot's consistent view of the data and the event log (storage/snapshot.py).

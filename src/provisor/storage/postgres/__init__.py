@@ -5,13 +5,14 @@ from sqlalchemy.dialects import postgresql
 from provisor.storage.backend import Backend
 
 # members and the rest
-from provisor.storage.postgres import backup, members, snapshot
+from provisor.storage.postgres import backup, filter_sql, members, snapshot
 from provisor.storage.postgres.migrate import migration_lock
 
 BACKEND = Backend(
     name="postgresql",
     # members and the rest
     members=members,
+    filters=filter_sql,
     insert=postgresql.insert,
     snapshot=snapshot,
     backup=backup,

@@ -5,13 +5,14 @@ from sqlalchemy.dialects import sqlite
 from provisor.storage.backend import Backend
 
 # members and the rest
-from provisor.storage.sqlite import backup, members, snapshot
+from provisor.storage.sqlite import backup, filter_sql, members, snapshot
 from provisor.storage.sqlite.migrate import migration_lock
 
 BACKEND = Backend(
     name="sqlite",
     # members and the rest
     members=members,
+    filters=filter_sql,
     insert=sqlite.insert,
     snapshot=snapshot,
     backup=backup,
