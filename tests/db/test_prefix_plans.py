@@ -24,7 +24,7 @@ from provisor.service.cursor import Cursor
 from provisor.storage import resources as store
 from provisor.storage.filter_sql import SqlContext, indexed_prefix
 from provisor.storage.keyset import keyset_condition
-from provisor.storage.kind import named
+from provisor.storage.kind import backend_named
 from provisor.storage.tables import resources as resource_rows
 from tests.db.test_lookup_plans import USERS, seed
 from tests.scim_client import run_db
@@ -45,7 +45,9 @@ def statements(dialect: str) -> dict[str, Select[Any]]:
     order = [key.asc().nulls_last(), ident.asc()]
     at = "2026-01-01T00:00:00.000000Z"
     after = keyset_condition(key, ident, Cursor(True, at, "0", ""), descending=False)
-    kind = named(dialect).resources
+    found = backend_named(dialect)
+    assert found is not None
+    kind = found.resources
     return {
         "probe": store._probe_query(driver),
         "page": store._list_query(TENANT, "User", [], order, 0, 100, driver, kind),

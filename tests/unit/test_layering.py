@@ -296,33 +296,6 @@ DIALECT_NAMES_ALLOWED = (
     "provisor.storage.migrations",
 )
 
-#: Modules that still branch on the database's name while their own split into storage/postgres/
-#: and storage/sqlite/ is under way (issue 21, the members and small storage modules). Remove an
-#: entry once its module is clean; the list is to be empty once that work is merged.
-PENDING_DIALECT_BRANCHES = frozenset(
-    {
-        "provisor.storage.members",
-        "provisor.storage.roles",
-        "provisor.storage.request_log",
-        "provisor.storage.filter_sql",
-        "provisor.storage.consumers",
-        "provisor.storage.batch",
-        "provisor.storage.backup",
-        "provisor.storage.auth_cache",
-        "provisor.storage.webhooks",
-        "provisor.storage.tombstones",
-        "provisor.storage.statistics",
-        "provisor.storage.snapshot",
-        "provisor.storage.rate_buckets",
-        "provisor.storage.event_log",
-        "provisor.storage.entitlements",
-        "provisor.storage.dbcheck",
-        "provisor.storage.migrate",
-        # Passes the dialect's name to filter_sql.py's `SqlContext`: goes with filter_sql.py.
-        "provisor.service.resources",
-    }
-)
-
 _KIND_NAMES = frozenset({"sqlite", "postgresql", "postgres"})
 
 
@@ -359,21 +332,11 @@ def test_the_database_kind_is_named_in_one_place() -> None:
     that `Backend`'s parts and never branches on the dialect's name."""
     found = []
     for name, module in sorted(GRAPH.items()):
-        if name in PENDING_DIALECT_BRANCHES or any(_under(name, a) for a in DIALECT_NAMES_ALLOWED):
+        if any(_under(name, a) for a in DIALECT_NAMES_ALLOWED):
             continue
         tree = ast.parse(module.path.read_text(), str(module.path))
         found += [f"{module.path.relative_to(SRC)}:{line}" for line in _dialect_branches(tree)]
     assert not found, "branches on the database's name outside storage/kind.py:\n" + "\n".join(found)
-
-
-def test_pending_dialect_branches_are_still_pending() -> None:
-    """An entry of PENDING_DIALECT_BRANCHES whose module no longer branches is removed."""
-    clean = [
-        name
-        for name in sorted(PENDING_DIALECT_BRANCHES)
-        if name not in GRAPH or not _dialect_branches(ast.parse(GRAPH[name].path.read_text()))
-    ]
-    assert not clean, "no longer branching on the database's name, drop from the list: " + ", ".join(clean)
 
 
 def test_dialect_branch_finder_finds_them() -> None:

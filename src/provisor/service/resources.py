@@ -78,7 +78,6 @@ class ResourceService:
         self.registry = registry
         self.rt = rt
         self.settings = settings
-        self.dialect = engine.dialect.name
         self.write_only = WriteOnly(registry, rt)
         self.write_only_sink: WriteOnlySink | None = None
         #: Storage's write side, as the contract names it (storage/interfaces.py).

@@ -52,6 +52,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
+from provisor.storage.kind import backend
 from provisor.storage.transactions import autocommit, write_transaction
 
 log = logging.getLogger("provisor.auth")
@@ -135,7 +136,7 @@ class AuthListener:
 
     async def start(self) -> None:
         """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
-        if self._task is not None or self.engine.dialect.name != "postgresql":
+        if self._task is not None or not backend(self.engine).listen_notify:
             return
         if behind_pgbouncer(self.engine):
             log.info("token cache off: PgBouncer in transaction mode cannot carry LISTEN")
@@ -248,7 +249,7 @@ async def await_invalidation(engine: AsyncEngine) -> None:
 
     PostgreSQL only (elsewhere nothing is cached). Waits at most `BARRIER_TIMEOUT_SECONDS`.
     """
-    if engine.dialect.name != "postgresql" or behind_pgbouncer(engine):
+    if not backend(engine).listen_notify or behind_pgbouncer(engine):
         return  # behind PgBouncer no cache is on, and a LISTEN for the acknowledgements cannot work
     nonce = f"{BARRIER_PREFIX}{uuid.uuid4().hex}"
     acked: set[int] = set()

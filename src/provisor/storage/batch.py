@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.engine import json_text
 from provisor.storage.errors import UniqueViolation, is_unique_violation
+from provisor.storage.kind import backend
 from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.resources import INSERT_INDEX, IndexRow, StoredResource
 from provisor.storage.tables import attribute_index, events, resources
@@ -49,7 +50,7 @@ def _chunks(rows: Sequence[dict[str, Any]], size: int = CHUNK) -> Iterable[Seque
 async def _insert_all(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
+    if backend(conn).bulk_copy:
         columns = list(rows[0])
         encode = [isinstance(table.c[c].type, JSON) for c in columns]
         records = [
@@ -141,7 +142,7 @@ async def write_batch(
     transaction is one call in the connection's thread (`write_in_sqlite_thread`): the lock is then
     held for SQLite's own work, not for SQLAlchemy's per-row processing and a thread hop per
     statement."""
-    if engine.dialect.name != "sqlite":
+    if not backend(engine).serial_writer:
         async with write_transaction(engine) as conn:
             stored = await insert_many(conn, batch)
             await append_events(conn, event_rows)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, and_, delete, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import now
 from provisor.storage.event_log import latest_seq
+from provisor.storage.kind import backend
 from provisor.storage.tables import consumers, deprovision_acks, events
 
 #: The events a consumer must acknowledge: a user losing access (the partial index's predicate).
@@ -58,11 +58,6 @@ class PositionError(Exception):
         self.detail = detail
 
 
-def _dialect_insert(conn: AsyncConnection) -> Any:
-    """INSERT with ON CONFLICT support (both dialects have it, under their own names)."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 def _consumer(row: Any) -> Consumer:
     return Consumer(
         row["name"], row["tenant_id"], int(row["seq"]), int(row["start_seq"]), row["created"], row["updated"]
@@ -71,7 +66,7 @@ def _consumer(row: Any) -> Consumer:
 
 async def get_consumer(conn: AsyncConnection, name: str, *, for_update: bool = False) -> Consumer | None:
     query = select(consumers).where(consumers.c.name == name)
-    if for_update and conn.dialect.name == "postgresql":
+    if for_update and backend(conn).row_locks:
         query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     return _consumer(row) if row else None
@@ -112,7 +107,7 @@ async def commit_position(
         }
         # Two first commits can race (PostgreSQL): the loser finds the winner's row and goes on as
         # an ordinary commit instead of failing on the primary key.
-        created = await conn.execute(_dialect_insert(conn)(consumers).values(values).on_conflict_do_nothing())
+        created = await conn.execute(backend(conn).insert(consumers).values(values).on_conflict_do_nothing())
         if created.rowcount:
             return _consumer(values)
         current = await get_consumer(conn, name, for_update=True)
@@ -149,7 +144,8 @@ async def _stamp(conn: AsyncConnection, consumer: Consumer, new: int, at: str) -
     if consumer.tenant is not None:
         source = source.where(events.c.tenant_id == consumer.tenant)
     statement = (
-        _dialect_insert(conn)(deprovision_acks)
+        backend(conn)
+        .insert(deprovision_acks)
         .from_select(["consumer", "event_seq", "tenant_id", "event_at", "acked_at"], source)
         .on_conflict_do_nothing()
     )

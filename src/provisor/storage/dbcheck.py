@@ -12,6 +12,7 @@ import os
 from sqlalchemy.engine import make_url
 
 from provisor.storage.engine import backend_name
+from provisor.storage.kind import backend_named
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -29,7 +30,8 @@ def is_loopback(host: str | None) -> bool:
 
 def insecure_database_reason(url: str) -> str | None:
     """Why `url` is unsafe to serve from, or None."""
-    if backend_name(url) != "postgresql":
+    kind = backend_named(backend_name(url))
+    if kind is None or not kind.network_server:
         return None
     parsed = make_url(url)
     has_credential = bool(parsed.password) or "sslcert" in parsed.query or bool(os.environ.get("PGPASSWORD"))

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.storage.kind import backend
 from provisor.storage.tables import entitlements
 
 _c = entitlements.c
@@ -63,8 +62,7 @@ async def define(
         "created": at,
         "last_modified": at,
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(entitlements).values(**values)
+    statement = backend(conn).insert(entitlements).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[_c.tenant_id, _c.resource_type, _c.id],
         set_={

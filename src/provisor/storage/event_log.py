@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.clock import format_instant
 from provisor.events.model import Event
+from provisor.storage.kind import backend
 from provisor.storage.tables import consumers, deprovision_acks, events, webhook_deliveries
 
 #: How long a gap in seq may stay open before readers skip it (PostgreSQL only).
@@ -48,7 +49,7 @@ async def safe_horizon(
             select(events.c.seq, events.c.at).where(events.c.seq > after).order_by(events.c.seq).limit(window)
         )
     ).all()
-    if conn.dialect.name != "postgresql":
+    if not backend(conn).seq_gaps:
         return int(rows[-1][0]) if rows else after
     settled_before = format_instant(datetime.now(UTC) - timedelta(seconds=gap_grace))
     horizon = after

@@ -8,13 +8,11 @@ bound parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Numeric,
     String,
     and_,
     case,
@@ -23,13 +21,11 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     not_,
     or_,
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -38,222 +34,46 @@ from provisor.filter.ast import And, Compare, Filter, Literal, Not, Or, Present,
 from provisor.filter.binder import SCHEMAS_ATTRIBUTE
 from provisor.schema.model import COMPLEX, DATETIME, AttrPath, ResourceType
 from provisor.storage import indexing
+from provisor.storage.filter_values import Bool, FilterSql, Make
+from provisor.storage.filter_values import ColumnValue as _Column
+from provisor.storage.filter_values import RowValue as _Row
+from provisor.storage.filter_values import Val as _Val
+from provisor.storage.filter_values import definite as _definite
+from provisor.storage.kind import backend_named
 from provisor.storage.tables import attribute_index, group_members, resources
-
-Bool = ColumnElement[bool]
 
 
 @dataclass(frozen=True)
 class SqlContext:
-    dialect: str  # "sqlite" | "postgresql"
+    dialect: str  # the engine's dialect name: "sqlite" | "postgresql"
     tenant_id: str
     resource_type: ResourceType
+    #: The database's share of the compiler (`Backend.filters`), looked up once per context.
+    sql: FilterSql = field(init=False, repr=False, compare=False)
 
-    @property
-    def pg(self) -> bool:
-        return self.dialect == "postgresql"
-
-
-# ---- candidate values ------------------------------------------------------------------------
-
-
-class _Val:
-    """One candidate value in SQL, with type tests that are false (never NULL) on mismatch."""
-
-    def is_str(self) -> Bool:
-        raise NotImplementedError
-
-    def text(self) -> ColumnElement[Any]:
-        raise NotImplementedError
-
-    def is_num(self) -> Bool:
-        return false()
-
-    def num(self) -> ColumnElement[Any]:
-        return literal(None)
-
-    def is_bool(self, value: bool) -> Bool:
-        return false()
-
-    def non_null(self) -> Bool:
-        raise NotImplementedError
-
-    def non_empty(self) -> Bool:
-        raise NotImplementedError
-
-    def is_object(self) -> Bool:
-        return false()
-
-    def field(self, name: str) -> _Val:
-        raise invalid_filter(f"sub-attribute {name!r} is not filterable here")
-
-    lowercase_data = False
-
-
-class _Column(_Val):
-    """A string column standing for an attribute (id, meta.*, membership ids)."""
-
-    def __init__(
-        self, expr: ColumnElement[Any], *, lowercase_data: bool = False, nullable: bool = True
-    ) -> None:
-        self.expr = expr
-        self.lowercase_data = lowercase_data
-        #: False for a NOT NULL column: a comparison with it is then never unknown, and is left
-        #: bare (no `coalesce(...)` around it) so that the column's index can serve it.
-        self.nullable = nullable
-
-    def is_str(self) -> Bool:
-        return self.expr.is_not(None)
-
-    def text(self) -> ColumnElement[Any]:
-        return self.expr
-
-    def non_null(self) -> Bool:
-        return self.expr.is_not(None)
-
-    def non_empty(self) -> Bool:
-        return and_(self.expr.is_not(None), self.expr != "")
-
-
-class _Row(_Val):
-    """A `group_members` row seen as a `members`/`groups` element."""
-
-    def __init__(self, fields: dict[str, _Column]) -> None:
-        self.fields = fields
-
-    def field(self, name: str) -> _Val:
-        if name not in self.fields:
-            raise invalid_filter(f"sub-attribute {name!r} of group membership is not filterable")
-        return self.fields[name]
-
-    def is_object(self) -> Bool:
-        return true()
-
-    def non_null(self) -> Bool:
-        return true()
-
-    def non_empty(self) -> Bool:
-        return true()
-
-
-class _SqliteJson(_Val):
-    """A JSON value addressed as (document, path) for SQLite's json_type/json_extract."""
-
-    def __init__(self, root: ColumnElement[Any], path: ColumnElement[Any]) -> None:
-        self.root = root
-        self.path = path
-        self.typ = func.json_type(root, path)
-        self.raw = func.json_extract(root, path)
-
-    def field(self, name: str) -> _Val:
-        return _SqliteJson(self.root, self.path.concat(literal(f'."{name}"', String)))
-
-    def is_str(self) -> Bool:
-        return self.typ == "text"
-
-    def text(self) -> ColumnElement[Any]:
-        return self.raw
-
-    def is_num(self) -> Bool:
-        return self.typ.in_(("integer", "real"))
-
-    def num(self) -> ColumnElement[Any]:
-        return self.raw
-
-    def is_bool(self, value: bool) -> Bool:
-        return self.typ == ("true" if value else "false")
-
-    def is_object(self) -> Bool:
-        return self.typ == "object"
-
-    def non_null(self) -> Bool:
-        return and_(self.typ.is_not(None), self.typ != "null")
-
-    def non_empty(self) -> Bool:
-        return case(
-            (self.typ.is_(None), false()),
-            (self.typ == "text", self.raw != ""),
-            (self.typ == "array", func.json_array_length(self.root, self.path) > 0),
-            (self.typ == "object", self.raw != "{}"),
-            (self.typ == "null", false()),
-            else_=true(),
-        )
-
-
-class _PgJson(_Val):
-    """A JSONB expression on PostgreSQL."""
-
-    def __init__(self, ref: ColumnElement[Any]) -> None:
-        self.ref = ref
-        self.typ = func.jsonb_typeof(ref)
-
-    def field(self, name: str) -> _Val:
-        return _PgJson(self.ref.op("->", return_type=JSONB)(literal(name, String)))
-
-    def is_str(self) -> Bool:
-        return self.typ == "string"
-
-    def text(self) -> ColumnElement[Any]:
-        return self.ref.op("#>>", return_type=String)(literal_column("'{}'::text[]"))
-
-    def is_num(self) -> Bool:
-        return self.typ == "number"
-
-    def num(self) -> ColumnElement[Any]:
-        return case((self.typ == "number", cast(self.text(), Numeric)), else_=None)
-
-    def is_bool(self, value: bool) -> Bool:
-        return and_(self.typ == "boolean", self.text() == ("true" if value else "false"))
-
-    def is_object(self) -> Bool:
-        return self.typ == "object"
-
-    def non_null(self) -> Bool:
-        return and_(self.typ.is_not(None), self.typ != "null")
-
-    def non_empty(self) -> Bool:
-        return case(
-            (self.typ.is_(None), false()),
-            (self.typ == "string", self.text() != ""),
-            (self.typ == "array", func.jsonb_array_length(self.ref) > 0),
-            (self.typ == "object", self.ref != literal_column("'{}'::jsonb")),
-            (self.typ == "null", false()),
-            else_=true(),
-        )
+    def __post_init__(self) -> None:
+        found = backend_named(self.dialect)
+        if found is None:
+            raise ValueError(f"no database kind named {self.dialect!r}")
+        object.__setattr__(self, "sql", found.filters)
 
 
 # ---- the compiler ----------------------------------------------------------------------------
-
-Make = Callable[[_Val], Bool]
-
-
-def _definite(expr: Bool) -> Bool:
-    """Two-valued: NULL (unknown) becomes false, exactly like a non-matching value in Python."""
-    return func.coalesce(expr, false())
 
 
 class _Compiler:
     def __init__(self, ctx: SqlContext) -> None:
         self.ctx = ctx
-        self.pg = ctx.pg
+        self.sql = ctx.sql
 
     # -- sources: where the candidate values of a path come from
 
     def doc(self) -> _Val:
-        if self.pg:
-            return _PgJson(resources.c.doc)
-        return _SqliteJson(resources.c.doc, literal("$", String))
+        return self.sql.document()
 
     def elements(self, container: _Val, make: Make) -> Bool:
         """EXISTS an element of the JSON array `container` for which `make` holds."""
-        if isinstance(container, _PgJson):
-            array = case((container.typ == "array", container.ref), else_=literal_column("'[]'::jsonb"))
-            tv = func.jsonb_array_elements(array).table_valued("value").alias()
-            return exists(select(literal(1)).select_from(tv).where(make(_PgJson(tv.c.value))))
-        assert isinstance(container, _SqliteJson)
-        tv = func.json_each(container.root, container.path).table_valued("fullkey").alias()
-        element = _SqliteJson(container.root, tv.c.fullkey)
-        return exists(select(literal(1)).select_from(tv).where(container.typ == "array", make(element)))
+        return self.sql.elements(container, make)
 
     def membership(self, path: AttrPath, make: Make) -> Bool:
         """`members` of a Group / `groups` of a User, answered from `group_members`."""
@@ -347,30 +167,23 @@ class _Compiler:
         if not case_exact:
             lit = lit.lower()
             if not val.lowercase_data:
-                text = func.lower(text) if self.pg else func.scim_lower(text)
+                text = self.sql.lower(text)
         if op == "eq":
             return text == literal(lit, String)
         if op in ("co", "sw", "ew") and lit == "":
             return true()
         if op == "co":
-            position = func.strpos if self.pg else func.instr
-            return position(text, literal(lit, String)) > 0
+            return self.sql.position(text, literal(lit, String)) > 0
         if op == "sw":
             return func.substr(text, 1, len(lit)) == literal(lit, String)
         if op == "ew":
-            tail = func.right(text, len(lit)) if self.pg else func.substr(text, -len(lit))
-            return tail == literal(lit, String)
-        if self.pg:
-            text = text.collate("C")
+            return self.sql.tail(text, len(lit)) == literal(lit, String)
+        text = self.sql.code_point_order(text)
         bound = literal(lit, String)
         return {"gt": text > bound, "ge": text >= bound, "lt": text < bound, "le": text <= bound}[op]
 
     def number(self, value: int | float | Decimal) -> ColumnElement[Any]:
-        if self.pg:
-            return literal(Decimal(str(value)) if isinstance(value, float) else value, Numeric())
-        if isinstance(value, Decimal):
-            return literal(int(value) if value == value.to_integral_value() else float(value))
-        return literal(value)
+        return self.sql.number(value)
 
     def leaf(self, val: _Val, op: str, lit: Literal, case_exact: bool) -> Bool:
         if isinstance(lit, bool):
@@ -526,7 +339,7 @@ def prefix_rows(ctx: SqlContext, attr: str, norm: str) -> Select[tuple[str]]:
         ai.attr == attr,
         func.substr(ai.value_norm, 1, len(norm)) == norm,
     )
-    value = ai.value_norm.collate("C") if ctx.pg else ai.value_norm
+    value = ctx.sql.code_point_order(ai.value_norm)
     upper = _successor(norm)
     return rows.where(value >= norm if upper is None else and_(value >= norm, value < upper))
 
@@ -635,20 +448,7 @@ def sort_expression(path: AttrPath, ctx: SqlContext) -> ColumnElement[Any]:
 
 def _primary_value(comp: _Compiler, container: _Val, sub: str | None) -> _Val:
     """The JSON of the primary element's sub-attribute, or of the first element's."""
-    if isinstance(container, _PgJson):
-        primary = func.jsonb_path_query_first(
-            container.ref, literal_column("'$[*] ? (@.primary == true)'::jsonpath")
-        )
-        first = container.ref.op("->", return_type=JSONB)(literal(0))
-        chosen = _PgJson(func.coalesce(primary, first, type_=JSONB))
-        return chosen.field(sub) if sub else chosen
-    assert isinstance(container, _SqliteJson)
-    tv = func.json_each(container.root, container.path).table_valued("fullkey").alias()
-    element = _SqliteJson(container.root, tv.c.fullkey)
-    chosen_key = select(tv.c.fullkey).where(element.field("primary").is_bool(True)).limit(1).scalar_subquery()
-    key = func.coalesce(chosen_key, container.path.concat(literal("[0]", String)))
-    chosen_val = _SqliteJson(container.root, key)
-    return chosen_val.field(sub) if sub else chosen_val
+    return comp.sql.primary(container, sub)
 
 
 def _sort_key(comp: _Compiler, value: _Val, kind: str, case_exact: bool) -> ColumnElement[Any]:
@@ -658,5 +458,5 @@ def _sort_key(comp: _Compiler, value: _Val, kind: str, case_exact: bool) -> Colu
         return case((value.is_bool(True), literal(1)), (value.is_bool(False), literal(0)), else_=None)
     text: ColumnElement[Any] = case((value.is_str(), value.text()), else_=None)
     if not case_exact and kind != DATETIME:
-        text = func.lower(text) if comp.pg else func.scim_lower(text)
-    return text.collate("C") if comp.pg else text
+        text = comp.sql.lower(text)
+    return comp.sql.code_point_order(text)

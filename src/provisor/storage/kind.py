@@ -20,7 +20,12 @@ def backend(bind: AsyncEngine | AsyncConnection) -> Backend:
     return _BACKENDS[bind.sync_engine.dialect.name]
 
 
-def named(name: str) -> Backend:
-    """The implementation of the database kind `name` ("postgresql" or "sqlite"), for code that
-    has a kind's name rather than an engine (a URL's, a test's parameter)."""
-    return _BACKENDS[name]
+def backend_named(name: str) -> Backend | None:
+    """The implementation for a dialect name (`storage.engine.backend_name` of a URL), None for
+    a kind not served: for checks of the configuration made before there is an engine."""
+    return _BACKENDS.get(name)
+
+
+def every_backend() -> tuple[Backend, ...]:
+    """Every implementation, for what must recognise any kind's artefacts (a backup file)."""
+    return tuple(_BACKENDS.values())

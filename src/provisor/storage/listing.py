@@ -26,6 +26,7 @@ from provisor.storage.filter_sql import (
 from provisor.storage.filter_sql import indexed_equality as indexed_equality
 from provisor.storage.handles import AsyncConnection
 from provisor.storage.keyset import Position, keyset_condition
+from provisor.storage.kind import backend
 from provisor.storage.resources import (
     StoredResource,
     count_resources,
@@ -130,7 +131,7 @@ async def plan_listing(
 
     A narrow indexed `sw` (or `members.value eq` / `groups.value eq`) starts from its index range;
     a broad one is counted from it (storage/resources.py `narrow_driver`)."""
-    sql = SqlContext(conn.dialect.name, tenant_id, rt)
+    sql = SqlContext(backend(conn).name, tenant_id, rt)
     key = resources.c.created if sort is None else sort_expression(sort, sql)
     where: ColumnElement[bool] | None = None
     driver: Select[Any] | None = None

@@ -11,8 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-#: Arbitrary constant: serialises concurrent `migrate` runs on one PostgreSQL.
-_PG_LOCK_KEY = 7_411_964_201
+from provisor.storage.contracts import MigrationLock
+from provisor.storage.kind import backend
 
 
 def _alembic_config(connection: Any) -> Config:
@@ -23,18 +23,18 @@ def _alembic_config(connection: Any) -> Config:
     return config
 
 
-def _upgrade(connection: Any, revision: str) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+def _upgrade(connection: Any, revision: str, lock: MigrationLock) -> None:
+    lock(connection)
     command.upgrade(_alembic_config(connection), revision)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database schema to the latest revision (or to `revision`, for tests of old schemas)."""
+    lock = backend(engine).migration_lock
     async with engine.connect() as conn:
         conn = await conn.execution_options(sqlite_immediate=True)
         async with conn.begin():
-            await conn.run_sync(_upgrade, revision)
+            await conn.run_sync(_upgrade, revision, lock)
 
 
 def code_revisions() -> tuple[frozenset[str], frozenset[str]]:

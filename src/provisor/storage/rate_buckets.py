@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, literal
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.storage.kind import backend
 from provisor.storage.tables import rate_buckets
 
 
@@ -36,11 +36,11 @@ def _refill(rate: float, burst: float, at: float) -> ColumnElement[Any]:
 
 async def take(conn: AsyncConnection, tenant_id: str, *, rate: float, burst: float, at: float) -> Decision:
     """Take one token from `tenant_id`'s bucket (created full on first use) if one is available."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     refill = _refill(rate, burst, at)
     enough = refill >= literal(1.0)
     statement = (
-        dialect_insert(rate_buckets)
+        backend(conn)
+        .insert(rate_buckets)
         .values(tenant_id=tenant_id, tokens=burst - 1.0, updated_at=at, allowed=True)
         .on_conflict_do_update(
             index_elements=[rate_buckets.c.tenant_id],

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, case, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisor.storage.direct import DirectStatement, copy_rows, execute_many
+from provisor.storage.kind import backend
 from provisor.storage.tables import request_log, unknown_attributes
 
 COLUMNS = (
@@ -45,7 +45,7 @@ async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None
     """Append a batch: `COPY` on PostgreSQL, pipelined INSERTs on SQLite. Every request adds a row,
     so the row's cost is on every request's bill: PostgreSQL spends 6-10 µs of CPU per row copied
     against 17-19 µs per row inserted (docs/performance.md)."""
-    if conn.dialect.name == "postgresql":
+    if backend(conn).bulk_copy:
         await copy_rows(conn, request_log.name, COLUMNS, [tuple(r[c] for c in COLUMNS) for r in rows])
     else:
         await execute_many(conn, _INSERT, rows)
@@ -94,12 +94,11 @@ async def add_unknown_counts(conn: AsyncConnection, counts: dict[tuple[str, str]
     """Fold a batch of counts into `unknown_attributes`: one upsert per (tenant, name) in the batch."""
     if not counts:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     rows = [
         {"tenant_id": tenant, "name": name, "count": seen.count, "last_seen": seen.last_seen}
         for (tenant, name), seen in sorted(counts.items())  # one lock order for concurrent writers
     ]
-    statement = insert(unknown_attributes)
+    statement = backend(conn).insert(unknown_attributes)
     table = unknown_attributes.c
     statement = statement.on_conflict_do_update(
         index_elements=[table.tenant_id, table.name],

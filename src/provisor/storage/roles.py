@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisor.storage.kind import backend
 from provisor.storage.tables import group_members, resources, role_jobs, role_mappings
 
 _m = role_mappings.c
@@ -141,7 +142,7 @@ async def lock_users(conn: AsyncConnection, tenant_id: str, user_ids: Sequence[s
     """PostgreSQL: lock the users' rows, in id order (no deadlock between two such lockers), so
     that two transactions changing one user's groups compute its roles one after the other, the
     second seeing the first's committed rows. SQLite's writers are serialised already."""
-    if conn.dialect.name != "postgresql" or not user_ids:
+    if not backend(conn).row_locks or not user_ids:
         return
     ids = sorted(set(user_ids))
     for start in range(0, len(ids), 1000):
@@ -222,7 +223,7 @@ async def running_jobs_on(conn: AsyncConnection, tenant_id: str, group_id: str) 
 
 async def lock_job(conn: AsyncConnection, tenant_id: str, job_id: str) -> RoleJob | None:
     query = select(role_jobs).where(_j.tenant_id == tenant_id, _j.id == job_id)
-    if conn.dialect.name == "postgresql":
+    if backend(conn).row_locks:
         query = query.with_for_update(skip_locked=True)
     row = (await conn.execute(query)).first()
     return None if row is None else _job(row._mapping)

@@ -27,6 +27,7 @@ import time
 from sqlalchemy import text
 
 from provisor.storage.handles import AsyncEngine
+from provisor.storage.kind import backend
 
 log = logging.getLogger("provisor.statistics")
 
@@ -71,7 +72,7 @@ class StatisticsKeeper:
 
     def __init__(self, engine: AsyncEngine, enabled: bool = True, interval: float = CHECK_SECONDS) -> None:
         self.engine = engine
-        self.enabled = enabled and engine.dialect.name == "postgresql"
+        self.enabled = enabled and backend(engine).analyze_keeper
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._failed = False

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import now
 from provisor.events.model import EventOp
+from provisor.storage.kind import backend
 from provisor.storage.outbox import append_event
 from provisor.storage.tables import tombstones
 from provisor.storage.transactions import write_transaction
@@ -125,7 +126,7 @@ async def take_match(
     query = _match(tenant_id, resource_type, external_id, name_norm, at)
     if query is None:
         return None
-    if conn.dialect.name == "postgresql":
+    if backend(conn).row_locks:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
     if row is None:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisor.clock import format_instant, now
 from provisor.events.model import Event
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, latest_seq, read_events
+from provisor.storage.kind import backend
 from provisor.storage.tables import events, webhook_deliveries, webhooks
 
 FORMATS = ("json", "set")
@@ -111,7 +112,7 @@ async def fan_out(
     concurrent workers fan out one after the other, and the cursor moves in the same commit.
     """
     query = select(webhooks).where(webhooks.c.id == webhook_id)
-    if conn.dialect.name == "postgresql":
+    if backend(conn).row_locks:
         query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     if row is None or row["disabled"]:

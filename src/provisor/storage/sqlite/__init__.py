@@ -1,7 +1,10 @@
 """SQLite's implementation of storage's per-database interfaces (aiosqlite and sqlite3)."""
 
+from sqlalchemy.dialects import sqlite
+
 from provisor.storage.backend import Backend
-from provisor.storage.sqlite import driver, resources, transactions
+from provisor.storage.sqlite import backup, driver, filter_sql, members, resources, snapshot, transactions
+from provisor.storage.sqlite.migrate import migration_lock
 
 BACKEND = Backend(
     name="sqlite",
@@ -9,4 +12,18 @@ BACKEND = Backend(
     driver=driver,
     transactions=transactions,
     resources=resources,
+    # members and the rest
+    members=members,
+    filters=filter_sql,
+    insert=sqlite.insert,
+    snapshot=snapshot,
+    backup=backup,
+    migration_lock=migration_lock,
+    row_locks=False,
+    serial_writer=True,
+    bulk_copy=False,
+    seq_gaps=False,
+    analyze_keeper=False,
+    listen_notify=False,
+    network_server=False,
 )
