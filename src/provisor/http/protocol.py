@@ -6,7 +6,7 @@ for a small SCIM answer, and two wake-ups of the client. Here the transport hold
 written until the end of the current pass of the event loop, so a response leaves in one write,
 and the responses finished in one pass leave together, after the work of that pass. Sending
 each one as soon as its body was written (one write still, but mid-pass) did not lower the CPU
-per request; holding to the end of the pass did: a SQLite GET by id 12-18% less worker CPU (A/B,
+per request; holding to the end of the pass did: a SQLite GET by id 13-18% less worker CPU (A/B,
 2 workers, wrk with 16 connections), where a whole request runs in one step of its task.
 Nothing is held longer than that pass, nor beyond `HOLD_BYTES`: a streamed body still goes out
 as it is produced, and uvicorn's flow control still sees it.
