@@ -314,3 +314,43 @@ def test_fuzz_whole_pipeline_only_scim_errors(text: str) -> None:
                 where.compile(dialect=DIALECTS[dialect], compile_kwargs={"literal_binds": False})
         except ScimError as exc:
             assert exc.status == 400
+
+
+def _full_parse(text: str) -> object:
+    """The tokenizer and parser alone, without `parse_filter`'s fast path for `name op "value"`."""
+    from provisor.errors import invalid_filter
+    from provisor.filter.parser import _check_characters, _Parser
+
+    try:
+        _check_characters(text, invalid_filter)
+        return _Parser(text, invalid_filter, 32).parse_filter()
+    except ScimError as error:
+        return ("error", error.detail)
+
+
+def _any_parse(text: str) -> object:
+    try:
+        return parse_filter(text)
+    except ScimError as error:
+        return ("error", error.detail)
+
+
+_PIECES = st.sampled_from(
+    ["userName", "not", "and", "or", "emails", "name.givenName", "x-y_z", "9a", "urn:a:b", "$ref", ""]
+)
+_OPS = st.sampled_from(["eq", "EQ", "Ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "xx", "e"])
+_SPACES = st.sampled_from(["", " ", "  ", "\t", "\u00a0"])
+_CLOSE = st.sampled_from(['"', "", '\\"'])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SPACES, _PIECES, _SPACES, _OPS, _SPACES, st.text(max_size=12), _CLOSE, _SPACES)
+def test_the_fast_path_gives_what_the_parser_gives(
+    lead: str, name: str, gap: str, op: str, gap2: str, value: str, close: str, tail: str
+) -> None:
+    """`name op "value"` is parsed without the tokenizer (nearly every IdP sends `userName eq`
+    before each create): same AST, same error, whatever the spaces, names, operators and values."""
+    text = f'{lead}{name}{gap or " "}{op}{gap2}"{value}{close}{tail}'
+    assert _any_parse(text) == _full_parse(text)
+    spaced = f' {name} {op} "{value}" '
+    assert _any_parse(spaced) == _full_parse(spaced)

@@ -69,6 +69,7 @@ def serve(
     import uvicorn
 
     from provisor.http.factory import app_from_settings
+    from provisor.http.protocol import CoalescingHttpToolsProtocol
     from provisor.logging_setup import logging_config, resolve_format
     from provisor.storage.dbcheck import insecure_database_reason
     from provisor.telemetry.metrics import MULTIPROC_ENV
@@ -101,6 +102,8 @@ def serve(
         "log_config": logging_config(resolve_format(log_format), log_level),
         "proxy_headers": True,
         "server_header": False,
+        # A response's head and body in one write (http/protocol.py).
+        "http": CoalescingHttpToolsProtocol,
     }
     if workers == 1:
         # One process: its metrics stay in memory, and a scrape reports it alone.
