@@ -10,7 +10,8 @@ different server connections, so nothing may outlive a transaction on the server
 off both statement caches (a named prepared statement exists on one server connection only);
 asyncpg (>= 0.30) then sends every statement unnamed and parses it again in the same Sync cycle as
 its Bind, which PgBouncer keeps on one server connection. It also sends no startup parameter that
-PgBouncer 1.18 refuses (`jit`: set it with `ALTER DATABASE ... SET jit = off` instead).
+PgBouncer 1.18 refuses (`jit`, `max_parallel_workers_per_gather`: set them with `ALTER DATABASE
+... SET` instead, docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -157,7 +158,12 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 def postgres_connect_args(url: str) -> dict[str, Any]:
     """asyncpg's `connect()` arguments for `url` (a `pgbouncer=true` URL gets no statement cache)."""
-    settings = {"jit": "off"}
+    # Short OLTP statements, many requests side by side: JIT compilation only adds latency, and a
+    # parallel plan makes one request take several cores (a list page's count became a parallel
+    # scan of the whole table once it had statistics: 16 concurrent lists fell from 39 to 6 per
+    # second; docs/performance.md, "Parallel query"). `jit` first: PgBouncer names the first
+    # startup parameter it refuses.
+    settings = {"jit": "off", "max_parallel_workers_per_gather": "0"}
     args: dict[str, Any] = {}
     if pgbouncer_url(url):
         settings = {k: v for k, v in settings.items() if k in PGBOUNCER_STARTUP_PARAMETERS}
