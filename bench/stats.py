@@ -84,7 +84,9 @@ def analyze(url: str) -> None:
 
 
 def _analyzed(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
-    """Table -> how many times autovacuum analyzed it; SQLite: its `sqlite_stat1` rows."""
+    """Table -> how many times it was analyzed, by autovacuum or by an `ANALYZE` statement
+    (Provisor's statistics keeper, storage/statistics.py, or the harness's own between day one's
+    two halves); SQLite: its `sqlite_stat1` rows."""
     out: dict[str, int] = {}
     for name, t in tables.items():
         if name == SETTINGS:
@@ -92,8 +94,13 @@ def _analyzed(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
         if "stat1_rows" in t:
             out[name] = t["stat1_rows"]
         else:
-            out[name] = int(t.get("autoanalyze_count") or 0)
+            out[name] = int(t.get("autoanalyze_count") or 0) + int(t.get("analyze_count") or 0)
     return out
+
+
+def _last_analyzed(t: dict[str, Any]) -> str:
+    """The later of the table's last ANALYZE statement and autovacuum's last analyze (ISO text)."""
+    return max(str(t.get("last_analyze") or ""), str(t.get("last_autoanalyze") or ""))
 
 
 def _when(table: str, stamp: str, timeline: list[tuple[str, str]]) -> str:
@@ -128,16 +135,19 @@ def describe(
     during = sorted(t for t in has if has[t] > had.get(t, 0))
     parts: list[str] = []
     if already:
-        parts.append(f"autovacuum had analyzed {', '.join(already)} before it started")
+        parts.append(f"{', '.join(already)} had been analyzed before it started")
     if during:
-        times = ", ".join(
-            _when(t, str(after[t].get("last_autoanalyze") or ""), timeline or []) for t in during
+        times = ", ".join(_when(t, _last_analyzed(after[t]), timeline or []) for t in during)
+        parts.append(
+            f"analyzed {times} during it (by Provisor's statistics keeper or autovacuum), so these"
+            " figures depend on that timing"
         )
-        parts.append(f"autovacuum analyzed {times} during it, so these figures depend on autovacuum's timing")
     if not parts:
         parts.append(
             "no table had been analyzed (PostgreSQL planned with no statistics) and none was during it"
         )
     if (after or before).get(SETTINGS, {}).get("autovacuum") == "off":
-        parts.append("autovacuum is off on this PostgreSQL server, so nothing analyzes by itself")
+        parts.append(
+            "autovacuum is off on this PostgreSQL server: only Provisor's statistics keeper analyzes"
+        )
     return f"{what}: " + "; ".join(parts)
