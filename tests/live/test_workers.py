@@ -22,18 +22,20 @@ PROVISOR = Path(sys.executable).with_name("provisor")
 
 
 def workers_of(parent: int) -> list[int]:
+    """The uvicorn workers of `parent` (not multiprocessing's resource tracker). A process may be
+    reaped between the reads of its two files (the worker the test just killed): it is gone."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+                    continue
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if (
-                int(stat.rsplit(")", 1)[1].split()[1]) == parent
-                and b"spawn_main" in (entry / "cmdline").read_bytes()
-            ):
-                found.append(int(entry.name))  # not multiprocessing's resource tracker
+            if b"spawn_main" in command:
+                found.append(int(entry.name))
     return sorted(found)
 
 
