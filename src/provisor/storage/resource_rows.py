@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -180,6 +181,29 @@ ROW_TYPES: dict[str, TypeEngine[Any] | type[TypeEngine[Any]]] = {
 PAGE_OF_MATCHES = """
             SELECT r.id, r.version, r.created, r.last_modified, r.doc {matching}
             ORDER BY r.created, r.id LIMIT :limit OFFSET :offset"""
+
+
+def page_by_indexed_value(matching: str) -> DirectStatement:
+    """The page of `list_by_indexed_value` (storage/resources.py) over one database's `matching`:
+    FROM and WHERE of the resources that have the index row, which is all that differs."""
+    return DirectStatement(
+        text(
+            f"""
+            SELECT r.id, r.version, r.created, r.last_modified, r.doc, :call {matching}
+            ORDER BY r.created, r.id LIMIT :limit OFFSET :offset"""
+        )
+        .bindparams(*LOOKUP_PARAMS, *PAGE_PARAMS)
+        .columns(**ROW_TYPES, call=Integer)
+    )
+
+
+def count_by_indexed_value(matching: str) -> DirectStatement:
+    """The count of `count_by_indexed_value` (storage/resources.py) over one database's `matching`."""
+    return DirectStatement(
+        text(f"SELECT count(*), :call {matching}")
+        .bindparams(*LOOKUP_PARAMS)
+        .columns(count=Integer, call=Integer)
+    )
 
 
 def conflicts_as_uniqueness(resource_type: str, rows: Iterable[IndexRow]) -> AbstractContextManager[None]:

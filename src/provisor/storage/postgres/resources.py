@@ -45,7 +45,9 @@ from provisor.storage.resource_rows import (
     IndexRow,
     StoredResource,
     conflicts_as_uniqueness,
+    count_by_indexed_value,
     event_params,
+    page_by_indexed_value,
     unique_attributes,
 )
 from provisor.storage.statements import DirectStatement, call_column
@@ -315,20 +317,8 @@ _MATCHING = """
             WHERE ai.tenant_id = :tenant_id AND ai.resource_type = :resource_type
               AND ai.attr = :attr AND ai.value_norm = :value_norm"""
 
-LIST_BY_INDEXED_VALUE = DirectStatement(
-    text(
-        f"""
-            SELECT r.id, r.version, r.created, r.last_modified, r.doc, :call {_MATCHING}
-            ORDER BY r.created, r.id LIMIT :limit OFFSET :offset"""
-    )
-    .bindparams(*LOOKUP_PARAMS, *PAGE_PARAMS)
-    .columns(**ROW_TYPES, call=Integer)
-)
-COUNT_BY_INDEXED_VALUE = DirectStatement(
-    text(f"SELECT count(*), :call {_MATCHING}")
-    .bindparams(*LOOKUP_PARAMS)
-    .columns(count=Integer, call=Integer)
-)
+LIST_BY_INDEXED_VALUE = page_by_indexed_value(_MATCHING)
+COUNT_BY_INDEXED_VALUE = count_by_indexed_value(_MATCHING)
 #: The groups of each resource of a page: a LATERAL subquery per resource (OFFSET 0 keeps it one).
 #: As plain joins, statistics taken while the table was small (whose most common values then stand
 #: for a large share of it) made PostgreSQL hash-join a sequential scan of `group_members` for a

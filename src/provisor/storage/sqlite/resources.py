@@ -35,9 +35,11 @@ from provisor.storage.resource_rows import (
     IndexRow,
     StoredResource,
     conflicts_as_uniqueness,
+    count_by_indexed_value,
     event_params,
     index_params,
     key_params,
+    page_by_indexed_value,
 )
 from provisor.storage.sqlite.driver import write_in_sqlite_thread
 from provisor.storage.statements import DirectStatement
@@ -159,20 +161,8 @@ _MATCHING = """
               AND ai.attr = :attr AND ai.value_norm = :value_norm
               AND r.tenant_id = ai.tenant_id AND r.id = ai.resource_id AND r.resource_type = :resource_type"""
 
-LIST_BY_INDEXED_VALUE = DirectStatement(
-    text(
-        f"""
-            SELECT r.id, r.version, r.created, r.last_modified, r.doc, :call {_MATCHING}
-            ORDER BY r.created, r.id LIMIT :limit OFFSET :offset"""
-    )
-    .bindparams(*LOOKUP_PARAMS, *PAGE_PARAMS)
-    .columns(**ROW_TYPES, call=Integer)
-)
-COUNT_BY_INDEXED_VALUE = DirectStatement(
-    text(f"SELECT count(*), :call {_MATCHING}")
-    .bindparams(*LOOKUP_PARAMS)
-    .columns(count=Integer, call=Integer)
-)
+LIST_BY_INDEXED_VALUE = page_by_indexed_value(_MATCHING)
+COUNT_BY_INDEXED_VALUE = count_by_indexed_value(_MATCHING)
 #: The same page with the groups directly containing each of its resources.
 LIST_BY_INDEXED_VALUE_WITH_GROUPS = DirectStatement(
     text(
