@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, func, literal
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.statements import DirectStatement
@@ -26,6 +26,17 @@ DISPLAY = func.coalesce(
 IN_GROUP = and_(
     group_members.c.tenant_id == bindparam("tenant_id"), group_members.c.group_id == bindparam("group_id")
 )
+
+
+def existing_members(in_ids: ColumnElement[bool]) -> DirectStatement:
+    """`MemberStatements.existing` of one database: `in_ids` is how it tests
+    `group_members.member_id` against the `ids` parameter, which is all that differs."""
+    return DirectStatement(select(group_members.c.member_id).where(IN_GROUP, in_ids))
+
+
+def removed_members(in_ids: ColumnElement[bool]) -> DirectStatement:
+    """`MemberStatements.remove` of one database (`in_ids` as for `existing_members`)."""
+    return DirectStatement(delete(group_members).where(IN_GROUP, in_ids).returning(group_members.c.member_id))
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, String, bindparam, delete, func, select, text
+from sqlalchemy import Boolean, ColumnElement, String, bindparam, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.events.model import EventOp
-from provisor.storage.members_sql import IN_GROUP, MemberChange
+from provisor.storage.members_sql import MemberChange, existing_members, removed_members
 from provisor.storage.outbox_sql import events_insert, op_literal
 from provisor.storage.postgres.driver import reader
 from provisor.storage.statements import DirectStatement
@@ -27,14 +27,8 @@ types_of = DirectStatement(
         resources.c.tenant_id == bindparam("tenant_id"), _any_of(resources.c.id)
     )
 )
-existing = DirectStatement(
-    select(group_members.c.member_id).where(IN_GROUP, _any_of(group_members.c.member_id))
-)
-remove = DirectStatement(
-    delete(group_members)
-    .where(IN_GROUP, _any_of(group_members.c.member_id))
-    .returning(group_members.c.member_id)
-)
+existing = existing_members(_any_of(group_members.c.member_id))
+remove = removed_members(_any_of(group_members.c.member_id))
 #: Insert members unless present, returning the ids that went in: one statement instead of a
 #: lookup of the present ones and an insert. The rows travel as three arrays.
 add_new = DirectStatement(

@@ -13,7 +13,6 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
-    delete,
     func,
     literal_column,
     select,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.events.model import EventOp, event_row
-from provisor.storage.members_sql import DISPLAY, IN_GROUP, MemberChange
+from provisor.storage.members_sql import DISPLAY, MemberChange, existing_members, removed_members
 from provisor.storage.outbox_sql import APPEND_EVENT
 from provisor.storage.sqlite.driver import write_in_sqlite_thread
 from provisor.storage.statements import DirectStatement
@@ -46,14 +45,8 @@ types_of = DirectStatement(
     .bindparams(bindparam("ids", type_=JSON), bindparam("tenant_id", type_=String))
     .columns(resources.c.id, resources.c.resource_type)
 )
-existing = DirectStatement(
-    select(group_members.c.member_id).where(IN_GROUP, _any_of(group_members.c.member_id))
-)
-remove = DirectStatement(
-    delete(group_members)
-    .where(IN_GROUP, _any_of(group_members.c.member_id))
-    .returning(group_members.c.member_id)
-)
+existing = existing_members(_any_of(group_members.c.member_id))
+remove = removed_members(_any_of(group_members.c.member_id))
 #: Insert members unless present, returning the ids that went in: one statement instead of a
 #: lookup of the present ones and an insert. The rows travel as one JSON array of [id, type, display].
 add_new = DirectStatement(
