@@ -6,7 +6,6 @@ PATCH path errors speak of the PATCH path, never of filters."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS
 from provisor.storage.tables import events, resources
-from tests.scim_client import PATCH_OP, USER_URN, Scim, assert_error, mint_token, run_db, whole_feed
+from tests.scim_client import PATCH_OP, USER_URN, Scim, assert_error, mint_token, run_db, wait_for, whole_feed
 from tests.security.helpers import admin_get
 
 #: Each form an IdP sends to set or remove a password, with the secret it carries (None: a remove).
@@ -53,14 +52,16 @@ def tenant_events(scim: Scim) -> list[dict[str, Any]]:
             return int((await conn.execute(query)).scalar_one())
 
     expected = run_db(scim.database_url, stored)
-    deadline = time.monotonic() + 2 * DEFAULT_GAP_GRACE_SECONDS
-    while True:
-        feed = whole_feed(
+    feed: list[dict[str, Any]] = []
+
+    def caught_up() -> bool:
+        feed[:] = whole_feed(
             lambda params: admin_get(scim, "/events", **params), tenant=scim.tenant_id, limit=1000
         )
-        if len(feed) >= expected or time.monotonic() > deadline:
-            return feed
-        time.sleep(0.2)
+        return len(feed) >= expected
+
+    wait_for(caught_up, 2 * DEFAULT_GAP_GRACE_SECONDS)
+    return feed
 
 
 def stored_rows(scim: Scim) -> str:
