@@ -166,7 +166,7 @@ def test_postgresql_down_then_back(pg_instance: PgInstance, mode: str) -> None:
 
         server.process.terminate()
         server.process.wait(15)
-        log = server.process.stderr.read().decode() if server.process.stderr else ""
+        log = server.log()
         bad = [
             line
             for line in log.splitlines()

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,11 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Poll `/readyz` until the server answers; fail with its stderr if it dies or never does."""
+def wait_ready(
+    base: str, process: subprocess.Popen[bytes], timeout: float = 30, log_path: Path | None = None
+) -> None:
+    """Poll `/readyz` until the server answers; fail with its stderr (piped, or written to
+    `log_path`) if it dies or never does."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -38,15 +42,24 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 30)
             if process.poll() is None:
                 process.kill()
             _, err = process.communicate(timeout=30)
-            raise RuntimeError(f"provisor serve did not start: {(err or b'').decode()[-2000:]}")
+            text = log_path.read_text(errors="replace") if log_path is not None else (err or b"").decode()
+            raise RuntimeError(f"provisor serve did not start: {text[-2000:]}")
         time.sleep(0.1)
 
 
 class LiveServer:
-    def __init__(self, base_url: str, token: str, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, base_url: str, token: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.base_url = base_url
         self.token = token
         self.process = process
+        self.log_path = log_path
+        self.final_log: str | None = None  # kept when the server stops and its file is removed
+
+    def log(self) -> str:
+        """What the server has written to stderr so far (its log), also after it stopped."""
+        if self.final_log is not None:
+            return self.final_log
+        return self.log_path.read_text(errors="replace")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -67,29 +80,37 @@ def live_server(
     port = free_port()
     provisor = Path(sys.executable).with_name("provisor")
     env = {**os.environ, "PROVISOR_LOG_LEVEL": "warning", **(env or {})}
-    process = subprocess.Popen(
-        [
-            str(provisor),
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--workers",
-            str(workers),
-            *extra_args,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The log goes to a file, not a pipe: nobody reads a pipe while the test runs, and a server that
+    # logged more than the pipe holds (64 KiB) blocked in its next log call, mid-request.
+    with tempfile.NamedTemporaryFile(prefix="provisor-serve-", suffix=".log", delete=False) as log_file:
+        log_path = Path(log_file.name)
+        process = subprocess.Popen(
+            [
+                str(provisor),
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                "--workers",
+                str(workers),
+                *extra_args,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     base = f"http://127.0.0.1:{port}"
+    server = LiveServer(f"{base}/scim/v2", token, process, log_path)
     try:
-        wait_ready(base, process)
-        yield LiveServer(f"{base}/scim/v2", token, process)
+        wait_ready(base, process, log_path=log_path)
+        yield server
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        server.final_log = log_path.read_text(errors="replace")
+        log_path.unlink(missing_ok=True)
