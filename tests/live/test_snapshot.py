@@ -370,18 +370,23 @@ def test_a_snapshot_waits_for_a_writer_holding_a_lower_seq(fresh_database_url: s
 def test_a_client_leaving_mid_snapshot_ends_its_transaction(fresh_database_url: str, tenant_id: str) -> None:
     """The stream's transaction and connection end when the client goes away half-way (5,000 users
     are megabytes: the server is mid-stream): a held transaction would pin PostgreSQL's vacuum
-    horizon (or SQLite's WAL) for as long as it lived. This checks the outcome; the generator's
-    shielded cleanup and the pool's collection of a dropped connection both lead to it."""
+    horizon (or SQLite's WAL) for as long as it lived. A client leaving is not a server fault: it
+    is not logged as one. The clients leave at several points: most often the server is then
+    inside a page's read, whose statement the disconnect cancels, and SQLAlchemy discards the
+    connection; ending that transaction with a commit raised `PendingRollbackError`, logged as an
+    unhandled error with its traceback each time (and a dozen of those filled the pipe this
+    harness once gave the server's stderr, which then hung)."""
     url = fresh_database_url
     admin_token = mint_token(url, None, kind="admin")
     mint_token(url, tenant_id)
     asyncio.run(seed(url, {tenant_id: TenantPlan(users=5_000)}, log=lambda *_: None))
     with live_server(url, tenant_id) as server, _admin(server, admin_token) as admin:
-        for _ in range(3):
+        for read in (1, 2, 2, 3, 50, 500, 1_500, 3_000, 1, 2, 2, 3, 50, 500, 1_500, 3_000):
             with admin.stream("GET", "/snapshot", params={"tenant": tenant_id}) as response:
                 lines = response.iter_lines()
                 assert "seq" in orjson.loads(next(lines))
-                next(lines)
+                for _ in range(read):
+                    next(lines)
         if url.startswith("postgresql"):
 
             async def open_transactions() -> int:
@@ -400,6 +405,8 @@ def test_a_client_leaving_mid_snapshot_ends_its_transaction(fresh_database_url: 
             while asyncio.run(open_transactions()) and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert asyncio.run(open_transactions()) == 0
+        log = server.log()
+        assert "unhandled error" not in log and "Traceback" not in log, log[-3000:]
         # The server still answers, and a full snapshot still comes through.
         copy = Copy()
         _load_snapshot(admin, tenant_id, copy)

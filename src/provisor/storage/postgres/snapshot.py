@@ -14,6 +14,8 @@ Every write that appends an event holds `ROW EXCLUSIVE` on `events` from that in
    seq is > N and its commit after this view was taken);
 4. rolls back to the savepoint, which releases the lock (the view stays: it belongs to the
    transaction, not the savepoint). Writers were held for the lock wait and two statements.
+
+The transaction ends with a rollback however the reader leaves (storage/read_only.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from provisor.storage.read_only import read_only_transaction
 
 #: How long the snapshot waits for in-flight writers before giving up (they queue behind it).
 LOCK_TIMEOUT = "5s"
@@ -34,7 +38,7 @@ async def consistent_view(
 ) -> AsyncIterator[tuple[AsyncConnection, int]]:
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
+        async with read_only_transaction(conn):
             savepoint = await conn.begin_nested()
             await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             await conn.execute(text("LOCK TABLE events IN SHARE MODE"))
