@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
-from provisor.storage.engine import DEFAULT_DATABASE_URL
+from provisor.storage.urls import DEFAULT_DATABASE_URL
 
 T = TypeVar("T")
 

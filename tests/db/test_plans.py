@@ -52,9 +52,9 @@ from starlette.testclient import TestClient
 from provisor.config import Settings
 from provisor.http.app import create_app
 from provisor.schema.registry import default_registry
-from provisor.storage.engine import scim_lower
 from provisor.storage.indexing import index_rows
 from provisor.storage.sqlite import driver as sqlite_driver
+from provisor.storage.sqlite.engine import scim_lower
 from provisor.storage.statistics import StatisticsKeeper
 from provisor.storage.tables import attribute_index, events, group_members, resources, tokens
 from tests.scim_client import mint_token, run_db

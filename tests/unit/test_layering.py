@@ -286,11 +286,11 @@ def test_pure_packages_do_not_load_sqlalchemy(module: str) -> None:
 
 
 #: Where a database kind may be named: storage/kind.py (the one place that maps a dialect to its
-#: implementation), storage/engine.py (URL parsing), the implementations themselves and the
+#: implementation), storage/urls.py (URL parsing), the implementations themselves and the
 #: migrations. Everywhere else the database's `Backend` part does what differs (docs/architecture.md).
 DIALECT_NAMES_ALLOWED = (
     "provisor.storage.kind",
-    "provisor.storage.engine",
+    "provisor.storage.urls",
     "provisor.storage.postgres",
     "provisor.storage.sqlite",
     "provisor.storage.migrations",

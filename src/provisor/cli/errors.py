@@ -19,8 +19,8 @@ from click.core import ParameterSource
 
 from provisor.config import LOG_LEVELS, ConfigError
 from provisor.schema.registry import SchemaFileError
-from provisor.storage.engine import DatabaseUrlError
 from provisor.storage.faults import DBAPIError
+from provisor.storage.urls import DatabaseUrlError
 from provisor.tenant_names import InvalidTenantName
 
 RUNTIME_FAILURE = 1

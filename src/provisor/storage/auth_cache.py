@@ -51,9 +51,10 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.storage.engine import behind_pgbouncer, postgres_connect_args
 from provisor.storage.kind import backend
+from provisor.storage.postgres.engine import postgres_connect_args
 from provisor.storage.transactions import autocommit, write_transaction
+from provisor.storage.urls import behind_pgbouncer
 
 log = logging.getLogger("provisor.auth")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from provisor.storage.backup_tools import BackupTool
 from provisor.storage.contracts import (
     Driver,
+    EngineFactory,
     MigrationLock,
     OnConflictInsert,
     ResourceStatements,
@@ -33,6 +34,8 @@ class Backend:
 
     name: str
 
+    #: Builds the engine for a URL of this kind (storage/engine.py).
+    engines: EngineFactory
     # resources and driver
     #: Statements sent to the driver directly (storage/direct.py).
     driver: Driver

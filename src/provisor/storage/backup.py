@@ -18,8 +18,8 @@ from pathlib import Path
 
 from provisor.storage.backup_tools import BackupError as BackupError  # the callers' name for it
 from provisor.storage.backup_tools import BackupTool
-from provisor.storage.engine import backend_name
 from provisor.storage.kind import backend_named, every_backend
+from provisor.storage.urls import backend_name
 
 
 @dataclass(frozen=True)

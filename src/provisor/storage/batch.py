@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
-from provisor.storage.engine import json_text
 from provisor.storage.errors import UniqueViolation, is_unique_violation
+from provisor.storage.json_columns import json_text
 from provisor.storage.kind import backend
 from provisor.storage.outbox import APPEND_EVENT
 from provisor.storage.resources import INSERT_INDEX, IndexRow, StoredResource

@@ -25,6 +25,17 @@ from provisor.events.model import EventOp
 from provisor.storage.resource_rows import IndexRow, StoredResource
 from provisor.storage.statements import Compiled, DirectStatement, Row
 
+# The engine.
+
+
+class EngineFactory(Protocol):
+    """Builds the engine for a URL of this kind (storage/engine.py `create_engine` dispatches)."""
+
+    def create_engine(self, url: str, *, pool_size: int) -> AsyncEngine:
+        """The engine, with the driver and the settings every connection of this kind gets."""
+        ...
+
+
 # Resources and the driver.
 
 

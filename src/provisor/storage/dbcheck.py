@@ -11,8 +11,8 @@ import os
 
 from sqlalchemy.engine import make_url
 
-from provisor.storage.engine import backend_name
 from provisor.storage.kind import backend_named
+from provisor.storage.urls import backend_name
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

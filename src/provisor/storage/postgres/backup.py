@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from provisor.storage.backup_tools import BackupError, replaced_when_complete
-from provisor.storage.engine import without_pgbouncer_param
+from provisor.storage.urls import without_pgbouncer_param
 
 magic = b"PGDMP"
 label = "PostgreSQL"

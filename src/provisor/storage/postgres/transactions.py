@@ -19,7 +19,7 @@ def writers_queue(engine: AsyncEngine) -> AbstractAsyncContextManager[Any]:
 
 
 async def for_writing(conn: AsyncConnection, budget: Budget | None) -> AsyncConnection:
-    # The option is SQLite's (storage/engine.py `_begin_sqlite`); set on both, so that a connection's
+    # The option is SQLite's (storage/sqlite/engine.py `_begin`); set on both, so that a connection's
     # options do not depend on the database.
     return await conn.execution_options(sqlite_immediate=True)
 

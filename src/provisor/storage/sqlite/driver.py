@@ -24,7 +24,7 @@ from sqlalchemy.util import greenlet_spawn
 from provisor.budget import Budget, Commit, TimedOut, current_budget
 from provisor.storage.coalesce import Batcher, Failed
 from provisor.storage.connections import KeptConnections, Readers
-from provisor.storage.engine import scim_lower
+from provisor.storage.sqlite.engine import scim_lower
 from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.statements import Compiled, DirectStatement, Row
 
@@ -33,7 +33,7 @@ T = TypeVar("T")
 #: Connections kept checked out per engine: 4 of its pool's 5 (each has a thread and a page cache).
 KEEP_CONNECTIONS = 4
 
-#: SQLite's longest wait for the write lock outside a request (storage/engine.py sets it on connect).
+#: SQLite's longest wait for the write lock outside a request (storage/sqlite/engine.py sets it on connect).
 SQLITE_BUSY_MS = 30000
 
 

@@ -80,7 +80,7 @@ def primary(container: Val, sub: str | None) -> Val:
 
 def lower(text: ColumnElement[Any]) -> ColumnElement[Any]:
     """SQLite's own lower() folds ASCII only: `scim_lower` is Python's, registered on every
-    connection (storage/engine.py)."""
+    connection (storage/sqlite/engine.py)."""
     return func.scim_lower(text)
 
 

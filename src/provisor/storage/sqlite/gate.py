@@ -19,7 +19,7 @@ from types import TracebackType
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from provisor.storage.engine import sqlite_path
+from provisor.storage.urls import sqlite_path
 
 
 class SqliteWriterGate:

@@ -32,5 +32,5 @@ async def abort_on_deadline(conn: AsyncConnection, commit: Commit) -> None:
 
 
 async def autocommit(conn: AsyncConnection) -> AsyncConnection:
-    """No BEGIN at all (storage/engine.py `_begin_sqlite` skips it)."""
+    """No BEGIN at all (storage/sqlite/engine.py `_begin` skips it)."""
     return await conn.execution_options(provisor_autocommit=True)
