@@ -3,21 +3,13 @@
 from sqlalchemy.dialects import postgresql
 
 from provisor.storage.backend import Backend
-from provisor.storage.postgres import (
-    backup,
-    driver,
-    engine,
-    filter_sql,
-    members,
-    resources,
-    snapshot,
-    transactions,
-)
+from provisor.storage.postgres import backup, driver, filter_sql, members, resources, snapshot, transactions
+from provisor.storage.postgres import engine as engines
 from provisor.storage.postgres.migrate import migration_lock
 
 BACKEND = Backend(
     name="postgresql",
-    engines=engine,
+    engines=engines,
     # resources and driver
     driver=driver,
     transactions=transactions,

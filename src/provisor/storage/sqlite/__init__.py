@@ -3,21 +3,13 @@
 from sqlalchemy.dialects import sqlite
 
 from provisor.storage.backend import Backend
-from provisor.storage.sqlite import (
-    backup,
-    driver,
-    engine,
-    filter_sql,
-    members,
-    resources,
-    snapshot,
-    transactions,
-)
+from provisor.storage.sqlite import backup, driver, filter_sql, members, resources, snapshot, transactions
+from provisor.storage.sqlite import engine as engines
 from provisor.storage.sqlite.migrate import migration_lock
 
 BACKEND = Backend(
     name="sqlite",
-    engines=engine,
+    engines=engines,
     # resources and driver
     driver=driver,
     transactions=transactions,
