@@ -20,7 +20,13 @@ from provisor.http.metrics import OFF, MetricsListener, parse_address, scrape
 from provisor.http.scim import ScimApi
 from provisor.schema.registry import Registry
 from provisor.service.auth import AuthListener
-from provisor.service.database import Database, close, observe_statements, open_database, prepare
+from provisor.service.database import (
+    Database,
+    close,
+    observe_statements,
+    open_database,
+    prepare_when_reachable,
+)
 from provisor.service.groups import GroupService
 from provisor.service.ratelimit import RateLimiter
 from provisor.service.request_log import RequestLogWriter
@@ -77,7 +83,7 @@ class Provisor:
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await prepare(self.engine, migrate=self.settings.migrate_on_start)
+        await prepare_when_reachable(self.engine, migrate=self.settings.migrate_on_start)
         if self.auth_listener is not None:
             await self.auth_listener.start()
         await self.events.start()

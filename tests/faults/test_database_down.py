@@ -9,6 +9,8 @@ within seconds, and every write they acknowledged is stored with its event.
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -20,6 +22,8 @@ from tests.conftest import _own_postgres_database
 from tests.faults.observe import stored
 from tests.faults.pg_instance import PgInstance
 from tests.live.server import live_server
+from tests.live.test_workers import listeners, workers_of
+from tests.scim_client import wait_for
 
 TIMEOUT = 3.0
 SLACK = 1.5
@@ -173,3 +177,46 @@ def test_postgresql_down_then_back(pg_instance: PgInstance, mode: str) -> None:
             if "internal server error" in line.lower() or "unhandled error" in line or "Traceback" in line
         ]
         assert not bad, "\n".join(bad)
+
+
+@pytest.mark.slow
+def test_a_worker_started_while_postgresql_is_down_waits_for_it(pg_instance: PgInstance) -> None:
+    """A worker that dies during an outage is replaced at once, and the replacement starts while
+    PostgreSQL is still away. It says so in one line and waits for the database (its socket does
+    not listen until it has started, so the other worker keeps answering 503s meanwhile), and one
+    more when it is back; it does not fail its start-up with a traceback, exit, and be restarted
+    four times a second."""
+    if pg_instance.postmaster_pid() is None:
+        pg_instance.start()
+    env = {"PROVISOR_REQUEST_TIMEOUT": str(TIMEOUT)}
+    with (
+        _own_postgres_database(pg_instance.admin_url, "respawn") as url,
+        live_server(url, "t-respawn", workers=2, env=env) as server,
+    ):
+        client = httpx.Client(base_url=server.base_url, headers=server.headers, timeout=30)
+        read_id = client.post("/Users", json=_user("before")).json()["id"]
+        port = int(server.base_url.split(":")[2].split("/")[0])
+        wait_for(lambda: listeners(port) == 2, timeout=30)  # both workers have started
+        workers = workers_of(server.process.pid)
+        assert len(workers) == 2, workers
+        pg_instance.stop("fast")
+        os.kill(workers[0], signal.SIGKILL)
+        waiting = "worker start (waiting for the database before serving)"
+        wait_for(lambda: f"{waiting}: the database is unavailable" in server.log(), timeout=30)
+        assert listeners(port) == 1  # the replacement waits before it listens: the other answers
+        answer = client.get(f"/Users/{read_id}")
+        assert answer.status_code == 503, answer.text
+        pg_instance.start()
+        back_at = time.monotonic()
+        while True:  # both workers: many requests in a row must succeed
+            answers = [client.get(f"/Users/{read_id}").status_code for _ in range(16)]
+            if answers == [200] * 16:
+                break
+            assert time.monotonic() - back_at < RECOVERY, answers
+            time.sleep(0.2)
+        assert len(workers_of(server.process.pid)) == 2
+    log = server.log()
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("exited with") == 1, log[-3000:]  # one replacement, not a restart loop
+    assert log.count(f"{waiting}: the database is unavailable") == 1, log[-3000:]
+    assert log.count(f"{waiting}: the database is back") == 1, log[-3000:]

@@ -7,9 +7,12 @@ inside it (storage/handles.py).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TypeAlias
 
 from provisor.storage.engine import create_engine
+from provisor.storage.faults import OutageLog, is_outage
 from provisor.storage.handles import AsyncEngine
 from provisor.storage.instrument import observe_statements
 from provisor.storage.migrate import code_revisions, current_revisions, upgrade
@@ -24,7 +27,13 @@ __all__ = [
     "observe_statements",
     "open_database",
     "prepare",
+    "prepare_when_reachable",
 ]
+
+log = logging.getLogger("provisor")
+
+#: The longest pause between attempts while a starting worker waits for the database (seconds).
+START_RETRY_MAX_SECONDS = 2.0
 
 Database: TypeAlias = AsyncEngine
 
@@ -40,6 +49,28 @@ async def prepare(database: Database, *, migrate: bool) -> None:
         await upgrade(database)
     async with write_transaction(database) as conn:
         await ensure_tenant(conn, DEFAULT_TENANT)
+
+
+async def prepare_when_reachable(database: Database, *, migrate: bool) -> None:
+    """`prepare`, waiting as long as the database is unreachable: one line when the wait begins,
+    one when it ends. A worker restarted during an outage used to fail its start-up with a
+    traceback, uvicorn exited it and the supervisor started another, four times a second. A worker
+    waiting here does not listen yet (uvicorn opens its socket after start-up), so the others keep
+    answering meanwhile."""
+    outage = OutageLog(log, "worker start (waiting for the database before serving)")
+    delay = 0.1
+    while True:
+        try:
+            await prepare(database, migrate=migrate)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            outage.failed(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+            continue
+        outage.succeeded()
+        return
 
 
 async def close(database: Database) -> None:
