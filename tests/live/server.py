@@ -47,6 +47,23 @@ def wait_ready(
         time.sleep(0.1)
 
 
+def listeners(port: int) -> int:
+    """Listening sockets on `port` (/proc/net/tcp state 0A): one per worker with SO_REUSEPORT."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[3] == "0A" and int(row.split()[1].split(":")[1], 16) == port)
+
+
+def wait_listening(port: int, workers: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Wait until every worker listens. `/readyz` answers as soon as one has started; on a loaded
+    machine the other was then still importing, and a test that meant to spread its requests over
+    both workers (or to stop the database under both) found one."""
+    deadline = time.monotonic() + timeout
+    while listeners(port) < workers:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"provisor serve: {listeners(port)} of {workers} workers listen on {port}")
+        time.sleep(0.05)
+
+
 class LiveServer:
     def __init__(self, base_url: str, token: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.base_url = base_url
@@ -104,6 +121,7 @@ def live_server(
     server = LiveServer(f"{base}/scim/v2", token, process, log_path)
     try:
         wait_ready(base, process, log_path=log_path)
+        wait_listening(port, workers, process)
         yield server
     finally:
         process.terminate()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live.server import free_port, live_server
+from tests.live.server import free_port, listeners, live_server
 from tests.scim_client import wait_for
 
 PROVISOR = Path(sys.executable).with_name("provisor")
@@ -37,12 +37,6 @@ def workers_of(parent: int) -> list[int]:
             if b"spawn_main" in command:
                 found.append(int(entry.name))
     return sorted(found)
-
-
-def listeners(port: int) -> int:
-    """Listening sockets on `port` (/proc/net/tcp state 0A): one per worker with SO_REUSEPORT."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for row in rows if row.split()[3] == "0A" and int(row.split()[1].split(":")[1], 16) == port)
 
 
 def socket_count(pid: int) -> int:
