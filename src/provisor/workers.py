@@ -7,16 +7,20 @@ and all of the machine from one run to the next. With SO_REUSEPORT each worker b
 itself and the kernel spreads new connections across the workers' sockets.
 
 The parent only supervises: it restarts a worker that dies, and on SIGINT/SIGTERM passes the
-signal on (uvicorn then shuts each worker down gracefully) and waits for them.
+signal on (uvicorn then shuts each worker down gracefully) and waits for them. A worker dies with
+its parent (`_die_with_parent`): orphans would keep serving on the port beside the next server.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import sys
 import time
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -59,7 +63,31 @@ def check_port_free(host: str, port: int) -> None:
         raise
 
 
-def _worker(config: uvicorn.Config) -> None:
+#: prctl(2)'s option that has the kernel signal a process when its parent thread dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the supervisor dies, however it dies.
+
+    A supervisor killed with -9 (the OOM killer, an operator) cannot pass anything on, and its
+    workers kept serving the port (SO_REUSEPORT) beside the next server started there, with the
+    old code and configuration. SIGKILL, as for the supervisor itself: a write in flight may or may
+    not commit, its client got no answer (docs/operations.md, "The server's own processes fail").
+    Linux only; elsewhere the orphans' fate is the system's.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("cannot tie this worker to its supervisor: %s", os.strerror(ctypes.get_errno()))
+        return
+    if os.getppid() != parent:  # the supervisor died before the request was made
+        os._exit(1)
+
+
+def _worker(config: uvicorn.Config, parent: int) -> None:
+    _die_with_parent(parent)
     config.configure_logging()  # the unpickled config has not run its __init__ in this process
     sock = listening_socket(config.host, config.port)
     uvicorn.Server(config).run(sockets=[sock])
@@ -72,7 +100,7 @@ def run_workers(config: uvicorn.Config, workers: int) -> None:
     stopping: list[int] = []
 
     def start() -> BaseProcess:
-        process = context.Process(target=_worker, args=(config,), name="provisor-worker")
+        process = context.Process(target=_worker, args=(config, os.getpid()), name="provisor-worker")
         process.start()
         return process
 

@@ -90,6 +90,20 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_everything(database_url: st
         assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
 
 
+def test_workers_do_not_outlive_a_killed_supervisor(database_url: str, tenant_id: str) -> None:
+    """kill -9 of the supervising process (the OOM killer, an operator) takes its workers with it.
+    Left running, they kept serving on the port with SO_REUSEPORT beside the next server started
+    there, with the old code and configuration, and nobody to restart or stop them."""
+    with live_server(database_url, tenant_id, workers=2) as server:
+        port = int(server.base_url.removesuffix("/scim/v2").rsplit(":", 1)[1])
+        workers = workers_of(server.process.pid)
+        assert len(workers) == 2, workers
+        server.process.kill()
+        server.process.wait(10)
+        wait_for(lambda: not [pid for pid in workers if Path(f"/proc/{pid}").exists()], WORKER_TIMEOUT)
+        assert listeners(port) == 0
+
+
 def test_a_taken_port_fails_fast(database_url: str) -> None:
     port = free_port()
     with socket.socket() as taken:
