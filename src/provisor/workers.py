@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -86,11 +87,23 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+class _WorkerServer(uvicorn.Server):
+    """uvicorn's server, except that a stop signal before start-up has finished ends the worker at
+    once. uvicorn would finish starting first, and a worker waiting for the database at start-up
+    (service/database.py `prepare_when_reachable`) would wait out the outage, or the supervisor's
+    grace period, with nothing in flight to finish."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.started:
+            os._exit(0)
+        super().handle_exit(sig, frame)
+
+
 def _worker(config: uvicorn.Config, parent: int) -> None:
     _die_with_parent(parent)
     config.configure_logging()  # the unpickled config has not run its __init__ in this process
     sock = listening_socket(config.host, config.port)
-    uvicorn.Server(config).run(sockets=[sock])
+    _WorkerServer(config).run(sockets=[sock])
 
 
 def run_workers(config: uvicorn.Config, workers: int) -> None:

@@ -219,3 +219,28 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(pg_instance: PgI
     assert log.count("exited with") == 1, log[-3000:]  # one replacement, not a restart loop
     assert log.count(f"{waiting}: the database is unavailable") == 1, log[-3000:]
     assert log.count(f"{waiting}: the database is back") == 1, log[-3000:]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_that_waits_for_postgresql(pg_instance: PgInstance) -> None:
+    """A worker still waiting for the database has nothing in flight: SIGTERM ends it at once,
+    instead of after the supervisor's grace period (30 s)."""
+    if pg_instance.postmaster_pid() is None:
+        pg_instance.start()
+    with (
+        _own_postgres_database(pg_instance.admin_url, "sigterm") as url,
+        live_server(url, "t-sigterm", workers=2) as server,
+    ):
+        workers = workers_of(server.process.pid)
+        pg_instance.stop("fast")
+        try:
+            os.kill(workers[0], signal.SIGKILL)
+            waiting = "worker start (waiting for the database before serving): the database is unavailable"
+            wait_for(lambda: waiting in server.log(), timeout=30)
+            began = time.monotonic()
+            server.process.terminate()
+            assert server.process.wait(timeout=20) == 0
+            assert time.monotonic() - began < 10
+        finally:
+            pg_instance.start()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
