@@ -28,7 +28,7 @@ from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 
 __all__ = ["AuthListener", "Principal", "TokenAuthenticator", "unauthorized"]
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _tokens: Tokens = token_store
 _tenants: Tenants = tenant_store
 

@@ -62,7 +62,7 @@ def _needs_lock() -> list[dict[str, Any]]:
 
 
 class GroupService(ResourceService):
-    #: The member rows, as the contract names them (storage/interfaces.py).
+    #: The member rows, as the contract names them (storage/interfaces/).
     members: Members = member_store
 
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:

@@ -39,7 +39,7 @@ __all__ = ["RequestFilter", "RequestLogWriter", "read_requests", "read_unknown_c
 
 log = logging.getLogger("provisor.request_log")
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _store: RequestLog = store
 
 FLUSH_SECONDS = 0.2

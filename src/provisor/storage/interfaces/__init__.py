@@ -1,0 +1,35 @@
+"""The storage contract the service layer is typed against.
+
+Each Protocol names what a storage module offers and promises, in its docstrings; the module
+itself is the implementation, checked by mypy where the service binds it (a module assigned to
+an attribute or a name of the Protocol's type: `ResourceService.writes`, `.reads`, `.lists`,
+`.outbox`, `GroupService.members`, `UserService.groups_of`, and the `_store` of service/tokens.py,
+service/tenants.py, service/request_log.py). The per-database statements stay behind these
+signatures: nothing here says PostgreSQL or SQLite.
+
+One module per group of concepts, each Protocol re-exported here:
+- resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`;
+- members.py: `Members`, `MemberGroups`;
+- access.py: `Tokens`, `Tenants`;
+- operations.py: `RequestLog`.
+
+Errors are storage's own (storage/errors.py) unless a docstring says otherwise; an outage
+raises the driver's error, which storage/faults.py classifies.
+"""
+
+from provisor.storage.interfaces.access import Tenants, Tokens
+from provisor.storage.interfaces.members import MemberGroups, Members
+from provisor.storage.interfaces.operations import RequestLog
+from provisor.storage.interfaces.resources import Outbox, ResourceLists, ResourceReads, ResourceWrites
+
+__all__ = [
+    "MemberGroups",
+    "Members",
+    "Outbox",
+    "RequestLog",
+    "ResourceLists",
+    "ResourceReads",
+    "ResourceWrites",
+    "Tenants",
+    "Tokens",
+]
