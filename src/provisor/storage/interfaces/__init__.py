@@ -3,12 +3,13 @@
 Each Protocol names what a storage module offers and promises, in its docstrings; the module
 itself is the implementation, checked by mypy where the service binds it (a module assigned to
 an attribute or a name of the Protocol's type: `ResourceService.writes`, `.reads`, `.lists`,
-`.outbox`, `GroupService.members`, `UserService.groups_of`, and the `_store` of service/tokens.py,
-service/tenants.py, service/request_log.py). The per-database statements stay behind these
-signatures: nothing here says PostgreSQL or SQLite.
+`.outbox`, `GroupService.members`, `UserService.groups_of`, elsewhere a module-level name such as
+`_store: Tenants = store` in service/tenants.py), and the service calls storage through that name.
+The per-database statements stay behind these signatures: nothing here says PostgreSQL or SQLite.
 
 One module per group of concepts, each Protocol re-exported here:
-- resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`;
+- resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`, `Batches`,
+  `ManagedAccounts`, `Tombstones`, `Transfer`;
 - members.py: `Members`, `MemberGroups`;
 - access.py: `Tokens`, `Tenants`;
 - operations.py: `RequestLog`.
@@ -20,9 +21,20 @@ raises the driver's error, which storage/faults.py classifies.
 from provisor.storage.interfaces.access import Tenants, Tokens
 from provisor.storage.interfaces.members import MemberGroups, Members
 from provisor.storage.interfaces.operations import RequestLog
-from provisor.storage.interfaces.resources import Outbox, ResourceLists, ResourceReads, ResourceWrites
+from provisor.storage.interfaces.resources import (
+    Batches,
+    ManagedAccounts,
+    Outbox,
+    ResourceLists,
+    ResourceReads,
+    ResourceWrites,
+    Tombstones,
+    Transfer,
+)
 
 __all__ = [
+    "Batches",
+    "ManagedAccounts",
     "MemberGroups",
     "Members",
     "Outbox",
@@ -32,4 +44,6 @@ __all__ = [
     "ResourceWrites",
     "Tenants",
     "Tokens",
+    "Tombstones",
+    "Transfer",
 ]
