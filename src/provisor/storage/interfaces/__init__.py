@@ -10,7 +10,7 @@ The per-database statements stay behind these signatures: nothing here says Post
 One module per group of concepts, each Protocol re-exported here:
 - resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`, `Batches`,
   `ManagedAccounts`, `Tombstones`, `Transfer`;
-- members.py: `Members`, `MemberGroups`;
+- members.py: `Members`, `MemberGroups`, `Roles`, `Entitlements`;
 - access.py: `Tokens`, `Tenants`;
 - operations.py: `RequestLog`.
 
@@ -19,7 +19,7 @@ raises the driver's error, which storage/faults.py classifies.
 """
 
 from provisor.storage.interfaces.access import Tenants, Tokens
-from provisor.storage.interfaces.members import MemberGroups, Members
+from provisor.storage.interfaces.members import Entitlements, MemberGroups, Members, Roles
 from provisor.storage.interfaces.operations import RequestLog
 from provisor.storage.interfaces.resources import (
     Batches,
@@ -34,6 +34,7 @@ from provisor.storage.interfaces.resources import (
 
 __all__ = [
     "Batches",
+    "Entitlements",
     "ManagedAccounts",
     "MemberGroups",
     "Members",
@@ -42,6 +43,7 @@ __all__ = [
     "ResourceLists",
     "ResourceReads",
     "ResourceWrites",
+    "Roles",
     "Tenants",
     "Tokens",
     "Tombstones",
