@@ -11,16 +11,16 @@ One module per group of concepts, each Protocol re-exported here:
 - resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`, `Batches`,
   `ManagedAccounts`, `Tombstones`, `Transfer`;
 - members.py: `Members`, `MemberGroups`, `Roles`, `Entitlements`;
-- access.py: `Tokens`, `Tenants`;
-- operations.py: `RequestLog`.
+- access.py: `Tokens`, `Tenants`, `ConsoleSessions`, `SetupLinks`, `RateBuckets`;
+- operations.py: `RequestLog`, `Migrations`.
 
 Errors are storage's own (storage/errors.py) unless a docstring says otherwise; an outage
 raises the driver's error, which storage/faults.py classifies.
 """
 
-from provisor.storage.interfaces.access import Tenants, Tokens
+from provisor.storage.interfaces.access import ConsoleSessions, RateBuckets, SetupLinks, Tenants, Tokens
 from provisor.storage.interfaces.members import Entitlements, MemberGroups, Members, Roles
-from provisor.storage.interfaces.operations import RequestLog
+from provisor.storage.interfaces.operations import Migrations, RequestLog
 from provisor.storage.interfaces.resources import (
     Batches,
     ManagedAccounts,
@@ -34,16 +34,20 @@ from provisor.storage.interfaces.resources import (
 
 __all__ = [
     "Batches",
+    "ConsoleSessions",
     "Entitlements",
     "ManagedAccounts",
     "MemberGroups",
     "Members",
+    "Migrations",
     "Outbox",
+    "RateBuckets",
     "RequestLog",
     "ResourceLists",
     "ResourceReads",
     "ResourceWrites",
     "Roles",
+    "SetupLinks",
     "Tenants",
     "Tokens",
     "Tombstones",
