@@ -12,6 +12,7 @@ One module per group of concepts, each Protocol re-exported here:
   `ManagedAccounts`, `Tombstones`, `Transfer`;
 - members.py: `Members`, `MemberGroups`, `Roles`, `Entitlements`;
 - access.py: `Tokens`, `Tenants`, `ConsoleSessions`, `SetupLinks`, `RateBuckets`;
+- events.py: `EventLog`, `Consumers`, `DeprovisioningLog`, `Snapshots`;
 - operations.py: `RequestLog`, `Migrations`.
 
 Errors are storage's own (storage/errors.py) unless a docstring says otherwise; an outage
@@ -19,6 +20,7 @@ raises the driver's error, which storage/faults.py classifies.
 """
 
 from provisor.storage.interfaces.access import ConsoleSessions, RateBuckets, SetupLinks, Tenants, Tokens
+from provisor.storage.interfaces.events import Consumers, DeprovisioningLog, EventLog, Snapshots
 from provisor.storage.interfaces.members import Entitlements, MemberGroups, Members, Roles
 from provisor.storage.interfaces.operations import Migrations, RequestLog
 from provisor.storage.interfaces.resources import (
@@ -35,7 +37,10 @@ from provisor.storage.interfaces.resources import (
 __all__ = [
     "Batches",
     "ConsoleSessions",
+    "Consumers",
+    "DeprovisioningLog",
     "Entitlements",
+    "EventLog",
     "ManagedAccounts",
     "MemberGroups",
     "Members",
@@ -48,6 +53,7 @@ __all__ = [
     "ResourceWrites",
     "Roles",
     "SetupLinks",
+    "Snapshots",
     "Tenants",
     "Tokens",
     "Tombstones",
