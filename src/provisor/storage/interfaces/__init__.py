@@ -12,17 +12,17 @@ One module per group of concepts, each Protocol re-exported here:
   `ManagedAccounts`, `Tombstones`, `Transfer`;
 - members.py: `Members`, `MemberGroups`, `Roles`, `Entitlements`;
 - access.py: `Tokens`, `Tenants`, `ConsoleSessions`, `SetupLinks`, `RateBuckets`;
-- events.py: `EventLog`, `Consumers`, `DeprovisioningLog`, `Snapshots`;
-- operations.py: `RequestLog`, `Migrations`.
+- events.py: `EventLog`, `Consumers`, `DeprovisioningLog`, `Webhooks`, `Snapshots`;
+- operations.py: `RequestLog`, `ConsoleQueries`, `Migrations`.
 
 Errors are storage's own (storage/errors.py) unless a docstring says otherwise; an outage
 raises the driver's error, which storage/faults.py classifies.
 """
 
 from provisor.storage.interfaces.access import ConsoleSessions, RateBuckets, SetupLinks, Tenants, Tokens
-from provisor.storage.interfaces.events import Consumers, DeprovisioningLog, EventLog, Snapshots
+from provisor.storage.interfaces.events import Consumers, DeprovisioningLog, EventLog, Snapshots, Webhooks
 from provisor.storage.interfaces.members import Entitlements, MemberGroups, Members, Roles
-from provisor.storage.interfaces.operations import Migrations, RequestLog
+from provisor.storage.interfaces.operations import ConsoleQueries, Migrations, RequestLog
 from provisor.storage.interfaces.resources import (
     Batches,
     ManagedAccounts,
@@ -36,6 +36,7 @@ from provisor.storage.interfaces.resources import (
 
 __all__ = [
     "Batches",
+    "ConsoleQueries",
     "ConsoleSessions",
     "Consumers",
     "DeprovisioningLog",
@@ -58,4 +59,5 @@ __all__ = [
     "Tokens",
     "Tombstones",
     "Transfer",
+    "Webhooks",
 ]

@@ -1,5 +1,6 @@
-"""Events: the log and its feed's consumers (storage/event_log.py, storage/consumers.py), and
-snapshots consistent with a position in it (storage/snapshot.py)."""
+"""Events: the log and its feed's consumers (storage/event_log.py, storage/consumers.py), webhook
+deliveries (storage/webhooks.py), and snapshots consistent with a position in it
+(storage/snapshot.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisor.storage.consumers import Consumer, Deprovisioning
 from provisor.storage.event_log import DEFAULT_GAP_GRACE_SECONDS, EventFilter, EventPage
 from provisor.storage.resource_rows import StoredResource
+from provisor.storage.webhooks import OutboxState, Webhook
 
 
 class EventLog(Protocol):
@@ -94,6 +96,41 @@ class DeprovisioningLog(Protocol):
     async def pending_counts(self, conn: AsyncConnection, tenant: str, older_than: str) -> dict[str, int]:
         """Per in-scope consumer: the tenant's deprovisioning events before `older_than` it has not
         acknowledged (those still in the log; pruning keeps what a consumer has not passed)."""
+        ...
+
+
+class Webhooks(Protocol):
+    """Webhook subscriptions: each fans the events committed after it was added out into deliveries,
+    retried until they succeed or are dead (then redriven by hand)."""
+
+    async def add_webhook(
+        self,
+        conn: AsyncConnection,
+        *,
+        url: str,
+        secret: str,
+        tenant_id: str | None = None,
+        ops: list[str] | None = None,
+        format: str = "json",
+    ) -> Webhook:
+        """Subscribe `url`; it receives events committed from now on (its cursor starts at the
+        head)."""
+        ...
+
+    async def remove_webhook(self, conn: AsyncConnection, webhook_id: str) -> bool:
+        """Delete the subscription and its deliveries; False when unknown."""
+        ...
+
+    async def list_webhooks(self, conn: AsyncConnection) -> list[Webhook]:
+        """Every webhook subscription."""
+        ...
+
+    async def outbox_state(self, conn: AsyncConnection) -> OutboxState:
+        """How far behind the slowest enabled webhook is (the head seq and its position)."""
+        ...
+
+    async def redrive(self, conn: AsyncConnection, webhook_id: str | None = None) -> int:
+        """Dead deliveries become pending again, due now, with a fresh attempt budget."""
         ...
 
 
