@@ -4,8 +4,10 @@ Each Protocol names what a storage module offers and promises, in its docstrings
 itself is the implementation, checked by mypy where the service binds it (a module assigned to
 an attribute or a name of the Protocol's type: `ResourceService.writes`, `.reads`, `.lists`,
 `.outbox`, `GroupService.members`, `UserService.groups_of`, elsewhere a module-level name such as
-`_store: Tenants = store` in service/tenants.py), and the service calls storage through that name.
-The per-database statements stay behind these signatures: nothing here says PostgreSQL or SQLite.
+`_store: Tenants = store` in service/tenants.py), and the service calls storage through that name
+(tests/unit/test_layering.py fails otherwise; transactions, handles, errors and data types are
+imported directly). The per-database statements stay behind these signatures: nothing here says
+PostgreSQL or SQLite.
 
 One module per group of concepts, each Protocol re-exported here:
 - resources.py: `ResourceWrites`, `Outbox`, `ResourceReads`, `ResourceLists`, `Batches`,
