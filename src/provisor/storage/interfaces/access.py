@@ -112,8 +112,9 @@ class ConsoleSessions(Protocol):
 
 
 class SetupLinks(Protocol):
-    """Setup links (one tenant's onboarding page for an identity provider) and what that page
-    shows: the tokens a link mints, the requests and first events made with them."""
+    """Setup links (docs/setup-link.md: one tenant's signed page for connecting its identity
+    provider) and what the page's checklist reads: the requests and first events made with the
+    tokens a link mints."""
 
     async def insert_link(self, conn: AsyncConnection, link: SetupLink) -> SetupLink:
         """Store `link` with the current event seq and request-log id as its starting points."""

@@ -17,7 +17,8 @@ from provisor.storage.webhooks import OutboxState, Webhook
 
 class EventLog(Protocol):
     """The event log (the outbox), read in seq order: a reader stops before a missing seq (a
-    transaction that may still commit it) until `gap_grace` has passed, so it never skips an event."""
+    transaction may still commit it) unless the event after it is older than `gap_grace` (then the
+    gap is taken to be a rollback), so a reader's cursor never passes an event yet to appear."""
 
     async def read_events(
         self,
@@ -32,13 +33,13 @@ class EventLog(Protocol):
         ...
 
     async def latest_seq(self, conn: AsyncConnection) -> int:
-        """The highest event seq written (0 for none)."""
+        """The highest event seq `conn` sees (0 for none)."""
         ...
 
 
 class Consumers(Protocol):
-    """Named consumers of the event feed and the position each has committed (pruning keeps the
-    events a consumer has not passed)."""
+    """Named consumers of the event feed and the durable position each has committed; a commit
+    also stamps when the consumer acknowledged each deprovisioning event it passed."""
 
     async def get_consumer(
         self, conn: AsyncConnection, name: str, *, for_update: bool = False
@@ -54,7 +55,8 @@ class Consumers(Protocol):
         self, conn: AsyncConnection, name: str, seq: int, *, tenant: str | None, force: bool
     ) -> Consumer:
         """Set `name`'s position to `seq` (creating the consumer, scoped to `tenant`, on first
-        commit)."""
+        commit); `PositionError` for a seq outside the log, a rewind without `force`, or a
+        consumer scoped otherwise or changed concurrently."""
         ...
 
     async def delete_consumer(self, conn: AsyncConnection, name: str) -> bool:

@@ -152,7 +152,7 @@ class Roles(Protocol):
         ...
 
     async def add_mapping(self, conn: AsyncConnection, tenant_id: str, mapping: Mapping, at: str) -> bool:
-        """True when the mapping is new."""
+        """Store the mapping; True when it is new (False: it was there already)."""
         ...
 
     async def remove_mapping(self, conn: AsyncConnection, tenant_id: str, mapping: Mapping) -> bool:
@@ -238,7 +238,7 @@ class Roles(Protocol):
 
 
 class Entitlements(Protocol):
-    """The tenant's catalogue of entitlements (and roles) per resource type, as SCIM lists them;
+    """A tenant's catalogue (docs/entitlements.md) of `Entitlement` and `Role` entries, per type;
     in the caller's transaction."""
 
     async def define(
