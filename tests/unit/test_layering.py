@@ -10,6 +10,8 @@ for cycles (a type-only cycle costs nothing at run time).
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -349,3 +351,111 @@ def test_dialect_branch_finder_finds_them() -> None:
         "f = engine.name == 'other'\n"
     )
     assert _dialect_branches(ast.parse(code)) == [1, 2, 3, 4, 5]
+
+
+#: Storage modules the service layer may import from directly: the boundary's vocabulary, not
+#: operations. Transactions and the handles they give (transactions, handles, auth_cache's
+#: `auth_write`, a write transaction that invalidates cached credentials), storage's errors and
+#: their classification (errors, faults), how a value is normalised for the index (indexing: pure
+#: functions of the schema, no database), and opening a database (engine, instrument). Any other
+#: storage module is reached through a Protocol of storage/interfaces/; from it the service
+#: imports only data types and constants (a dataclass such as `StoredResource`, `DEFAULT_TENANT`).
+STORAGE_VOCABULARY = frozenset(
+    f"provisor.storage.{name}"
+    for name in (
+        "transactions",
+        "handles",
+        "auth_cache",
+        "errors",
+        "faults",
+        "indexing",
+        "engine",
+        "instrument",
+    )
+)
+INTERFACES = "provisor.storage.interfaces"
+
+
+def _is_operation(module: str, name: str) -> bool:
+    """Whether `module.name` is something the service would call: a function (a class builds a
+    value; a constant is a value)."""
+    return inspect.isroutine(getattr(importlib.import_module(module), name))
+
+
+def _contract_bypasses(module: Module, tree: ast.AST) -> list[str]:
+    """Where a service module reaches a storage operation other than through a binding typed by a
+    Protocol of storage/interfaces/: an imported storage function, a storage module object used
+    other than as the value of such a binding or to name one of its data types."""
+    protocols: set[str] = set()
+    module_objects: dict[str, str] = {}  # local name -> storage module
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if _under(a.name, "provisor.storage")
+            ]
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = _resolve(module, node)
+        if not _under(base, "provisor.storage"):
+            continue
+        for alias in node.names:
+            local = alias.asname or alias.name
+            if f"{base}.{alias.name}" in GRAPH:
+                if f"{base}.{alias.name}" not in STORAGE_VOCABULARY:
+                    module_objects[local] = f"{base}.{alias.name}"
+            elif _under(base, INTERFACES):
+                protocols.add(local)
+            elif base not in STORAGE_VOCABULARY and _is_operation(base, alias.name):
+                found.append(f"line {node.lineno}: imports {base}.{alias.name}")
+    allowed: set[int] = set()  # ids of module-object Names used correctly
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Name):
+            if isinstance(node.annotation, ast.Name) and node.annotation.id in protocols:
+                allowed.add(id(node.value))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            target = module_objects.get(node.value.id)
+            if target and not _is_operation(target, node.attr):
+                allowed.add(id(node.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in module_objects and id(node) not in allowed:
+            found.append(f"line {node.lineno}: uses {module_objects[node.id]} as `{node.id}` unbound")
+    return sorted(found, key=lambda f: int(f.split()[1].rstrip(":")))
+
+
+def test_service_reaches_storage_through_the_contract() -> None:
+    """The service calls storage only through names typed by storage/interfaces/ (`_store: Roles =
+    store`), so mypy checks each storage module against its contract and each call against the
+    contract's methods. Imported directly: transactions, handles, errors, data types."""
+    found = []
+    for name, module in sorted(GRAPH.items()):
+        if _under(name, "provisor.service"):
+            tree = ast.parse(module.path.read_text(), str(module.path))
+            found += [f"{module.path.relative_to(SRC)}: {f}" for f in _contract_bypasses(module, tree)]
+    assert not found, "storage reached around storage/interfaces/:\n" + "\n".join(found)
+
+
+def test_contract_bypass_finder_finds_them() -> None:
+    code = (
+        "from provisor.storage import roles as store\n"
+        "from provisor.storage import tenants\n"
+        "from provisor.storage.interfaces import Roles\n"
+        "from provisor.storage.roles import Mapping, running_jobs\n"
+        "from provisor.storage.transactions import write_transaction\n"
+        "_store: Roles = store\n"
+        "store.has_mappings\n"
+        "x: store.RoleJob\n"
+        "tenants.get_settings\n"
+        "_any: object = tenants\n"
+        "run(store)\n"
+    )
+    module = Module("provisor.service.x", SRC / "provisor" / "service" / "x.py")
+    assert _contract_bypasses(module, ast.parse(code)) == [
+        "line 4: imports provisor.storage.roles.running_jobs",
+        "line 7: uses provisor.storage.roles as `store` unbound",
+        "line 9: uses provisor.storage.tenants as `tenants` unbound",
+        "line 10: uses provisor.storage.tenants as `tenants` unbound",
+        "line 11: uses provisor.storage.roles as `store` unbound",
+    ]

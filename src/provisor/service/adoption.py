@@ -16,11 +16,16 @@ from provisor.schema.coerce import coerce_resource
 from provisor.service.context import RequestContext
 from provisor.service.projection import Projection
 from provisor.service.resource_owner import ResourceOwner
+from provisor.storage import batch as batch_store
 from provisor.storage import resources as store
-from provisor.storage.batch import find_by_index, is_managed, set_managed
 from provisor.storage.indexing import normalise
+from provisor.storage.interfaces import ManagedAccounts, ResourceWrites
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_writes: ResourceWrites = store
+_managed: ManagedAccounts = batch_store
 
 log = logging.getLogger("provisor.adoption")
 
@@ -36,20 +41,20 @@ async def adopt_user(
     norm = normalise(attribute, user_name)
     at = now()
     async with write_transaction(service.engine) as conn:
-        found = await find_by_index(conn, ctx.tenant_id, service.rt.name, "userName", [norm])
+        found = await _managed.find_by_index(conn, ctx.tenant_id, service.rt.name, "userName", [norm])
         resource_id = found.get(norm)
-        if resource_id is None or await is_managed(conn, ctx.tenant_id, resource_id) is not False:
+        if resource_id is None or await _managed.is_managed(conn, ctx.tenant_id, resource_id) is not False:
             return None
-        current = await store.fetch_resource(
+        current = await _writes.fetch_resource(
             conn, ctx.tenant_id, service.rt.name, resource_id, for_update=True
         )
         if current is None:
             return None
         doc, _ = service.split_body(coerce_resource(service.registry, service.rt, body, existing=current.doc))
-        stored = await store.update_resource(
+        stored = await _writes.update_resource(
             conn, tenant_id=ctx.tenant_id, current=current, at=at, doc=doc, index=service.index_for(ctx, doc)
         )
-        await set_managed(conn, ctx.tenant_id, resource_id, True)
+        await _managed.set_managed(conn, ctx.tenant_id, resource_id, True)
         await service.record_event(conn, ctx, stored, EventOp.ADOPTED, at)
         out = await service.render_one(conn, ctx, stored, projection)
     log.info(

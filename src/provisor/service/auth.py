@@ -28,7 +28,7 @@ from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
 
 __all__ = ["AuthListener", "Principal", "TokenAuthenticator", "unauthorized"]
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _tokens: Tokens = token_store
 _tenants: Tenants = tenant_store
 
@@ -69,13 +69,13 @@ class TokenAuthenticator:
         self.engine = engine
         self.limiter = limiter
         self.cache: AuthCache[Found] = cache if cache is not None else AuthCache()
-        self._static_hash = token_store.hash_secret(static_token) if static_token else None
+        self._static_hash = _tokens.hash_secret(static_token) if static_token else None
         self._touched: dict[str, float] = {}
 
     async def identify(self, secret: str, kind: str) -> Principal:
         """The principal of a bearer secret for an API of `kind` ("scim" or "admin"); a 401
         `ScimError` for any secret that is unknown, revoked, expired or of the other kind."""
-        digest = token_store.hash_secret(secret)
+        digest = _tokens.hash_secret(secret)
         if kind == "scim" and self._static_hash and hmac.compare_digest(digest, self._static_hash):
             return Principal(DEFAULT_TENANT, "PROVISOR_TOKEN", "scim", await self._static_settings())
         at = now()

@@ -19,10 +19,15 @@ from provisor.schema.model import ResourceType
 from provisor.schema.registry import Registry
 from provisor.service.context import RequestContext
 from provisor.service.render import render
-from provisor.storage.batch import NewRow, append_events, insert_many, prepare_batch, write_batch
+from provisor.storage import batch as store
+from provisor.storage.batch import NewRow
 from provisor.storage.handles import AsyncConnection, AsyncEngine
+from provisor.storage.interfaces import Batches
 from provisor.storage.resources import StoredResource
 from provisor.storage.transactions import write_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Batches = store
 
 
 class CreatingService(Protocol):
@@ -82,7 +87,9 @@ async def create_many(
         return []
     at = now()
     rt = service.rt
-    batch = prepare_batch(tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items])
+    batch = _store.prepare_batch(
+        tenant_id=ctx.tenant_id, resource_type=rt.name, at=at, rows=[i.row for i in items]
+    )
     created = [
         event_row(
             tenant_id=ctx.tenant_id,
@@ -97,11 +104,11 @@ async def create_many(
         for resource in batch.stored
     ]
     if not any(item.extra for item in items):
-        return await write_batch(service.engine, batch, created)
+        return await _store.write_batch(service.engine, batch, created)
     async with write_transaction(service.engine) as conn:
-        stored = await insert_many(conn, batch)
+        stored = await _store.insert_many(conn, batch)
         for resource, item in zip(stored, items, strict=True):
             if item.extra:
                 await service.store_extra(conn, ctx, resource, item.extra, replace=True)
-        await append_events(conn, created)
+        await _store.append_events(conn, created)
     return stored

@@ -23,13 +23,21 @@ import orjson
 
 from provisor.clock import format_instant
 from provisor.storage import console_queries as q
+from provisor.storage import members as member_store
+from provisor.storage import tenants as tenant_store
+from provisor.storage import webhooks as webhook_store
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.members import members_page
-from provisor.storage.tenants import get_settings
+from provisor.storage.interfaces import ConsoleQueries, Members, Tenants, Webhooks
 from provisor.storage.transactions import read_transaction
-from provisor.storage.webhooks import Webhook, list_webhooks
+from provisor.storage.webhooks import Webhook
 
 log = logging.getLogger("provisor.console")
+
+#: Storage as the contract names it (storage/interfaces/).
+_queries: ConsoleQueries = q
+_members: Members = member_store
+_tenants: Tenants = tenant_store
+_webhooks: Webhooks = webhook_store
 
 SILENCE_SAMPLE = 50
 BURST_GAP = 60.0
@@ -116,8 +124,8 @@ class Overview:
     async def _count(self, tenant: str) -> None:
         try:
             async with read_transaction(self.engine) as conn:
-                both = await q.resource_counts(conn, tenant)
-                inactive = await q.inactive_users(conn, tenant)
+                both = await _queries.resource_counts(conn, tenant)
+                inactive = await _queries.inactive_users(conn, tenant)
             self._counts[tenant] = (Counts(both["users"], inactive, both["groups"]), time.monotonic())
         except Exception as exc:  # the next visit retries
             log.warning("counting the resources of %s failed: %s", tenant, exc)
@@ -127,18 +135,20 @@ class Overview:
         since = format_instant(moment - timedelta(hours=24))
         out: list[TenantSummary] = []
         async with read_transaction(self.engine) as conn:
-            backlog = await q.delivery_backlog(conn)
-            for tenant in await q.tenant_ids(conn):
+            backlog = await _queries.delivery_backlog(conn)
+            for tenant in await _queries.tenant_ids(conn):
                 queue = backlog.get(tenant, {"pending": 0, "dead": 0})
                 out.append(
                     TenantSummary(
                         tenant=tenant,
                         counts=self.counts(tenant),
-                        last_request=await q.last_request(conn, tenant),
-                        errors_24h=await q.errors_since(conn, tenant, since),
+                        last_request=await _queries.last_request(conn, tenant),
+                        errors_24h=await _queries.errors_since(conn, tenant, since),
                         backlog=queue["pending"],
                         dead=queue["dead"],
-                        silence=silence(await q.recent_write_times(conn, tenant, SILENCE_SAMPLE), moment),
+                        silence=silence(
+                            await _queries.recent_write_times(conn, tenant, SILENCE_SAMPLE), moment
+                        ),
                     )
                 )
         return out
@@ -157,13 +167,13 @@ async def request_with_events(engine: AsyncEngine, row_id: int) -> LoggedRequest
     request is tied to its events"): events carry no request id, so they are found by tenant,
     actor (the token's name), the request's time window and, when it names one, its resource."""
     async with read_transaction(engine) as conn:
-        row = await q.get_request(conn, row_id)
+        row = await _queries.get_request(conn, row_id)
         if row is None:
             return None
         produced: list[dict[str, Any]] = []
         if row["tenant_id"] is not None and row["method"] in q.WRITE_METHODS and row["status"] < 400:
             end = parse_instant(row["at"]) + timedelta(milliseconds=float(row["duration_ms"]) + 5)
-            produced = await q.events_in_window(
+            produced = await _queries.events_in_window(
                 conn,
                 row["tenant_id"],
                 start=row["at"],
@@ -173,7 +183,7 @@ async def request_with_events(engine: AsyncEngine, row_id: int) -> LoggedRequest
                 limit=200,
             )
         deliveries: dict[int, list[dict[str, Any]]] = {}
-        for d in await q.deliveries_of(conn, [e["seq"] for e in produced]):
+        for d in await _queries.deliveries_of(conn, [e["seq"] for e in produced]):
             deliveries.setdefault(int(d["event_seq"]), []).append(d)
     return LoggedRequest(row, produced, deliveries)
 
@@ -200,7 +210,7 @@ RequestSearch = q.RequestSearch
 
 async def tenant_ids(engine: AsyncEngine) -> list[str]:
     async with read_transaction(engine) as conn:
-        return await q.tenant_ids(conn)
+        return await _queries.tenant_ids(conn)
 
 
 async def search_requests(
@@ -208,7 +218,7 @@ async def search_requests(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The logged requests matching `where` (newest first, at most `limit`), and the tenant ids."""
     async with read_transaction(engine) as conn:
-        return await q.search_requests(conn, where, limit), await q.tenant_ids(conn)
+        return await _queries.search_requests(conn, where, limit), await _queries.tenant_ids(conn)
 
 
 async def resource_history(
@@ -223,9 +233,9 @@ async def resource_history(
     """A resource's latest events (at most `limit`) and, with `members` > 0, a page of its members
     (a group's) after `members_after`."""
     async with read_transaction(engine) as conn:
-        history = await q.resource_history(conn, tenant_id, resource_id, limit)
+        history = await _queries.resource_history(conn, tenant_id, resource_id, limit)
         page = (
-            await members_page(conn, tenant_id, resource_id, after=members_after, limit=members)
+            await _members.members_page(conn, tenant_id, resource_id, after=members_after, limit=members)
             if members
             else []
         )
@@ -236,7 +246,7 @@ async def event_feed(
     engine: AsyncEngine, *, tenant: str | None, before: int | None, after: int | None, limit: int
 ) -> list[dict[str, Any]]:
     async with read_transaction(engine) as conn:
-        return await q.event_feed(conn, tenant=tenant, before=before, after=after, limit=limit)
+        return await _queries.event_feed(conn, tenant=tenant, before=before, after=after, limit=limit)
 
 
 @dataclass
@@ -251,19 +261,19 @@ async def webhooks_view(engine: AsyncEngine, dead_limit: int) -> WebhooksView:
     """Subscriptions, their delivery states and the latest dead letters, read together."""
     async with read_transaction(engine) as conn:
         return WebhooksView(
-            await list_webhooks(conn),
-            await q.webhook_states(conn),
-            await q.dead_letters(conn, dead_limit),
-            await q.tenant_ids(conn),
+            await _webhooks.list_webhooks(conn),
+            await _queries.webhook_states(conn),
+            await _queries.dead_letters(conn, dead_limit),
+            await _queries.tenant_ids(conn),
         )
 
 
 async def token_rows(engine: AsyncEngine) -> tuple[list[dict[str, Any]], list[str]]:
     async with read_transaction(engine) as conn:
-        return await q.token_rows(conn), await q.tenant_ids(conn)
+        return await _queries.token_rows(conn), await _queries.tenant_ids(conn)
 
 
 async def all_tenant_settings(engine: AsyncEngine) -> dict[str, dict[str, Any]]:
     """Every tenant's settings, by tenant id in the order of `tenant_ids`."""
     async with read_transaction(engine) as conn:
-        return {t: await get_settings(conn, t) for t in await q.tenant_ids(conn)}
+        return {t: await _tenants.get_settings(conn, t) for t in await _queries.tenant_ids(conn)}

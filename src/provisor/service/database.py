@@ -11,12 +11,14 @@ import asyncio
 import logging
 from typing import TypeAlias
 
+from provisor.storage import migrate as migrations
+from provisor.storage import tenants as tenant_store
 from provisor.storage.engine import create_engine
 from provisor.storage.faults import OutageLog, is_outage
 from provisor.storage.handles import AsyncEngine
 from provisor.storage.instrument import observe_statements
-from provisor.storage.migrate import code_revisions, current_revisions, upgrade
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
+from provisor.storage.interfaces import Migrations, Tenants
+from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import write_transaction
 
 __all__ = [
@@ -37,6 +39,10 @@ START_RETRY_MAX_SECONDS = 2.0
 
 Database: TypeAlias = AsyncEngine
 
+#: Storage as the contract names it (storage/interfaces/).
+_migrations: Migrations = migrations
+_tenants: Tenants = tenant_store
+
 
 def open_database(url: str) -> Database:
     """A pool of connections to `url` (SQLite or PostgreSQL); no connection is made yet."""
@@ -46,9 +52,19 @@ def open_database(url: str) -> Database:
 async def prepare(database: Database, *, migrate: bool) -> None:
     """Bring the schema up to date (when `migrate`) and make sure the default tenant exists."""
     if migrate:
-        await upgrade(database)
+        await _migrations.upgrade(database)
     async with write_transaction(database) as conn:
-        await ensure_tenant(conn, DEFAULT_TENANT)
+        await _tenants.ensure_tenant(conn, DEFAULT_TENANT)
+
+
+def code_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, all): the revisions this code's migrations end at, and every one they know."""
+    return _migrations.code_revisions()
+
+
+async def current_revisions(database: Database) -> frozenset[str]:
+    """The revisions recorded in the database (empty when it was never migrated)."""
+    return await _migrations.current_revisions(database)
 
 
 async def prepare_when_reachable(database: Database, *, migrate: bool) -> None:

@@ -16,9 +16,14 @@ from typing import Any
 from provisor.clock import format_instant
 from provisor.errors import not_found
 from provisor.storage import consumers as store
+from provisor.storage import tenants as tenant_store
 from provisor.storage.handles import AsyncConnection, AsyncEngine
-from provisor.storage.tenants import get_settings, tenant_exists
+from provisor.storage.interfaces import DeprovisioningLog, Tenants
 from provisor.storage.transactions import read_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: DeprovisioningLog = store
+_tenants: Tenants = tenant_store
 
 DEFAULT_THRESHOLD_SECONDS = 3600
 DEFAULT_WINDOW_SECONDS = 7 * 86400
@@ -65,17 +70,17 @@ async def report(
         since, before = "", overdue_before
     else:
         since, before = window_start, None
-    found = await store.list_deprovisioning(
+    found = await _store.list_deprovisioning(
         conn, tenant, since=since, before=before, unacknowledged=unacknowledged, limit=limit
     )
-    total = await store.count_deprovisioning(
+    total = await _store.count_deprovisioning(
         conn, tenant, since=since, before=before, unacknowledged=unacknowledged
     )
-    overdue = await store.count_deprovisioning(
+    overdue = await _store.count_deprovisioning(
         conn, tenant, since="", before=overdue_before, unacknowledged=True
     )
-    delays = await store.ack_delays(conn, tenant, window_start)
-    pending = await store.pending_counts(conn, tenant, overdue_before)
+    delays = await _store.ack_delays(conn, tenant, window_start)
+    pending = await _store.pending_counts(conn, tenant, overdue_before)
     return {
         "tenant": tenant,
         "thresholdSeconds": threshold,
@@ -96,9 +101,9 @@ async def tenant_report(
 ) -> dict[str, Any]:
     """`report` for a tenant by name, in one read transaction; 404 for an unknown tenant."""
     async with read_transaction(engine) as conn:
-        if not await tenant_exists(conn, tenant):
+        if not await _tenants.tenant_exists(conn, tenant):
             raise not_found(f"tenant {tenant} not found")
-        settings = await get_settings(conn, tenant)
+        settings = await _tenants.get_settings(conn, tenant)
         return await report(
             conn, tenant, settings, unacknowledged=unacknowledged, window_seconds=window_seconds, limit=limit
         )

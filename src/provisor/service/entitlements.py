@@ -22,10 +22,15 @@ from provisor.service.context import RequestContext
 from provisor.service.projection import Projection
 from provisor.service.render import location
 from provisor.storage import entitlements as store
+from provisor.storage import tenants as tenant_store
 from provisor.storage.entitlements import CatalogueEntry
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.tenants import tenant_exists
+from provisor.storage.interfaces import Entitlements, Tenants
 from provisor.storage.transactions import read_transaction, write_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Entitlements = store
+_tenants: Tenants = tenant_store
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 500
@@ -131,9 +136,9 @@ class CatalogueService:
         kind_text = _text("type", kind, MAX_TYPE_LENGTH, required=False)
         description_text = _text("description", description, 10_000, required=False)
         async with write_transaction(self.engine) as conn:
-            if not await tenant_exists(conn, tenant_id):
+            if not await _tenants.tenant_exists(conn, tenant_id):
                 raise not_found(f"tenant {tenant_id} not found")
-            created = await store.define(
+            created = await _store.define(
                 conn,
                 tenant_id=tenant_id,
                 resource_type=resource_type,
@@ -143,7 +148,7 @@ class CatalogueService:
                 description=description_text,
                 at=now(),
             )
-            entry = await store.get(conn, tenant_id, resource_type, checked_id)
+            entry = await _store.get(conn, tenant_id, resource_type, checked_id)
         assert entry is not None
         return entry, created
 
@@ -151,18 +156,18 @@ class CatalogueService:
         """Remove one entry. Users keep values already assigned (docs/entitlements.md)."""
         resource_type = catalogue_type(type_name)
         async with write_transaction(self.engine) as conn:
-            return await store.remove(conn, tenant_id, resource_type, entry_id)
+            return await _store.remove(conn, tenant_id, resource_type, entry_id)
 
     async def entries(
         self, tenant_id: str, type_names: tuple[str, ...] = CATALOGUE_TYPES
     ) -> list[CatalogueEntry]:
         types = [catalogue_type(name) for name in type_names]
         async with read_transaction(self.engine) as conn:
-            if not await tenant_exists(conn, tenant_id):
+            if not await _tenants.tenant_exists(conn, tenant_id):
                 raise not_found(f"tenant {tenant_id} not found")
             out: list[CatalogueEntry] = []
             for resource_type in types:
-                out.extend(await store.page(conn, tenant_id, resource_type, 0, None))
+                out.extend(await _store.page(conn, tenant_id, resource_type, 0, None))
         return out
 
     # ---- the IdP's side: read-only SCIM ---------------------------------------------------------
@@ -174,9 +179,11 @@ class CatalogueService:
         offset = query.start_index - 1
         if query.filter is None and query.sort_by is None:
             async with read_transaction(self.engine) as conn:
-                total = await store.count(conn, ctx.tenant_id, rt.name)
+                total = await _store.count(conn, ctx.tenant_id, rt.name)
                 rows = (
-                    await store.page(conn, ctx.tenant_id, rt.name, offset, query.count) if query.count else []
+                    await _store.page(conn, ctx.tenant_id, rt.name, offset, query.count)
+                    if query.count
+                    else []
                 )
             resources = [projection.apply(render_entry(rt, row, ctx.base_url)) for row in rows]
             return list_response(resources, total, query.start_index)
@@ -187,7 +194,7 @@ class CatalogueService:
             )
             condition = bind(parsed, self.registry, rt)
         async with read_transaction(self.engine) as conn:
-            rows = await store.page(conn, ctx.tenant_id, rt.name, 0, None)
+            rows = await _store.page(conn, ctx.tenant_id, rt.name, 0, None)
         full = [render_entry(rt, row, ctx.base_url) for row in rows]
         if condition is not None:
             full = [doc for doc in full if matches(condition, doc)]
@@ -200,7 +207,7 @@ class CatalogueService:
         self, ctx: RequestContext, rt: ResourceType, entry_id: str, projection: Projection
     ) -> dict[str, Any]:
         async with read_transaction(self.engine) as conn:
-            entry = await store.get(conn, ctx.tenant_id, rt.name, entry_id)
+            entry = await _store.get(conn, ctx.tenant_id, rt.name, entry_id)
         if entry is None:
             raise not_found(f"{rt.name} {entry_id} not found")
         return projection.apply(render_entry(rt, entry, ctx.base_url))

@@ -7,25 +7,31 @@ from __future__ import annotations
 
 from provisor.errors import ScimError, invalid_value, not_found
 from provisor.storage import consumers as store
+from provisor.storage import event_log
 from provisor.storage.consumers import Consumer
-from provisor.storage.event_log import EventFilter, EventPage, latest_seq, read_events
+from provisor.storage.event_log import EventFilter, EventPage
 from provisor.storage.handles import AsyncEngine
+from provisor.storage.interfaces import Consumers, EventLog
 from provisor.storage.transactions import read_transaction, write_transaction
 
 __all__ = ["Consumer", "EventFilter", "EventPage"]
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Consumers = store
+_events: EventLog = event_log
 
 
 async def read_page(engine: AsyncEngine, after: int, limit: int, where: EventFilter) -> EventPage:
     """Up to `limit` events after `after` that match `where`; `next` passes filtered-out ones too."""
     async with read_transaction(engine) as conn:
-        return await read_events(conn, after, limit, where)
+        return await _events.read_events(conn, after, limit, where)
 
 
 async def consumer_start(engine: AsyncEngine, name: str, where: EventFilter) -> tuple[int, EventFilter]:
     """Where a named consumer resumes, and `where` narrowed to its tenant scope (a consumer scoped
     to one tenant never reads another's events, whatever the request asks)."""
     async with read_transaction(engine) as conn:
-        consumer = await store.get_consumer(conn, name)
+        consumer = await _store.get_consumer(conn, name)
     if consumer is None:
         raise not_found(f"consumer {name} not found")
     if consumer.tenant is not None:
@@ -38,14 +44,14 @@ async def consumer_start(engine: AsyncEngine, name: str, where: EventFilter) -> 
 async def consumers(engine: AsyncEngine) -> tuple[list[Consumer], int]:
     """Every consumer, and the head of the log they lag behind (read in one transaction)."""
     async with read_transaction(engine) as conn:
-        return await store.list_consumers(conn), await latest_seq(conn)
+        return await _store.list_consumers(conn), await _events.latest_seq(conn)
 
 
 async def consumer(engine: AsyncEngine, name: str) -> tuple[Consumer, int]:
     """One consumer and the log's head; 404 when there is no such consumer."""
     async with read_transaction(engine) as conn:
-        found = await store.get_consumer(conn, name)
-        head = await latest_seq(conn)
+        found = await _store.get_consumer(conn, name)
+        head = await _events.latest_seq(conn)
     if found is None:
         raise not_found(f"consumer {name} not found")
     return found, head
@@ -61,8 +67,8 @@ async def commit(
     """
     try:
         async with write_transaction(engine) as conn:
-            moved = await store.commit_position(conn, name, seq, tenant=tenant, force=force)
-            return moved, await latest_seq(conn)
+            moved = await _store.commit_position(conn, name, seq, tenant=tenant, force=force)
+            return moved, await _events.latest_seq(conn)
     except store.PositionError as error:
         raise ScimError(error.status, error.detail) from None
 
@@ -70,5 +76,5 @@ async def commit(
 async def delete_consumer(engine: AsyncEngine, name: str) -> None:
     """Forget a consumer (its position stops holding back pruning); 404 when there is none."""
     async with write_transaction(engine) as conn:
-        if not await store.delete_consumer(conn, name):
+        if not await _store.delete_consumer(conn, name):
             raise not_found(f"consumer {name} not found")

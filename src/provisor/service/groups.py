@@ -24,7 +24,7 @@ from provisor.storage import outbox
 from provisor.storage import resources as store
 from provisor.storage import roles as role_store
 from provisor.storage.handles import AsyncConnection
-from provisor.storage.interfaces import Members, Outbox, ResourceWrites
+from provisor.storage.interfaces import Members, Outbox, ResourceWrites, Roles
 from provisor.storage.resources import ResourceWrite, StoredResource
 from provisor.storage.transactions import autocommit, read_transaction
 
@@ -32,6 +32,7 @@ from provisor.storage.transactions import autocommit, read_transaction
 _members: Members = member_store
 _writes: ResourceWrites = store
 _outbox: Outbox = outbox
+_roles: Roles = role_store
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -62,7 +63,7 @@ def _needs_lock() -> list[dict[str, Any]]:
 
 
 class GroupService(ResourceService):
-    #: The member rows, as the contract names them (storage/interfaces.py).
+    #: The member rows, as the contract names them (storage/interfaces/).
     members: Members = member_store
 
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:
@@ -156,7 +157,7 @@ class GroupService(ResourceService):
         if change.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
             return None
         async with autocommit(self.engine) as conn:
-            if await role_store.has_mappings(conn, ctx.tenant_id):
+            if await _roles.has_mappings(conn, ctx.tenant_id):
                 return None
         add = _wanted(delta.add)
         at = now()

@@ -15,12 +15,16 @@ from typing import Any
 
 from provisor.budget import outside_budget
 from provisor.errors import ScimError
+from provisor.storage import rate_buckets as store
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.rate_buckets import take
+from provisor.storage.interfaces import RateBuckets
 from provisor.storage.transactions import write_transaction
 from provisor.telemetry.metrics import RATE_LIMITED
 
 log = logging.getLogger("provisor.ratelimit")
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: RateBuckets = store
 
 
 class RateLimited(ScimError):
@@ -55,7 +59,7 @@ class RateLimiter:
         try:
             with outside_budget():
                 async with write_transaction(self.engine) as conn:
-                    decision = await take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
+                    decision = await _store.take(conn, tenant_id, rate=rate, burst=burst, at=time.time())
         except Exception as exc:
             log.warning("rate limiter unavailable, letting the request through: %s", exc)
             return

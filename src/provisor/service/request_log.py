@@ -32,14 +32,14 @@ from provisor.clock import format_instant
 from provisor.storage import request_log as store
 from provisor.storage.handles import AsyncEngine
 from provisor.storage.interfaces import RequestLog
-from provisor.storage.request_log import RequestFilter, UnknownCount, encode_names
+from provisor.storage.request_log import RequestFilter, UnknownCount
 from provisor.storage.transactions import read_transaction, write_transaction
 
 __all__ = ["RequestFilter", "RequestLogWriter", "read_requests", "read_unknown_counts"]
 
 log = logging.getLogger("provisor.request_log")
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _store: RequestLog = store
 
 FLUSH_SECONDS = 0.2
@@ -121,7 +121,7 @@ def to_row(exchange: Exchange) -> dict[str, Any]:
         "request_body": redacted_body(exchange.request_body) if full else None,
         # In metadata mode only an error's body was captured (http/middleware.py).
         "response_body": redacted_body(exchange.response_body) if full or exchange.status >= 400 else None,
-        "unknown_attributes": encode_names(exchange.unknown_attributes),
+        "unknown_attributes": _store.encode_names(exchange.unknown_attributes),
     }
 
 

@@ -80,7 +80,7 @@ class ResourceService:
         self.settings = settings
         self.write_only = WriteOnly(registry, rt)
         self.write_only_sink: WriteOnlySink | None = None
-        #: Storage's write side, as the contract names it (storage/interfaces.py).
+        #: Storage's write side, as the contract names it (storage/interfaces/).
         self.writes: ResourceWrites = store
         self.reads: ResourceReads = store
         self.lists: ResourceLists = listing

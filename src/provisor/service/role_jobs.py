@@ -17,10 +17,14 @@ import logging
 from collections.abc import Callable
 
 from provisor.service.roles import run_job_step
+from provisor.storage import roles as role_store
 from provisor.storage.faults import OutageLog
 from provisor.storage.handles import AsyncEngine
-from provisor.storage.roles import running_jobs
+from provisor.storage.interfaces import Roles
 from provisor.storage.transactions import autocommit
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Roles = role_store
 
 log = logging.getLogger("provisor.roles")
 
@@ -49,7 +53,7 @@ class RoleJobWorker:
         """Run every unfinished job to its end; the number of batches committed."""
         steps = 0
         async with autocommit(self.engine) as conn:  # one statement a second: no BEGIN/COMMIT
-            pending = await running_jobs(conn)
+            pending = await _store.running_jobs(conn)
         for tenant_id, job_id in pending:
             while True:
                 job = await run_job_step(self.engine, tenant_id, job_id, self.batch)

@@ -21,13 +21,21 @@ from provisor.clock import now
 from provisor.errors import invalid_value, not_found
 from provisor.events.model import EventOp, event_row
 from provisor.service.context import RequestContext
+from provisor.storage import batch as batch_store
 from provisor.storage import members as member_store
-from provisor.storage import roles as store
-from provisor.storage.batch import append_events
+from provisor.storage import roles as role_store
+from provisor.storage import tenants as tenant_store
 from provisor.storage.handles import AsyncConnection, AsyncEngine
+from provisor.storage.interfaces import Batches, Members, Tenants
+from provisor.storage.interfaces import Roles as RoleStorage
 from provisor.storage.roles import Mapping, RoleJob
-from provisor.storage.tenants import get_settings, tenant_exists
 from provisor.storage.transactions import read_transaction, write_transaction
+
+#: Storage as the contract names it (storage/interfaces/; `Roles` here is a user's roles).
+_store: RoleStorage = role_store
+_members: Members = member_store
+_batches: Batches = batch_store
+_tenants: Tenants = tenant_store
 
 #: Members per background batch: one transaction each.
 DEFAULT_BATCH = 1000
@@ -66,13 +74,13 @@ async def roles_of(
     """Each user's effective roles under `view`."""
     if not user_ids or not view.mappings:
         return {u: {} for u in user_ids}
-    direct = view.adjust(await store.groups_of(conn, ctx.tenant_id, user_ids), user_ids)
+    direct = view.adjust(await _store.groups_of(conn, ctx.tenant_id, user_ids), user_ids)
     closure = {u: set(gs) for u, gs in direct.items()}
     if ctx.setting("indirect_groups", False):
         parents: dict[str, set[str]] = {}
         frontier = set().union(*direct.values()) if direct else set()
         while frontier:
-            found = view.adjust(await store.groups_of(conn, ctx.tenant_id, list(frontier)), frontier)
+            found = view.adjust(await _store.groups_of(conn, ctx.tenant_id, list(frontier)), frontier)
             parents.update(found)
             frontier = {p for ps in found.values() for p in ps if p not in parents}
         for groups in closure.values():
@@ -89,7 +97,7 @@ async def roles_of(
     names: dict[str, str] = {}
     if by_name:
         every = set().union(*closure.values()) if closure else set()
-        names = await store.group_names(conn, ctx.tenant_id, list(every))
+        names = await _store.group_names(conn, ctx.tenant_id, list(every))
         names.update({g: n for g, n in view.names.items() if g in every})
     out: dict[str, Roles] = {}
     for user, groups in closure.items():
@@ -131,7 +139,7 @@ async def _emit(
                 )
             )
     if rows:  # one multi-row statement: a batch of a map job records up to a thousand
-        await append_events(conn, rows)
+        await _batches.append_events(conn, rows)
     return len(rows)
 
 
@@ -139,14 +147,14 @@ async def users_under(conn: AsyncConnection, ctx: RequestContext, member_ids: It
     """The users among `member_ids`, plus (with `indirect_groups`) the users below the groups
     among them: the users whose roles a change of those memberships can affect."""
     ids = list(dict.fromkeys(member_ids))
-    types = await member_store.resource_types_of(conn, ctx.tenant_id, ids) if ids else {}
+    types = await _members.resource_types_of(conn, ctx.tenant_id, ids) if ids else {}
     users = [i for i in ids if types.get(i) == "User"]
     groups = [i for i in ids if types.get(i) == "Group"]
     if groups and ctx.setting("indirect_groups", False):
         seen = set(groups)
         frontier = groups
         while frontier:
-            rows = await store.members_of_groups(conn, ctx.tenant_id, frontier)
+            rows = await _store.members_of_groups(conn, ctx.tenant_id, frontier)
             frontier = []
             for member, kind in rows:
                 if kind == "User":
@@ -166,8 +174,8 @@ async def membership_changed(
     (revoke): for it, that job's mapping counts as not yet made (still there), before and after."""
     if not (added or removed):
         return
-    mappings = await store.mappings(conn, ctx.tenant_id)
-    pending = await store.running_jobs_on(conn, ctx.tenant_id, group_id)
+    mappings = await _store.mappings(conn, ctx.tenant_id)
+    pending = await _store.running_jobs_on(conn, ctx.tenant_id, group_id)
     if not mappings and not pending:
         return
     parts: dict[tuple[str, ...], list[str]] = {}
@@ -183,7 +191,7 @@ async def membership_changed(
                 if job.action == "unmap":
                     effective.append(mapping)
         users = await users_under(conn, ctx, members)
-        await store.lock_users(conn, ctx.tenant_id, users)
+        await _store.lock_users(conn, ctx.tenant_id, users)
         after = await roles_of(conn, ctx, users, View(effective))
         before_view = View(
             effective, hidden={(group_id, m) for m in added}, extra={(group_id, m) for m in removed}
@@ -193,7 +201,7 @@ async def membership_changed(
 
 
 async def _users_of_group(conn: AsyncConnection, ctx: RequestContext, group_id: str) -> list[str]:
-    direct = await store.members_of_groups(conn, ctx.tenant_id, [group_id])
+    direct = await _store.members_of_groups(conn, ctx.tenant_id, [group_id])
     return await users_under(conn, ctx, [m for m, _ in direct])
 
 
@@ -204,11 +212,11 @@ async def group_renamed(
     old_l, new_l = (old or "").lower(), (new or "").lower()
     if old_l == new_l:
         return
-    mappings = await store.mappings(conn, ctx.tenant_id)
+    mappings = await _store.mappings(conn, ctx.tenant_id)
     if not any(m.kind == "name" and m.group_ref in (old_l, new_l) for m in mappings):
         return
     users = await _users_of_group(conn, ctx, group_id)
-    await store.lock_users(conn, ctx.tenant_id, users)
+    await _store.lock_users(conn, ctx.tenant_id, users)
     after = await roles_of(conn, ctx, users, View(mappings))
     before = await roles_of(conn, ctx, users, View(mappings, names={group_id: old_l}))
     await _emit(conn, ctx, before, after, group_id)
@@ -216,11 +224,11 @@ async def group_renamed(
 
 async def group_deleting(conn: AsyncConnection, ctx: RequestContext, group_id: str) -> None:
     """Before a group is deleted: its members lose what only it granted."""
-    mappings = await store.mappings(conn, ctx.tenant_id)
+    mappings = await _store.mappings(conn, ctx.tenant_id)
     if not mappings:
         return
     users = await _users_of_group(conn, ctx, group_id)
-    await store.lock_users(conn, ctx.tenant_id, users)
+    await _store.lock_users(conn, ctx.tenant_id, users)
     before = await roles_of(conn, ctx, users, View(mappings))
     after = await roles_of(conn, ctx, users, View(mappings, gone={group_id}))
     await _emit(conn, ctx, before, after, group_id)
@@ -228,7 +236,7 @@ async def group_deleting(conn: AsyncConnection, ctx: RequestContext, group_id: s
 
 async def user_deleting(conn: AsyncConnection, ctx: RequestContext, user_id: str) -> None:
     """Before a user is deleted: every role it had is revoked."""
-    mappings = await store.mappings(conn, ctx.tenant_id)
+    mappings = await _store.mappings(conn, ctx.tenant_id)
     if not mappings:
         return
     before = await roles_of(conn, ctx, [user_id], View(mappings))
@@ -258,11 +266,11 @@ def job_json(job: RoleJob) -> dict[str, Any]:
 
 
 async def _context(conn: AsyncConnection, tenant_id: str, actor: str | None) -> RequestContext:
-    return RequestContext(tenant_id, actor, "", await get_settings(conn, tenant_id))
+    return RequestContext(tenant_id, actor, "", await _tenants.get_settings(conn, tenant_id))
 
 
 async def _require_tenant(conn: AsyncConnection, tenant_id: str) -> None:
-    if not await tenant_exists(conn, tenant_id):
+    if not await _tenants.tenant_exists(conn, tenant_id):
         raise not_found(f"no tenant {tenant_id}")
 
 
@@ -277,9 +285,9 @@ async def _mapping_for(
     conn: AsyncConnection, tenant_id: str, group: str, role: str
 ) -> tuple[Mapping, list[str]]:
     """The mapping `group` names (an existing group's id, else a displayName) and the groups it covers."""
-    if await store.resource_type_of(conn, tenant_id, group) == "Group":
+    if await _store.resource_type_of(conn, tenant_id, group) == "Group":
         return Mapping("id", group, role), [group]
-    return Mapping("name", group.lower(), role), await store.group_by_name(conn, tenant_id, group)
+    return Mapping("name", group.lower(), role), await _store.group_by_name(conn, tenant_id, group)
 
 
 @dataclass(frozen=True)
@@ -308,23 +316,23 @@ async def change_mapping(
         await _require_tenant(conn, tenant_id)
         mapping, groups = await _mapping_for(conn, tenant_id, group, role)
         if not add:
-            existing = set(await store.mappings(conn, tenant_id))
+            existing = set(await _store.mappings(conn, tenant_id))
             if mapping not in existing and Mapping("name", group.lower(), role) in existing:
                 mapping = Mapping("name", group.lower(), role)
-                groups = await store.group_by_name(conn, tenant_id, group)
+                groups = await _store.group_by_name(conn, tenant_id, group)
         if add:
-            changed = await store.add_mapping(conn, tenant_id, mapping, at)
+            changed = await _store.add_mapping(conn, tenant_id, mapping, at)
         else:
-            changed = await store.remove_mapping(conn, tenant_id, mapping)
+            changed = await _store.remove_mapping(conn, tenant_id, mapping)
         jobs: list[RoleJob] = []
         if changed:
             for group_id in groups:
-                total = await store.member_count(conn, tenant_id, group_id)
+                total = await _store.member_count(conn, tenant_id, group_id)
                 job = RoleJob(
                     tenant_id, str(uuid.uuid4()), "map" if add else "unmap", mapping.kind,
                     mapping.group_ref, group_id, role, None, 0, total, "running", at, at,
                 )  # fmt: skip
-                await store.create_job(conn, job)
+                await _store.create_job(conn, job)
                 if total <= batch:
                     job = await _step(conn, job, total + 1, actor)
                 jobs.append(job)
@@ -334,14 +342,14 @@ async def change_mapping(
 async def _step(conn: AsyncConnection, job: RoleJob, batch: int, actor: str | None) -> RoleJob:
     """One batch of a job, inside the caller's transaction: events, then the cursor advance."""
     ctx = await _context(conn, job.tenant_id, actor)
-    rows = await store.members_after(conn, job.tenant_id, job.group_id, job.cursor, batch)
+    rows = await _store.members_after(conn, job.tenant_id, job.group_id, job.cursor, batch)
     if rows:
-        current = await store.mappings(conn, job.tenant_id)
+        current = await _store.mappings(conn, job.tenant_id)
         mapping = Mapping(job.kind, job.group_ref, job.role)
         with_it = View([*[m for m in current if m != mapping], mapping])
         without = View([m for m in current if m != mapping])
         users = await users_under(conn, ctx, [m for m, _ in rows])
-        await store.lock_users(conn, job.tenant_id, users)
+        await _store.lock_users(conn, job.tenant_id, users)
         granted, bare = await roles_of(conn, ctx, users, with_it), await roles_of(conn, ctx, users, without)
         before, after = (bare, granted) if job.action == "map" else (granted, bare)
         await _emit(conn, ctx, before, after, job.group_id)
@@ -349,7 +357,9 @@ async def _step(conn: AsyncConnection, job: RoleJob, batch: int, actor: str | No
     done = len(rows) < batch
     at = now()
     processed = job.processed + len(rows)
-    await store.advance_job(conn, job.tenant_id, job.id, cursor=cursor, processed=processed, done=done, at=at)
+    await _store.advance_job(
+        conn, job.tenant_id, job.id, cursor=cursor, processed=processed, done=done, at=at
+    )
     return RoleJob(
         job.tenant_id, job.id, job.action, job.kind, job.group_ref, job.group_id, job.role,
         cursor, processed, job.total, "done" if done else "running", job.created, at,
@@ -361,7 +371,7 @@ async def run_job_step(
 ) -> RoleJob | None:
     """One committed batch of a job (None: no such job, or another worker holds it)."""
     async with write_transaction(engine) as conn:
-        job = await store.lock_job(conn, tenant_id, job_id)
+        job = await _store.lock_job(conn, tenant_id, job_id)
         if job is None or job.state != "running":
             return job
         return await _step(conn, job, batch, None)
@@ -370,20 +380,20 @@ async def run_job_step(
 async def mappings(engine: AsyncEngine, tenant_id: str) -> list[Mapping]:
     async with read_transaction(engine) as conn:
         await _require_tenant(conn, tenant_id)
-        return await store.mappings(conn, tenant_id)
+        return await _store.mappings(conn, tenant_id)
 
 
 async def jobs(engine: AsyncEngine, tenant_id: str) -> list[RoleJob]:
     async with read_transaction(engine) as conn:
         await _require_tenant(conn, tenant_id)
-        return await store.jobs(conn, tenant_id)
+        return await _store.jobs(conn, tenant_id)
 
 
 async def user_roles(engine: AsyncEngine, tenant_id: str, user_id: str) -> Roles:
     async with read_transaction(engine) as conn:
         await _require_tenant(conn, tenant_id)
-        if await store.resource_type_of(conn, tenant_id, user_id) != "User":
+        if await _store.resource_type_of(conn, tenant_id, user_id) != "User":
             raise not_found(f"User {user_id} not found in tenant {tenant_id}")
         ctx = await _context(conn, tenant_id, None)
-        found = await roles_of(conn, ctx, [user_id], View(await store.mappings(conn, tenant_id)))
+        found = await roles_of(conn, ctx, [user_id], View(await _store.mappings(conn, tenant_id)))
         return found[user_id]

@@ -28,12 +28,18 @@ import orjson
 from provisor.clock import format_instant, now
 from provisor.durations import parse_duration
 from provisor.storage import setup_links as store
+from provisor.storage import tenants as tenant_store
+from provisor.storage import tokens as token_store
 from provisor.storage.auth_cache import auth_write
 from provisor.storage.handles import AsyncEngine
+from provisor.storage.interfaces import SetupLinks, Tenants, Tokens
 from provisor.storage.setup_links import SetupLink as SetupLink
-from provisor.storage.tenants import get_settings, tenant_exists
-from provisor.storage.tokens import create_token
 from provisor.storage.transactions import read_transaction, write_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: SetupLinks = store
+_tenants: Tenants = tenant_store
+_tokens: Tokens = token_store
 
 DEFAULT_LIFETIME = timedelta(days=7)
 MAX_LIFETIME = timedelta(days=90)
@@ -107,21 +113,21 @@ async def create(
         last_used=None,
     )
     async with write_transaction(engine) as conn:
-        if not await tenant_exists(conn, tenant_id):
+        if not await _tenants.tenant_exists(conn, tenant_id):
             raise UnknownTenant(f"no tenant {tenant_id}")
-        link = await store.insert_link(conn, link)
+        link = await _store.insert_link(conn, link)
     return CreatedLink(link, link_url(base_url, link_id, secret))
 
 
 async def list_links(engine: AsyncEngine, tenant_id: str | None = None) -> list[SetupLink]:
     async with read_transaction(engine) as conn:
-        return await store.list_links(conn, tenant_id)
+        return await _store.list_links(conn, tenant_id)
 
 
 async def revoke(engine: AsyncEngine, link_id: str) -> bool:
     """Revoke a link (its page answers 410 at once); False when no live link has that id."""
     async with write_transaction(engine) as conn:
-        return await store.revoke_link(conn, link_id)
+        return await _store.revoke_link(conn, link_id)
 
 
 def describe(link: SetupLink, at: str | None = None) -> dict[str, Any]:
@@ -154,7 +160,7 @@ async def resolve(engine: AsyncEngine, reference: str, *, touch: bool = False) -
         return Resolved(404)
     link_id, secret = match.groups()
     async with read_transaction(engine) as conn:
-        link = await store.get_link(conn, link_id)
+        link = await _store.get_link(conn, link_id)
     if link is None or not hmac.compare_digest(link.secret_hash, hash_secret(secret)):
         return Resolved(404)
     at = now()
@@ -162,7 +168,7 @@ async def resolve(engine: AsyncEngine, reference: str, *, touch: bool = False) -
         return Resolved(410)
     if touch:
         async with write_transaction(engine) as conn:
-            await store.touch_link(conn, link.id, at)
+            await _store.touch_link(conn, link.id, at)
     return Resolved(200, link, secret)
 
 
@@ -184,8 +190,8 @@ async def mint_token(engine: AsyncEngine, link: SetupLink) -> str:
     transaction (see the module docstring). Returns the secret, which is never stored."""
     name = token_name(link.id)
     async with auth_write(engine) as conn:  # the revoked mint is refused by every worker on return
-        await store.revoke_tokens_named(conn, link.tenant_id, name)
-        _, secret = await create_token(conn, tenant_id=link.tenant_id, name=name)
+        await _store.revoke_tokens_named(conn, link.tenant_id, name)
+        _, secret = await _tokens.create_token(conn, tenant_id=link.tenant_id, name=name)
     return secret
 
 
@@ -277,10 +283,10 @@ async def connection_status(
     Deactivation is read from the events (the metadata log has no bodies to tell it apart)."""
     name = token_name(link.id)
     async with read_transaction(engine) as conn:
-        settings = await get_settings(conn, link.tenant_id)
-        rows = await store.requests_by_token(conn, link.tenant_id, name, link.since_request, RECENT_REQUESTS)
+        settings = await _tenants.get_settings(conn, link.tenant_id)
+        rows = await _store.requests_by_token(conn, link.tenant_id, name, link.since_request, RECENT_REQUESTS)
         subjects = {
-            key: await store.first_event(conn, link.tenant_id, link.since_event, name, resource_type, op)
+            key: await _store.first_event(conn, link.tenant_id, link.since_event, name, resource_type, op)
             for key, resource_type, op in _SUBJECT_EVENTS
         }
     seen: dict[str, str] = {}

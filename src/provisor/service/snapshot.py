@@ -21,9 +21,14 @@ from provisor.service.context import RequestContext
 from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.resources import ResourceService
+from provisor.storage import snapshot as store
+from provisor.storage import tenants as tenant_store
 from provisor.storage.handles import AsyncConnection, AsyncEngine
-from provisor.storage.snapshot import is_lock_timeout, page_after, snapshot_transaction
-from provisor.storage.tenants import get_settings, tenant_exists
+from provisor.storage.interfaces import Snapshots, Tenants
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Snapshots = store
+_tenants: Tenants = tenant_store
 
 PAGE = 1000
 ORDER = ("User", "Group")
@@ -42,7 +47,7 @@ async def snapshot_lines(
         derive = name != "User"
         after: str | None = None
         while True:
-            rows = await page_after(conn, ctx.tenant_id, name, after, page)
+            rows = await _store.page_after(conn, ctx.tenant_id, name, after, page)
             if not rows:
                 break
             derived = await service.derived(conn, ctx, [r.id for r in rows], projection) if derive else {}
@@ -86,13 +91,13 @@ async def open_snapshot(
     longer than the snapshot waits for them."""
     stack = AsyncExitStack()
     try:
-        conn, seq = await stack.enter_async_context(snapshot_transaction(engine))
-        if not await tenant_exists(conn, tenant):
+        conn, seq = await stack.enter_async_context(_store.snapshot_transaction(engine))
+        if not await _tenants.tenant_exists(conn, tenant):
             raise not_found(f"tenant {tenant} not found")
-        settings = await get_settings(conn, tenant)
+        settings = await _tenants.get_settings(conn, tenant)
     except BaseException as error:
         await stack.aclose()
-        if is_lock_timeout(error):
+        if _store.is_lock_timeout(error):
             raise ScimError(503, "writers held the event log too long; retry the snapshot") from None
         raise
     return Snapshot(seq, conn, stack, services, RequestContext(tenant, None, base_url, settings))

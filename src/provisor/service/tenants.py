@@ -14,7 +14,7 @@ from provisor.storage.transactions import read_transaction
 
 __all__ = ["DEFAULT_TENANT", "exists", "settings_of"]
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _store: Tenants = store
 
 

@@ -18,7 +18,7 @@ from provisor.storage.transactions import write_transaction
 
 DEFAULT_OVERLAP = timedelta(days=7)
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _store: Tokens = token_store
 
 

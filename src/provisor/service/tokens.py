@@ -14,7 +14,7 @@ from provisor.storage.transactions import write_transaction
 
 __all__ = ["TokenInfo", "UnknownTenant", "create", "find_active", "revoke"]
 
-#: Storage as the contract names it (storage/interfaces.py).
+#: Storage as the contract names it (storage/interfaces/).
 _store: Tokens = store
 _tenants: Tenants = tenant_store
 

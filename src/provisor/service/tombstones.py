@@ -22,8 +22,15 @@ from provisor.storage import resources as store
 from provisor.storage import tombstones as tomb_store
 from provisor.storage.handles import AsyncConnection
 from provisor.storage.indexing import MAX_INDEXED_LENGTH, normalise
+from provisor.storage.interfaces import Members, ResourceWrites, Tombstones
 from provisor.storage.resources import StoredResource
+from provisor.storage.tombstones import Tombstone
 from provisor.storage.transactions import read_transaction, write_transaction
+
+#: Storage as the contract names it (storage/interfaces/).
+_writes: ResourceWrites = store
+_members: Members = member_store
+_tombstones: Tombstones = tomb_store
 
 #: Retention when the tenant sets `delete_policy=tombstone` without `tombstone_days`.
 DEFAULT_TOMBSTONE_DAYS = 30
@@ -54,12 +61,12 @@ async def bury(
     """Keep `current` as a tombstone (before its row is deleted); returns the `deleted` payload."""
     days = int(ctx.setting("tombstone_days", DEFAULT_TOMBSTONE_DAYS))
     purge_after = format_instant(datetime.now(UTC) + timedelta(days=days))
-    groups = await member_store.groups_containing(conn, ctx.tenant_id, current.id)
+    groups = await _members.groups_containing(conn, ctx.tenant_id, current.id)
     external_id, name_norm = _match_keys(service, current.doc)
-    await tomb_store.bury(
+    await _tombstones.bury(
         conn,
         tenant_id=ctx.tenant_id,
-        tombstone=tomb_store.Tombstone(
+        tombstone=Tombstone(
             current.id, current.resource_type, current.version, current.created, at, current.doc, groups
         ),
         purge_after=purge_after,
@@ -89,13 +96,13 @@ async def restore(
         "at": at,
     }
     async with read_transaction(service.engine) as conn:
-        if not await tomb_store.has_match(conn, **keys):
+        if not await _tombstones.has_match(conn, **keys):
             return None
     async with write_transaction(service.engine) as conn:
-        found = await tomb_store.take_match(conn, **keys)
+        found = await _tombstones.take_match(conn, **keys)
         if found is None:
             return None
-        stored = await store.insert_resource(
+        stored = await _writes.insert_resource(
             conn,
             tenant_id=ctx.tenant_id,
             resource_type=service.rt.name,

@@ -22,11 +22,18 @@ from provisor.service.projection import Projection
 from provisor.service.render import render
 from provisor.service.resources import ResourceService
 from provisor.service.sources import BadLine, Record
-from provisor.storage.batch import NewRow, find_by_index
+from provisor.storage import batch as batch_store
+from provisor.storage import members as member_store
+from provisor.storage import transfer as store
+from provisor.storage.batch import NewRow
 from provisor.storage.indexing import normalise
-from provisor.storage.members import resource_types_of
+from provisor.storage.interfaces import Batches, Members, Transfer
 from provisor.storage.transactions import read_transaction
-from provisor.storage.transfer import member_ids_of_groups, page_by_creation, resources_by_ids
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Transfer = store
+_batches: Batches = batch_store
+_members: Members = member_store
 
 #: Resource types in dependency order: users before the groups that contain them.
 ORDER = ("User", "Group")
@@ -123,13 +130,13 @@ class Importer:
             for start in range(0, len(items), CHUNK):
                 chunk = items[start : start + CHUNK]
                 ids = [i.prepared.row.id for i in chunk]
-                taken = await resource_types_of(conn, tenant, ids)
+                taken = await _members.resource_types_of(conn, tenant, ids)
                 externals = [
                     str(i.prepared.row.doc["externalId"]) for i in chunk if "externalId" in i.prepared.row.doc
                 ]
-                by_external = await find_by_index(conn, tenant, rt_name, "externalId", externals)
+                by_external = await _batches.find_by_index(conn, tenant, rt_name, "externalId", externals)
                 names = [n for n in (self._name(service, i.prepared.row.doc) for i in chunk) if n is not None]
-                by_name = await find_by_index(conn, tenant, rt_name, NAME_ATTR[rt_name], names)
+                by_name = await _batches.find_by_index(conn, tenant, rt_name, NAME_ATTR[rt_name], names)
                 for item in chunk:
                     doc = item.prepared.row.doc
                     rid = item.prepared.row.id
@@ -155,9 +162,11 @@ class Importer:
         async with read_transaction(service.engine) as conn:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                rows = await resources_by_ids(conn, self.ctx.tenant_id, rt_name, chunk)
+                rows = await _store.resources_by_ids(conn, self.ctx.tenant_id, rt_name, chunk)
                 members = (
-                    await member_ids_of_groups(conn, self.ctx.tenant_id, chunk) if rt_name == "Group" else {}
+                    await _store.member_ids_of_groups(conn, self.ctx.tenant_id, chunk)
+                    if rt_name == "Group"
+                    else {}
                 )
                 for row in rows:
                     out[row.id] = (row, members.get(row.id, set()))
@@ -262,7 +271,9 @@ async def export_resources(
     offset = 0
     while True:
         async with read_transaction(service.engine) as conn:
-            rows = await page_by_creation(conn, ctx.tenant_id, service.rt.name, offset=offset, limit=page)
+            rows = await _store.page_by_creation(
+                conn, ctx.tenant_id, service.rt.name, offset=offset, limit=page
+            )
             derived = await service.derived(conn, ctx, [r.id for r in rows], projection) if rows else {}
         for row in rows:
             yield projection.apply(render(service.rt, row, ctx.base_url, derived.get(row.id)))

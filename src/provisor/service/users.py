@@ -22,7 +22,7 @@ from provisor.storage.resources import StoredResource
 
 
 class UserService(ResourceService):
-    #: The groups users are in, as the contract names them (storage/interfaces.py).
+    #: The groups users are in, as the contract names them (storage/interfaces/).
     groups_of: MemberGroups = member_store
 
     def unique_attributes(self, ctx: RequestContext) -> frozenset[str]:

@@ -6,10 +6,15 @@ from provisor.clock import now
 from provisor.storage import console_queries as q
 from provisor.storage import webhooks as store
 from provisor.storage.handles import AsyncEngine
+from provisor.storage.interfaces import ConsoleQueries, Webhooks
 from provisor.storage.transactions import read_transaction, write_transaction
 from provisor.storage.webhooks import OutboxState, Webhook
 
 __all__ = ["OutboxState", "Webhook", "add", "find", "outbox_state", "redrive", "remove"]
+
+#: Storage as the contract names it (storage/interfaces/).
+_store: Webhooks = store
+_queries: ConsoleQueries = q
 
 
 async def add(
@@ -17,19 +22,19 @@ async def add(
 ) -> Webhook:
     """Subscribe `url`; a `ValueError` names what is wrong with the subscription."""
     async with write_transaction(engine) as conn:
-        return await store.add_webhook(
+        return await _store.add_webhook(
             conn, url=url, secret=secret, tenant_id=tenant_id, ops=ops, format=format
         )
 
 
 async def remove(engine: AsyncEngine, webhook_id: str) -> bool:
     async with write_transaction(engine) as conn:
-        return await store.remove_webhook(conn, webhook_id)
+        return await _store.remove_webhook(conn, webhook_id)
 
 
 async def find(engine: AsyncEngine, webhook_id: str) -> Webhook | None:
     async with read_transaction(engine) as conn:
-        return next((h for h in await store.list_webhooks(conn) if h.id == webhook_id), None)
+        return next((h for h in await _store.list_webhooks(conn) if h.id == webhook_id), None)
 
 
 async def redrive(engine: AsyncEngine, webhook_id: str, seq: int | None) -> int:
@@ -37,11 +42,11 @@ async def redrive(engine: AsyncEngine, webhook_id: str, seq: int | None) -> int:
     webhook). The number of deliveries put back in the queue."""
     async with write_transaction(engine) as conn:
         if seq is not None:
-            return int(await q.redrive_one(conn, webhook_id, seq, now()))
-        return await store.redrive(conn, webhook_id or None)
+            return int(await _queries.redrive_one(conn, webhook_id, seq, now()))
+        return await _store.redrive(conn, webhook_id or None)
 
 
 async def outbox_state(engine: AsyncEngine) -> OutboxState:
     """The newest seq, the slowest enabled webhook's position and the dead letters, for metrics."""
     async with read_transaction(engine) as conn:
-        return await store.outbox_state(conn)
+        return await _store.outbox_state(conn)

@@ -4,7 +4,7 @@ Each Protocol is one field of their `Backend` (storage/backend.py). The portable
 these parts and never name a database; mypy checks both implementations against the Protocols
 where each package builds its `Backend`. This module imports only building blocks (statements,
 rows), never storage/kind.py, so the per-database packages can import it without a cycle. The
-service-facing contract is storage/interfaces.py. The portable modules that call these parts
+service-facing contract is storage/interfaces/. The portable modules that call these parts
 (storage/resources.py, consumers.py, snapshot.py, migrate.py, ...) import storage/kind.py; this
 module and the implementations must not, or the imports would cycle.
 """

@@ -5,7 +5,7 @@ layer each statement costs about 260 µs of CPU on PostgreSQL; the same compiled
 asyncpg costs about 60 µs (measured; docs/performance.md). So the statements on those paths are
 still written with SQLAlchemy Core, compiled once per kind of database (storage/statements.py
 `DirectStatement`), and then executed on the driver by the database's `Driver`
-(storage/postgres/driver.py, storage/sqlite/driver.py; the contract is storage/interfaces.py):
+(storage/postgres/driver.py, storage/sqlite/driver.py; the contract is storage/contracts.py):
 
 - `reader(engine).fetch`: outside any transaction (a single statement is atomic by itself), on one
   of a few connections kept between calls (checking one out of SQLAlchemy's pool costs another

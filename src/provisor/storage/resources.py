@@ -1,6 +1,6 @@
 """Resource rows: the stored document plus its index rows, written in the caller's transaction.
 
-The portable side of resources: what storage promises (storage/interfaces.py `ResourceWrites`),
+The portable side of resources: what storage promises (storage/interfaces/ `ResourceWrites`),
 built on the rows and statements of storage/resource_rows.py. Where the databases differ (the
 one-statement creates and updates, locking reads, the join order of lookups and ranges, the
 deferred page) the database's `ResourceStatements` does it (storage/postgres/resources.py,

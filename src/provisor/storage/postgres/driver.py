@@ -1,4 +1,4 @@
-"""PostgreSQL's direct execution (storage/direct.py's contract, interfaces.py `Driver`): compiled
+"""PostgreSQL's direct execution (storage/direct.py's contract, contracts.py `Driver`): compiled
 statements sent straight to asyncpg.
 
 Through SQLAlchemy's execution layer each statement costs about 260 µs of CPU; the same compiled
@@ -39,7 +39,7 @@ _INTEGRITY_ERRORS = IntegrityConstraintViolationError
 
 
 class PostgresReader(KeptConnections):
-    """Runs `DirectStatement`s for one PostgreSQL engine (interfaces.py `DirectReader`)."""
+    """Runs `DirectStatement`s for one PostgreSQL engine (contracts.py `DirectReader`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, KEEP_CONNECTIONS)

@@ -1,4 +1,4 @@
-"""PostgreSQL's statements and writes of resources (interfaces.py `ResourceStatements`).
+"""PostgreSQL's statements and writes of resources (contracts.py `ResourceStatements`).
 
 A create or an update is one statement (CTEs writing the resource, its index rows and its outbox
 event): a statement is its own transaction, so it needs no BEGIN and COMMIT round trips, and

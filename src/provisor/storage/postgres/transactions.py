@@ -1,4 +1,4 @@
-"""PostgreSQL's write transactions (interfaces.py `WriteTransactions`): no queue before BEGIN, and a
+"""PostgreSQL's write transactions (contracts.py `WriteTransactions`): no queue before BEGIN, and a
 COMMIT past its deadline cancelled in the database (provisor/budget.py)."""
 
 from __future__ import annotations

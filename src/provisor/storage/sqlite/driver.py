@@ -1,4 +1,4 @@
-"""SQLite's direct execution (storage/direct.py's contract, interfaces.py `Driver`): compiled
+"""SQLite's direct execution (storage/direct.py's contract, contracts.py `Driver`): compiled
 statements sent straight to aiosqlite, or to sqlite3 on the event loop's own thread.
 
 A read of a few rows by key runs on the loop's thread (`InlineSqliteReader`); other statements go
@@ -38,7 +38,7 @@ SQLITE_BUSY_MS = 30000
 
 
 class SqliteReader(KeptConnections):
-    """Runs `DirectStatement`s for one SQLite engine (interfaces.py `DirectReader`)."""
+    """Runs `DirectStatement`s for one SQLite engine (contracts.py `DirectReader`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, KEEP_CONNECTIONS)

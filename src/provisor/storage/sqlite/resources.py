@@ -1,4 +1,4 @@
-"""SQLite's statements and writes of resources (interfaces.py `ResourceStatements`).
+"""SQLite's statements and writes of resources (contracts.py `ResourceStatements`).
 
 A create or an update is one call in the connection's thread (storage/sqlite/driver.py
 `write_in_sqlite_thread`): its statements run there back to back inside one transaction, holding

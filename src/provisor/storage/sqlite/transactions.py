@@ -1,4 +1,4 @@
-"""SQLite's write transactions (interfaces.py `WriteTransactions`): writers queue on the writers'
+"""SQLite's write transactions (contracts.py `WriteTransactions`): writers queue on the writers'
 gate (storage/sqlite/gate.py), then take the write lock up front with `BEGIN IMMEDIATE`."""
 
 from __future__ import annotations
