@@ -292,8 +292,9 @@ class Members(Protocol):
         """Add (id -> display as sent) and remove members, bump the group's version and append
         `member_added` / `member_removed`, atomically, without a transaction of the caller's (one
         statement on PostgreSQL, one call on SQLite). Nothing is written when an id to add does
-        not exist (unless `ignore_unknown`), is the group itself, or the group is not stored
-        (`applied` False); nothing changed: `version` None."""
+        not exist (unless `ignore_unknown`), is the group itself, the group is not stored, or the
+        tenant maps any group to a role (`applied` False; the role events of a change are the
+        locked path's); nothing changed: `version` None."""
         ...
 
 
