@@ -445,7 +445,7 @@ def test_contract_bypass_finder_finds_them() -> None:
         "from provisor.storage.roles import Mapping, running_jobs\n"
         "from provisor.storage.transactions import write_transaction\n"
         "_store: Roles = store\n"
-        "store.has_mappings\n"
+        "store.mappings\n"
         "x: store.RoleJob\n"
         "tenants.get_settings\n"
         "_any: object = tenants\n"

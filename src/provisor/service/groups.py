@@ -22,17 +22,15 @@ from provisor.service.resources import Change, NeedsLock, ResourceService
 from provisor.storage import members as member_store
 from provisor.storage import outbox
 from provisor.storage import resources as store
-from provisor.storage import roles as role_store
 from provisor.storage.handles import AsyncConnection
-from provisor.storage.interfaces import Members, Outbox, ResourceWrites, Roles
+from provisor.storage.interfaces import Members, Outbox, ResourceWrites
 from provisor.storage.resources import ResourceWrite, StoredResource
-from provisor.storage.transactions import autocommit, read_transaction
+from provisor.storage.transactions import read_transaction
 
 #: What `remove_from_all_groups` (no service of its own) writes through.
 _members: Members = member_store
 _writes: ResourceWrites = store
 _outbox: Outbox = outbox
-_roles: Roles = role_store
 
 Wanted = dict[str, str | None]  # member id -> display as sent (None: derive it), in request order
 
@@ -148,17 +146,15 @@ class GroupService(ResourceService):
         self, ctx: RequestContext, write: ResourceWrite, change: Change
     ) -> StoredResource | None:
         """A member-only change as `Members.change_members_at_once`; anything else (the document
-        changed, all members replaced or removed, roles mapped, which change with membership in
-        the transaction) is None: the locked path. The member change needs no version check: it
-        adds and removes the ids the request named, whatever the version stored."""
+        changed, all members replaced or removed, roles mapped in the tenant, which change with
+        membership in the transaction: the change at once then writes nothing) is None: the
+        locked path. The member change needs no version check: it adds and removes the ids the
+        request named, whatever the version stored."""
         current, delta = write.current, change.members
         if delta is None and change.doc == current.doc:
             return current  # nothing changed
         if change.doc != current.doc or delta is None or delta.remove_all or delta.replace_all is not None:
             return None
-        async with autocommit(self.engine) as conn:
-            if await _roles.has_mappings(conn, ctx.tenant_id):
-                return None
         add = _wanted(delta.add)
         at = now()
         done = await self.members.change_members_at_once(
@@ -173,7 +169,7 @@ class GroupService(ResourceService):
         )
         if not done.applied:
             _check_resolved(ctx, current.id, list(add), done.known)  # raises the reason
-            return None  # the group went away meanwhile: the locked path answers 404
+            return None  # roles are mapped, or the group went away meanwhile (the locked path: 404)
         if done.version is None:
             return current
         return StoredResource(

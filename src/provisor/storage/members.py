@@ -232,7 +232,9 @@ async def change_members_at_once(
     """Add members (id -> display as sent) and remove members of one group, bump its version and
     record `member_added` / `member_removed`, atomically and without a transaction's round trips:
     one statement on PostgreSQL, one call in the connection's thread on SQLite. Nothing is written
-    when an id to add does not exist (unless `ignore_unknown`) or is the group itself."""
+    when an id to add does not exist (unless `ignore_unknown`), is the group itself, or the tenant
+    maps any group to a role: the role mappings are checked in that statement (or call), not in one
+    of their own, which had doubled a push's CPU."""
     return await backend(engine).members.change_at_once(
         engine,
         tenant_id=tenant_id,

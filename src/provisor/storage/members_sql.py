@@ -47,7 +47,9 @@ class MemberChange:
     added: list[str]  # in request order
     removed: list[str]  # sorted
     version: int | None  # the group's new version, None when nothing changed (or no group)
-    applied: bool  # False: refused (unknown member or the group itself), nothing was written
+    #: False: nothing was written: refused (unknown member or the group itself), the group is not
+    #: stored, or the tenant maps groups to roles (whose events only the locked path computes).
+    applied: bool
 
 
 class MemberStatements(Protocol):

@@ -53,11 +53,6 @@ async def mappings(conn: AsyncConnection, tenant_id: str) -> list[Mapping]:
     return [Mapping(r[0], r[1], r[2]) for r in rows]
 
 
-async def has_mappings(conn: AsyncConnection, tenant_id: str) -> bool:
-    row = await conn.execute(select(_m.role).where(_m.tenant_id == tenant_id).limit(1))
-    return row.first() is not None
-
-
 async def add_mapping(conn: AsyncConnection, tenant_id: str, mapping: Mapping, at: str) -> bool:
     """True when the mapping is new."""
     key = (_m.tenant_id == tenant_id, _m.kind == mapping.kind, _m.group_ref == mapping.group_ref)

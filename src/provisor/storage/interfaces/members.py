@@ -105,8 +105,9 @@ class Members(Protocol):
         """Add (id -> display as sent) and remove members, bump the group's version and append
         `member_added` / `member_removed`, atomically, without a transaction of the caller's (one
         statement on PostgreSQL, one call on SQLite). Nothing is written when an id to add does
-        not exist (unless `ignore_unknown`), is the group itself, or the group is not stored
-        (`applied` False); nothing changed: `version` None."""
+        not exist (unless `ignore_unknown`), is the group itself, the group is not stored, or the
+        tenant maps any group to a role (`applied` False; the role events of a change are the
+        locked path's); nothing changed: `version` None."""
         ...
 
 
@@ -142,10 +143,6 @@ class Roles(Protocol):
     """Group-to-role mappings and what they are computed from (a user's roles come from the groups
     it is in, nested groups included), and the jobs that recompute a large group's members in
     batches; in the caller's transaction."""
-
-    async def has_mappings(self, conn: AsyncConnection, tenant_id: str) -> bool:
-        """Whether the tenant maps any group to a role (else a membership change computes no roles)."""
-        ...
 
     async def mappings(self, conn: AsyncConnection, tenant_id: str) -> list[Mapping]:
         """The tenant's group-to-role mappings, by role, kind and group reference."""

@@ -85,7 +85,8 @@ direct_groups = DirectStatement(
 
 #: A group's member additions and removals, its version bump and its member events as one
 #: statement. The group row is locked first (`grp`); nothing is written unless every id to add
-#: exists (or unknown ids are ignored) and the group is not among them (`ok`); the events come last.
+#: exists (or unknown ids are ignored), the group is not among them and the tenant maps no group
+#: to a role (`ok`); the events come last.
 _CHANGE_MEMBERS = DirectStatement(
     text(
         """
@@ -102,6 +103,7 @@ _CHANGE_MEMBERS = DirectStatement(
             SELECT 1 AS ok FROM grp
             WHERE (:ignore_unknown OR (SELECT count(*) FROM known) = cardinality(:add_ids))
               AND NOT EXISTS (SELECT 1 FROM known WHERE known.id = :group_id)
+              AND NOT EXISTS (SELECT 1 FROM role_mappings WHERE tenant_id = :tenant_id)
         ), added AS (
             INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display)
             SELECT :tenant_id, :group_id, k.id, k.resource_type, w.display

@@ -80,6 +80,7 @@ direct_groups = DirectStatement(
 )
 
 _GROUP_EXISTS = "SELECT 1 FROM resources WHERE tenant_id = ? AND id = ? AND resource_type = 'Group'"
+_MAPPED = "SELECT 1 FROM role_mappings WHERE tenant_id = ? LIMIT 1"
 _BUMP = (
     "UPDATE resources SET version = version + 1, last_modified = ? "
     "WHERE tenant_id = ? AND id = ? AND resource_type = 'Group' RETURNING version"
@@ -111,6 +112,8 @@ async def change_at_once(
             rows = db.execute(types_of_.sql, types_of_.args({"tenant_id": tenant_id, "ids": list(add)}))
             known = {row[0]: row[1] for row in rows}
         if (len(known) < len(add) and not ignore_unknown) or group_id in known:
+            return MemberChange(known, [], [], None, False)
+        if db.execute(_MAPPED, (tenant_id,)).fetchone() is not None:
             return MemberChange(known, [], [], None, False)
         rows_in = [[i, known[i], d] for i, d in add.items() if i in known]
         inserted: set[str] = set()
