@@ -160,6 +160,8 @@ class SqliteReader(KeptConnections):
 
     def close(self) -> None:
         super().close()
+        if self._gate is not None:
+            self._gate.checkpoints.stop()
         if self._inline is not None:
             self._inline.close()
 

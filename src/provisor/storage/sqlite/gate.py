@@ -6,6 +6,9 @@ workers the unlucky ones waited up to 1.5 s (docs/performance.md). Here writers 
 each process on an `asyncio.Lock`, and between processes on an exclusive `flock` of a file beside
 the database, which the kernel hands over as soon as it is released. `BEGIN IMMEDIATE` then rarely
 waits at all; the busy timeout still covers writers outside Provisor (the CLI, other tools).
+
+Writes that passed the gate ask for a WAL checkpoint, which runs off the lock
+(storage/sqlite/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from types import TracebackType
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.sqlite.checkpoint import WalCheckpointer
 from provisor.storage.urls import sqlite_path
 
 
 class SqliteWriterGate:
-    def __init__(self, lock_path: str) -> None:
-        self.lock_path = lock_path
+    def __init__(self, database_path: str) -> None:
+        self.lock_path = database_path + ".write-lock"
+        #: Checkpoints the WAL after writes passed the gate, off the write lock.
+        self.checkpoints = WalCheckpointer(database_path)
         self._local = asyncio.Lock()
         self._fd: int | None = None
 
@@ -61,6 +67,7 @@ class SqliteWriterGate:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._local.release()
+        self.checkpoints.kick()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -77,5 +84,5 @@ def writer_gate(engine: AsyncEngine) -> SqliteWriterGate | None:
     if sync not in _gates:
         database = sqlite_path(engine.url.render_as_string(hide_password=False)) or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database) + ".write-lock")
+        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database))
     return _gates[sync]
