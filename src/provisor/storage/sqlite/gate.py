@@ -7,8 +7,10 @@ each process on an `asyncio.Lock`, and between processes on an exclusive `flock`
 the database, which the kernel hands over as soon as it is released. `BEGIN IMMEDIATE` then rarely
 waits at all; the busy timeout still covers writers outside Provisor (the CLI, other tools).
 
-Writes that passed the gate ask for a WAL checkpoint, which runs off the lock
-(storage/sqlite/checkpoint.py).
+The one-call writes (storage/sqlite/driver.py `write_in_sqlite_thread`) take the `flock` in the
+connection's thread, through a descriptor of their own (`thread_descriptor`): so the gate is held
+for their transaction alone, not for the hops between that thread and the loop. Writes that
+passed the gate ask for a WAL checkpoint, which runs off the lock (storage/sqlite/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class SqliteWriterGate:
         self.checkpoints = WalCheckpointer(database_path)
         self._local = asyncio.Lock()
         self._fd: int | None = None
+        self._thread_fd: int | None = None
 
     def _file(self) -> int:
         if self._fd is None:
@@ -69,10 +72,20 @@ class SqliteWriterGate:
             self._local.release()
         self.checkpoints.kick()
 
+    def thread_descriptor(self) -> int:
+        """A descriptor of the lock file of its own, for writes that wait for the gate in a
+        connection's thread (storage/sqlite/driver.py `_run_batch`) instead of in this process's
+        queue. `flock` locks belong to open file descriptions, so it excludes this process's other
+        writers exactly as it does another process's."""
+        if self._thread_fd is None:
+            self._thread_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._thread_fd
+
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._thread_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._thread_fd = None
 
 
 _gates: weakref.WeakKeyDictionary[Engine, SqliteWriterGate | None] = weakref.WeakKeyDictionary()
