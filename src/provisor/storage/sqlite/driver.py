@@ -56,8 +56,6 @@ class SqliteReader(KeptConnections):
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._write_calls = 0
         self._write_batches = 0
-        #: The gate's descriptor of the batches' thread (None: in memory, no gate).
-        self._thread_fd = self._gate.thread_descriptor() if self._gate is not None else None
         # A file database only: an in-memory one is private to the connection that made it.
         path = engine.url.database if self._gate is not None else None
         self._inline = InlineSqliteReader(path) if path and not engine.url.query else None
@@ -174,7 +172,10 @@ class SqliteReader(KeptConnections):
         try:
             raw = await self._connection()
             driver: Any = raw.driver_connection
-            work = functools.partial(_run_batch, batch, self._thread_fd, raw.info)
+            # The gate's descriptor for this thread, opened on the first write (not by a reader of
+            # a database whose folder it may not write to).
+            gate = self._gate.thread_descriptor() if self._gate is not None else None
+            work = functools.partial(_run_batch, batch, gate, raw.info)
             live, results = await driver._execute(work, driver._conn)
         except BaseException as exc:
             error = IntegrityError("", (), exc) if isinstance(exc, sqlite3.IntegrityError) else exc
