@@ -8,11 +8,16 @@ as two processes do.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from provisor.budget import Budget, TimedOut, current_budget
+from provisor.storage.direct import write_in_sqlite_thread
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.sqlite.gate import writer_gate
@@ -83,3 +88,52 @@ def test_a_writer_cancelled_while_queued_leaves_the_gate_usable(tmp_path: Path) 
 
 def test_in_memory_databases_have_no_gate() -> None:
     assert writer_gate(create_engine("sqlite:///:memory:")) is None
+
+
+def test_a_write_whose_deadline_passes_while_it_waits_for_the_gate_is_answered_and_never_commits(
+    tmp_path: Path,
+) -> None:
+    """The one-call writes wait for the gate in the connection's thread; their deadline takes them
+    out of the transaction until it starts, and the caller is answered at once (not when the gate
+    comes free), with nothing written then or later."""
+    url = f"sqlite:///{tmp_path / 'deadline.db'}"
+
+    async def main() -> None:
+        first, second = create_engine(url), create_engine(url)
+        try:
+            await upgrade(first)
+            async with write_transaction(first) as conn:
+                await conn.execute(text("CREATE TABLE hits (n INTEGER)"))
+            held, release = asyncio.Event(), asyncio.Event()
+
+            async def hold() -> None:
+                async with write_transaction(first) as conn:
+                    await conn.execute(text("INSERT INTO hits VALUES (0)"))
+                    held.set()
+                    await release.wait()
+
+            def insert(n: int) -> Callable[[sqlite3.Connection], None]:
+                return lambda db: db.execute("INSERT INTO hits VALUES (?)", (n,)) and None
+
+            async def late_write() -> None:
+                budget = Budget(0.3, asyncio.current_task().cancel)  # type: ignore[union-attr]
+                current_budget.set(budget)
+                asyncio.get_running_loop().call_later(0.3, budget.expire)
+                await write_in_sqlite_thread(second, insert(1))
+
+            holder = asyncio.create_task(hold())
+            await held.wait()
+            with pytest.raises(TimedOut):
+                await asyncio.create_task(late_write())  # a task: its budget stays in its context
+            assert not holder.done()  # answered while the gate was still held
+            release.set()
+            await holder
+            await write_in_sqlite_thread(second, insert(2))  # runs after the abandoned batch
+            async with first.connect() as conn:
+                rows = (await conn.execute(text("SELECT n FROM hits ORDER BY n"))).scalars().all()
+            assert rows == [0, 2]
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    asyncio.run(main())

@@ -20,9 +20,10 @@ write statements batched here are written to report conflicts as "no row" instea
 Each batched statement selects (or returns) the `call` parameter as its last column; the rows of a
 batch are dealt back to their calls by it.
 
-The same queue batches SQLite's write transactions (storage/sqlite/driver.py `write_in_sqlite_thread`):
-SQLite takes one writer at a time anyway, so the writes that queue for the lock meanwhile go in one
-transaction, each in a savepoint of its own that fails alone (`Failed`).
+SQLite's write transactions are batched the same way by a queue of their own
+(storage/sqlite/driver.py `write_in_sqlite_thread`): SQLite takes one writer at a time anyway, so
+the writes that queue for the lock meanwhile go in one transaction, each in a savepoint of its own
+that fails alone (`Failed`).
 """
 
 from __future__ import annotations

@@ -3,26 +3,32 @@ statements sent straight to aiosqlite, or to sqlite3 on the event loop's own thr
 
 A read of a few rows by key runs on the loop's thread (`InlineSqliteReader`); other statements go
 to a kept connection's thread; a write transaction is one call in that thread
-(`write_in_sqlite_thread`), and the writes that queue meanwhile share it, each in a savepoint.
-sqlite3 returns JSON columns as text: they are decoded here.
+(`write_in_sqlite_thread`), which waits there for the writers' gate, and the writes that queue
+meanwhile share it, each in a savepoint. sqlite3 returns JSON columns as text: they are decoded
+here.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import fcntl
+import functools
 import os
 import sqlite3
+import threading
+import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from provisor.budget import Budget, Commit, TimedOut, current_budget
-from provisor.storage.coalesce import Batcher, Failed
+from provisor.storage.coalesce import MAX_BATCH, Failed
 from provisor.storage.connections import KeptConnections, Readers
 from provisor.storage.sqlite.engine import scim_lower
 from provisor.storage.sqlite.gate import writer_gate
@@ -42,8 +48,14 @@ class SqliteReader(KeptConnections):
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, KEEP_CONNECTIONS)
-        self._sqlite_writes: Batcher[_Write, Any] | None = None
         self._gate = writer_gate(engine)
+        #: Writes waiting for the next transaction, and whether one is under way (one at a time:
+        #: SQLite has one writer).
+        self._queued: deque[_Write] = deque()
+        self._writing = False
+        self._batch_tasks: set[asyncio.Task[None]] = set()
+        self._write_calls = 0
+        self._write_batches = 0
         # A file database only: an in-memory one is private to the connection that made it.
         path = engine.url.database if self._gate is not None else None
         self._inline = InlineSqliteReader(path) if path and not engine.url.query else None
@@ -77,89 +89,125 @@ class SqliteReader(KeptConnections):
         return (0, 0)
 
     async def sqlite_write(self, steps: Callable[[sqlite3.Connection], T]) -> T:
-        """`write_in_sqlite_thread` for this engine."""
-        if self._sqlite_writes is None:
-            self._sqlite_writes = Batcher(self._write_alone, self._write_together)
-        result: T = await self._sqlite_writes.fetch(_Write(steps, current_budget.get()))
+        """`write_in_sqlite_thread` for this engine: queued, then run in the next transaction."""
+        write = _Write(steps, current_budget.get(), asyncio.get_running_loop().create_future())
+        self._queued.append(write)
+        self._write_calls += 1
+        if not self._writing:
+            self._next_batch()
+        try:
+            result: T = await write.future
+        except asyncio.CancelledError:
+            self._left_out(write)
+            raise
         return result
 
-    async def _write_alone(self, write: _Write) -> Any:
-        out = await self._write_together([write])
-        if isinstance(out[0], Failed):
-            raise out[0].error
-        return out[0]
+    def _next_batch(self) -> None:
+        """Start the queued writes' transaction (at most `MAX_BATCH` of them). Each enters its
+        caller's budget now: from here its deadline no longer cancels the caller, it takes the
+        write out of the batch (`_abandon`) for as long as the transaction has not started."""
+        writes: list[_Write] = []
+        deadline: float | None = None
+        while self._queued and len(writes) < MAX_BATCH:
+            write = self._queued.popleft()
+            if write.future.done():  # its caller was cancelled while it waited
+                continue
+            budget = write.budget
+            if budget is not None:
+                commit = Commit()
+                try:
+                    budget.enter(commit)
+                except TimedOut as exc:
+                    write.future.set_exception(exc)
+                    continue
+                write.commit = commit
+                ends = time.monotonic() + budget.remaining()
+                deadline = ends if deadline is None else min(deadline, ends)
+            writes.append(write)
+        if not writes:
+            return
+        batch = _Batch(writes, deadline)
+        for write in writes:
+            write.batch = batch
+            if write.commit is not None:
+                write.commit.attach(functools.partial(self._abandon, write))
+        self._writing = True
+        self._write_batches += 1
+        task = asyncio.get_running_loop().create_task(self._write_batch(batch))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
 
-    async def _write_together(self, batch: list[_Write]) -> list[Any]:
-        """The writes of `batch` as one transaction, once the writers' gate is ours (waiting for it
-        writes nothing, so a deadline may cancel that wait). Writes whose callers' deadlines passed
-        meanwhile are left out; the others enter their budgets, and SQLite waits for its lock at
-        most what remains of the shortest of them, so the transaction ends by the deadline."""
-        async with self._gate if self._gate is not None else contextlib.nullcontext():
-            out: list[Any] = [None] * len(batch)
-            commit = Commit()
-            entered: list[Budget] = []
-            live: list[int] = []
-            busy = SQLITE_BUSY_MS
-            for place, write in enumerate(batch):
-                if write.budget is not None:
-                    try:
-                        write.budget.enter(commit)
-                    except TimedOut as exc:
-                        out[place] = Failed(exc)
-                        continue
-                    entered.append(write.budget)
-                    busy = min(busy, write.budget.busy_ms(SQLITE_BUSY_MS))
-                live.append(place)
-            if not live:
-                return out
-            committed = False
-            try:
-                if len(live) == 1:
-                    results = [await self.in_sqlite_thread(_one_transaction(batch[live[0]].steps), busy)]
+    def _abandon(self, write: _Write) -> None:
+        """The write's deadline passed (`Commit.abort`): out of its batch, and its caller told so,
+        unless the transaction has started (the caller then waits for its outcome)."""
+        if write.batch is not None and write.batch.leave_out(write):
+            self._settle(write, TimedOut(write.budget.limit if write.budget else None), committed=False)
+
+    def _left_out(self, write: _Write) -> None:
+        """The caller was cancelled: a write not started yet is left out of its transaction."""
+        if write.batch is not None and write.batch.leave_out(write):
+            self._settle(write, None, committed=False)
+
+    def _settle(self, write: _Write, outcome: Any, *, committed: bool) -> None:
+        if write.commit is not None and write.budget is not None and not write.commit.settled:
+            write.budget.leave(write.commit, committed)
+        if write.future.done():
+            return
+        if isinstance(outcome, Failed):
+            write.future.set_exception(outcome.error)
+        elif isinstance(outcome, asyncio.CancelledError):  # the batch's task, at shutdown
+            write.future.cancel()
+        elif isinstance(outcome, BaseException):
+            write.future.set_exception(outcome)
+        else:
+            write.future.set_result(outcome)
+
+    async def _write_batch(self, batch: _Batch) -> None:
+        """One hop to a kept connection's thread, which waits there for the writers' gate
+        (storage/sqlite/gate.py), runs the transaction and lets the gate go right after COMMIT.
+        Waiting in the loop instead took two more hops (the gate's thread to the loop, the loop to
+        the connection's thread) while holding the gate, and the loop's delay in seeing the
+        transaction's end: the gate was held twice as long as the transactions took."""
+        raw: PoolProxiedConnection | None = None
+        try:
+            raw = await self._connection()
+            driver: Any = raw.driver_connection
+            # The gate's descriptor for this thread, opened on the first write (not by a reader of
+            # a database whose folder it may not write to).
+            gate = self._gate.thread_descriptor() if self._gate is not None else None
+            work = functools.partial(_run_batch, batch, gate, raw.info)
+            live, results = await driver._execute(work, driver._conn)
+        except BaseException as exc:
+            error = IntegrityError("", (), exc) if isinstance(exc, sqlite3.IntegrityError) else exc
+            for write in batch.writes:
+                if not write.left_out:
+                    self._settle(write, error, committed=False)
+            if raw is not None:
+                if isinstance(exc, sqlite3.IntegrityError):
+                    await self._release(raw)
                 else:
-                    results = await self.in_sqlite_thread(_savepoints([batch[p].steps for p in live]), busy)
-                committed = True
-            finally:
-                for budget in entered:
-                    budget.leave(commit, committed)
-            for place, result in zip(live, results, strict=True):
-                out[place] = result
-            return out
+                    await greenlet_spawn(raw.invalidate)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            await self._release(raw)
+            for write, result in zip(live, results, strict=True):
+                self._settle(write, result, committed=True)
+        finally:
+            self._writing = False
+            if self._queued:
+                self._next_batch()
+            if self._gate is not None:
+                self._gate.checkpoints.kick()
 
     def sqlite_write_counts(self) -> tuple[int, int]:
         """(writes, transactions) through `sqlite_write` so far."""
-        batcher = self._sqlite_writes
-        return (batcher.calls, batcher.batches) if batcher else (0, 0)
-
-    async def in_sqlite_thread(
-        self, work: Callable[[sqlite3.Connection], T], busy_ms: int | None = None
-    ) -> T:
-        """Run `work` on a kept SQLite connection, in that connection's thread, in one hop.
-
-        A write as separate statements crosses to aiosqlite's thread and back per statement
-        while holding SQLite's single write lock; as one call it holds the lock for one crossing.
-        (aiosqlite's `_execute` and `_conn` are private: every SQLite create and PATCH test runs here.)
-        `busy_ms`: the longest wait for the write lock (SQLite's busy timeout), set in the same hop
-        when the connection's differs.
-        """
-        raw = await self._connection()
-        try:
-            driver: Any = raw.driver_connection
-            if busy_ms is not None and raw.info.get(_BUSY_KEY, SQLITE_BUSY_MS) != busy_ms:
-                work = _with_busy_timeout(work, busy_ms)
-                raw.info[_BUSY_KEY] = busy_ms
-            result: T = await driver._execute(work, driver._conn)
-        except sqlite3.IntegrityError as exc:
-            await self._release(raw)
-            raise IntegrityError("", (), exc) from exc
-        except BaseException:
-            await greenlet_spawn(raw.invalidate)
-            raise
-        await self._release(raw)
-        return result
+        return (self._write_calls, self._write_batches)
 
     def close(self) -> None:
         super().close()
+        if self._gate is not None:
+            self._gate.checkpoints.stop()
         if self._inline is not None:
             self._inline.close()
 
@@ -248,32 +296,95 @@ async def write_in_sqlite_thread(engine: AsyncEngine, steps: Callable[[sqlite3.C
 
     The writes of this process that queue meanwhile go together into the next transaction, each
     in a savepoint of its own: one pass through the writers' gate and one hop to the connection's
-    thread for all of them, and a write that fails is rolled back alone (storage/coalesce.py).
+    thread for all of them, and a write that fails is rolled back alone. The thread waits for the
+    gate itself and lets it go right after COMMIT; a write whose deadline passes before its
+    transaction started is left out and its caller answered at once (`_Batch`).
     """
     result: T = await reader(engine).sqlite_write(steps)
     return result
 
 
-@dataclass(frozen=True, slots=True)
 class _Write:
-    """A SQLite write and its caller's budget (the batch runs in a task of its own)."""
+    """A SQLite write, its caller's budget, and where its caller waits for it."""
 
-    steps: Callable[[sqlite3.Connection], Any]
-    budget: Budget | None
+    __slots__ = ("batch", "budget", "commit", "future", "left_out", "steps")
+
+    def __init__(
+        self, steps: Callable[[sqlite3.Connection], Any], budget: Budget | None, future: asyncio.Future[Any]
+    ) -> None:
+        self.steps = steps
+        self.budget = budget
+        self.future = future
+        #: Set when its transaction is started on the loop (`_next_batch`).
+        self.batch: _Batch | None = None
+        self.commit: Commit | None = None
+        #: Taken out of its batch before the transaction started (its caller gave up).
+        self.left_out = False
+
+
+class _Batch:
+    """The writes of one transaction. Until the connection's thread has the gate and starts the
+    transaction (`start`), a write can still be taken out (`leave_out`, on the loop); after, it
+    runs. One mutex decides which came first, so a write answered as failed never commits."""
+
+    __slots__ = ("deadline", "mutex", "started", "writes")
+
+    def __init__(self, writes: list[_Write], deadline: float | None) -> None:
+        self.writes = writes
+        #: `time.monotonic()` at which the earliest of the callers' budgets ends (None: no budget).
+        self.deadline = deadline
+        self.mutex = threading.Lock()
+        self.started = False
+
+    def leave_out(self, write: _Write) -> bool:
+        """Take `write` out unless the transaction started; whether it was taken out."""
+        with self.mutex:
+            if self.started or write.left_out:
+                return False
+            write.left_out = True
+            return True
+
+    def start(self) -> list[_Write]:
+        """The writes left in, which now run."""
+        with self.mutex:
+            self.started = True
+            return [write for write in self.writes if not write.left_out]
+
+    def busy_ms(self) -> int:
+        """SQLite's longest wait for its lock: what remains of the shortest budget, in 250 ms
+        steps (so that it rarely changes between batches), at most `SQLITE_BUSY_MS`."""
+        if self.deadline is None:
+            return SQLITE_BUSY_MS
+        left = int((self.deadline - time.monotonic()) * 4) * 250
+        return max(1, min(SQLITE_BUSY_MS, left))
+
+
+def _run_batch(
+    batch: _Batch, gate: int | None, info: dict[str, Any], db: sqlite3.Connection
+) -> tuple[list[_Write], list[Any]]:
+    """In the connection's thread: wait for the writers' gate, then run the writes still in the
+    batch as one transaction, each in a savepoint of its own when there are several, and let the
+    gate go. Returns the writes that ran and their results (`Failed` for one that failed alone)."""
+    if gate is not None:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+    try:
+        live = batch.start()
+        if not live:
+            return live, []
+        busy = batch.busy_ms()
+        if info.get(_BUSY_KEY, SQLITE_BUSY_MS) != busy:
+            db.execute(f"PRAGMA busy_timeout={busy}")
+            info[_BUSY_KEY] = busy
+        if len(live) == 1:
+            return live, [_one_transaction(live[0].steps)(db)]
+        return live, _savepoints([write.steps for write in live])(db)
+    finally:
+        if gate is not None:
+            fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 #: Where a pooled SQLite connection's current busy timeout is remembered (its record's `info`).
 _BUSY_KEY = "provisor_busy_ms"
-
-
-def _with_busy_timeout(
-    work: Callable[[sqlite3.Connection], T], busy_ms: int
-) -> Callable[[sqlite3.Connection], T]:
-    def with_timeout(db: sqlite3.Connection) -> T:
-        db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-        return work(db)
-
-    return with_timeout
 
 
 def _commit(db: sqlite3.Connection) -> None:

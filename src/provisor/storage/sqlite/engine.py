@@ -34,6 +34,13 @@ def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
     return engine
 
 
+#: The WAL's size, in pages, at which a commit checkpoints by itself (SQLite's `wal_autocheckpoint`;
+#: its default is 1,000). Provisor's own checkpoints run before, in the background, off the write
+#: lock (storage/sqlite/checkpoint.py); this one makes the WAL start over, and bounds it at about
+#: 16 MiB (4 KiB pages) in any process.
+WAL_AUTOCHECKPOINT_PAGES = 4_000
+
+
 def _configure(dbapi_connection: Any, _record: Any) -> None:
     # Take over transaction control so that writers can BEGIN IMMEDIATE (see `_begin`).
     dbapi_connection.isolation_level = None
@@ -43,6 +50,7 @@ def _configure(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.close()
 
 

@@ -6,6 +6,11 @@ workers the unlucky ones waited up to 1.5 s (docs/performance.md). Here writers 
 each process on an `asyncio.Lock`, and between processes on an exclusive `flock` of a file beside
 the database, which the kernel hands over as soon as it is released. `BEGIN IMMEDIATE` then rarely
 waits at all; the busy timeout still covers writers outside Provisor (the CLI, other tools).
+
+The one-call writes (storage/sqlite/driver.py `write_in_sqlite_thread`) take the `flock` in the
+connection's thread, through a descriptor of their own (`thread_descriptor`): so the gate is held
+for their transaction alone, not for the hops between that thread and the loop. Writes that
+passed the gate ask for a WAL checkpoint, which runs off the lock (storage/sqlite/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -19,14 +24,18 @@ from types import TracebackType
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.sqlite.checkpoint import WalCheckpointer
 from provisor.storage.urls import sqlite_path
 
 
 class SqliteWriterGate:
-    def __init__(self, lock_path: str) -> None:
-        self.lock_path = lock_path
+    def __init__(self, database_path: str) -> None:
+        self.lock_path = database_path + ".write-lock"
+        #: Checkpoints the WAL after writes passed the gate, off the write lock.
+        self.checkpoints = WalCheckpointer(database_path)
         self._local = asyncio.Lock()
         self._fd: int | None = None
+        self._thread_fd: int | None = None
 
     def _file(self) -> int:
         if self._fd is None:
@@ -61,11 +70,22 @@ class SqliteWriterGate:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._local.release()
+        self.checkpoints.kick()
+
+    def thread_descriptor(self) -> int:
+        """A descriptor of the lock file of its own, for writes that wait for the gate in a
+        connection's thread (storage/sqlite/driver.py `_run_batch`) instead of in this process's
+        queue. `flock` locks belong to open file descriptions, so it excludes this process's other
+        writers exactly as it does another process's."""
+        if self._thread_fd is None:
+            self._thread_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._thread_fd
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._thread_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._thread_fd = None
 
 
 _gates: weakref.WeakKeyDictionary[Engine, SqliteWriterGate | None] = weakref.WeakKeyDictionary()
@@ -77,5 +97,5 @@ def writer_gate(engine: AsyncEngine) -> SqliteWriterGate | None:
     if sync not in _gates:
         database = sqlite_path(engine.url.render_as_string(hide_password=False)) or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database) + ".write-lock")
+        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database))
     return _gates[sync]

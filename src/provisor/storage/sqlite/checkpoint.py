@@ -1,0 +1,114 @@
+"""WAL checkpoints off the writers' lock.
+
+In WAL mode a commit appends pages to the `-wal` file. A checkpoint copies them back into the
+database file and syncs both (synchronous=NORMAL: the WAL before copying, the database after);
+once all of the WAL is copied, the next writer starts it over from its beginning. SQLite runs one
+by itself in the COMMIT that takes the WAL past `wal_autocheckpoint` pages: inside that writer's
+transaction, so while it holds the write lock (and the writers' gate, storage/sqlite/gate.py), and
+the writers of every worker wait for its copy and its two `fdatasync`s. Under a burst of creates
+with SQLite's default (1,000 pages) those checkpoints were 4% of the write transactions and 43%
+of their time (docs/performance.md, "Applied in the ninth round").
+
+So each process checkpoints in the background: after writes pass its gate, a PASSIVE checkpoint
+runs in a thread, on a connection of its own, at most every `INTERVAL` seconds. PASSIVE takes no
+write lock: writers go on appending while it copies. What it cannot do under a steady stream of
+writes is finish with nothing left to copy, which is what lets the WAL start over; that stays
+with SQLite's own checkpoint, at the larger `WAL_AUTOCHECKPOINT_PAGES` of storage/sqlite/engine.py: by
+then the background has copied nearly all of the WAL, and the checkpoint in the commit copies
+only the last pages, syncs, and the next writer starts the WAL over. The WAL file so stays at
+about that size (a reader holding an older snapshot can delay the restart, as it can SQLite's
+own), and a process without a running loop (or whose checkpoints fail) still gets SQLite's.
+
+Durability is SQLite's WAL with synchronous=NORMAL as before: a checkpoint syncs the WAL first,
+so a commit is on disk at the latest by the next checkpoint, which now comes within about
+`INTERVAL` seconds while writes go on, instead of after up to `WAL_AUTOCHECKPOINT_PAGES` pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import urllib.parse
+
+log = logging.getLogger("provisor.storage")
+
+#: The shortest time between two background checkpoints of one process.
+INTERVAL = 0.2
+
+
+def passive_checkpoint(path: str) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint of the database at `path`, on a connection of its own: (busy, pages in
+    the WAL, pages of it copied into the database). busy is 1 when another connection was
+    checkpointing (PASSIVE does not wait for it)."""
+    uri = "file:" + urllib.parse.quote(path) + "?mode=rw"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        busy, wal_pages, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        db.close()
+    return int(busy), int(wal_pages), int(copied)
+
+
+class WalCheckpointer:
+    """Background PASSIVE checkpoints of one database file, asked for by `kick` (see the module
+    docstring). Runs on the event loop that kicks it; one checkpoint at a time."""
+
+    def __init__(self, path: str, interval: float = INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        #: A checkpoint is scheduled or running (on `_loop`).
+        self._scheduled = False
+        #: Writes passed the gate since the last checkpoint started.
+        self._dirty = False
+        self._next = 0.0
+        self._failed = False
+        #: Checkpoints run and the last one's (busy, pages in the WAL, pages copied), for tests.
+        self.runs = 0
+        self.last: tuple[int, int, int] | None = None
+
+    def kick(self) -> None:
+        """Writes were committed (or tried): checkpoint within `interval` seconds."""
+        self._dirty = True
+        loop = asyncio.get_running_loop()
+        if self._scheduled and self._loop is loop:
+            return
+        self._loop, self._scheduled = loop, True
+        delay = self._next - loop.time()
+        if delay > 0:
+            self._handle = loop.call_later(delay, self._start)
+        else:
+            self._start()
+
+    def stop(self) -> None:
+        """Drop a checkpoint that has not started (the engine is disposed); one running finishes."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._task is None:
+            self._scheduled = False
+
+    def _start(self) -> None:
+        self._handle = None
+        self._dirty = False
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(loop))
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.last = await asyncio.to_thread(passive_checkpoint, self.path)
+            self.runs += 1
+        except asyncio.CancelledError:  # the loop is shutting down
+            self._task, self._scheduled = None, False
+            raise
+        except Exception as exc:  # SQLite's own checkpoint still bounds the WAL
+            if not self._failed:
+                self._failed = True
+                log.warning("background WAL checkpoint failed (logged once): %s", exc)
+        self._task, self._scheduled = None, False
+        self._next = loop.time() + self.interval
+        if self._dirty:
+            self.kick()

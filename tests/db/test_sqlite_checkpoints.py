@@ -1,0 +1,128 @@
+"""SQLite's WAL is checkpointed in the background, off the writers' lock (storage/sqlite/checkpoint.py).
+
+SQLite-only by nature. Two engines on one file stand in for two workers (as in test_sqlite_gate.py).
+What the tests look at is on disk: the database file alone (without its `-wal`) holds what was
+written once the background checkpoint ran, and the `-wal` file stays near
+`WAL_AUTOCHECKPOINT_PAGES` under a burst that writes several times that. The WAL header's checkpoint
+sequence number (bytes 12-15, big-endian: https://www.sqlite.org/fileformat2.html#walformat) counts
+the times the WAL started over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from provisor.storage.engine import create_engine
+from provisor.storage.migrate import upgrade
+from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES
+from provisor.storage.sqlite.gate import writer_gate
+from provisor.storage.transactions import write_transaction
+from tests.scim_client import wait_for
+
+#: Bytes of one WAL frame: a 24-byte header and a 4 KiB page (SQLite's default page size).
+FRAME = 24 + 4096
+
+
+def wal_restarts(path: Path) -> int:
+    """The `-wal` file's checkpoint sequence number (0 when there is none yet)."""
+    wal = path.with_name(path.name + "-wal")
+    header = wal.read_bytes()[:16] if wal.exists() else b""
+    return int.from_bytes(header[12:16], "big") if len(header) == 16 else 0
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def rows_in_file_alone(path: Path, copy: Path) -> int:
+    """The rows of `hits` in a copy of the database file made without its WAL (-1: no table yet)."""
+    shutil.copyfile(path, copy)
+    db = sqlite3.connect(copy)
+    try:
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'hits'").fetchone()[0] == 0:
+            return -1
+        return int(db.execute("SELECT count(*) FROM hits").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def make_table(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    async with write_transaction(engine) as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS hits (n INTEGER, pad BLOB)"))
+
+
+def test_writes_reach_the_database_file_in_the_background(tmp_path: Path) -> None:
+    path = tmp_path / "background.db"
+
+    async def main() -> None:
+        engine = create_engine(f"sqlite:///{path}")
+        try:
+            await make_table(engine)
+            gate = writer_gate(engine)
+            assert gate is not None
+            async with engine.connect() as conn:  # the pragma every connection gets
+                pages = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
+            assert pages == WAL_AUTOCHECKPOINT_PAGES
+            for n in range(20):
+                async with write_transaction(engine) as conn:
+                    await conn.execute(text("INSERT INTO hits VALUES (:n, NULL)"), {"n": n})
+            # Far below SQLite's own checkpoint: only the background one copies the WAL.
+            # Polled from a thread: this loop runs the checkpoints.
+            await asyncio.to_thread(wait_for, lambda: rows_in_file_alone(path, tmp_path / "copy.db") == 20)
+            assert gate.checkpoints.runs >= 1
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_the_wal_stays_bounded_under_a_burst_from_two_engines(tmp_path: Path) -> None:
+    path = tmp_path / "burst.db"
+    pad = os.urandom(16_000)  # a row of four overflow pages: the WAL grows by 5-6 pages a write
+    rows = 3_200
+
+    async def main() -> None:
+        first, second = create_engine(f"sqlite:///{path}"), create_engine(f"sqlite:///{path}")
+        try:
+            await make_table(first)
+            restarts = wal_restarts(path)
+            largest = 0
+            written = 0
+            insert = text("INSERT INTO hits VALUES (:n, :pad)")
+
+            async def write(engine: AsyncEngine, count: int) -> None:
+                nonlocal largest, written
+                for _ in range(count):
+                    async with write_transaction(engine) as conn:
+                        await conn.execute(insert, {"n": written, "pad": pad})
+                    written += 1
+                    largest = max(largest, size(path.with_name(path.name + "-wal")))
+
+            writers = [write(engine, rows // 8) for engine in (first, second) for _ in range(4)]
+            await asyncio.gather(*writers)
+            # SQLite's own checkpoint at WAL_AUTOCHECKPOINT_PAGES copies what the background left,
+            # and the next writer starts the WAL over: it never grows far past that.
+            assert wal_restarts(path) > restarts
+            assert largest <= (WAL_AUTOCHECKPOINT_PAGES + 200) * FRAME, largest
+        finally:
+            await first.dispose()
+            await second.dispose()
+        # Every page of the rows went through the WAL: several times what it may hold (the last
+        # connection's close copied all of it into the database file).
+        assert size(path) > 3 * WAL_AUTOCHECKPOINT_PAGES * 4096
+        db = sqlite3.connect(path)
+        try:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == written == rows
+        finally:
+            db.close()
+
+    asyncio.run(main())
