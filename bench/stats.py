@@ -98,6 +98,11 @@ def _analyzed(tables: dict[str, dict[str, Any]]) -> dict[str, int]:
     return out
 
 
+def analyzed_tables(tables: dict[str, dict[str, Any]]) -> set[str]:
+    """The tables analyzed at least once (by an `ANALYZE` statement or by autovacuum)."""
+    return {name for name, count in _analyzed(tables).items() if count > 0}
+
+
 def _last_analyzed(t: dict[str, Any]) -> str:
     """The later of the table's last ANALYZE statement and autovacuum's last analyze (ISO text)."""
     return max(str(t.get("last_analyze") or ""), str(t.get("last_autoanalyze") or ""))
