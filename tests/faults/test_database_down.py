@@ -78,6 +78,18 @@ class Load:
                 time.sleep(0.05)
 
 
+def _serves_again(client: httpx.Client, path: str, in_a_row: int) -> None:
+    """Once PostgreSQL is back: `in_a_row` GETs of `path` in a row answer 200 within `RECOVERY`
+    seconds (enough of them that each worker has answered)."""
+    back_at = time.monotonic()
+    while True:
+        answers = [client.get(path).status_code for _ in range(in_a_row)]
+        if answers == [200] * in_a_row:
+            return
+        assert time.monotonic() - back_at < RECOVERY, answers
+        time.sleep(0.2)
+
+
 def _stop(instance: PgInstance, mode: str) -> None:
     if mode == "kill9":
         instance.kill9()
@@ -134,13 +146,7 @@ def test_postgresql_down_then_back(pg_instance: PgInstance, mode: str) -> None:
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
 
         pg_instance.start()
-        back_at = time.monotonic()
-        while True:  # every worker: several requests in a row must succeed
-            answers = [client.get(f"/Users/{ids['before-0']}").status_code for _ in range(8)]
-            if answers == [200] * 8:
-                break
-            assert time.monotonic() - back_at < RECOVERY, answers
-            time.sleep(0.2)
+        _serves_again(client, f"/Users/{ids['before-0']}", 8)  # every worker
         assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
         time.sleep(0.5)
         load.__exit__()
@@ -206,13 +212,7 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(pg_instance: PgI
         answer = client.get(f"/Users/{read_id}")
         assert answer.status_code == 503, answer.text
         pg_instance.start()
-        back_at = time.monotonic()
-        while True:  # both workers: many requests in a row must succeed
-            answers = [client.get(f"/Users/{read_id}").status_code for _ in range(16)]
-            if answers == [200] * 16:
-                break
-            assert time.monotonic() - back_at < RECOVERY, answers
-            time.sleep(0.2)
+        _serves_again(client, f"/Users/{read_id}", 16)  # both workers
         assert len(workers_of(server.process.pid)) == 2
     log = server.log()
     assert "Traceback" not in log, log[-3000:]
