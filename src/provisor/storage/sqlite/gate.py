@@ -37,9 +37,13 @@ class SqliteWriterGate:
         self._fd: int | None = None
         self._thread_fd: int | None = None
 
+    def _open(self) -> int:
+        """A new descriptor of the lock file (a new open file description: a lock of its own)."""
+        return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
     def _file(self) -> int:
         if self._fd is None:
-            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = self._open()
         return self._fd
 
     async def __aenter__(self) -> None:
@@ -78,7 +82,7 @@ class SqliteWriterGate:
         queue. `flock` locks belong to open file descriptions, so it excludes this process's other
         writers exactly as it does another process's."""
         if self._thread_fd is None:
-            self._thread_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._thread_fd = self._open()
         return self._thread_fd
 
     def close(self) -> None:
