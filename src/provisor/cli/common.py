@@ -16,11 +16,11 @@ import click
 
 from provisor import durations
 from provisor.cli.errors import CliError, NoDatabase, UnknownValue
+from provisor.service.database import prepare
 from provisor.storage.engine import DEFAULT_DATABASE_URL, create_engine, redacted, sqlite_path
 from provisor.storage.handles import AsyncConnection
-from provisor.storage.migrate import code_revisions, current_revisions, upgrade
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant, tenant_exists
-from provisor.storage.transactions import write_transaction
+from provisor.storage.migrate import code_revisions, current_revisions
+from provisor.storage.tenants import ensure_tenant, tenant_exists
 from provisor.tenant_names import check_tenant_name
 
 T = TypeVar("T")
@@ -50,9 +50,7 @@ def run_migrated(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
     async def main() -> T:
         engine = create_engine(url)
         try:
-            await upgrade(engine)
-            async with write_transaction(engine) as conn:
-                await ensure_tenant(conn, DEFAULT_TENANT)
+            await prepare(engine, migrate=True)
             return await work(engine)
         finally:
             await engine.dispose()

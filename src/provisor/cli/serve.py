@@ -12,8 +12,6 @@ import click
 from provisor.cli.common import database_option, run_migrated
 from provisor.cli.errors import CliError, remember_log_level
 from provisor.config import LOG_LEVELS, Settings
-from provisor.storage.tenants import DEFAULT_TENANT, ensure_tenant
-from provisor.storage.transactions import write_transaction
 
 
 @click.command()
@@ -90,7 +88,7 @@ def serve(
     # Before migrating: a taken port is the commoner mistake, and it should not wait on the database.
     check_port_free(host, port)
     metrics_probe(settings.metrics_address)
-    run_migrated(database_url, _prepare)
+    run_migrated(database_url, _prepared)
     # The workers get the settings as a value (pickled into a spawned worker), not via os.environ.
     app = functools.partial(app_from_settings, settings)
     options: dict[str, Any] = {
@@ -146,9 +144,8 @@ def checked_settings(**overrides: Any) -> Settings:
     return settings
 
 
-async def _prepare(engine: Any) -> None:
-    async with write_transaction(engine) as conn:
-        await ensure_tenant(conn, DEFAULT_TENANT)
+async def _prepared(_engine: Any) -> None:
+    """Nothing more: `run_migrated` has migrated and made the default tenant."""
 
 
 @click.command()
@@ -156,5 +153,5 @@ async def _prepare(engine: Any) -> None:
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date (idempotent)."""
     checked_settings(database_url=database_url)
-    run_migrated(database_url, _prepare)
+    run_migrated(database_url, _prepared)
     click.echo("database is up to date")
