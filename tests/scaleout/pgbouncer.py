@@ -92,7 +92,8 @@ def pgbouncer(
     for name in ("pgbouncer.ini", "userlist.txt"):
         shutil.chown(work / name, "postgres")
     command = [binary, "-u", "postgres", str(work / "pgbouncer.ini")]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to `logfile`; a pipe nobody read would block it once full.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_listening(listen, port, process, log)
         via = server.set(host=listen, port=port).update_query_dict({"pgbouncer": "true"})

@@ -62,7 +62,7 @@ def _listeners(direct_url: str) -> list[str]:
     return asyncio.run(query())
 
 
-def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str) -> None:
+def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str, tmp_path: Path) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     run_cli = functools.partial(cli, direct_url)
     server = make_url(direct_url)
@@ -90,12 +90,14 @@ def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str)
             ]
             # support.load sends 64 requests at once, above PROVISOR_MAX_INFLIGHT (docs/operations.md).
             env = {**os.environ, "PROVISOR_MAX_INFLIGHT": "0"}
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            # A file, not a pipe: a pipe nobody reads until the end blocks the server once it is full.
+            log = stack.enter_context((tmp_path / f"host{i}.log").open("wb"))
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=env)
             stack.callback(_stop, process)
             processes.append(process)
         bases = [f"http://{address}:{PORT}" for address in net.addresses]
-        for base, process in zip(bases, processes, strict=True):
-            wait_ready(base, process)
+        for i, (base, process) in enumerate(zip(bases, processes, strict=True)):
+            wait_ready(base, process, log_path=tmp_path / f"host{i}.log")
         deployment = Deployment(bases, direct_url, run_cli)
         _, token = mint(direct_url, tenant, "load")
         assert len(_listeners(direct_url)) == 2  # both hosts answer tokens from their caches
@@ -103,9 +105,9 @@ def test_two_hosts_over_one_postgresql_behave_as_one_deployment(direct_url: str)
         check_revocation(deployment, tenant)  # the revoke command waits for both hosts' caches
         check_shared_rate_limit(deployment, f"{tenant}-rl")
         check_feed_and_webhooks(deployment, tenant, ids, rx)
-        for process in processes:
+        for i, process in enumerate(processes):
             _stop(process)
-            errors = process.stderr.read().decode() if process.stderr else ""
+            errors = (tmp_path / f"host{i}.log").read_text(errors="replace")
             assert "Traceback" not in errors, errors[-3000:]
 
 
