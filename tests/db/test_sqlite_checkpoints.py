@@ -109,9 +109,12 @@ def test_the_wal_stays_bounded_under_a_burst_from_two_engines(tmp_path: Path) ->
             writers = [write(engine, rows // 8) for engine in (first, second) for _ in range(4)]
             await asyncio.gather(*writers)
             # SQLite's own checkpoint at WAL_AUTOCHECKPOINT_PAGES copies what the background left,
-            # and the next writer starts the WAL over: it never grows far past that.
+            # and the next writer starts the WAL over. A commit whose checkpoint meets a background
+            # one still copying gives up quietly and the next commit tries again, so on a loaded
+            # machine the WAL passes the mark by the writes of that moment (once 200+ pages here).
+            # Without the restart it would reach 3,200 writes of 5-6 pages: over 17,000.
             assert wal_restarts(path) > restarts
-            assert largest <= (WAL_AUTOCHECKPOINT_PAGES + 200) * FRAME, largest
+            assert largest <= 2 * WAL_AUTOCHECKPOINT_PAGES * FRAME, largest
         finally:
             await first.dispose()
             await second.dispose()
