@@ -8,21 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TAG="${1:-provisor:latest}"
 BASE="${PROVISOR_IMAGE_BASE:-localhost/provisor-base:bookworm}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/deploy/container/containers.conf}"
-
-need() { command -v "$1" >/dev/null || { echo "build-image: $1 is missing (apt-get install $2)" >&2; exit 1; }; }
-need podman podman
-need mmdebstrap mmdebstrap
-need runc runc
-
-if ! podman image exists "$BASE"; then
-  tarball="$(mktemp -d)/base.tar"
-  echo "build-image: making the Debian base $BASE with mmdebstrap (a minute or two)"
-  mmdebstrap --quiet --variant=apt --include=python3,python3-venv,ca-certificates bookworm "$tarball" "$MIRROR"
-  podman import --quiet "$tarball" "$BASE" >/dev/null
-  rm -rf "$(dirname "$tarball")"
-fi
+PROGRAM=build-image
+. deploy/container/common.sh
+debian_base "$BASE" --include=python3,python3-venv,ca-certificates
 
 rm -rf dist/wheels && mkdir -p dist/wheels
 python3 -m pip wheel --quiet --wheel-dir dist/wheels .
