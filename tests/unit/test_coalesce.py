@@ -46,10 +46,12 @@ class Runner:
 
 
 async def started(runner: Runner, batcher: Batcher, first: dict[str, Any]) -> asyncio.Task[list[Row]]:
-    """A first call, held in flight by the gate."""
+    """A first call, held in flight by the gate (it waits one pass of the loop before it is sent)."""
     runner.gate = asyncio.Event()
     task = asyncio.ensure_future(batcher.fetch(first))
     await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert runner.trips[-1] == [first["n"]]
     return task
 
 
@@ -61,6 +63,38 @@ def test_a_lone_call_is_sent_at_once_alone() -> None:
         assert await batcher.fetch({"n": 2}) == [[2]]
         assert runner.trips == [[1], [2]]
         assert (batcher.calls, batcher.batches) == (2, 2)
+
+    asyncio.run(main())
+
+
+def test_calls_made_in_one_pass_of_the_loop_go_together() -> None:
+    """Tasks resumed in one pass (the requests whose reads came back in one batch) each make their
+    next call in that pass: the first call waits for the end of the pass, and they go as one."""
+
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many)
+        tasks = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in range(3)]
+        assert [await t for t in tasks] == [[[k]] for k in range(3)]
+        assert runner.trips == [[0, 1, 2]]
+        assert (batcher.calls, batcher.batches) == (3, 1)
+
+    asyncio.run(main())
+
+
+def test_a_first_call_cancelled_before_it_is_sent_leaves_the_others_to_go() -> None:
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many)
+        first = asyncio.ensure_future(batcher.fetch({"n": 0}))
+        await asyncio.sleep(0)  # the first call waits for the end of the pass
+        other = asyncio.ensure_future(batcher.fetch({"n": 1}))
+        first.cancel()
+        assert await other == [[1]]
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert runner.trips == [[1]]
+        assert await batcher.fetch({"n": 2}) == [[2]]  # its slot was given back
 
     asyncio.run(main())
 
