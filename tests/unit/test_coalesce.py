@@ -26,6 +26,7 @@ class Runner:
     def __init__(self) -> None:
         self.trips: list[list[int]] = []
         self.gate: asyncio.Event | None = None
+        self.batch_gate: asyncio.Event | None = None
 
     def rows(self, params: Mapping[str, Any]) -> list[Row]:
         if "fail" in params:
@@ -41,6 +42,8 @@ class Runner:
 
     async def many(self, batch: list[Mapping[str, Any]]) -> list[list[Row]]:
         self.trips.append([p["n"] for p in batch])
+        if self.batch_gate is not None:
+            await self.batch_gate.wait()
         await asyncio.sleep(0)
         return [self.rows(p) for p in batch]  # any failure fails the whole batch, as a transaction
 
@@ -95,6 +98,30 @@ def test_a_first_call_cancelled_before_it_is_sent_leaves_the_others_to_go() -> N
             await first
         assert runner.trips == [[1]]
         assert await batcher.fetch({"n": 2}) == [[2]]  # its slot was given back
+
+    asyncio.run(main())
+
+
+def test_the_first_call_cancelled_while_its_batch_is_in_flight_leaves_the_others_their_answers() -> None:
+    """The batch of calls made in one pass is sent from a task of its own, not from the first
+    caller's: that caller's request may be cancelled (its client gone, its deadline) while the
+    others' calls are in the database, and they must still get their own rows."""
+
+    async def main() -> None:
+        runner = Runner()
+        runner.batch_gate = asyncio.Event()
+        batcher = Batcher(runner.one, runner.many)
+        tasks = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in range(3)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert runner.trips == [[0, 1, 2]]
+        tasks[0].cancel()
+        await asyncio.sleep(0)
+        runner.batch_gate.set()
+        assert [await t for t in tasks[1:]] == [[[1]], [[2]]]
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        assert await batcher.fetch({"n": 3}) == [[3]]  # its slot was given back
 
     asyncio.run(main())
 

@@ -122,10 +122,13 @@ class Batcher(Generic[P, R]):
         return await future
 
     async def _lead(self, params: P) -> R:
-        """Send this call first in a batch with the calls that came in meanwhile (its slot taken)."""
+        """Send this call first in a batch with the calls that came in meanwhile. The batch goes
+        from a task of its own, as every batch does: this caller may be cancelled while the
+        others' calls are in the database, and they must still get their answers."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.appendleft((params, future))
-        await self._send(self._take())
+        self._running -= 1
+        self._start_waiting()
         return await future
 
     def _start_waiting(self) -> None:
