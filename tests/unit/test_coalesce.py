@@ -26,6 +26,7 @@ class Runner:
     def __init__(self) -> None:
         self.trips: list[list[int]] = []
         self.gate: asyncio.Event | None = None
+        self.batch_gate: asyncio.Event | None = None
 
     def rows(self, params: Mapping[str, Any]) -> list[Row]:
         if "fail" in params:
@@ -41,15 +42,19 @@ class Runner:
 
     async def many(self, batch: list[Mapping[str, Any]]) -> list[list[Row]]:
         self.trips.append([p["n"] for p in batch])
+        if self.batch_gate is not None:
+            await self.batch_gate.wait()
         await asyncio.sleep(0)
         return [self.rows(p) for p in batch]  # any failure fails the whole batch, as a transaction
 
 
 async def started(runner: Runner, batcher: Batcher, first: dict[str, Any]) -> asyncio.Task[list[Row]]:
-    """A first call, held in flight by the gate."""
+    """A first call, held in flight by the gate (it waits one pass of the loop before it is sent)."""
     runner.gate = asyncio.Event()
     task = asyncio.ensure_future(batcher.fetch(first))
     await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert runner.trips[-1] == [first["n"]]
     return task
 
 
@@ -61,6 +66,62 @@ def test_a_lone_call_is_sent_at_once_alone() -> None:
         assert await batcher.fetch({"n": 2}) == [[2]]
         assert runner.trips == [[1], [2]]
         assert (batcher.calls, batcher.batches) == (2, 2)
+
+    asyncio.run(main())
+
+
+def test_calls_made_in_one_pass_of_the_loop_go_together() -> None:
+    """Tasks resumed in one pass (the requests whose reads came back in one batch) each make their
+    next call in that pass: the first call waits for the end of the pass, and they go as one."""
+
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many)
+        tasks = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in range(3)]
+        assert [await t for t in tasks] == [[[k]] for k in range(3)]
+        assert runner.trips == [[0, 1, 2]]
+        assert (batcher.calls, batcher.batches) == (3, 1)
+
+    asyncio.run(main())
+
+
+def test_a_first_call_cancelled_before_it_is_sent_leaves_the_others_to_go() -> None:
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many)
+        first = asyncio.ensure_future(batcher.fetch({"n": 0}))
+        await asyncio.sleep(0)  # the first call waits for the end of the pass
+        other = asyncio.ensure_future(batcher.fetch({"n": 1}))
+        first.cancel()
+        assert await other == [[1]]
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert runner.trips == [[1]]
+        assert await batcher.fetch({"n": 2}) == [[2]]  # its slot was given back
+
+    asyncio.run(main())
+
+
+def test_the_first_call_cancelled_while_its_batch_is_in_flight_leaves_the_others_their_answers() -> None:
+    """The batch of calls made in one pass is sent from a task of its own, not from the first
+    caller's: that caller's request may be cancelled (its client gone, its deadline) while the
+    others' calls are in the database, and they must still get their own rows."""
+
+    async def main() -> None:
+        runner = Runner()
+        runner.batch_gate = asyncio.Event()
+        batcher = Batcher(runner.one, runner.many)
+        tasks = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in range(3)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert runner.trips == [[0, 1, 2]]
+        tasks[0].cancel()
+        await asyncio.sleep(0)
+        runner.batch_gate.set()
+        assert [await t for t in tasks[1:]] == [[[1]], [[2]]]
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[0]
+        assert await batcher.fetch({"n": 3}) == [[3]]  # its slot was given back
 
     asyncio.run(main())
 

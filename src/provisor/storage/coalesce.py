@@ -6,7 +6,8 @@ executor set-up in the backend and, for writes, its own commit with its own WAL 
 statement is in flight, the calls of the same statement that arrive meanwhile wait, and then go
 together: one `fetchmany` on one connection, that is one Bind/Execute per call and one Sync. The
 backend runs them one after the other in one implicit transaction, so a batch of writes is one
-commit (group commit, done by the client). A lone call never waits: it runs at once, as before.
+commit (group commit, done by the client). A call that finds none in flight waits only for the end
+of the event loop's current pass, so that the calls made in the same pass go with it.
 
 A batch is atomic: when one of its calls fails in the database, none of them took effect, and
 each is run again alone so that it gets its own answer (the failing call its error, the others
@@ -97,6 +98,18 @@ class Batcher(Generic[P, R]):
     async def fetch(self, params: P) -> R:
         if self._running < self._limit and not self._waiting:
             self._running += 1
+            try:
+                # Wait for the end of this pass of the event loop: the calls of this statement that
+                # the tasks resumed in the same pass make (the other requests whose previous
+                # statement came back in the same batch, or whose requests arrived together) go
+                # with this one instead of after it.
+                await asyncio.sleep(0)
+            except BaseException:
+                self._running -= 1
+                self._start_waiting()
+                raise
+            if self._waiting:
+                return await self._lead(params)
             self.calls += 1
             self.batches += 1
             try:
@@ -106,6 +119,16 @@ class Batcher(Generic[P, R]):
                 self._start_waiting()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((params, future))
+        return await future
+
+    async def _lead(self, params: P) -> R:
+        """Send this call first in a batch with the calls that came in meanwhile. The batch goes
+        from a task of its own, as every batch does: this caller may be cancelled while the
+        others' calls are in the database, and they must still get their answers."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.appendleft((params, future))
+        self._running -= 1
+        self._start_waiting()
         return await future
 
     def _start_waiting(self) -> None:
