@@ -12,6 +12,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.testclient import TestClient
 
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.engine import create_engine
 from provisor.storage.tables import attribute_index, resources, tenants
 from provisor.storage.tenants import ensure_tenant
@@ -69,8 +70,10 @@ def orphaned_index_rows(url: str, tenant_id: str) -> list[tuple[str, str]]:
 
 
 def set_tenant_settings(url: str, tenant_id: str, **settings: Any) -> None:
+    """As Provisor's own tools change tenants: every worker's token cache follows on return."""
+
     async def work(engine: AsyncEngine) -> None:
-        async with write_transaction(engine) as conn:
+        async with auth_write(engine) as conn:
             await ensure_tenant(conn, tenant_id)
             await conn.execute(update(tenants).where(tenants.c.id == tenant_id).values(settings=settings))
 
@@ -95,12 +98,16 @@ def changed_elsewhere(client: TestClient, change: Callable[[], None]) -> float:
 
     On PostgreSQL the cache hears of such changes by LISTEN/NOTIFY, which arrives a little after the
     writer's commit (docs/security.md); a test that asserts the change's effect must not race it.
-    With the cache off (SQLite, or not yet proven) every request reads the database: no wait."""
+    With the cache off (not yet proven) every request reads the database, and on SQLite the next
+    request reads the signal file the change's writer rewrote before returning: no wait."""
     cache = client.app.state.provisor.auth.cache  # type: ignore[attr-defined]
     generation = cache.generation
     began = time.monotonic()
     change()
-    wait_for(lambda: not cache.enabled or cache.generation != generation, INVALIDATION_TIMEOUT_SECONDS)
+    wait_for(
+        lambda: not cache.enabled or cache.signal is not None or cache.generation != generation,
+        INVALIDATION_TIMEOUT_SECONDS,
+    )
     return time.monotonic() - began
 
 

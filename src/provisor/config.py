@@ -180,7 +180,8 @@ class Settings:
         parse_bool,
         "PostgreSQL: keep accepted tokens in each worker while a `LISTEN` connection is proven to carry "
         "their invalidation (docs/security.md); it stays off by itself where notifications do not come "
-        "back (PgBouncer in transaction mode). SQLite never caches",
+        "back (PgBouncer in transaction mode). SQLite: while the signal file beside the database "
+        "(`.auth-signal`) can be read, for at most 1 s at a time",
     )
     webhooks_enabled: bool = setting(
         True,

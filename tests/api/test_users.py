@@ -271,8 +271,8 @@ def test_authentication(scim: Scim) -> None:
 def test_revoked_token_stops_working(scim: Scim) -> None:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from provisor.storage.auth_cache import auth_write
     from provisor.storage.tokens import list_tokens, revoke
-    from provisor.storage.transactions import write_transaction
     from tests.scim_client import changed_elsewhere, mint_token, run_db
 
     token = mint_token(scim.database_url, scim.tenant_id, name="to-revoke")
@@ -280,7 +280,7 @@ def test_revoked_token_stops_working(scim: Scim) -> None:
     assert scim.client.get("/scim/v2/Users", headers=headers).status_code == 200
 
     async def work(engine: AsyncEngine) -> None:
-        async with write_transaction(engine) as conn:
+        async with auth_write(engine) as conn:  # as `provisor token revoke` does
             for info in await list_tokens(conn):
                 if info.name == "to-revoke" and info.tenant_id == scim.tenant_id:
                     assert await revoke(conn, info.id)

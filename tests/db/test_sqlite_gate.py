@@ -8,6 +8,8 @@ as two processes do.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -137,3 +139,52 @@ def test_a_write_whose_deadline_passes_while_it_waits_for_the_gate_is_answered_a
             await second.dispose()
 
     asyncio.run(main())
+
+
+def test_a_writer_cancelled_while_its_thread_waits_for_the_lock_does_not_release_the_next_ones(
+    tmp_path: Path,
+) -> None:
+    """The cancelled writer's thread takes the lock late, through the same descriptor as the next
+    writer of its process; giving it back then must not take it from under that next writer."""
+    gate = writer_gate(create_engine(f"sqlite:///{tmp_path / 'race.db'}"))
+    assert gate is not None
+    other = os.open(gate.lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # another process's writer
+
+    def free_to_others() -> bool:
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(other, fcntl.LOCK_UN)
+        return True
+
+    async def main() -> None:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        first = asyncio.create_task(gate.__aenter__())
+        await asyncio.sleep(0.05)  # its thread now waits in flock
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        inside = asyncio.Event()
+        leave = asyncio.Event()
+
+        async def second() -> None:
+            async with gate:
+                inside.set()
+                await leave.wait()
+
+        fcntl.flock(other, fcntl.LOCK_UN)  # the other process is done: the thread takes the lock
+        task = asyncio.create_task(second())  # this process's next writer, first in the loop's queue
+        time.sleep(0.1)  # noqa: ASYNC251 - the loop busy meanwhile, as under load
+        await asyncio.wait_for(inside.wait(), 5)
+        await asyncio.sleep(0.1)
+        assert not free_to_others(), "another process could write while this one holds the gate"
+        leave.set()
+        await task
+        assert free_to_others()
+
+    try:
+        asyncio.run(main())
+    finally:
+        os.close(other)
+        gate.close()

@@ -127,10 +127,11 @@ def test_deprovisioning_is_acknowledged_by_each_consumer_commit(database_url: st
 
 
 def _set_threshold(url: str, tenant: str, seconds: int) -> None:
+    from provisor.storage.auth_cache import auth_write
     from provisor.storage.tenants import update_settings
 
     async def work(engine: Any) -> None:
-        async with write_transaction(engine) as conn:
+        async with auth_write(engine) as conn:  # as `provisor tenant set` does: every worker follows
             await update_settings(conn, tenant, {"deprovision_ack_threshold_seconds": seconds})
 
     run_db(url, work)

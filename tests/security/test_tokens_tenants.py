@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from provisor.cli import main
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.tables import attribute_index, events, group_members, resources, tenants, tokens
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.storage.transactions import read_transaction
 from provisor.tenant_settings import parse_assignments
 from tests.scim_client import Scim, assert_error, changed_elsewhere, run_db
 from tests.security.helpers import admin_get
@@ -61,8 +62,10 @@ def test_token_create_with_expiry_and_list(database_url: str, tenant_id: str) ->
 
 
 def _set_token(database_url: str, secret_tenant: str, **values: Any) -> None:
+    """As Provisor's own tools change tokens (`auth_write`): every worker's cache follows on return."""
+
     async def work(engine: Any) -> None:
-        async with write_transaction(engine) as conn:
+        async with auth_write(engine) as conn:
             await conn.execute(update(tokens).where(tokens.c.tenant_id == secret_tenant).values(**values))
 
     run_db(database_url, work)

@@ -34,6 +34,7 @@ from provisor.service.sources import (
 )
 from provisor.service.transfer import ORDER, Importer, ImportReport, export_resources
 from provisor.service.users import UserService
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.tenants import (
     DEFAULT_TENANT,
     count_resources,
@@ -79,7 +80,7 @@ async def _known_or_creatable(engine: Any, tenant: str, create: bool) -> bool:
 
 async def _drop_if_empty(engine: Any, tenant: str) -> None:
     """Undo a tenant this import created when nothing was written into it (a refused --strict)."""
-    async with write_transaction(engine) as conn:
+    async with auth_write(engine) as conn:  # workers cache tenants with tokens
         if await count_resources(conn, tenant) == 0:
             await delete_tenant(conn, tenant)
 

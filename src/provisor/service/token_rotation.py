@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from provisor.clock import format_instant, now
 from provisor.storage import tokens as token_store
+from provisor.storage.auth_cache import auth_write
 from provisor.storage.handles import AsyncEngine
 from provisor.storage.interfaces import Tokens
-from provisor.storage.transactions import write_transaction
 
 DEFAULT_OVERLAP = timedelta(days=7)
 
@@ -38,7 +38,7 @@ async def rotate_token(engine: AsyncEngine, token_id: str, overlap: timedelta = 
     """Mint the successor of `token_id` and schedule the old one's expiry, in one transaction."""
     if overlap < timedelta(0):
         raise RotationError("the overlap cannot be negative")
-    async with write_transaction(engine) as conn:
+    async with auth_write(engine) as conn:  # every worker sees the old token's new expiry on return
         old = await _store.get_token(conn, token_id)
         at = now()
         if old is None or old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= at):

@@ -4,7 +4,10 @@ The token lookup was one of a GET's two round trips. A worker may answer it from
 it holds a `LISTEN provisor_auth` connection: migration 0006's triggers notify that channel in the
 same commit as any change to `tokens` or `tenants`, and a notification empties the cache. When the
 connection is lost the cache is switched off (every request reads the database again) until a new
-connection listens; SQLite has no such channel, so there the cache is never on.
+connection listens. SQLite has no such channel: there the cache follows a signal file beside the
+database that every `auth_write` rewrites after its commit (storage/sqlite/auth_signal.py), checked
+before every answer from memory, and lapses every `SIGNAL_TTL_SECONDS`, which bounds what the
+signal cannot see (a change by other tools, a writer that died between its commit and its signal).
 
 Notifications can also stop arriving without any error: a firewall silently drops the idle TCP
 session, or a pooler in transaction mode (PgBouncer) runs LISTEN on one server connection and
@@ -51,6 +54,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from provisor.storage.contracts import SignalWatch
 from provisor.storage.kind import backend
 from provisor.storage.postgres.engine import postgres_connect_args
 from provisor.storage.transactions import autocommit, write_transaction
@@ -71,6 +75,11 @@ ACK_CHANNEL = "provisor_auth_ack"
 #: How long a writer waits for acknowledgements: by then every unacknowledged cache has lapsed.
 BARRIER_TIMEOUT_SECONDS = 2 * PING_SECONDS + 0.5
 MAX_RETRY_SECONDS = 10.0
+#: Where a signal file stands in for LISTEN/NOTIFY (SQLite): the longest a worker answers from its
+#: cache without reading the database again, whatever the signal says.
+SIGNAL_TTL_SECONDS = 1.0
+#: How long `auth_write` waits when it cannot write the signal: every cache has lapsed by then.
+SIGNAL_FAILED_WAIT_SECONDS = SIGNAL_TTL_SECONDS + 0.1
 
 V = TypeVar("V")
 
@@ -84,15 +93,37 @@ class AuthCache(Generic[V]):
         self.enabled = False
         #: `time.monotonic()` after which the cache answers nothing until the listener renews it.
         self.valid_until = 0.0
+        #: SQLite's signal of changes (`follow`); None where a listener keeps the cache current.
+        self.signal: SignalWatch | None = None
         self._entries: dict[str, V] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: str) -> V | None:
-        if not self.enabled or time.monotonic() >= self.valid_until:
+        if not self.enabled:
+            return None
+        if self.signal is not None:
+            self._follow_signal(self.signal)
+        elif time.monotonic() >= self.valid_until:
             return None
         return self._entries.get(key)
+
+    def follow(self, signal: SignalWatch) -> None:
+        """Answer while `signal` reports no change, and for `SIGNAL_TTL_SECONDS` at a time."""
+        self.signal = signal
+        self.valid_until = 0.0
+        self.switch(True)
+
+    def _follow_signal(self, signal: SignalWatch) -> None:
+        moment = time.monotonic()
+        if moment >= self.valid_until:  # lapsed: start over, and find the signal again if replaced
+            signal.recheck()
+            signal.changed()
+            self.invalidate()
+            self.valid_until = moment + SIGNAL_TTL_SECONDS
+        elif signal.changed():
+            self.invalidate()
 
     def renew(self, seconds: float, since: float | None = None) -> None:
         """Answer until `seconds` after `since` (a `time.monotonic()` reading; default now)."""
@@ -100,6 +131,8 @@ class AuthCache(Generic[V]):
 
     def put(self, key: str, value: V, generation: int) -> None:
         """Keep `value`, read from the database after `generation` was observed, if still current."""
+        if self.signal is not None and self.enabled and self.signal.changed():
+            self.invalidate()  # changed since the lookup began: what it read may be stale
         if not self.enabled or generation != self.generation:
             return
         if len(self._entries) >= self.max_entries and key not in self._entries:
@@ -136,8 +169,17 @@ class AuthListener:
         self._acks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Begin listening (PostgreSQL only); returns once the first attempt succeeded or failed."""
-        if self._task is not None or not backend(self.engine).listen_notify:
+        """Begin listening (PostgreSQL; returns once the first attempt succeeded or failed), or
+        follow the database's signal file (SQLite)."""
+        if self._task is not None or self.cache.signal is not None:
+            return
+        signals = backend(self.engine).token_signal
+        if signals is not None:
+            signal = signals.watch(self.engine)
+            if signal is not None:
+                self.cache.follow(signal)
+            return
+        if not backend(self.engine).listen_notify:
             return
         if behind_pgbouncer(self.engine):
             log.info("token cache off: PgBouncer in transaction mode cannot carry LISTEN")
@@ -148,6 +190,9 @@ class AuthListener:
 
     async def stop(self) -> None:
         self.cache.switch(False)
+        if self.cache.signal is not None:
+            self.cache.signal.close()
+            self.cache.signal = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -248,8 +293,15 @@ _LISTENERS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database(
 async def await_invalidation(engine: AsyncEngine) -> None:
     """Return once every worker's token cache has dropped what a just-committed change made stale.
 
-    PostgreSQL only (elsewhere nothing is cached). Waits at most `BARRIER_TIMEOUT_SECONDS`.
+    PostgreSQL: waits at most `BARRIER_TIMEOUT_SECONDS`. SQLite: rewrites the signal file, which
+    every worker reads before answering from its cache; when that fails, waits until every cache
+    has lapsed (`SIGNAL_TTL_SECONDS`).
     """
+    signals = backend(engine).token_signal
+    if signals is not None:
+        if not signals.announce(engine):
+            await asyncio.sleep(SIGNAL_FAILED_WAIT_SECONDS)
+        return
     if not backend(engine).listen_notify or behind_pgbouncer(engine):
         return  # behind PgBouncer no cache is on, and a LISTEN for the acknowledgements cannot work
     nonce = f"{BARRIER_PREFIX}{uuid.uuid4().hex}"

@@ -18,6 +18,7 @@ from provisor.storage.contracts import (
     OnConflictInsert,
     ResourceStatements,
     SnapshotView,
+    TokenSignal,
     WriteTransactions,
 )
 from provisor.storage.filter_values import FilterSql
@@ -77,6 +78,9 @@ class Backend:
     #: LISTEN/NOTIFY carries invalidations between processes: the token cache can be on
     #: (storage/auth_cache.py).
     listen_notify: bool
+    #: Without LISTEN/NOTIFY: how workers hear of changes to tokens and tenants, so that the token
+    #: cache can be on all the same (storage/auth_cache.py); None where LISTEN/NOTIFY does it.
+    token_signal: TokenSignal | None
     #: A server reached over the network, with its own authentication: a URL without a password
     #: to another machine is refused at `serve` (storage/dbcheck.py).
     network_server: bool

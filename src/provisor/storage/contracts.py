@@ -233,3 +233,29 @@ class MigrationLock(Protocol):
         """Called first in the migration's transaction on `connection`: returns once no other
         migration runs, and holds that until the transaction ends."""
         ...
+
+
+class SignalWatch(Protocol):
+    """One worker's view of a database's token-change signal (storage/auth_cache.py)."""
+
+    def changed(self) -> bool:
+        """Whether tokens or tenants may have changed since the last call (True when unsure)."""
+        ...
+
+    def recheck(self) -> None:
+        """Find the signal again if it was replaced (called when the worker's cache lapses)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TokenSignal(Protocol):
+    """How workers hear of changes to tokens and tenants where there is no LISTEN/NOTIFY."""
+
+    def watch(self, engine: AsyncEngine) -> SignalWatch | None:
+        """The engine's signal, open; None when there is none (the token cache stays off)."""
+        ...
+
+    def announce(self, engine: AsyncEngine) -> bool:
+        """Tell every worker of a committed change; False when that could not be done."""
+        ...

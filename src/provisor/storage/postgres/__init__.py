@@ -27,5 +27,6 @@ BACKEND = Backend(
     seq_gaps=True,
     analyze_keeper=True,
     listen_notify=True,
+    token_signal=None,
     network_server=True,
 )

@@ -3,7 +3,16 @@
 from sqlalchemy.dialects import sqlite
 
 from provisor.storage.backend import Backend
-from provisor.storage.sqlite import backup, driver, filter_sql, members, resources, snapshot, transactions
+from provisor.storage.sqlite import (
+    auth_signal,
+    backup,
+    driver,
+    filter_sql,
+    members,
+    resources,
+    snapshot,
+    transactions,
+)
 from provisor.storage.sqlite import engine as engines
 from provisor.storage.sqlite.migrate import migration_lock
 
@@ -27,5 +36,6 @@ BACKEND = Backend(
     seq_gaps=False,
     analyze_keeper=False,
     listen_notify=False,
+    token_signal=auth_signal,
     network_server=False,
 )

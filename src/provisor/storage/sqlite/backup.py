@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from provisor.storage.backup_tools import BackupError, replaced_when_complete
+from provisor.storage.sqlite.auth_signal import announce_path, path_for
 
 magic = b"SQLite format 3\x00"
 label = "SQLite"
@@ -67,5 +68,7 @@ def restore(source: Path, url: str, *, force: bool) -> None:
             backup_conn.backup(target)
         finally:
             target.close()
+        # Tokens and tenants are the backup's now: running workers drop their token caches.
+        announce_path(path_for(str(path)))
     finally:
         backup_conn.close()

@@ -56,15 +56,29 @@ class SqliteWriterGate:
             except BlockingIOError:
                 pass
             taking = asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
-            try:
-                await asyncio.shield(taking)
-            except asyncio.CancelledError:
-                # The thread still takes the lock: give it back as soon as it has it.
-                taking.add_done_callback(lambda _: fcntl.flock(fd, fcntl.LOCK_UN))
-                raise
         except BaseException:
             self._local.release()
             raise
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # The thread still takes the lock, through this process's one descriptor: the next
+            # writer of this process would "take" it too (a lock belongs to the open file
+            # description) and then lose it when the thread's lock is given back. So this process's
+            # queue stays held until the thread has the lock and has given it back.
+            taking.add_done_callback(self._give_back)
+            raise
+        except BaseException:
+            self._local.release()
+            raise
+
+    def _give_back(self, taking: asyncio.Future[None]) -> None:
+        """After a cancelled writer's thread is done waiting: let the lock and the queue go."""
+        try:
+            if not taking.cancelled() and taking.exception() is None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._local.release()
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
