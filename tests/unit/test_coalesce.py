@@ -82,6 +82,38 @@ def test_calls_arriving_during_a_round_trip_go_together_and_each_gets_its_rows()
     asyncio.run(main())
 
 
+def test_with_gather_pass_the_calls_of_one_pass_go_as_one_batch() -> None:
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many, gather_pass=True)
+        calls = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in range(4)]
+        assert [await c for c in calls] == [[[k]] for k in range(4)]
+        assert runner.trips == [[0, 1, 2, 3]]  # the first waited for the pass to end, and led
+        assert (batcher.calls, batcher.batches) == (4, 1)
+        # A call alone in its pass still goes alone, through `run_one`.
+        assert await batcher.fetch({"n": 9}) == [[9]]
+        assert runner.trips == [[0, 1, 2, 3], [9]]
+        assert (batcher.calls, batcher.batches) == (5, 2)
+
+    asyncio.run(main())
+
+
+def test_with_gather_pass_a_first_call_cancelled_in_its_pass_lets_the_others_go() -> None:
+    async def main() -> None:
+        runner = Runner()
+        batcher = Batcher(runner.one, runner.many, gather_pass=True)
+        first = asyncio.ensure_future(batcher.fetch({"n": 0}))
+        await asyncio.sleep(0)  # the first is waiting for its pass to end
+        rest = [asyncio.ensure_future(batcher.fetch({"n": k})) for k in (1, 2)]
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert [await t for t in rest] == [[[1]], [[2]]]
+        assert runner.trips == [[1, 2]]
+
+    asyncio.run(main())
+
+
 def test_batches_are_bounded_and_sorted_by_the_lock_order() -> None:
     async def main() -> None:
         runner = Runner()

@@ -123,7 +123,15 @@ class PostgresReader(KeptConnections):
             async def run_many(many: list[Mapping[str, Any]]) -> list[list[Row] | Failed]:
                 return await self.fetch_many(statement, many)
 
-            batcher = Batcher(run_one, run_many, lock_order=statement.lock_order, same_batch=_tenant_of)
+            # Reads gather the calls of one pass of the loop (storage/coalesce.py); writes run at
+            # once, so a lone write's commit never waits.
+            batcher = Batcher(
+                run_one,
+                run_many,
+                lock_order=statement.lock_order,
+                same_batch=_tenant_of,
+                gather_pass=not compiled.writes,
+            )
             self._batchers[statement] = batcher
         return await batcher.fetch(params)
 
