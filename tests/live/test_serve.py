@@ -120,3 +120,45 @@ def test_concurrent_member_pushes_to_one_group_across_two_workers_all_land(
         final = httpx.get(f"{server.base_url}/Groups/{group}", headers=server.headers)
         assert sorted(m["value"] for m in final.json()["members"]) == sorted(users)
         assert final.headers["etag"] == f'W/"{count + 1}"'
+
+
+def test_concurrent_reads_across_two_workers_each_get_their_own_user(
+    database_url: str, tenant_id: str
+) -> None:
+    """40 GETs by id and 40 `userName eq` lookups at once, some of them for ids that do not exist:
+    on PostgreSQL the reads of one pass of a worker's loop go to the database as one batch
+    (storage/coalesce.py), and each request must still get its own user, ETag and Location, or 404."""
+    count = 20
+
+    async def fire(base: str, headers: dict[str, str], users: dict[str, str]) -> None:
+        limits = httpx.Limits(max_connections=80)
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as client:
+            ids = [*users, *(f"missing-{k}" for k in range(count))]
+            names = [*users.values(), *(f"nobody{k}@example.com" for k in range(count))]
+            got = await asyncio.gather(
+                *(client.get(f"/Users/{uid}") for uid in ids),
+                *(client.get("/Users", params={"filter": f'userName eq "{n}"'}) for n in names),
+            )
+        by_id, by_name = got[: len(ids)], got[len(ids) :]
+        for uid, response in zip(ids, by_id, strict=True):
+            if uid in users:
+                assert response.status_code == 200, response.text
+                assert response.json()["id"] == uid and response.json()["userName"] == users[uid]
+                assert response.headers["etag"] == 'W/"1"'
+                assert response.headers["location"] == f"{base}/Users/{uid}"
+            else:
+                assert response.status_code == 404, response.text
+        for name, response in zip(names, by_name, strict=True):
+            assert response.status_code == 200, response.text
+            found = [(r["id"], r["userName"]) for r in response.json()["Resources"]]
+            expected = [(uid, n) for uid, n in users.items() if n == name]
+            assert found == expected
+
+    with live_server(database_url, tenant_id, workers=2, env=NO_CAP) as server:
+        users: dict[str, str] = {}
+        for k in range(count):
+            name = f"reader{k}@example.com"
+            created = httpx.post(f"{server.base_url}/Users", json={"userName": name}, headers=server.headers)
+            assert created.status_code == 201, created.text
+            users[created.json()["id"]] = name
+        asyncio.run(fire(server.base_url, server.headers, users))
