@@ -212,6 +212,10 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(pg_instance: PgI
         answer = client.get(f"/Users/{read_id}")
         assert answer.status_code == 503, answer.text
         pg_instance.start()
+        # The replacement retries at most every START_RETRY_MAX_SECONDS; until it listens the other
+        # worker answers every request, so answers alone do not show that it is back.
+        wait_for(lambda: f"{waiting}: the database is back" in server.log(), timeout=RECOVERY)
+        wait_for(lambda: listeners(port) == 2, timeout=RECOVERY)
         _serves_again(client, f"/Users/{read_id}", 16)  # both workers
         assert len(workers_of(server.process.pid)) == 2
     log = server.log()
