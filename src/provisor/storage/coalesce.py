@@ -105,8 +105,7 @@ class Batcher(Generic[P, R]):
                 # with this one instead of after it.
                 await asyncio.sleep(0)
             except BaseException:
-                self._running -= 1
-                self._start_waiting()
+                self._release()
                 raise
             if self._waiting:
                 return await self._lead(params)
@@ -115,8 +114,7 @@ class Batcher(Generic[P, R]):
             try:
                 return await self._run_one(params)
             finally:
-                self._running -= 1
-                self._start_waiting()
+                self._release()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((params, future))
         return await future
@@ -127,9 +125,13 @@ class Batcher(Generic[P, R]):
         others' calls are in the database, and they must still get their answers."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.appendleft((params, future))
+        self._release()
+        return await future
+
+    def _release(self) -> None:
+        """Give back a slot of `limit` (a call or batch is done, or handed on) and start what waits."""
         self._running -= 1
         self._start_waiting()
-        return await future
 
     def _start_waiting(self) -> None:
         while self._waiting and self._running < self._limit:
@@ -190,8 +192,7 @@ class Batcher(Generic[P, R]):
         finally:
             for _, future in batch:  # only when this task itself was cancelled mid-batch
                 future.cancel()
-            self._running -= 1
-            self._start_waiting()
+            self._release()
 
     def close(self, error: BaseException) -> None:
         """Fail every waiting call (the engine is being disposed)."""
