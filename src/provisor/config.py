@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from provisor.storage.engine import DEFAULT_POOL_SIZE
 from provisor.storage.urls import DEFAULT_DATABASE_URL
 
 T = TypeVar("T")
@@ -113,6 +114,13 @@ class Settings:
         "PROVISOR_DATABASE_URL",
         _text,
         "`sqlite:///path.db` or `postgresql://user:pass@host:port/db`",
+    )
+    database_pool_size: int = setting(
+        DEFAULT_POOL_SIZE,
+        "PROVISOR_DATABASE_POOL_SIZE",
+        _integer(2),
+        "PostgreSQL connections each worker keeps; it opens up to half as many more for a burst, and "
+        "one for the token cache (size `max_connections` from it; docs/scale-out.md)",
     )
     base_url: str | None = setting(
         None,

@@ -55,7 +55,7 @@ class Provisor:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.engine: Database = open_database(settings.database_url)
+        self.engine: Database = open_database(settings.database_url, pool_size=settings.database_pool_size)
         #: None unless tracing is configured (telemetry/tracing.py); then OpenTelemetry is imported.
         self.tracer = make_tracer(settings.otlp_endpoint, span_exporter)
         if self.tracer is not None:

@@ -13,7 +13,7 @@ from typing import TypeAlias
 
 from provisor.storage import migrate as migrations
 from provisor.storage import tenants as tenant_store
-from provisor.storage.engine import create_engine
+from provisor.storage.engine import DEFAULT_POOL_SIZE, create_engine
 from provisor.storage.faults import OutageLog, is_outage
 from provisor.storage.handles import AsyncEngine
 from provisor.storage.instrument import observe_statements
@@ -44,9 +44,9 @@ _migrations: Migrations = migrations
 _tenants: Tenants = tenant_store
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
     """A pool of connections to `url` (SQLite or PostgreSQL); no connection is made yet."""
-    return create_engine(url)
+    return create_engine(url, pool_size=pool_size)
 
 
 async def prepare(database: Database, *, migrate: bool) -> None:

@@ -36,7 +36,12 @@ __all__ = [
 ]
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+#: PostgreSQL connections one engine (one worker) keeps in its pool; it may open half as many more
+#: for a burst (`PROVISOR_DATABASE_POOL_SIZE`, docs/scale-out.md).
+DEFAULT_POOL_SIZE = 20
+
+
+def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     """An AsyncEngine for `url` (DatabaseUrlError for a URL that names no supported database)."""
     implementation = backend_named(backend_name(url))
     if implementation is None:  # parse_url refuses these already; kept for the type checker

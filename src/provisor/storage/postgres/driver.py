@@ -29,7 +29,8 @@ from provisor.storage.statements import Compiled, DirectStatement, Row
 #: more of the worker's CPU each way. A worker therefore keeps as many as it runs statements at
 #: once under load, up to 16 of its pool's 30: at 8 requests in flight per worker, keeping 4 sent
 #: half the statements through the pool, and keeping 12 made creates 8-14% faster
-#: (docs/performance.md).
+#: (docs/performance.md). A smaller pool (`PROVISOR_DATABASE_POOL_SIZE`) keeps at most its size,
+#: so that its burst connections always remain for transactions.
 KEEP_CONNECTIONS = 16
 
 #: The key under which a batched write carries its caller's `Budget` (not a statement parameter).
@@ -38,11 +39,16 @@ _BUDGET = "__budget"
 _INTEGRITY_ERRORS = IntegrityConstraintViolationError
 
 
+def _pool_size(engine: AsyncEngine) -> int:
+    size = getattr(engine.sync_engine.pool, "size", None)
+    return size() if callable(size) else KEEP_CONNECTIONS
+
+
 class PostgresReader(KeptConnections):
     """Runs `DirectStatement`s for one PostgreSQL engine (contracts.py `DirectReader`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(engine, KEEP_CONNECTIONS)
+        super().__init__(engine, min(KEEP_CONNECTIONS, _pool_size(engine)))
         self._batchers: dict[DirectStatement, Batcher[Mapping[str, Any], list[Row]]] = {}
 
     def _usable(self, raw: PoolProxiedConnection) -> bool:
