@@ -32,6 +32,11 @@ from tests.scim_client import Scim, mint_token, orphaned_index_rows
 
 BACKENDS = ("sqlite", "postgresql")
 
+# The servers tests start inherit this: CI's PostgreSQL admits 100 connections, two test processes
+# each run a 2-worker server at once, and at the default pool (31 connections a worker) two bursts
+# could take more than that and meet "too many clients" (a 503). A test of its own sets it.
+os.environ.setdefault("PROVISOR_DATABASE_POOL_SIZE", "8")
+
 
 _embedded: list[str] = []
 
