@@ -421,17 +421,20 @@ class ResourceService:
         """The next version, its index rows and its event, when anything changed (None: the
         version read is no longer stored, only without the lock)."""
         current = write.current
-        doc_changed = change.doc != current.doc
+        changed = _changed_attributes(current.doc, change.doc)
+        doc_changed = bool(changed)
         if not (doc_changed or change.extra_changed):
             return current
         stored = StoredResource(
             current.id, current.resource_type, current.version + 1, current.created, now(), change.doc
         )
         op = self.event_op(current.doc, change.doc) if doc_changed or change.event_if_extra else None
+        # Only the rows that differ are written, and rows of an attribute whose value did not
+        # change are the same on both sides: only the changed attributes are indexed.
         written = await write.update(
             stored,
-            index=self._index(ctx, change.doc) if doc_changed else None,
-            previous_index=self._index(ctx, current.doc) if doc_changed else None,
+            index=self._index(ctx, _only(change.doc, changed)) if doc_changed else None,
+            previous_index=self._index(ctx, _only(current.doc, changed)) if doc_changed else None,
             op=op,
             actor=ctx.actor,
             payload=None if op is None else self.event_payload(ctx, stored, current.doc),
@@ -626,3 +629,19 @@ def _proven_total(query: ListQuery, rows: list[StoredResource]) -> int | None:
     if 0 < len(rows) < query.count or (not rows and query.count > 0 and query.start_index == 1):
         return query.start_index - 1 + len(rows)
     return None
+
+
+def _changed_attributes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The top-level attributes whose values differ between two documents (empty: the documents
+    are equal, as `before == after` would say)."""
+    changed = [key for key, value in after.items() if before.get(key, _MISSING) != value]
+    changed.extend(key for key in before if key not in after)
+    return changed
+
+
+def _only(doc: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    return {key: doc[key] for key in keys if key in doc}
+
+
+#: Stands for an attribute a document does not have (None is a value a document may hold).
+_MISSING: Any = object()
