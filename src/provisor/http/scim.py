@@ -129,6 +129,8 @@ class ScimApi:
     # ---- resources --------------------------------------------------------------------------
 
     def _projection(self, request: Request, service: ResourceService) -> Projection:
+        if not request.scope.get("query_string"):  # nearly every request: nothing to parse
+            return service.default_projection
         params = {k.lower(): v for k, v in request.query_params.items()}
         return Projection(
             self.registry,
@@ -183,7 +185,7 @@ class ScimApi:
             return scim_json(out, 200, {"ETag": etag(stored.version)})
         if method == "PATCH":
             body = await read_json(request, self.settings.max_body_bytes, self.settings.max_json_depth)
-            params = {k.lower() for k in request.query_params}
+            params = {k.lower() for k in request.query_params} if request.scope.get("query_string") else set()
             asked = bool(params & {"attributes", "excludedattributes"})
             wants_body = asked or not self._patch_no_content(ctx, service)
             patch_projection = self._projection(request, service) if wants_body else None

@@ -85,6 +85,9 @@ class ResourceService:
         self.reads: ResourceReads = store
         self.lists: ResourceLists = listing
         self.outbox: Outbox = outbox
+        #: The projection of a request without `attributes` or `excludedAttributes` (nearly all),
+        #: made once: it is never changed, and it keeps its `wants` answers.
+        self.default_projection = Projection(registry, rt, None, None)
 
     # ---- hooks for subclasses -------------------------------------------------------------------
 
