@@ -112,6 +112,12 @@ def test_one_scrape_covers_both_workers_with_route_templates(
         assert all(line.startswith(("# ", "provisor_")) for line in text.splitlines() if line)
     assert "provisor_db_statement_duration_seconds_bucket" in text
     assert samples(text, "provisor_outbox_lag_events") == {"": 0.0}  # no webhooks
+    # Every SCIM request above looked its token up (the scrapes' admin tokens count too); the
+    # workers hand these counts over with their request counts.
+    looked_up = sum(
+        samples(text, f"provisor_token_cache_{kind}_total").get("", 0.0) for kind in ("hits", "misses")
+    )
+    assert looked_up >= REQUESTS + 3
 
 
 def test_metrics_need_an_admin_token_on_the_main_port(server: LiveServer, fresh_database_url: str) -> None:

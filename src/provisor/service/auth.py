@@ -24,7 +24,7 @@ from provisor.storage.handles import AsyncEngine
 from provisor.storage.interfaces import Tenants, Tokens
 from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import write_transaction
-from provisor.telemetry.metrics import TOKEN_CACHE_HITS, TOKEN_CACHE_MISSES
+from provisor.telemetry.metrics import TOKEN_CACHE
 
 __all__ = ["AuthListener", "Principal", "TokenAuthenticator", "unauthorized"]
 
@@ -94,13 +94,13 @@ class TokenAuthenticator:
     async def _find(self, secret: str, digest: str, at: str) -> Found | None:
         found = self.cache.get(digest)
         if found is not None:
-            TOKEN_CACHE_HITS.inc()
+            TOKEN_CACHE.hits += 1
             expires_at = found[0].expires_at
             if expires_at is None or expires_at > at:
                 return found
             self.cache.discard(digest)  # expired since it was cached
             return None
-        TOKEN_CACHE_MISSES.inc()
+        TOKEN_CACHE.misses += 1
         generation = self.cache.generation
         found = await _tokens.find_active(self.engine, secret, at)
         if found is not None:

@@ -87,6 +87,30 @@ TOKEN_CACHE_MISSES = Counter(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class TokenCacheCounts:
+    """The token cache's hits and misses as plain numbers, handed to prometheus-client by
+    `RequestMetrics.flush`: every request looks its token up, and in multiprocess mode each
+    `inc` is a locked write to a memory-mapped file (about 1% of a PATCH's worker CPU, served)."""
+
+    __slots__ = ("hits", "misses")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+
+    def flush(self) -> None:
+        hits, misses = self.hits, self.misses
+        self.hits = self.misses = 0
+        if hits:
+            TOKEN_CACHE_HITS.inc(hits)
+        if misses:
+            TOKEN_CACHE_MISSES.inc(misses)
+
+
+#: This process's pending token cache counts (service/auth.py).
+TOKEN_CACHE = TokenCacheCounts()
+
+
 class RequestMetrics:
     """Counts each response in plain Python numbers; `flush` hands them to prometheus-client.
 
@@ -118,6 +142,7 @@ class RequestMetrics:
         self._shed += 1
 
     def flush(self) -> None:
+        TOKEN_CACHE.flush()
         if self._shed:
             shed, self._shed = self._shed, 0
             SHED.inc(shed)
