@@ -7,13 +7,13 @@ the caller fall back to one transaction per resource, so results stay per-operat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from provisor.clock import now
 from provisor.events.model import EventOp, event_row
+from provisor.ids import new_resource_id
 from provisor.schema.coerce import coerce_resource
 from provisor.schema.model import ResourceType
 from provisor.schema.registry import Registry
@@ -68,7 +68,7 @@ def prepare_create(
         coerce_resource(service.registry, service.rt, body, dropped=ctx.unknown_attributes)
     )
     row = NewRow(
-        id=resource_id or str(uuid.uuid4()),
+        id=resource_id or new_resource_id(),
         doc=doc,
         index=list(service.index_for(ctx, doc)),
         managed=managed,

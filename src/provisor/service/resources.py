@@ -7,7 +7,6 @@ particular to a resource type (derived attributes, membership rows) through a fe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from provisor.errors import ScimError, invalid_value, not_found
 from provisor.events.model import EventOp
 from provisor.filter import bind, parse_filter
 from provisor.filter.ast import Filter
+from provisor.ids import new_resource_id
 from provisor.patch import PatchOptions, apply_operations, parse_patch_request
 from provisor.patch.write_only import split_write_only
 from provisor.protocol.query import LIST_RESPONSE_URN, ListQuery, list_response
@@ -250,7 +250,7 @@ class ResourceService:
         at = now()
         if extra is None:
             # Nothing to write beyond the resource: no transaction round trips (store.create_at_once).
-            stored = StoredResource(str(uuid.uuid4()), self.rt.name, 1, at, at, doc)
+            stored = StoredResource(new_resource_id(), self.rt.name, 1, at, at, doc)
             await self.writes.create_at_once(
                 self.engine,
                 tenant_id=ctx.tenant_id,
@@ -266,7 +266,7 @@ class ResourceService:
                 conn,
                 tenant_id=ctx.tenant_id,
                 resource_type=self.rt.name,
-                resource_id=str(uuid.uuid4()),
+                resource_id=new_resource_id(),
                 at=at,
                 doc=doc,
                 index=self._index(ctx, doc),

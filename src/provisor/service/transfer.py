@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisor.errors import ScimError
+from provisor.ids import new_resource_id
 from provisor.schema.coerce import coerce_resource
 from provisor.service.batch import PreparedCreate, prepare_create
 from provisor.service.context import RequestContext
@@ -150,7 +151,7 @@ class Importer:
                     elif rid in taken:
                         # The exported id belongs to another resource here: create under a new id.
                         item.prepared = PreparedCreate(
-                            NewRow(str(uuid.uuid4()), doc, item.prepared.row.index, managed=False),
+                            NewRow(new_resource_id(), doc, item.prepared.row.index, managed=False),
                             item.prepared.extra,
                         )
 
