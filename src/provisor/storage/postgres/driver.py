@@ -17,7 +17,7 @@ from typing import Any
 from asyncpg.exceptions import IntegrityConstraintViolationError, InternalClientError, QueryCanceledError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from provisor.budget import Budget, Commit, TimedOut, current_budget
 from provisor.storage.coalesce import Batcher, Failed
@@ -39,16 +39,13 @@ _BUDGET = "__budget"
 _INTEGRITY_ERRORS = IntegrityConstraintViolationError
 
 
-def _pool_size(engine: AsyncEngine) -> int:
-    size = getattr(engine.sync_engine.pool, "size", None)
-    return size() if callable(size) else KEEP_CONNECTIONS
-
-
 class PostgresReader(KeptConnections):
     """Runs `DirectStatement`s for one PostgreSQL engine (contracts.py `DirectReader`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        super().__init__(engine, min(KEEP_CONNECTIONS, _pool_size(engine)))
+        pool = engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)  # storage/postgres/engine.py sizes one
+        super().__init__(engine, min(KEEP_CONNECTIONS, pool.size()))
         self._batchers: dict[DirectStatement, Batcher[Mapping[str, Any], list[Row]]] = {}
 
     def _usable(self, raw: PoolProxiedConnection) -> bool:
