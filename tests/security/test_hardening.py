@@ -201,8 +201,14 @@ def test_docs_mention_every_new_variable() -> None:
 
 def test_a_handler_slower_than_the_timeout_is_a_503(sqlite_url: str) -> None:
     import asyncio
+    import time
 
-    app = create_app(Settings(database_url=sqlite_url, webhooks_enabled=False, request_timeout_seconds=0.3))
+    # 1 s, not less: the follow-up requests below must fit in it on a loaded CI machine (at 0.3 s a
+    # plain GET /Groups there was once answered 503 itself).
+    timeout = 1.0
+    app = create_app(
+        Settings(database_url=sqlite_url, webhooks_enabled=False, request_timeout_seconds=timeout)
+    )
     with TestClient(app) as client:
 
         async def slow(*args: Any, **kwargs: Any) -> Any:
@@ -211,7 +217,9 @@ def test_a_handler_slower_than_the_timeout_is_a_503(sqlite_url: str) -> None:
         app.state.provisor.services["User"].list = slow
         token = mint_token(sqlite_url, "slow-tenant")
         headers = {"Authorization": f"Bearer {token}"}
+        started = time.monotonic()
         response = client.get("/scim/v2/Users", headers=headers)
+        assert time.monotonic() - started < 4  # the handler's 5 s sleep was cut short
         body = assert_error(response, 503)
         assert "timed out" in body["detail"]
         check_headers(response.headers)
@@ -219,7 +227,9 @@ def test_a_handler_slower_than_the_timeout_is_a_503(sqlite_url: str) -> None:
         assert client.get("/scim/v2/Groups", headers=headers).status_code == 200
         # the admin change feed's long-poll gets its wait on top of the timeout
         admin = mint_token(sqlite_url, None, kind="admin")
+        started = time.monotonic()
         polled = client.get(
-            "/admin/v1/events?wait=0.6&after=999999999", headers={"Authorization": f"Bearer {admin}"}
+            "/admin/v1/events?wait=1.5&after=999999999", headers={"Authorization": f"Bearer {admin}"}
         )
         assert polled.status_code == 200
+        assert time.monotonic() - started >= 1.5 > timeout
