@@ -68,14 +68,16 @@ class Provisor:
         password_hook = PasswordHook.of(hooks) if hooks is not None else None
         if password_hook is not None:
             services["User"].write_only_sink = password_hook
-        self.auth = Authenticator(self.engine, settings.static_token, RateLimiter(self.engine))
+        self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
+        self.auth = Authenticator(
+            self.engine, settings.static_token, RateLimiter(self.engine), metrics=self.request_metrics
+        )
         self.auth_listener = AuthListener(self.engine, self.auth.cache) if settings.token_cache else None
         self.request_log = RequestLogWriter(self.engine, settings.request_log_retention_days)
         self.api = ScimApi(settings, registry, services, self.auth)
         self.events = EventRuntime(self.engine, settings, hooks)
         self.statistics = StatisticsKeeper(self.engine, settings.auto_analyze)
         self.role_jobs = RoleJobWorker(self.engine, settings.role_job_batch, 1.0, self.events.wake)
-        self.request_metrics = RequestMetrics() if settings.metrics_address != OFF else None
         if self.request_metrics is not None:
             observe_statements(self.engine, StatementTimer(), "time")
         address = parse_address(settings.metrics_address)

@@ -24,7 +24,7 @@ from provisor.storage.handles import AsyncEngine
 from provisor.storage.interfaces import Tenants, Tokens
 from provisor.storage.tenants import DEFAULT_TENANT
 from provisor.storage.transactions import write_transaction
-from provisor.telemetry.metrics import TOKEN_CACHE
+from provisor.telemetry.metrics import RequestMetrics
 
 __all__ = ["AuthListener", "Principal", "TokenAuthenticator", "unauthorized"]
 
@@ -65,8 +65,11 @@ class TokenAuthenticator:
         static_token: str | None,
         limiter: RateLimiter | None = None,
         cache: AuthCache[Found] | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.engine = engine
+        #: Counts the cache's hits and misses (None: metrics are off).
+        self.metrics = metrics
         self.limiter = limiter
         self.cache: AuthCache[Found] = cache if cache is not None else AuthCache()
         self._static_hash = _tokens.hash_secret(static_token) if static_token else None
@@ -93,14 +96,14 @@ class TokenAuthenticator:
 
     async def _find(self, secret: str, digest: str, at: str) -> Found | None:
         found = self.cache.get(digest)
+        if self.metrics is not None:
+            self.metrics.token_cache(found is not None)
         if found is not None:
-            TOKEN_CACHE.hits += 1
             expires_at = found[0].expires_at
             if expires_at is None or expires_at > at:
                 return found
             self.cache.discard(digest)  # expired since it was cached
             return None
-        TOKEN_CACHE.misses += 1
         generation = self.cache.generation
         found = await _tokens.find_active(self.engine, secret, at)
         if found is not None:

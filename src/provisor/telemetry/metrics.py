@@ -87,30 +87,6 @@ TOKEN_CACHE_MISSES = Counter(
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class TokenCacheCounts:
-    """The token cache's hits and misses as plain numbers, handed to prometheus-client by
-    `RequestMetrics.flush`: every request looks its token up, and in multiprocess mode each
-    `inc` is a locked write to a memory-mapped file (about 1% of a PATCH's worker CPU, served)."""
-
-    __slots__ = ("hits", "misses")
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-
-    def flush(self) -> None:
-        hits, misses = self.hits, self.misses
-        self.hits = self.misses = 0
-        if hits:
-            TOKEN_CACHE_HITS.inc(hits)
-        if misses:
-            TOKEN_CACHE_MISSES.inc(misses)
-
-
-#: This process's pending token cache counts (service/auth.py).
-TOKEN_CACHE = TokenCacheCounts()
-
-
 class RequestMetrics:
     """Counts each response in plain Python numbers; `flush` hands them to prometheus-client.
 
@@ -120,13 +96,15 @@ class RequestMetrics:
     answering a scrape), so a scrape may be up to a second behind for the other workers.
     """
 
-    __slots__ = ("_children", "_pending", "_shed")
+    __slots__ = ("_children", "_pending", "_shed", "_token_hits", "_token_misses")
 
     def __init__(self) -> None:
         #: key -> [count, sum of seconds, bucket counts...] since the last flush
         self._pending: dict[tuple[str, str, int], list[Any]] = {}
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._shed = 0
+        self._token_hits = 0
+        self._token_misses = 0
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -141,11 +119,23 @@ class RequestMetrics:
         """One request refused by admission control (http/admission.py)."""
         self._shed += 1
 
+    def token_cache(self, hit: bool) -> None:
+        """One bearer token looked up in the worker's cache (service/auth.py): found, or not."""
+        if hit:
+            self._token_hits += 1
+        else:
+            self._token_misses += 1
+
     def flush(self) -> None:
-        TOKEN_CACHE.flush()
         if self._shed:
             shed, self._shed = self._shed, 0
             SHED.inc(shed)
+        if self._token_hits:
+            hits, self._token_hits = self._token_hits, 0
+            TOKEN_CACHE_HITS.inc(hits)
+        if self._token_misses:
+            misses, self._token_misses = self._token_misses, 0
+            TOKEN_CACHE_MISSES.inc(misses)
         pending, self._pending = self._pending, {}
         for key, (count, total, buckets) in pending.items():
             children = self._children.get(key)
