@@ -209,9 +209,19 @@ def test_without_webhooks_a_wake_up_runs_no_pass(fresh_database_url: str) -> Non
         statements: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         worker = WebhookWorker(engine, WorkerConfig(poll_interval=30.0))
+        idling = asyncio.Event()
+        wait_idle = worker._wakeup.idle
+
+        async def noted_idle() -> None:
+            idling.set()
+            await wait_idle()
+
+        worker._wakeup.idle = noted_idle  # type: ignore[method-assign]
         worker.start()
         try:
-            await asyncio.sleep(0.5)  # the first pass: one SELECT on webhooks
+            # the first pass (one SELECT on webhooks, then pruning) ends in the idle wait; a fixed
+            # sleep here once ended before it on a loaded machine
+            await asyncio.wait_for(idling.wait(), 30)
             first = len(statements)
             for _ in range(10):
                 worker.wake()
@@ -222,7 +232,10 @@ def test_without_webhooks_a_wake_up_runs_no_pass(fresh_database_url: str) -> Non
             worker._has_webhooks = True  # as the next poll would find (30 s away here)
             before = len(statements)
             worker.wake()
-            await asyncio.sleep(0.5)
+            for _ in range(3000):  # up to 30 s for the woken pass's first statement
+                if len(statements) > before:
+                    break
+                await asyncio.sleep(0.01)
             return idle, len(statements) - before
         finally:
             await worker.stop()

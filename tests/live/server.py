@@ -25,10 +25,11 @@ def free_port() -> int:
 
 
 def wait_ready(
-    base: str, process: subprocess.Popen[bytes], timeout: float = 30, log_path: Path | None = None
+    base: str, process: subprocess.Popen[bytes], timeout: float = 60, log_path: Path | None = None
 ) -> None:
     """Poll `/readyz` until the server answers; fail with its stderr (piped, or written to
-    `log_path`) if it dies or never does."""
+    `log_path`) if it dies or never does. The 60 s allow for a machine running two suites at once,
+    where a server on PostgreSQL once needed more than 30 s to start; on a quiet one it takes 1-2 s."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -53,7 +54,7 @@ def listeners(port: int) -> int:
     return sum(1 for row in rows if row.split()[3] == "0A" and int(row.split()[1].split(":")[1], 16) == port)
 
 
-def wait_listening(port: int, workers: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_listening(port: int, workers: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
     """Wait until every worker listens. `/readyz` answers as soon as one has started; on a loaded
     machine the other was then still importing, and a test that meant to spread its requests over
     both workers (or to stop the database under both) found one."""
