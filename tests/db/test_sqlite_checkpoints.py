@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
+from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer
 from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES
 from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.transactions import write_transaction
@@ -129,3 +130,62 @@ def test_the_wal_stays_bounded_under_a_burst_from_two_engines(tmp_path: Path) ->
             db.close()
 
     asyncio.run(main())
+
+
+def fill_wal(db: sqlite3.Connection, pages: int) -> None:
+    """Append about `pages` pages to the WAL in one transaction (rows of one overflow page each)."""
+    with db:
+        db.executemany("INSERT INTO hits VALUES (?, ?)", ((n, os.urandom(4000)) for n in range(pages)))
+
+
+def test_checkpoints_come_sooner_once_the_wal_passes_half_its_mark(tmp_path: Path) -> None:
+    """Past half of `WAL_AUTOCHECKPOINT_PAGES` the next background checkpoint comes after
+    `NEAR_INTERVAL`, so that SQLite's own (inside a commit, while every writer waits) finds little
+    left to copy; below it, or when a reader's older snapshot keeps it from getting further, after
+    `INTERVAL` as before."""
+    path = tmp_path / "near.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer under test copies the WAL
+    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    reader = sqlite3.connect(path, isolation_level=None)
+    checkpoints = WalCheckpointer(str(path))
+
+    async def checkpoint() -> tuple[int, int, int]:
+        await checkpoints._run(asyncio.get_running_loop())
+        assert checkpoints.last is not None
+        return checkpoints.last
+
+    async def main() -> None:
+        fill_wal(db, 100)
+        _, wal_pages, copied = await checkpoint()
+        assert copied == wal_pages < WAL_AUTOCHECKPOINT_PAGES // 2
+        assert checkpoints.delay == INTERVAL
+
+        # The next writer finds the WAL all copied and starts it over. Past half of the mark, with
+        # a reader's snapshot in the middle: the checkpoint copies up to that snapshot.
+        fill_wal(db, WAL_AUTOCHECKPOINT_PAGES // 2)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM hits").fetchone()
+        fill_wal(db, 200)
+        _, wal_pages, stuck = await checkpoint()
+        assert 0 < stuck < wal_pages
+        assert wal_pages > WAL_AUTOCHECKPOINT_PAGES // 2
+        assert checkpoints.delay == NEAR_INTERVAL
+
+        # While the snapshot lasts nothing more can be copied: no hurry.
+        fill_wal(db, 200)
+        _, wal_pages, copied = await checkpoint()
+        assert copied == stuck < wal_pages
+        assert checkpoints.delay == INTERVAL
+
+        reader.execute("COMMIT")
+        _, wal_pages, copied = await checkpoint()
+        assert copied == wal_pages > WAL_AUTOCHECKPOINT_PAGES // 2
+        assert checkpoints.delay == NEAR_INTERVAL
+
+    try:
+        asyncio.run(main())
+    finally:
+        reader.close()
+        db.close()
