@@ -232,10 +232,8 @@ def test_without_webhooks_a_wake_up_runs_no_pass(fresh_database_url: str) -> Non
             worker._has_webhooks = True  # as the next poll would find (30 s away here)
             before = len(statements)
             worker.wake()
-            for _ in range(3000):  # up to 30 s for the woken pass's first statement
-                if len(statements) > before:
-                    break
-                await asyncio.sleep(0.01)
+            # the woken pass's first statement; polled from a thread, as this loop runs the pass
+            await asyncio.to_thread(eventually, lambda: len(statements) > before, 30)
             return idle, len(statements) - before
         finally:
             await worker.stop()
