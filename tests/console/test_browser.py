@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import browser_page, refused_loads, screenshot
 from tests.console.conftest import Console
@@ -203,7 +204,9 @@ def test_an_operator_works_through_every_page(console: Console, request: pytest.
 def test_pages_are_usable_on_a_narrow_screen_and_by_keyboard(console: Console) -> None:
     with browser_page(viewport=(375, 740)) as (page, errors):
         page.goto(f"{console.root}/console/login")
-        page.wait_for_function("document.activeElement && document.activeElement.id === 'token'")
+        # A locator assertion, not `wait_for_function`: when the focus is not there at the first
+        # look, that polls with `eval`, which the console's CSP (script-src 'self') refuses.
+        expect(page.locator("#token")).to_be_focused()
         page.keyboard.type(console.admin)  # the token field has the focus (autofocus)
         with page.expect_navigation():
             page.keyboard.press("Enter")
