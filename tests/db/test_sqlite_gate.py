@@ -22,6 +22,7 @@ from provisor.budget import Budget, TimedOut, current_budget
 from provisor.storage.direct import write_in_sqlite_thread
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
+from provisor.storage.sqlite.driver import reader
 from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.transactions import write_transaction
 
@@ -188,3 +189,69 @@ def test_a_writer_cancelled_while_its_thread_waits_for_the_lock_does_not_release
     finally:
         os.close(other)
         gate.close()
+
+
+def open_temp_files() -> list[str]:
+    """The files SQLite made for temporary data that this process has open (it deletes them as it
+    opens them: they show as "(deleted)")."""
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    return [name for name in names if "etilqs_" in name]
+
+
+def test_writes_sharing_a_transaction_keep_their_savepoints_in_memory(tmp_path: Path) -> None:
+    """Writes that queue behind a transaction share the next one, each in a savepoint. What a
+    savepoint must restore goes to a temporary file once it passes SQLite's 64 KiB, one created and
+    deleted per transaction, which under a burst of creates was half of the writes' system calls
+    (docs/performance.md); with temp_store=MEMORY for such transactions (storage/sqlite/driver.py
+    `_savepoints`) it stays in memory."""
+    url = f"sqlite:///{tmp_path / 'savepoints.db'}"
+
+    async def main() -> None:
+        first, second = create_engine(url), create_engine(url)
+        try:
+            await upgrade(first)
+            async with write_transaction(first) as conn:
+                await conn.execute(text("CREATE TABLE hits (n INTEGER, pad BLOB)"))
+                for n in range(200):  # about 100 pages: each write below changes all of them
+                    await conn.execute(text("INSERT INTO hits VALUES (:n, randomblob(2000))"), {"n": n})
+            seen: list[list[str]] = []
+
+            def rewrite(db: sqlite3.Connection) -> None:
+                db.execute("UPDATE hits SET pad = randomblob(2000)")
+                seen.append(open_temp_files())
+
+            held, release = asyncio.Event(), asyncio.Event()
+
+            async def hold() -> None:
+                async with write_transaction(first) as conn:
+                    await conn.execute(text("UPDATE hits SET n = n"))
+                    held.set()
+                    await release.wait()
+
+            holder = asyncio.create_task(hold())
+            await held.wait()
+            # The first waits for the gate alone; the two others queue behind it.
+            alone = asyncio.create_task(
+                write_in_sqlite_thread(second, lambda db: db.execute("UPDATE hits SET n = 1 WHERE n = 0"))
+            )
+            writes = [
+                alone,
+                *(asyncio.create_task(write_in_sqlite_thread(second, rewrite)) for _ in range(2)),
+            ]
+            await asyncio.sleep(0.2)
+            release.set()
+            await holder
+            await asyncio.gather(*writes)
+            calls, transactions = reader(second).sqlite_write_counts()
+            assert (calls, transactions) == (3, 2)  # the last two shared a transaction
+            assert seen == [[], []]
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    asyncio.run(main())

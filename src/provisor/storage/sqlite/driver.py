@@ -416,26 +416,40 @@ def _savepoints(
     batch: list[Callable[[sqlite3.Connection], Any]],
 ) -> Callable[[sqlite3.Connection], list[Any]]:
     """One transaction running each of `batch` in its own savepoint; a failing one leaves `Failed`
-    in its place, and rolls back only what it wrote."""
+    in its place, and rolls back only what it wrote.
+
+    What a savepoint must restore is kept in memory (temp_store=MEMORY, which BEGIN reads): past
+    SQLite's 64 KiB it went to a temporary file, created, written and deleted in each transaction,
+    which under a burst of creates was half of the write calls (docs/performance.md). The setting
+    goes back to the default after, so that a large sort of a read on this connection still uses
+    a file."""
 
     def transaction(db: sqlite3.Connection) -> list[Any]:
-        db.execute("BEGIN IMMEDIATE")
-        out: list[Any] = []
+        db.execute("PRAGMA temp_store=MEMORY")
         try:
-            for steps in batch:
-                db.execute("SAVEPOINT provisor_call")
-                try:
-                    out.append(steps(db))
-                except Exception as exc:
-                    db.execute("ROLLBACK TO provisor_call")
-                    if isinstance(exc, sqlite3.IntegrityError):
-                        exc = IntegrityError("", (), exc)
-                    out.append(Failed(exc))
-                db.execute("RELEASE provisor_call")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        _commit(db)
-        return out
+            return _in_savepoints(db, batch)
+        finally:
+            db.execute("PRAGMA temp_store=DEFAULT")
 
     return transaction
+
+
+def _in_savepoints(db: sqlite3.Connection, batch: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+    db.execute("BEGIN IMMEDIATE")
+    out: list[Any] = []
+    try:
+        for steps in batch:
+            db.execute("SAVEPOINT provisor_call")
+            try:
+                out.append(steps(db))
+            except Exception as exc:
+                db.execute("ROLLBACK TO provisor_call")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    exc = IntegrityError("", (), exc)
+                out.append(Failed(exc))
+            db.execute("RELEASE provisor_call")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    _commit(db)
+    return out
