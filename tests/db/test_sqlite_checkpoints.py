@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -187,5 +188,36 @@ def test_checkpoints_come_sooner_once_the_wal_passes_half_its_mark(tmp_path: Pat
     try:
         asyncio.run(main())
     finally:
+        checkpoints.stop()
         reader.close()
+        db.close()
+
+
+def test_the_checkpoints_keep_one_connection_until_stopped(tmp_path: Path) -> None:
+    """A new connection per checkpoint opened the files, mapped the WAL index and parsed the whole
+    schema, every 5 ms near the mark; the checkpoints keep one, and close it when stopped."""
+    path = tmp_path / "kept.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    checkpoints = WalCheckpointer(str(path))
+    used: list[sqlite3.Connection | None] = []
+
+    async def main() -> None:
+        for _ in range(3):
+            fill_wal(db, 10)
+            await checkpoints._run(asyncio.get_running_loop())
+            assert checkpoints.last is not None and checkpoints.last[2] > 0
+            used.append(checkpoints._db)
+        kept = used[0]
+        assert kept is not None and used == [kept, kept, kept]
+        checkpoints.stop()
+        assert checkpoints._db is None
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            kept.execute("SELECT 1")
+
+    try:
+        asyncio.run(main())
+    finally:
+        checkpoints.stop()
         db.close()

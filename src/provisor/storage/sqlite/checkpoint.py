@@ -25,8 +25,8 @@ written since the background's last one, while every writer waits. PUTs write th
 20-30 ms about six times a second, and SQLite's write p99 (37 ms). At 0.05 s it copies about a
 quarter of that (docs/performance.md, "SQLite's write p99 and the checkpoint in a commit"), and
 that was still 17-33 ms in under 1% of the transactions, but 23% of the gate's time. A background
-checkpoint is a new connection, two `fdatasync`s and the pages changed since the last one (a page
-written all the time is copied each time), so it is not run continuously either: only once the
+checkpoint is two `fdatasync`s and the pages changed since the last one (a page written all the
+time is copied each time), so it is not run continuously either: only once the
 WAL holds more than half of the mark do they come every `NEAR_INTERVAL` (5 ms), so that the commit
 that passes it finds a few milliseconds' writes to copy. A checkpoint that got no further than the
 one before (a reader holds an older snapshot: nothing more can be copied) does not hurry.
@@ -55,16 +55,16 @@ INTERVAL = 0.05
 NEAR_INTERVAL = 0.005
 
 
-def passive_checkpoint(path: str) -> tuple[int, int, int]:
-    """One PASSIVE checkpoint of the database at `path`, on a connection of its own: (busy, pages in
-    the WAL, pages of it copied into the database). busy is 1 when another connection was
-    checkpointing (PASSIVE does not wait for it)."""
+def checkpoint_connection(path: str) -> sqlite3.Connection:
+    """A connection of the checkpoints' own to the database at `path` (never creating it)."""
     uri = "file:" + urllib.parse.quote(path) + "?mode=rw"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    try:
-        busy, wal_pages, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    finally:
-        db.close()
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def passive_checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint: (busy, pages in the WAL, pages of it copied into the database). busy
+    is 1 when another connection was checkpointing (PASSIVE does not wait for it)."""
+    busy, wal_pages, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return int(busy), int(wal_pages), int(copied)
 
 
@@ -84,6 +84,10 @@ class WalCheckpointer:
         self._dirty = False
         self._next = 0.0
         self._failed = False
+        #: The checkpoints' connection, kept from one to the next: a new one each time opened the
+        #: files, mapped the WAL index and parsed the whole schema, every 5 ms near the mark.
+        self._db: sqlite3.Connection | None = None
+        self._stopped = False
         #: Checkpoints run, the last one's (busy, pages in the WAL, pages of it copied) and the
         #: shortest time to the next, for tests.
         self.runs = 0
@@ -104,15 +108,30 @@ class WalCheckpointer:
             self._start()
 
     def stop(self) -> None:
-        """Drop a checkpoint that has not started (the engine is disposed); one running finishes."""
+        """Drop a checkpoint that has not started (the engine is disposed); one running finishes,
+        then closes the connection."""
+        self._stopped = True
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         if self._task is None:
             self._scheduled = False
+            self._close()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """In a thread (one checkpoint at a time): open the connection on first use."""
+        if self._db is None:
+            self._db = checkpoint_connection(self.path)
+        return passive_checkpoint(self._db)
 
     def _start(self) -> None:
         self._handle = None
+        self._stopped = False
         self._dirty = False
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(loop))
@@ -120,16 +139,20 @@ class WalCheckpointer:
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         before = self.last
         try:
-            self.last = await asyncio.to_thread(passive_checkpoint, self.path)
+            self.last = await asyncio.to_thread(self._checkpoint)
             self.runs += 1
         except asyncio.CancelledError:  # the loop is shutting down
             self._task, self._scheduled = None, False
             raise
         except Exception as exc:  # SQLite's own checkpoint still bounds the WAL
+            self._close()  # the next one starts on a new connection
             if not self._failed:
                 self._failed = True
                 log.warning("background WAL checkpoint failed (logged once): %s", exc)
         self._task, self._scheduled = None, False
+        if self._stopped:
+            self._close()
+            return
         self.delay = NEAR_INTERVAL if self._near_the_mark(before) else self.interval
         self._next = loop.time() + self.delay
         if self._dirty:
