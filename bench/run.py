@@ -837,23 +837,72 @@ def run_scenario(
     return result
 
 
+#: wrk modes whose requests do not depend on the ones before (random users, or new ones): they are
+#: measured in two halves, in the order A B B A (`run_interleaved`).
+SPLIT_MODES = frozenset({"get", "filter", "list", "group_get", "create", "patch", "put"})
+
+
 def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None, run_id: int) -> list[Result]:
     """Each scenario on every target back to back, before the next scenario. The machine's speed
-    drifts during a run (its ceiling moved from 36,549 to 27,826 req/s within one run), so running
-    all of one target's scenarios before the next target's made the ratios depend on when each
-    target's turn came. The order alternates between scenarios, so no target is always last."""
+    drifts during a run (its ceiling moved from 36,549 to 27,826 req/s within one run, and from
+    45,360 to 32,317 in another), so running all of one target's scenarios before the next
+    target's made the ratios depend on when each target's turn came. The order alternates between
+    scenarios, so no target is always last; and a scenario of `SPLIT_MODES` runs in two halves of
+    the duration, in the order A B B A, so that a drift during the pair falls on both targets
+    alike (`combined`)."""
     results: list[Result] = []
     selected = [s for s in SCENARIOS if (not only or s[0] in only)]
     for i, scenario in enumerate(selected):
         if scenario[2] == "full_get" and not sizes.full_group_read:
             continue
-        for target in targets if i % 2 == 0 else list(reversed(targets)):
-            try:
-                results.append(run_scenario(target, scenario, sizes, run_id))
-            except Exception as exc:  # one scenario's failure must not end the run
-                console.print(f"[red]{target.name} {scenario[0]}: {exc}[/]")
-                results.append(Result(scenario[0], target.name, False, f"failed: {exc}"[:120]))
+        order = targets if i % 2 == 0 else list(reversed(targets))
+        if scenario[2] == "wrk" and scenario[3] in SPLIT_MODES and len(order) > 1:
+            half = replace(sizes, duration=max(1, sizes.duration // 2))
+            first = {t.name: _run_one(t, scenario, half, run_id) for t in order}
+            # A create's userNames are made of the run id: the second half's must differ.
+            second = {t.name: _run_one(t, scenario, half, run_id + 2) for t in reversed(order)}
+            results.extend(combined(first[t.name], second[t.name]) for t in order)
+        else:
+            results.extend(_run_one(t, scenario, sizes, run_id) for t in order)
     return results
+
+
+def _run_one(target: Target, scenario: tuple[str, str, str, str, int], sizes: Sizes, run_id: int) -> Result:
+    try:
+        return run_scenario(target, scenario, sizes, run_id)
+    except Exception as exc:  # one scenario's failure must not end the run
+        console.print(f"[red]{target.name} {scenario[0]}: {exc}[/]")
+        return Result(scenario[0], target.name, False, f"failed: {exc}"[:120])
+
+
+def combined(a: Result, b: Result) -> Result:
+    """One result of a scenario's two halves: requests and seconds added up; p50 and CPU per
+    request weighted by the halves' requests; p99 the higher of the two (wrk gives percentiles, not
+    its histogram, and the higher never flatters)."""
+    if not (a.ok and b.ok):
+        return a if not a.ok else b
+    requests, seconds = a.requests + b.requests, a.seconds + b.seconds
+
+    def weighted(x: float | None, y: float | None) -> float | None:
+        if x is None or y is None or not requests:
+            return None
+        return round((x * a.requests + y * b.requests) / requests, 3)
+
+    steal = None
+    if a.steal is not None and b.steal is not None and seconds:
+        steal = round((a.steal * a.seconds + b.steal * b.seconds) / seconds, 1)
+    return replace(
+        a,
+        rps=requests / seconds if seconds else None,
+        p50_ms=weighted(a.p50_ms, b.p50_ms),
+        p99_ms=max(v for v in (a.p99_ms, b.p99_ms) if v is not None) if (a.p99_ms or b.p99_ms) else None,
+        requests=requests,
+        seconds=seconds,
+        rss_mb=[max(x, y) for x, y in zip(a.rss_mb, b.rss_mb, strict=False)] or a.rss_mb or b.rss_mb,
+        note="; ".join(n for n in (a.note, b.note) if n),
+        cpu_ms=weighted(a.cpu_ms, b.cpu_ms),
+        steal=steal,
+    )
 
 
 def measure_ceiling(sizes: Sizes, machine: dict[str, Any]) -> None:
@@ -1297,7 +1346,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     title = (
         f"Provisor bench ({mode}, {os.cpu_count()} cores, Provisor 2 workers, "
-        f"wrk {sizes.duration}s per scenario, total {elapsed:.0f}s)"
+        f"wrk {sizes.duration}s per scenario (single-resource ones in halves, A B B A), total {elapsed:.0f}s)"
     )
     if results:
         console.print(table(results, sizes, title, machine["speed"]))
