@@ -3,7 +3,7 @@
 SQLite-only by nature. Two engines on one file stand in for two workers (as in test_sqlite_gate.py).
 What the tests look at is on disk: the database file alone (without its `-wal`) holds what was
 written once the background checkpoint ran, and the `-wal` file stays near
-`WAL_AUTOCHECKPOINT_PAGES` under a burst that writes several times that. The WAL header's checkpoint
+`WAL_MARK_PAGES` under a burst that writes several times that. The WAL header's checkpoint
 sequence number (bytes 12-15, big-endian: https://www.sqlite.org/fileformat2.html#walformat) counts
 the times the WAL started over.
 """
@@ -11,6 +11,7 @@ the times the WAL started over.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer
-from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES
+from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES, WAL_MARK_PAGES
 from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.transactions import write_transaction
 from tests.scim_client import wait_for
@@ -110,19 +111,18 @@ def test_the_wal_stays_bounded_under_a_burst_from_two_engines(tmp_path: Path) ->
 
             writers = [write(engine, rows // 8) for engine in (first, second) for _ in range(4)]
             await asyncio.gather(*writers)
-            # SQLite's own checkpoint at WAL_AUTOCHECKPOINT_PAGES copies what the background left,
-            # and the next writer starts the WAL over. A commit whose checkpoint meets a background
-            # one still copying gives up quietly and the next commit tries again, so on a loaded
-            # machine the WAL passes the mark by the writes of that moment (once 200+ pages here).
-            # Without the restart it would reach 3,200 writes of 5-6 pages: over 17,000.
+            # Past WAL_MARK_PAGES a background checkpoint finishes the WAL under the writers' gate,
+            # and the next writer starts it over; the WAL passes the mark by the writes of the
+            # moment before that pass (once 200+ pages on a loaded machine). Without it the WAL
+            # would reach SQLite's own checkpoint at WAL_AUTOCHECKPOINT_PAGES (16,000 pages).
             assert wal_restarts(path) > restarts
-            assert largest <= 2 * WAL_AUTOCHECKPOINT_PAGES * FRAME, largest
+            assert largest <= 2 * WAL_MARK_PAGES * FRAME, largest
         finally:
             await first.dispose()
             await second.dispose()
         # Every page of the rows went through the WAL: several times what it may hold (the last
         # connection's close copied all of it into the database file).
-        assert size(path) > 3 * WAL_AUTOCHECKPOINT_PAGES * 4096
+        assert size(path) > 3 * WAL_MARK_PAGES * 4096
         db = sqlite3.connect(path)
         try:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -140,7 +140,7 @@ def fill_wal(db: sqlite3.Connection, pages: int) -> None:
 
 
 def test_checkpoints_come_sooner_once_the_wal_passes_half_its_mark(tmp_path: Path) -> None:
-    """Past half of `WAL_AUTOCHECKPOINT_PAGES` the next background checkpoint comes after
+    """Past half of `WAL_MARK_PAGES` the next background checkpoint comes after
     `NEAR_INTERVAL`, so that SQLite's own (inside a commit, while every writer waits) finds little
     left to copy; below it, or when a reader's older snapshot keeps it from getting further, after
     `INTERVAL` as before."""
@@ -160,18 +160,18 @@ def test_checkpoints_come_sooner_once_the_wal_passes_half_its_mark(tmp_path: Pat
     async def main() -> None:
         fill_wal(db, 100)
         _, wal_pages, copied = await checkpoint()
-        assert copied == wal_pages < WAL_AUTOCHECKPOINT_PAGES // 2
+        assert copied == wal_pages < WAL_MARK_PAGES // 2
         assert checkpoints.delay == INTERVAL
 
         # The next writer finds the WAL all copied and starts it over. Past half of the mark, with
         # a reader's snapshot in the middle: the checkpoint copies up to that snapshot.
-        fill_wal(db, WAL_AUTOCHECKPOINT_PAGES // 2)
+        fill_wal(db, WAL_MARK_PAGES // 2)
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM hits").fetchone()
         fill_wal(db, 200)
         _, wal_pages, stuck = await checkpoint()
         assert 0 < stuck < wal_pages
-        assert wal_pages > WAL_AUTOCHECKPOINT_PAGES // 2
+        assert wal_pages > WAL_MARK_PAGES // 2
         assert checkpoints.delay == NEAR_INTERVAL
 
         # While the snapshot lasts nothing more can be copied: no hurry.
@@ -182,7 +182,7 @@ def test_checkpoints_come_sooner_once_the_wal_passes_half_its_mark(tmp_path: Pat
 
         reader.execute("COMMIT")
         _, wal_pages, copied = await checkpoint()
-        assert copied == wal_pages > WAL_AUTOCHECKPOINT_PAGES // 2
+        assert copied == wal_pages > WAL_MARK_PAGES // 2
         assert checkpoints.delay == NEAR_INTERVAL
 
     try:
@@ -220,4 +220,46 @@ def test_the_checkpoints_keep_one_connection_until_stopped(tmp_path: Path) -> No
         asyncio.run(main())
     finally:
         checkpoints.stop()
+        db.close()
+
+
+def test_past_the_mark_a_second_pass_under_the_writers_gate_lets_the_wal_start_over(tmp_path: Path) -> None:
+    """Below `WAL_MARK_PAGES` a checkpoint never waits for the writers' gate; past it, the pass that
+    finishes the WAL runs under the gate (so that no write lands meanwhile), and the next writer
+    starts the WAL over."""
+    path = tmp_path / "mark.db"
+    lock_path = str(path) + ".write-lock"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer under test copies the WAL
+    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    checkpoints = WalCheckpointer(str(path), lock_path)
+    writer = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # another worker's writer
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        fill_wal(db, 100)
+        await asyncio.wait_for(checkpoints._run(loop), 5)  # below the mark: the gate is not needed
+        assert checkpoints.finishing_passes == 0
+
+        fill_wal(db, WAL_MARK_PAGES)
+        run = asyncio.create_task(checkpoints._run(loop))
+        await asyncio.sleep(0.5)
+        assert not run.done()  # copied what it could, now waits for the gate
+        restarts = wal_restarts(path)
+        fcntl.flock(writer, fcntl.LOCK_UN)
+        await asyncio.wait_for(run, 5)
+        assert checkpoints.finishing_passes == 1
+        assert checkpoints.last is not None
+        _, wal_pages, copied = checkpoints.last
+        assert copied == wal_pages >= WAL_MARK_PAGES
+        fill_wal(db, 1)
+        assert wal_restarts(path) == restarts + 1
+
+    try:
+        asyncio.run(main())
+    finally:
+        checkpoints.stop()
+        os.close(writer)
         db.close()

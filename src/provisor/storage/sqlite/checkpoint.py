@@ -12,46 +12,47 @@ of their time (docs/performance.md, "Applied in the ninth round").
 So each process checkpoints in the background: after writes pass its gate, a PASSIVE checkpoint
 runs in a thread, on a connection of its own, at most every `INTERVAL` seconds. PASSIVE takes no
 write lock: writers go on appending while it copies. What it cannot do under a steady stream of
-writes is finish with nothing left to copy, which is what lets the WAL start over; that stays
-with SQLite's own checkpoint, at the larger `WAL_AUTOCHECKPOINT_PAGES` of storage/sqlite/engine.py: by
-then the background has copied nearly all of the WAL, and the checkpoint in the commit copies
-only the last pages, syncs, and the next writer starts the WAL over. The WAL file so stays at
-about that size (a reader holding an older snapshot can delay the restart, as it can SQLite's
-own), and a process without a running loop (or whose checkpoints fail) still gets SQLite's.
+writes is finish with nothing left to copy, which is what lets the WAL start over. So once the
+WAL is past `WAL_MARK_PAGES` (storage/sqlite/engine.py), a checkpoint that has copied what it
+could takes the writers' gate and checkpoints once more: that second pass copies only what was
+committed during the first (a millisecond or two of writes) and finishes, and the next writer
+starts the WAL over. The WAL file so stays at about the mark (a reader holding an older snapshot
+can delay the restart to the next checkpoint).
 
-How little is left for that checkpoint in the commit depends on `INTERVAL`: it copies what was
-written since the background's last one, while every writer waits. PUTs write the WAL at about
-25,000 pages a second on two workers; at 0.2 s that was up to the whole 4,000 pages, a commit of
-20-30 ms about six times a second, and SQLite's write p99 (37 ms). At 0.05 s it copies about a
-quarter of that (docs/performance.md, "SQLite's write p99 and the checkpoint in a commit"), and
-that was still 17-33 ms in under 1% of the transactions, but 23% of the gate's time. A background
-checkpoint is two `fdatasync`s and the pages changed since the last one (a page written all the
-time is copied each time), so it is not run continuously either: only once the
-WAL holds more than half of the mark do they come every `NEAR_INTERVAL` (5 ms), so that the commit
-that passes it finds a few milliseconds' writes to copy. A checkpoint that got no further than the
-one before (a reader holds an older snapshot: nothing more can be copied) does not hurry.
+That used to be SQLite's own checkpoint, in the commit that took the WAL past the mark: it copied
+everything written since the background's last pass, while every writer waited, 17-33 ms in under
+1% of the transactions but 15-23% of the gate's time, even with the background passes every
+`NEAR_INTERVAL` (5 ms) once the WAL is past half the mark (docs/performance.md). SQLite's own
+(`WAL_AUTOCHECKPOINT_PAGES`) now sits at four times the mark: it bounds the WAL of a process
+whose background checkpoints do not run. A background checkpoint is two `fdatasync`s and the
+pages changed since the last one (a page written all the time is copied each time), so it is not
+run continuously: every `INTERVAL`, and every `NEAR_INTERVAL` past half the mark. A checkpoint
+that got no further than the one before (a reader holds an older snapshot: nothing more can be
+copied) does not hurry.
 
 Durability is SQLite's WAL with synchronous=NORMAL as before: a checkpoint syncs the WAL first,
-so a commit is on disk at the latest by the next checkpoint, which now comes within about
-`INTERVAL` seconds while writes go on, instead of after up to `WAL_AUTOCHECKPOINT_PAGES` pages.
+so a commit is on disk at the latest by the next checkpoint, which comes within about `INTERVAL`
+seconds while writes go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 import urllib.parse
 
-from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES
+from provisor.storage.sqlite.engine import WAL_MARK_PAGES
 
 log = logging.getLogger("provisor.storage")
 
 #: The shortest time between two background checkpoints of one process (the module docstring).
 INTERVAL = 0.05
 
-#: The time between them once the WAL holds more than half of `WAL_AUTOCHECKPOINT_PAGES`: the
-#: commit that passes the mark then finds only what was written in the last few milliseconds.
+#: The time between them once the WAL holds more than half of `WAL_MARK_PAGES`: the pass that
+#: finishes it under the gate then finds only what was written in the last few milliseconds.
 NEAR_INTERVAL = 0.005
 
 
@@ -72,8 +73,12 @@ class WalCheckpointer:
     """Background PASSIVE checkpoints of one database file, asked for by `kick` (see the module
     docstring). Runs on the event loop that kicks it; one checkpoint at a time."""
 
-    def __init__(self, path: str, interval: float = INTERVAL) -> None:
+    def __init__(self, path: str, lock_path: str | None = None, interval: float = INTERVAL) -> None:
+        """`lock_path`: the writers' gate (storage/sqlite/gate.py); without it the WAL is started
+        over by SQLite's own checkpoint only."""
         self.path = path
+        self.lock_path = lock_path
+        self._lock_fd: int | None = None
         self.interval = interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -91,6 +96,8 @@ class WalCheckpointer:
         #: Checkpoints run, the last one's (busy, pages in the WAL, pages of it copied) and the
         #: shortest time to the next, for tests.
         self.runs = 0
+        #: Second passes run under the writers' gate (past the mark).
+        self.finishing_passes = 0
         self.last: tuple[int, int, int] | None = None
         self.delay = interval
 
@@ -122,12 +129,28 @@ class WalCheckpointer:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _checkpoint(self) -> tuple[int, int, int]:
-        """In a thread (one checkpoint at a time): open the connection on first use."""
+        """In a thread (one checkpoint at a time): a PASSIVE pass; past the mark, a second one
+        under the writers' gate, which finishes the WAL so that the next writer starts it over."""
         if self._db is None:
             self._db = checkpoint_connection(self.path)
-        return passive_checkpoint(self._db)
+        first = passive_checkpoint(self._db)
+        busy, wal_pages, _ = first
+        if self.lock_path is None or busy or wal_pages < WAL_MARK_PAGES:
+            return first
+        if self._lock_fd is None:
+            # A descriptor of its own: a lock of its own open file description (gate.py).
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self.finishing_passes += 1
+            return passive_checkpoint(self._db)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _start(self) -> None:
         self._handle = None
@@ -165,4 +188,4 @@ class WalCheckpointer:
             return False
         _, wal_pages, copied = self.last
         progressed = before is None or copied != before[2] or wal_pages < before[1]
-        return progressed and copied >= 0 and wal_pages > WAL_AUTOCHECKPOINT_PAGES // 2
+        return progressed and copied >= 0 and wal_pages > WAL_MARK_PAGES // 2

@@ -34,11 +34,15 @@ def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
     return engine
 
 
+#: The WAL's size, in pages, past which a worker's background checkpoints finish it under the
+#: writers' gate, so that the next writer starts it over (storage/sqlite/checkpoint.py): about
+#: 16 MiB (4 KiB pages).
+WAL_MARK_PAGES = 4_000
+
 #: The WAL's size, in pages, at which a commit checkpoints by itself (SQLite's `wal_autocheckpoint`;
-#: its default is 1,000). Provisor's own checkpoints run before, in the background, off the write
-#: lock (storage/sqlite/checkpoint.py); this one makes the WAL start over, and bounds it at about
-#: 16 MiB (4 KiB pages) in any process.
-WAL_AUTOCHECKPOINT_PAGES = 4_000
+#: its default is 1,000), while every writer waits: only a bound for when the background
+#: checkpoints do not run (a process without an event loop, checkpoints that fail).
+WAL_AUTOCHECKPOINT_PAGES = 4 * WAL_MARK_PAGES
 
 
 def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -31,8 +31,9 @@ from provisor.storage.urls import sqlite_path
 class SqliteWriterGate:
     def __init__(self, database_path: str) -> None:
         self.lock_path = database_path + ".write-lock"
-        #: Checkpoints the WAL after writes passed the gate, off the write lock.
-        self.checkpoints = WalCheckpointer(database_path)
+        #: Checkpoints the WAL after writes passed the gate, off the write lock (past the WAL's mark,
+        #: a short second pass under the gate).
+        self.checkpoints = WalCheckpointer(database_path, self.lock_path)
         self._local = asyncio.Lock()
         self._fd: int | None = None
         self._thread_fd: int | None = None
