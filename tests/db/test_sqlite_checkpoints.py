@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,42 @@ def test_past_the_mark_a_second_pass_under_the_writers_gate_lets_the_wal_start_o
         checkpoints.stop()
         os.close(writer)
         db.close()
+
+
+def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tmp_path: Path) -> None:
+    """The engine is disposed, and its loop ends, while a checkpoint runs in its thread (here: its
+    second pass waits for the writers' gate). The thread closes the connection when it is done,
+    so that no connection of Provisor's is left open on the file (another tool may need it alone:
+    tests/db/test_direct.py takes it in exclusive mode)."""
+    path = tmp_path / "stopped.db"
+    lock_path = str(path) + ".write-lock"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    fill_wal(db, WAL_MARK_PAGES)
+    checkpoints = WalCheckpointer(str(path), lock_path)
+    writer = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(writer, fcntl.LOCK_EX)
+
+    async def main() -> None:
+        checkpoints.kick()
+        await asyncio.sleep(0.3)  # its first pass is done; the second waits for the gate
+        checkpoints.stop()
+        # The gate comes free after the loop has ended (asyncio.run waits for the thread).
+        threading.Timer(0.3, fcntl.flock, (writer, fcntl.LOCK_UN)).start()
+
+    try:
+        asyncio.run(main())
+        assert checkpoints.finishing_passes == 1
+        db.close()
+        alone = sqlite3.connect(path, isolation_level=None)
+        try:
+            alone.execute("PRAGMA locking_mode=EXCLUSIVE")
+            alone.execute("BEGIN IMMEDIATE")  # "database is locked" while another connection is open
+            alone.execute("COMMIT")
+        finally:
+            alone.close()
+    finally:
+        checkpoints.stop()
+        os.close(writer)

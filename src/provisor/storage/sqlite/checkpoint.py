@@ -42,6 +42,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 import urllib.parse
 
 from provisor.storage.sqlite.engine import WAL_MARK_PAGES
@@ -93,6 +94,11 @@ class WalCheckpointer:
         #: files, mapped the WAL index and parsed the whole schema, every 5 ms near the mark.
         self._db: sqlite3.Connection | None = None
         self._stopped = False
+        #: Held by the thread running a checkpoint: one at a time on the connection, even when a
+        #: loop that shut down left one running.
+        self._running = threading.Lock()
+        #: Guards `_stopped` and closing the connection, between the loop and that thread.
+        self._mutex = threading.RLock()
         #: Checkpoints run, the last one's (busy, pages in the WAL, pages of it copied) and the
         #: shortest time to the next, for tests.
         self.runs = 0
@@ -115,27 +121,45 @@ class WalCheckpointer:
             self._start()
 
     def stop(self) -> None:
-        """Drop a checkpoint that has not started (the engine is disposed); one running finishes,
-        then closes the connection."""
-        self._stopped = True
+        """Drop a checkpoint that has not started (the engine is disposed) and close the
+        connection; a checkpoint running in its thread finishes first, and that thread closes it
+        (also when the loop that started it has ended meanwhile)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         if self._task is None:
             self._scheduled = False
-            self._close()
+        with self._mutex:
+            self._stopped = True
+        if self._running.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._running.release()
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        with self._mutex:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     def _checkpoint(self) -> tuple[int, int, int]:
-        """In a thread (one checkpoint at a time): a PASSIVE pass; past the mark, a second one
-        under the writers' gate, which finishes the WAL so that the next writer starts it over."""
+        """In a thread: `_passes`, then close the connection if the checkpoints were stopped
+        meanwhile (after letting `_running` go: `stop` closes it when it finds that free)."""
+        try:
+            with self._running:
+                return self._passes()
+        finally:
+            with self._mutex:
+                if self._stopped:
+                    self._close()
+
+    def _passes(self) -> tuple[int, int, int]:
+        """A PASSIVE pass; past the mark, a second one under the writers' gate, which finishes the
+        WAL so that the next writer starts it over."""
         if self._db is None:
             self._db = checkpoint_connection(self.path)
         first = passive_checkpoint(self._db)
@@ -152,9 +176,15 @@ class WalCheckpointer:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def resume(self) -> None:
+        """The engine is in use again after `stop` (a new reader of it): keep the connection from
+        one checkpoint to the next again. While stopped, a checkpoint still runs when kicked, and
+        closes its connection after."""
+        with self._mutex:
+            self._stopped = False
+
     def _start(self) -> None:
         self._handle = None
-        self._stopped = False
         self._dirty = False
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._run(loop))
@@ -174,7 +204,6 @@ class WalCheckpointer:
                 log.warning("background WAL checkpoint failed (logged once): %s", exc)
         self._task, self._scheduled = None, False
         if self._stopped:
-            self._close()
             return
         self.delay = NEAR_INTERVAL if self._near_the_mark(before) else self.interval
         self._next = loop.time() + self.delay

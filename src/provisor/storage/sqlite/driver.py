@@ -49,6 +49,8 @@ class SqliteReader(KeptConnections):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, KEEP_CONNECTIONS)
         self._gate = writer_gate(engine)
+        if self._gate is not None:
+            self._gate.checkpoints.resume()  # stopped if an earlier reader of the engine was closed
         #: Writes waiting for the next transaction, and whether one is under way (one at a time:
         #: SQLite has one writer).
         self._queued: deque[_Write] = deque()

@@ -21,6 +21,7 @@ import os
 import weakref
 from types import TracebackType
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -116,5 +117,9 @@ def writer_gate(engine: AsyncEngine) -> SqliteWriterGate | None:
     if sync not in _gates:
         database = sqlite_path(engine.url.render_as_string(hide_password=False)) or ""
         in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        _gates[sync] = None if in_memory else SqliteWriterGate(os.path.abspath(database))
+        gate = None if in_memory else SqliteWriterGate(os.path.abspath(database))
+        if gate is not None:
+            # The checkpoints' connection closes with the engine's, whoever wrote through it.
+            event.listen(sync, "engine_disposed", lambda _engine: gate.checkpoints.stop())
+        _gates[sync] = gate
     return _gates[sync]
