@@ -26,7 +26,7 @@ from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer
 from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES, WAL_MARK_PAGES
-from provisor.storage.sqlite.gate import writer_gate
+from provisor.storage.sqlite.gate import SqliteWriterGate, writer_gate
 from provisor.storage.transactions import write_transaction
 from tests.scim_client import wait_for
 
@@ -229,13 +229,13 @@ def test_past_the_mark_a_second_pass_under_the_writers_gate_lets_the_wal_start_o
     finishes the WAL runs under the gate (so that no write lands meanwhile), and the next writer
     starts the WAL over."""
     path = tmp_path / "mark.db"
-    lock_path = str(path) + ".write-lock"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer under test copies the WAL
     db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
-    checkpoints = WalCheckpointer(str(path), lock_path)
-    writer = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # another worker's writer
+    gate = SqliteWriterGate(str(path))
+    checkpoints = gate.checkpoints
+    writer = os.open(gate.lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # another worker's writer
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -272,14 +272,14 @@ def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tm
     so that no connection of Provisor's is left open on the file (another tool may need it alone:
     tests/db/test_direct.py takes it in exclusive mode)."""
     path = tmp_path / "stopped.db"
-    lock_path = str(path) + ".write-lock"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")
     db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
     fill_wal(db, WAL_MARK_PAGES)
-    checkpoints = WalCheckpointer(str(path), lock_path)
-    writer = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    gate = SqliteWriterGate(str(path))
+    checkpoints = gate.checkpoints
+    writer = os.open(gate.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(writer, fcntl.LOCK_EX)
 
     async def main() -> None:

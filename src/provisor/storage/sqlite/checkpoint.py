@@ -44,6 +44,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Callable
 
 from provisor.storage.sqlite.engine import WAL_MARK_PAGES
 
@@ -74,11 +75,13 @@ class WalCheckpointer:
     """Background PASSIVE checkpoints of one database file, asked for by `kick` (see the module
     docstring). Runs on the event loop that kicks it; one checkpoint at a time."""
 
-    def __init__(self, path: str, lock_path: str | None = None, interval: float = INTERVAL) -> None:
-        """`lock_path`: the writers' gate (storage/sqlite/gate.py); without it the WAL is started
-        over by SQLite's own checkpoint only."""
+    def __init__(
+        self, path: str, open_gate: Callable[[], int] | None = None, interval: float = INTERVAL
+    ) -> None:
+        """`open_gate`: a new descriptor of the writers' gate (storage/sqlite/gate.py), a lock of
+        its own; without it the WAL is started over by SQLite's own checkpoint only."""
         self.path = path
-        self.lock_path = lock_path
+        self._open_gate = open_gate
         self._lock_fd: int | None = None
         self.interval = interval
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,11 +167,10 @@ class WalCheckpointer:
             self._db = checkpoint_connection(self.path)
         first = passive_checkpoint(self._db)
         busy, wal_pages, _ = first
-        if self.lock_path is None or busy or wal_pages < WAL_MARK_PAGES:
+        if self._open_gate is None or busy or wal_pages < WAL_MARK_PAGES:
             return first
         if self._lock_fd is None:
-            # A descriptor of its own: a lock of its own open file description (gate.py).
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = self._open_gate()
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             self.finishing_passes += 1

@@ -207,9 +207,8 @@ class SqliteReader(KeptConnections):
         return (self._write_calls, self._write_batches)
 
     def close(self) -> None:
+        """With the engine (its checkpoints stop with it too: storage/sqlite/gate.py)."""
         super().close()
-        if self._gate is not None:
-            self._gate.checkpoints.stop()
         if self._inline is not None:
             self._inline.close()
 

@@ -34,7 +34,7 @@ class SqliteWriterGate:
         self.lock_path = database_path + ".write-lock"
         #: Checkpoints the WAL after writes passed the gate, off the write lock (past the WAL's mark,
         #: a short second pass under the gate).
-        self.checkpoints = WalCheckpointer(database_path, self.lock_path)
+        self.checkpoints = WalCheckpointer(database_path, self._open)
         self._local = asyncio.Lock()
         self._fd: int | None = None
         self._thread_fd: int | None = None
