@@ -8,15 +8,17 @@ as two processes do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.budget import Budget, TimedOut, current_budget
 from provisor.storage.direct import write_in_sqlite_thread
@@ -25,6 +27,27 @@ from provisor.storage.migrate import upgrade
 from provisor.storage.sqlite.driver import reader
 from provisor.storage.sqlite.gate import writer_gate
 from provisor.storage.transactions import write_transaction
+
+
+@contextlib.asynccontextmanager
+async def gate_held(engine: AsyncEngine, statement: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Another worker's write transaction (`statement`), holding the writers' gate until the block
+    ends; the block gets its task."""
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(text(statement))
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await held.wait()
+    try:
+        yield holder
+    finally:
+        release.set()
+        await holder
 
 
 def test_writers_of_two_engines_queue_instead_of_failing(tmp_path: Path) -> None:
@@ -107,13 +130,6 @@ def test_a_write_whose_deadline_passes_while_it_waits_for_the_gate_is_answered_a
             await upgrade(first)
             async with write_transaction(first) as conn:
                 await conn.execute(text("CREATE TABLE hits (n INTEGER)"))
-            held, release = asyncio.Event(), asyncio.Event()
-
-            async def hold() -> None:
-                async with write_transaction(first) as conn:
-                    await conn.execute(text("INSERT INTO hits VALUES (0)"))
-                    held.set()
-                    await release.wait()
 
             def insert(n: int) -> Callable[[sqlite3.Connection], None]:
                 return lambda db: db.execute("INSERT INTO hits VALUES (?)", (n,)) and None
@@ -124,13 +140,10 @@ def test_a_write_whose_deadline_passes_while_it_waits_for_the_gate_is_answered_a
                 asyncio.get_running_loop().call_later(0.3, budget.expire)
                 await write_in_sqlite_thread(second, insert(1))
 
-            holder = asyncio.create_task(hold())
-            await held.wait()
-            with pytest.raises(TimedOut):
-                await asyncio.create_task(late_write())  # a task: its budget stays in its context
-            assert not holder.done()  # answered while the gate was still held
-            release.set()
-            await holder
+            async with gate_held(first, "INSERT INTO hits VALUES (0)") as holder:
+                with pytest.raises(TimedOut):
+                    await asyncio.create_task(late_write())  # a task: its budget stays in its context
+                assert not holder.done()  # answered while the gate was still held
             await write_in_sqlite_thread(second, insert(2))  # runs after the abandoned batch
             async with first.connect() as conn:
                 rows = (await conn.execute(text("SELECT n FROM hits ORDER BY n"))).scalars().all()
@@ -225,27 +238,16 @@ def test_writes_sharing_a_transaction_keep_their_savepoints_in_memory(tmp_path: 
                 db.execute("UPDATE hits SET pad = randomblob(2000)")
                 seen.append(open_temp_files())
 
-            held, release = asyncio.Event(), asyncio.Event()
-
-            async def hold() -> None:
-                async with write_transaction(first) as conn:
-                    await conn.execute(text("UPDATE hits SET n = n"))
-                    held.set()
-                    await release.wait()
-
-            holder = asyncio.create_task(hold())
-            await held.wait()
-            # The first waits for the gate alone; the two others queue behind it.
-            alone = asyncio.create_task(
-                write_in_sqlite_thread(second, lambda db: db.execute("UPDATE hits SET n = 1 WHERE n = 0"))
-            )
-            writes = [
-                alone,
-                *(asyncio.create_task(write_in_sqlite_thread(second, rewrite)) for _ in range(2)),
-            ]
-            await asyncio.sleep(0.2)
-            release.set()
-            await holder
+            async with gate_held(first, "UPDATE hits SET n = n"):
+                # The first waits for the gate alone; the two others queue behind it.
+                alone = asyncio.create_task(
+                    write_in_sqlite_thread(second, lambda db: db.execute("UPDATE hits SET n = 1 WHERE n = 0"))
+                )
+                writes = [
+                    alone,
+                    *(asyncio.create_task(write_in_sqlite_thread(second, rewrite)) for _ in range(2)),
+                ]
+                await asyncio.sleep(0.2)
             await asyncio.gather(*writes)
             calls, transactions = reader(second).sqlite_write_counts()
             assert (calls, transactions) == (3, 2)  # the last two shared a transaction
