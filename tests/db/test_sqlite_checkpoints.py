@@ -11,11 +11,13 @@ the times the WAL started over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
 from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer
+from provisor.storage.sqlite.driver import write_in_sqlite_thread
 from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES, WAL_MARK_PAGES
 from provisor.storage.sqlite.gate import SqliteWriterGate, writer_gate
 from provisor.storage.transactions import write_transaction
@@ -224,36 +227,106 @@ def test_the_checkpoints_keep_one_connection_until_stopped(tmp_path: Path) -> No
         db.close()
 
 
-def test_past_the_mark_a_second_pass_under_the_writers_gate_lets_the_wal_start_over(tmp_path: Path) -> None:
-    """Below `WAL_MARK_PAGES` a checkpoint never waits for the writers' gate; past it, the pass that
-    finishes the WAL runs under the gate (so that no write lands meanwhile), and the next writer
-    starts the WAL over."""
-    path = tmp_path / "mark.db"
+def wal_database(path: Path) -> sqlite3.Connection:
+    """A database in WAL mode with a `hits` table, whose connection never checkpoints by itself
+    (only the checkpoints under test copy the WAL)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer under test copies the WAL
-    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE IF NOT EXISTS hits (n INTEGER, pad BLOB)")
+    return db
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Another connection reading meanwhile: a writer cannot start the WAL over under it, so the
+    WAL grows past what was checkpointed, as under a steady stream of writes."""
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM hits").fetchone()
+        yield
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+
+
+def test_past_the_mark_the_next_writer_finishes_the_wal_under_its_gate(tmp_path: Path) -> None:
+    """Below `WAL_MARK_PAGES` a checkpoint asks for nothing more. Past it, the checkpoint copies
+    what it can and hands the pass that finishes the WAL to the next writer, without waiting for
+    the writers' gate (here held by another worker's writer): the thread that waited for it under
+    load saw the WAL grow to 90,000 pages meanwhile. The next write of the process runs that pass
+    after its COMMIT, still under the gate, and the write after it starts the WAL over."""
+    path = tmp_path / "mark.db"
+
+    async def main() -> None:
+        engine = create_engine(f"sqlite:///{path}")
+        try:
+            await make_table(engine)
+            gate = writer_gate(engine)
+            assert gate is not None
+            checkpoints = gate.checkpoints
+            checkpoints.stop()  # no background checkpoint: this test runs them one by one
+            checkpoints.resume()
+            db = wal_database(path)
+            other = os.open(gate.lock_path, os.O_RDWR)  # another worker's writer
+            loop = asyncio.get_running_loop()
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX)
+                fill_wal(db, 100)
+                await asyncio.wait_for(checkpoints._run(loop), 5)
+                assert not checkpoints.finish_wanted
+                fill_wal(db, WAL_MARK_PAGES)
+                await asyncio.wait_for(checkpoints._run(loop), 5)  # never waits for the gate
+                assert checkpoints.finish_wanted and checkpoints.finishing_passes == 0
+                _, wal_pages, copied = checkpoints.last or (0, 0, 0)
+                assert copied == wal_pages >= WAL_MARK_PAGES
+                restarts = wal_restarts(path)
+                fcntl.flock(other, fcntl.LOCK_UN)
+
+                def one_row(conn: sqlite3.Connection) -> None:
+                    conn.execute("INSERT INTO hits VALUES (1, NULL)")
+
+                await write_in_sqlite_thread(engine, one_row)
+                assert checkpoints.finishing_passes == 1 and not checkpoints.finish_wanted
+                assert wal_restarts(path) == restarts  # the pass ran after that write's commit
+                await write_in_sqlite_thread(engine, one_row)
+                assert wal_restarts(path) == restarts + 1
+            finally:
+                os.close(other)
+                db.close()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_a_finishing_pass_no_writer_took_is_run_by_the_checkpoints_under_the_gate(tmp_path: Path) -> None:
+    """Writes that never go through the writers' thread (storage/sqlite/transactions.py) do not
+    run the handed-over pass: the next checkpoint runs it itself, under the writers' gate, so that
+    no write lands meanwhile, and the next writer starts the WAL over."""
+    path = tmp_path / "unclaimed.db"
+    db = wal_database(path)
     gate = SqliteWriterGate(str(path))
     checkpoints = gate.checkpoints
     writer = os.open(gate.lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # another worker's writer
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        fcntl.flock(writer, fcntl.LOCK_EX)
-        fill_wal(db, 100)
-        await asyncio.wait_for(checkpoints._run(loop), 5)  # below the mark: the gate is not needed
-        assert checkpoints.finishing_passes == 0
-
         fill_wal(db, WAL_MARK_PAGES)
+        with reading(path):
+            await asyncio.wait_for(checkpoints._run(loop), 5)
+            assert checkpoints.finish_wanted and checkpoints.finishing_passes == 0
+            fill_wal(db, 10)
+        fcntl.flock(writer, fcntl.LOCK_EX)
         run = asyncio.create_task(checkpoints._run(loop))
         await asyncio.sleep(0.5)
         assert not run.done()  # copied what it could, now waits for the gate
         restarts = wal_restarts(path)
         fcntl.flock(writer, fcntl.LOCK_UN)
         await asyncio.wait_for(run, 5)
-        assert checkpoints.finishing_passes == 1
-        assert checkpoints.last is not None
-        _, wal_pages, copied = checkpoints.last
+        assert checkpoints.finishing_passes == 1 and not checkpoints.finish_wanted
+        _, wal_pages, copied = checkpoints.last or (0, 0, 0)
         assert copied == wal_pages >= WAL_MARK_PAGES
         fill_wal(db, 1)
         assert wal_restarts(path) == restarts + 1
@@ -266,16 +339,33 @@ def test_past_the_mark_a_second_pass_under_the_writers_gate_lets_the_wal_start_o
         db.close()
 
 
+def test_a_finishing_pass_that_fails_leaves_the_write_committed(tmp_path: Path) -> None:
+    """The pass runs after a COMMIT: whatever happens to it, the write stands and is answered as
+    done; the pass is asked for again."""
+    path = tmp_path / "failing.db"
+    db = wal_database(path)
+    gate = SqliteWriterGate(str(path))
+    checkpoints = gate.checkpoints
+    closed = sqlite3.connect(path)
+    closed.close()
+    try:
+        checkpoints.finish_wanted = True
+        checkpoints.finish_after_commit(closed)  # sqlite3.ProgrammingError inside: not raised
+        assert checkpoints.finish_wanted and checkpoints.finishing_passes == 0
+        checkpoints.finish_after_commit(db)
+        assert not checkpoints.finish_wanted and checkpoints.finishing_passes == 1
+    finally:
+        checkpoints.stop()
+        db.close()
+
+
 def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tmp_path: Path) -> None:
     """The engine is disposed, and its loop ends, while a checkpoint runs in its thread (here: its
-    second pass waits for the writers' gate). The thread closes the connection when it is done,
-    so that no connection of Provisor's is left open on the file (another tool may need it alone:
-    tests/db/test_direct.py takes it in exclusive mode)."""
+    second pass, which no writer took, waits for the writers' gate). The thread closes the
+    connection when it is done, so that no connection of Provisor's is left open on the file
+    (another tool may need it alone: tests/db/test_direct.py takes it in exclusive mode)."""
     path = tmp_path / "stopped.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA wal_autocheckpoint=0")
-    db.execute("CREATE TABLE hits (n INTEGER, pad BLOB)")
+    db = wal_database(path)
     fill_wal(db, WAL_MARK_PAGES)
     gate = SqliteWriterGate(str(path))
     checkpoints = gate.checkpoints
@@ -283,6 +373,9 @@ def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tm
     fcntl.flock(writer, fcntl.LOCK_EX)
 
     async def main() -> None:
+        with reading(path):
+            await checkpoints._run(asyncio.get_running_loop())  # hands the second pass over
+            fill_wal(db, 10)  # no writer of this process takes it: the next checkpoint does
         checkpoints.kick()
         await asyncio.sleep(0.3)  # its first pass is done; the second waits for the gate
         checkpoints.stop()

@@ -14,10 +14,20 @@ runs in a thread, on a connection of its own, at most every `INTERVAL` seconds. 
 write lock: writers go on appending while it copies. What it cannot do under a steady stream of
 writes is finish with nothing left to copy, which is what lets the WAL start over. So once the
 WAL is past `WAL_MARK_PAGES` (storage/sqlite/engine.py), a checkpoint that has copied what it
-could takes the writers' gate and checkpoints once more: that second pass copies only what was
-committed during the first (a millisecond or two of writes) and finishes, and the next writer
-starts the WAL over. The WAL file so stays at about the mark (a reader holding an older snapshot
-can delay the restart to the next checkpoint).
+could syncs both files, still off the lock, and hands the rest to the next writer of its process:
+that writer, right after its COMMIT and still holding the gate, checkpoints once more
+(`finish_after_commit`). That pass copies only what was committed since the first one and syncs
+only those pages, so it finishes in a millisecond or two, and the next writer starts the WAL over.
+The WAL file so stays at about the mark (a reader holding an older snapshot can delay the restart
+to the next checkpoint).
+
+The checkpoint thread used to take the gate for that pass itself. `flock` hands a released lock
+to whoever asks first, and two workers' writers ask again at once, so under load that thread
+waited 1.3-2.3 s for the gate while the WAL grew to 30,000-90,000 pages; its pass then copied and
+synced all that under the gate, which it held up to 1.5 s while every writer waited
+(docs/performance.md). A writer has the gate already. Only when no writer of the process took the
+pass by the next checkpoint (its writes go through another path, storage/sqlite/transactions.py)
+does the thread still take the gate for it.
 
 That used to be SQLite's own checkpoint, in the commit that took the WAL past the mark: it copied
 everything written since the background's last pass, while every writer waited, 17-33 ms in under
@@ -105,8 +115,11 @@ class WalCheckpointer:
         #: Checkpoints run, the last one's (busy, pages in the WAL, pages of it copied) and the
         #: shortest time to the next, for tests.
         self.runs = 0
-        #: Second passes run under the writers' gate (past the mark).
+        #: Second passes run under the writers' gate (past the mark), by a writer or by this thread.
         self.finishing_passes = 0
+        #: Past the mark, the first pass done and both files synced: the next writer of this process
+        #: runs the second pass (`finish_after_commit`).
+        self.finish_wanted = False
         self.last: tuple[int, int, int] | None = None
         self.delay = interval
 
@@ -161,22 +174,68 @@ class WalCheckpointer:
                     self._close()
 
     def _passes(self) -> tuple[int, int, int]:
-        """A PASSIVE pass; past the mark, a second one under the writers' gate, which finishes the
-        WAL so that the next writer starts it over."""
+        """A PASSIVE pass; past the mark, the second one that finishes the WAL (so that the next
+        writer starts it over) is handed to the next writer, or run here under the writers' gate
+        if no writer took it since the last checkpoint."""
         if self._db is None:
             self._db = checkpoint_connection(self.path)
+        unclaimed = self.finish_wanted
         first = passive_checkpoint(self._db)
         busy, wal_pages, _ = first
         if self._open_gate is None or busy or wal_pages < WAL_MARK_PAGES:
+            if wal_pages < WAL_MARK_PAGES:  # started over meanwhile: nothing left to finish
+                self.finish_wanted = False
+            return first
+        if not unclaimed:
+            self._sync_files()
+            self.finish_wanted = True
             return first
         if self._lock_fd is None:
             self._lock_fd = self._open_gate()
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
+            if not self.finish_wanted:  # a writer ran it while this thread waited for the gate
+                return first
+            self.finish_wanted = False
             self.finishing_passes += 1
             return passive_checkpoint(self._db)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _sync_files(self) -> None:
+        """Sync the WAL and the database file now, off the gate, so that the pass under it syncs
+        only what was written after: a sync flushes every dirty page of its file, and the first
+        pass left megabytes of them in the database file."""
+        for name in (self.path + "-wal", self.path):
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+
+    def finish_after_commit(self, db: sqlite3.Connection) -> None:
+        """Run by a writer on its connection right after its COMMIT, while it still holds the
+        writers' gate: the second pass, if the checkpoints asked for it (`finish_wanted`). Its
+        writes are committed whatever happens here, so this never raises: a failed or busy pass is
+        left to the next writer or to the checkpoint thread."""
+        if not self.finish_wanted:
+            return
+        self.finish_wanted = False
+        try:
+            busy, _, _ = passive_checkpoint(db)
+        except Exception as exc:
+            self.finish_wanted = True
+            if not self._failed:
+                self._failed = True
+                log.warning("WAL checkpoint after a commit failed (logged once): %s", exc)
+            return
+        if busy:  # another connection was checkpointing: the next writer tries again
+            self.finish_wanted = True
+        else:
+            self.finishing_passes += 1
 
     def resume(self) -> None:
         """The engine is in use again after `stop` (a new reader of it): keep the connection from

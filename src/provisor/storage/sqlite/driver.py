@@ -177,7 +177,8 @@ class SqliteReader(KeptConnections):
             # The gate's descriptor for this thread, opened on the first write (not by a reader of
             # a database whose folder it may not write to).
             gate = self._gate.thread_descriptor() if self._gate is not None else None
-            work = functools.partial(_run_batch, batch, gate, raw.info)
+            finish = self._gate.checkpoints.finish_after_commit if self._gate is not None else None
+            work = functools.partial(_run_batch, batch, gate, finish, raw.info)
             live, results = await driver._execute(work, driver._conn)
         except BaseException as exc:
             error = IntegrityError("", (), exc) if isinstance(exc, sqlite3.IntegrityError) else exc
@@ -361,11 +362,16 @@ class _Batch:
 
 
 def _run_batch(
-    batch: _Batch, gate: int | None, info: dict[str, Any], db: sqlite3.Connection
+    batch: _Batch,
+    gate: int | None,
+    finish: Callable[[sqlite3.Connection], None] | None,
+    info: dict[str, Any],
+    db: sqlite3.Connection,
 ) -> tuple[list[_Write], list[Any]]:
     """In the connection's thread: wait for the writers' gate, then run the writes still in the
-    batch as one transaction, each in a savepoint of its own when there are several, and let the
-    gate go. Returns the writes that ran and their results (`Failed` for one that failed alone)."""
+    batch as one transaction, each in a savepoint of its own when there are several, `finish` the
+    WAL's checkpoint if it is due (storage/sqlite/checkpoint.py), and let the gate go. Returns the
+    writes that ran and their results (`Failed` for one that failed alone)."""
     if gate is not None:
         fcntl.flock(gate, fcntl.LOCK_EX)
     try:
@@ -377,8 +383,12 @@ def _run_batch(
             db.execute(f"PRAGMA busy_timeout={busy}")
             info[_BUSY_KEY] = busy
         if len(live) == 1:
-            return live, [_one_transaction(live[0].steps)(db)]
-        return live, _savepoints([write.steps for write in live])(db)
+            results = [_one_transaction(live[0].steps)(db)]
+        else:
+            results = _savepoints([write.steps for write in live])(db)
+        if finish is not None:
+            finish(db)
+        return live, results
     finally:
         if gate is not None:
             fcntl.flock(gate, fcntl.LOCK_UN)

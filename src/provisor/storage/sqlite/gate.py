@@ -10,7 +10,9 @@ waits at all; the busy timeout still covers writers outside Provisor (the CLI, o
 The one-call writes (storage/sqlite/driver.py `write_in_sqlite_thread`) take the `flock` in the
 connection's thread, through a descriptor of their own (`thread_descriptor`): so the gate is held
 for their transaction alone, not for the hops between that thread and the loop. Writes that
-passed the gate ask for a WAL checkpoint, which runs off the lock (storage/sqlite/checkpoint.py).
+passed the gate ask for a WAL checkpoint, which runs off the lock; once the WAL is past its mark,
+the short pass that finishes it runs in such a writer's thread after its COMMIT, before the gate
+is let go (storage/sqlite/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class SqliteWriterGate:
     def __init__(self, database_path: str) -> None:
         self.lock_path = database_path + ".write-lock"
         #: Checkpoints the WAL after writes passed the gate, off the write lock (past the WAL's mark,
-        #: a short second pass under the gate).
+        #: a short second pass under the gate, by the next writer).
         self.checkpoints = WalCheckpointer(database_path, self._open)
         self._local = asyncio.Lock()
         self._fd: int | None = None
