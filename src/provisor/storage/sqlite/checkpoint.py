@@ -32,7 +32,7 @@ does the thread still take the gate for it.
 That used to be SQLite's own checkpoint, in the commit that took the WAL past the mark: it copied
 everything written since the background's last pass, while every writer waited, 17-33 ms in under
 1% of the transactions but 15-23% of the gate's time, even with the background passes every
-`NEAR_INTERVAL` (5 ms) once the WAL is past half the mark (docs/performance.md). SQLite's own
+`NEAR_INTERVAL` (then 5 ms) once the WAL is past half the mark (docs/performance.md). SQLite's own
 (`WAL_AUTOCHECKPOINT_PAGES`) now sits at four times the mark: it bounds the WAL of a process
 whose background checkpoints do not run. A background checkpoint is two `fdatasync`s and the
 pages changed since the last one (a page written all the time is copied each time), so it is not
@@ -61,11 +61,15 @@ from provisor.storage.sqlite.engine import WAL_MARK_PAGES
 log = logging.getLogger("provisor.storage")
 
 #: The shortest time between two background checkpoints of one process (the module docstring).
-INTERVAL = 0.05
+#: Each pass copies every page written since the one before, once, however often it was written:
+#: at 0.05 s the hot pages (the events' last pages, the B-trees' inner pages) were copied and
+#: synced up to four times as often, and PATCH ran 10-18% slower (docs/performance.md, the
+#: fifteenth round).
+INTERVAL = 0.2
 
 #: The time between them once the WAL holds more than half of `WAL_MARK_PAGES`: the pass that
-#: finishes it under the gate then finds only what was written in the last few milliseconds.
-NEAR_INTERVAL = 0.005
+#: finishes it under the gate then finds only what was written since, tens of milliseconds.
+NEAR_INTERVAL = 0.02
 
 
 def checkpoint_connection(path: str) -> sqlite3.Connection:
