@@ -66,15 +66,21 @@ async def make_table(engine: AsyncEngine) -> None:
         await conn.execute(text("CREATE TABLE IF NOT EXISTS hits (n INTEGER, pad BLOB)"))
 
 
+async def gate_of_new_table(engine: AsyncEngine) -> SqliteWriterGate:
+    """`make_table`, then the engine's writers' gate (and with it its checkpoints)."""
+    await make_table(engine)
+    gate = writer_gate(engine)
+    assert gate is not None
+    return gate
+
+
 def test_writes_reach_the_database_file_in_the_background(tmp_path: Path) -> None:
     path = tmp_path / "background.db"
 
     async def main() -> None:
         engine = create_engine(f"sqlite:///{path}")
         try:
-            await make_table(engine)
-            gate = writer_gate(engine)
-            assert gate is not None
+            gate = await gate_of_new_table(engine)
             async with engine.connect() as conn:  # the pragma every connection gets
                 pages = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
             assert pages == WAL_AUTOCHECKPOINT_PAGES
@@ -262,12 +268,8 @@ def test_past_the_mark_the_next_writer_finishes_the_wal_under_its_gate(tmp_path:
     async def main() -> None:
         engine = create_engine(f"sqlite:///{path}")
         try:
-            await make_table(engine)
-            gate = writer_gate(engine)
-            assert gate is not None
+            gate = await gate_of_new_table(engine)
             checkpoints = gate.checkpoints
-            checkpoints.stop()  # no background checkpoint: this test runs them one by one
-            checkpoints.resume()
             db = wal_database(path)
             other = os.open(gate.lock_path, os.O_RDWR)  # another worker's writer
             loop = asyncio.get_running_loop()
