@@ -16,6 +16,8 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -398,3 +400,27 @@ def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tm
     finally:
         checkpoints.stop()
         os.close(writer)
+
+
+def test_syncing_the_files_keeps_this_process_s_locks_on_the_database(tmp_path: Path) -> None:
+    """POSIX locks belong to a process and a file: closing any descriptor of the database file
+    drops every lock this process's connections hold on it. A checkpoint that opened the database
+    file to sync it let another process's closing connection find itself alone, checkpoint and
+    delete the WAL under this process's open connections: "database disk image is malformed"
+    (CI, 2026-12-07). The checkpoints sync the WAL alone, whose file SQLite does not lock."""
+    path = tmp_path / "locks.db"
+    db = wal_database(path)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        fill_wal(db, 10)
+        assert size(wal) > 0
+        SqliteWriterGate(str(path)).checkpoints._sync_files()
+        closing = (
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"
+        )
+        subprocess.run([sys.executable, "-c", closing, str(path)], check=True)
+        assert size(wal) > 0  # another connection is open here: the WAL must stay
+        assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
+    finally:
+        db.close()

@@ -14,10 +14,10 @@ runs in a thread, on a connection of its own, at most every `INTERVAL` seconds. 
 write lock: writers go on appending while it copies. What it cannot do under a steady stream of
 writes is finish with nothing left to copy, which is what lets the WAL start over. So once the
 WAL is past `WAL_MARK_PAGES` (storage/sqlite/engine.py), a checkpoint that has copied what it
-could syncs both files, still off the lock, and hands the rest to the next writer of its process:
+could syncs the WAL, still off the lock, and hands the rest to the next writer of its process:
 that writer, right after its COMMIT and still holding the gate, checkpoints once more
-(`finish_after_commit`). That pass copies only what was committed since the first one and syncs
-only those pages, so it finishes in a millisecond or two, and the next writer starts the WAL over.
+(`finish_after_commit`). That pass copies only what was committed since the first one, so it
+finishes in a few milliseconds, and the next writer starts the WAL over.
 The WAL file so stays at about the mark (a reader holding an older snapshot can delay the restart
 to the next checkpoint).
 
@@ -121,7 +121,7 @@ class WalCheckpointer:
         self.runs = 0
         #: Second passes run under the writers' gate (past the mark), by a writer or by this thread.
         self.finishing_passes = 0
-        #: Past the mark, the first pass done and both files synced: the next writer of this process
+        #: Past the mark, the first pass done and the WAL synced: the next writer of this process
         #: runs the second pass (`finish_after_commit`).
         self.finish_wanted = False
         self.last: tuple[int, int, int] | None = None
@@ -207,18 +207,19 @@ class WalCheckpointer:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _sync_files(self) -> None:
-        """Sync the WAL and the database file now, off the gate, so that the pass under it syncs
-        only what was written after: a sync flushes every dirty page of its file, and the first
-        pass left megabytes of them in the database file."""
-        for name in (self.path + "-wal", self.path):
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
+        """Sync the WAL now, off the gate, so that the pass under it syncs only the frames written
+        after. The WAL alone: POSIX locks belong to a process and a file, so closing a descriptor
+        of the database file opened here would drop every lock this process's connections hold
+        on it, and another process's closing connection, finding itself alone, would checkpoint
+        and delete the WAL under them (a corrupt database; SQLite takes no lock on the WAL file)."""
+        try:
+            fd = os.open(self.path + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def finish_after_commit(self, db: sqlite3.Connection) -> None:
         """Run by a writer on its connection right after its COMMIT, while it still holds the
