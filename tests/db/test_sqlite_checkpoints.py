@@ -402,7 +402,7 @@ def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tm
         os.close(writer)
 
 
-def test_syncing_the_files_keeps_this_process_s_locks_on_the_database(tmp_path: Path) -> None:
+def test_syncing_the_wal_keeps_this_process_s_locks_on_the_database(tmp_path: Path) -> None:
     """POSIX locks belong to a process and a file: closing any descriptor of the database file
     drops every lock this process's connections hold on it. A checkpoint that opened the database
     file to sync it let another process's closing connection find itself alone, checkpoint and
@@ -414,7 +414,7 @@ def test_syncing_the_files_keeps_this_process_s_locks_on_the_database(tmp_path: 
     try:
         fill_wal(db, 10)
         assert size(wal) > 0
-        SqliteWriterGate(str(path)).checkpoints._sync_files()
+        SqliteWriterGate(str(path)).checkpoints._sync_wal()
         closing = (
             "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
             " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"

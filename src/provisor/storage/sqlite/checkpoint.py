@@ -191,7 +191,7 @@ class WalCheckpointer:
                 self.finish_wanted = False
             return first
         if not unclaimed:
-            self._sync_files()
+            self._sync_wal()
             self.finish_wanted = True
             return first
         if self._lock_fd is None:
@@ -206,7 +206,7 @@ class WalCheckpointer:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _sync_files(self) -> None:
+    def _sync_wal(self) -> None:
         """Sync the WAL now, off the gate, so that the pass under it syncs only the frames written
         after. The WAL alone: POSIX locks belong to a process and a file, so closing a descriptor
         of the database file opened here would drop every lock this process's connections hold
