@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from provisor.cli import main
 from provisor.service.request_log import Exchange, RequestLogWriter, redact
-from provisor.storage.request_log import insert_rows, read_requests
-from provisor.storage.transactions import read_transaction, write_transaction
+from provisor.storage.direct import reader
+from provisor.storage.request_log import RequestFilter, append, read_requests
+from provisor.storage.transactions import read_transaction
 from tests.scim_client import PATCH_OP, USER_URN, Scim, run_db
 from tests.security.helpers import admin_get
 
@@ -147,26 +148,7 @@ def test_writer_batches_and_prunes(database_url: str, tenant_id: str) -> None:
         )
 
     async def work(engine: Any) -> list[dict[str, Any]]:
-        async with write_transaction(engine) as conn:
-            await insert_rows(
-                conn,
-                [
-                    {
-                        "at": "2000-01-01T00:00:00.000000Z",
-                        "tenant_id": tenant_id,
-                        "request_id": "old",
-                        "method": "GET",
-                        "path": "/",
-                        "query": None,
-                        "status": 200,
-                        "duration_ms": 1.0,
-                        "token_name": None,
-                        "request_body": None,
-                        "response_body": None,
-                        "unknown_attributes": None,
-                    }
-                ],
-            )
+        await append(engine, [_row(tenant_id, "old", at="2000-01-01T00:00:00.000000Z")])
         writer = RequestLogWriter(engine, retention_days=7)
         writer.start()
         for _ in range(3):
@@ -175,9 +157,41 @@ def test_writer_batches_and_prunes(database_url: str, tenant_id: str) -> None:
         await asyncio.sleep(0.6)  # one flush interval and then some
         await writer.stop()
         async with read_transaction(engine) as conn:
-            from provisor.storage.request_log import RequestFilter
-
             return await read_requests(conn, 0, 100, RequestFilter(tenant=tenant_id))
 
     rows = run_db(database_url, work)
     assert [r["request_id"] for r in rows] == ["rid", "rid", "rid"]  # old row pruned, "off" not stored
+
+
+def _row(tenant_id: str, request_id: str, *, at: str = "2099-01-01T00:00:00.000000Z") -> dict[str, Any]:
+    return {
+        "at": at,
+        "tenant_id": tenant_id,
+        "request_id": request_id,
+        "method": "GET",
+        "path": "/",
+        "query": None,
+        "status": 200,
+        "duration_ms": 1.0,
+        "token_name": None,
+        "request_body": None,
+        "response_body": None,
+        "unknown_attributes": None,
+    }
+
+
+def test_a_batch_on_sqlite_is_one_write_of_the_workers_queue(database_url: str, tenant_id: str) -> None:
+    """On SQLite a batch of rows joins the worker's queued writes (storage/sqlite/driver.py), run in
+    the connection's thread: as a transaction of its own it held the writers' gate across several
+    hops between the event loop and that thread while every writer of every worker waited."""
+
+    async def work(engine: Any) -> tuple[int, list[dict[str, Any]]]:
+        calls = reader(engine).sqlite_write_counts()[0]
+        await append(engine, [_row(tenant_id, "first"), _row(tenant_id, "second")])
+        calls = reader(engine).sqlite_write_counts()[0] - calls
+        async with read_transaction(engine) as conn:
+            return calls, await read_requests(conn, 0, 100, RequestFilter(tenant=tenant_id))
+
+    calls, rows = run_db(database_url, work)
+    assert [r["request_id"] for r in rows] == ["first", "second"]
+    assert calls == (1 if database_url.startswith("sqlite") else 0)

@@ -192,8 +192,7 @@ class RequestLogWriter:
 
     async def _insert(self, batch: list[Exchange]) -> None:
         try:
-            async with write_transaction(self.engine) as conn:
-                await _store.insert_rows(conn, [to_row(e) for e in batch])
+            await _store.append(self.engine, [to_row(e) for e in batch])
         except Exception as exc:  # diagnostics must never take the server down
             self.dropped += len(batch)
             log.warning("could not write %d request log rows: %s", len(batch), exc)

@@ -14,8 +14,9 @@ from provisor.storage.request_log import RequestFilter, UnknownCount
 class RequestLog(Protocol):
     """The request log and the unknown-attribute counts: diagnostics, append-mostly."""
 
-    async def insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        """Append a batch of rows in the caller's transaction."""
+    async def append(self, engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
+        """Append a batch of rows, committed when this returns (a transaction of its own; on
+        SQLite, one of the worker's queued writes)."""
         ...
 
     def encode_names(self, names: tuple[str, ...] | list[str]) -> str | None:
