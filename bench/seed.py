@@ -159,8 +159,10 @@ async def _load(engine: Any, pg: bool, rows: Iterator[tuple[Any, ...]], index_of
         idx = index_of(batch)
         async with write_transaction(engine) as conn:
             if pg:
+                # Through SQLAlchemy first: it sends BEGIN before its first statement, and on the
+                # driver alone this SET LOCAL ran outside the transaction (a no-op and a warning).
+                await conn.execute(text("SET LOCAL session_replication_role = replica"))
                 driver: Any = (await conn.get_raw_connection()).driver_connection
-                await driver.execute("SET LOCAL session_replication_role = replica")
                 await driver.copy_records_to_table(
                     "resources",
                     records=[
@@ -218,8 +220,10 @@ async def _members(engine: Any, pg: bool, tenant: str, group_id: str, member_ids
         chunk = member_ids[start : start + BATCH * 5]
         async with write_transaction(engine) as conn:
             if pg:
+                # Through SQLAlchemy first: it sends BEGIN before its first statement, and on the
+                # driver alone this SET LOCAL ran outside the transaction (a no-op and a warning).
+                await conn.execute(text("SET LOCAL session_replication_role = replica"))
                 driver: Any = (await conn.get_raw_connection()).driver_connection
-                await driver.execute("SET LOCAL session_replication_role = replica")
                 await driver.copy_records_to_table(
                     "group_members",
                     records=[(tenant, group_id, m, "User") for m in chunk],
