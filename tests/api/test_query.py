@@ -131,3 +131,25 @@ def test_search_endpoints_take_the_same_parameters(scim: Scim) -> None:
     assert users[1]["id"] in {r["id"] for r in root["Resources"]}
     assert_error(scim.get("/Users/.search"), 405)
     assert_error(scim.post("/Users/.search", {"schemas": ["urn:wrong"]}), 400, "invalidSyntax")
+
+
+def test_a_start_index_past_any_integer_a_database_holds_is_an_empty_page(scim: Scim) -> None:
+    """RFC 7644 3.4.2.4: a startIndex past the results gives an empty page, however large; past
+    2^63 it no longer fit the databases' integers and the list answered 500 (found by the fuzz)."""
+    seed(scim, 2)
+    scim.create_group("grp")
+    huge = str(2**63 + 1)
+    for path, params, total in (
+        ("/Users", {}, 2),
+        ("/Users", {"filter": 'userName eq "user001"'}, 1),
+        ("/Users", {"filter": 'userName sw "user"'}, 2),
+        ("/Users", {"sortBy": "userName", "sortOrder": "descending"}, 2),
+        ("/Groups", {}, 1),
+    ):
+        response = scim.get(path, params={**params, "startIndex": huge, "count": "5"})
+        assert response.status_code == 200, (path, params, response.text)
+        body = response.json()
+        assert not body.get("Resources") and body["totalResults"] == total, (path, params, body)
+    root = scim.post("/.search", {"schemas": [SEARCH], "startIndex": 2**63 + 1, "count": 5})
+    assert root.status_code == 200, root.text
+    assert root.json()["totalResults"] == 3 and not root.json().get("Resources")

@@ -9,6 +9,10 @@ from typing import Any
 from provisor.errors import ScimError, invalid_value
 
 SEARCH_REQUEST_URN = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+#: The largest startIndex kept: past every row a table can hold, and its offset still fits the
+#: databases' 64-bit integers (a larger one answered 500). Any startIndex past the results gives
+#: an empty page (RFC 7644 3.4.2.4), so a larger one is answered as this one.
+MAX_START_INDEX = 2**62
 LIST_RESPONSE_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
@@ -62,7 +66,8 @@ def build_query(values: Mapping[str, Any], *, default_count: int, max_count: int
         filter=_text("filter", values.get("filter")) or None,
         sort_by=_text("sortBy", values.get("sortby")) or None,
         descending=bool(order and order.lower() == "descending"),
-        start_index=max(1, start),  # RFC 7644 3.4.2.4: values less than 1 are interpreted as 1
+        # RFC 7644 3.4.2.4: values less than 1 are interpreted as 1
+        start_index=min(max(1, start), MAX_START_INDEX),
         count=min(max(0, count), max_count),  # negative counts are 0; above the maximum, clamped
         attributes=_text("attributes", values.get("attributes")) or None,
         excluded_attributes=_text("excludedAttributes", values.get("excludedattributes")) or None,

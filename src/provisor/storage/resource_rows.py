@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
@@ -177,7 +178,8 @@ LOOKUP_PARAMS = (
     *(bindparam(name, type_=String) for name in ("tenant_id", "resource_type", "attr", "value_norm")),
     call_column(),
 )
-PAGE_PARAMS = (bindparam("offset", type_=Integer), bindparam("limit", type_=Integer))
+#: 64-bit: a startIndex may be far past a tenant's rows (protocol/query.py `MAX_START_INDEX`).
+PAGE_PARAMS = (bindparam("offset", type_=BigInteger), bindparam("limit", type_=Integer))
 ROW_TYPES: dict[str, TypeEngine[Any] | type[TypeEngine[Any]]] = {
     "id": String,
     "version": Integer,
