@@ -98,11 +98,6 @@ class Driver(Protocol):
         """The statement once per argument list, inside `conn`'s transaction."""
         ...
 
-    async def write_many(self, engine: AsyncEngine, compiled: Compiled, args: list[list[Any]]) -> None:
-        """The statement once per argument list, in a write transaction of their own (or, on
-        SQLite, in the next one of the worker's queued writes: storage/sqlite/driver.py)."""
-        ...
-
 
 class WriteTransactions(Protocol):
     """How storage/transactions.py opens, commits and aborts a transaction on this database."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import orjson
 from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from provisor.storage.direct import DirectStatement, copy_rows
+from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.kind import backend
 from provisor.storage.tables import request_log, unknown_attributes
 from provisor.storage.transactions import write_transaction
@@ -47,16 +48,22 @@ async def append(engine: AsyncEngine, rows: list[dict[str, Any]]) -> None:
     on every request's bill:
     - PostgreSQL `COPY`s it in a transaction of its own: 6-10 µs of CPU per row, against 17-19 µs
       per row inserted (docs/performance.md);
-    - SQLite inserts it as one of the worker's queued writes, in the connection's thread (the
-      driver's `write_many`). A transaction of its own held the writers' gate across several hops
-      between the event loop and that thread, while every writer of every worker waited."""
+    - SQLite inserts it as one of the worker's queued writes (`write_in_sqlite_thread`): it joins
+      the next transaction, in the connection's thread. A transaction of its own held the writers'
+      gate across several hops between the event loop and that thread, while every writer of
+      every worker waited."""
     kind = backend(engine)
-    if kind.bulk_copy:
-        async with write_transaction(engine) as conn:
-            await copy_rows(conn, request_log.name, COLUMNS, [tuple(r[c] for c in COLUMNS) for r in rows])
+    if kind.serial_writer:
+        compiled = _INSERT.compiled(engine.dialect)
+        args = [compiled.args(row) for row in rows]
+
+        def steps(db: sqlite3.Connection) -> None:
+            db.executemany(compiled.sql, args)
+
+        await write_in_sqlite_thread(engine, steps)
         return
-    compiled = _INSERT.compiled(engine.dialect)
-    await kind.driver.write_many(engine, compiled, [compiled.args(row) for row in rows])
+    async with write_transaction(engine) as conn:
+        await copy_rows(conn, request_log.name, COLUMNS, [tuple(r[c] for c in COLUMNS) for r in rows])
 
 
 def encode_names(names: tuple[str, ...] | list[str]) -> str | None:

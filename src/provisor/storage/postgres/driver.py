@@ -215,12 +215,6 @@ async def execute_many(conn: AsyncConnection, compiled: Compiled, args: list[lis
         raise IntegrityError(compiled.sql, args, exc) from exc
 
 
-async def write_many(engine: AsyncEngine, compiled: Compiled, args: list[list[Any]]) -> None:
-    """The statement once per argument list, pipelined, in a transaction of its own."""
-    async with engine.begin() as conn:
-        await execute_many(conn, compiled, args)
-
-
 async def _run(driver: Any, compiled: Compiled, args: list[Any]) -> list[Row]:
     """One statement on an asyncpg connection (which decodes JSON itself): integrity errors as
     SQLAlchemy's."""

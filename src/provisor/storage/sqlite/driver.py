@@ -283,19 +283,6 @@ async def execute_many(conn: AsyncConnection, compiled: Compiled, args: list[lis
         raise IntegrityError(compiled.sql, args, exc) from exc
 
 
-async def write_many(engine: AsyncEngine, compiled: Compiled, args: list[list[Any]]) -> None:
-    """The statement once per argument list, as one of the worker's queued writes
-    (`write_in_sqlite_thread`): it joins the next transaction, in the connection's thread."""
-
-    def steps(db: sqlite3.Connection) -> None:
-        db.executemany(compiled.sql, args)
-
-    try:
-        await write_in_sqlite_thread(engine, steps)
-    except sqlite3.IntegrityError as exc:  # a batch of one raises SQLite's own error
-        raise IntegrityError(compiled.sql, args, exc) from exc
-
-
 async def _run(driver: Any, compiled: Compiled, args: list[Any]) -> list[Row]:
     """One statement on an aiosqlite connection: integrity errors as SQLAlchemy's, JSON decoded."""
     try:
