@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import app_flows, ceiling, drivers, stats
+from bench import app_flows, ceiling, cpu, drivers, stats
 from bench.seed import TenantPlan, TenantSeed, seed
 from bench.targets import sections as target_sections
 
@@ -937,7 +937,8 @@ def machine_line(machine: dict[str, Any]) -> str:
             f" The hypervisor gave {steal:.1f}% of this machine's CPU time to other guests during the run"
             " ('steal' column: during each scenario)."
         )
-    return line
+    processor = cpu.line(machine.get("cpu") or {})
+    return f"{line} {processor}" if processor else line
 
 
 def at_reference(rps: float | None, unit: str, machine_speed: float) -> str:
@@ -1289,7 +1290,7 @@ def main(argv: list[str] | None = None) -> int:
     peer_ok = ensure_tools(need_peer=not args.no_peer and not dayone_only)
 
     run_jiffies = cpu_jiffies()
-    machine: dict[str, Any] = {"reference_rps": ceiling.REFERENCE_RPS}
+    machine: dict[str, Any] = {"reference_rps": ceiling.REFERENCE_RPS, "cpu": cpu.describe()}
     measure_ceiling(sizes, machine)
     results: list[Result] = []
     setups: dict[str, dict[str, Any]] = {}
