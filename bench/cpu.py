@@ -3,8 +3,9 @@
 The ceiling (bench/ceiling.py) scales the figures to the reference machine, but it does not
 capture everything: on 2026-12-07 the same code needed about 30% more worker CPU per request than
 on 2026-12-06 evening while the two ceilings differed by 4% (docs/performance.md, the seventeenth
-round). A bare server's work fits in the first-level caches and Provisor's does not, so the host's
-processor and caches matter to it more. The report names them, so that two runs can be told apart.
+round). A likely reason, not measured: a bare server's work fits in a core's first caches and
+Provisor's does not, so the host's processor and caches matter to it more. The report names them,
+so that two runs can be told apart.
 """
 
 from __future__ import annotations
