@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from provisor.storage.engine import create_engine
 from provisor.storage.migrate import upgrade
-from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer
+from provisor.storage.sqlite.checkpoint import INTERVAL, NEAR_INTERVAL, WalCheckpointer, open_descriptor
 from provisor.storage.sqlite.driver import write_in_sqlite_thread
 from provisor.storage.sqlite.engine import WAL_AUTOCHECKPOINT_PAGES, WAL_MARK_PAGES
 from provisor.storage.sqlite.gate import SqliteWriterGate, writer_gate
@@ -283,6 +283,7 @@ def test_past_the_mark_the_next_writer_finishes_the_wal_under_its_gate(tmp_path:
                 fill_wal(db, WAL_MARK_PAGES)
                 await asyncio.wait_for(checkpoints._run(loop), 5)  # never waits for the gate
                 assert checkpoints.finish_wanted and checkpoints.finishing_passes == 0
+                assert checkpoints.database_syncs == 1  # what it copied, synced off the gate
                 _, wal_pages, copied = checkpoints.last or (0, 0, 0)
                 assert copied == wal_pages >= WAL_MARK_PAGES
                 restarts = wal_restarts(path)
@@ -330,6 +331,7 @@ def test_a_finishing_pass_no_writer_took_is_run_by_the_checkpoints_under_the_gat
         fcntl.flock(writer, fcntl.LOCK_UN)
         await asyncio.wait_for(run, 5)
         assert checkpoints.finishing_passes == 1 and not checkpoints.finish_wanted
+        assert checkpoints.database_syncs == 2  # at the hand-over, and before taking the gate
         _, wal_pages, copied = checkpoints.last or (0, 0, 0)
         assert copied == wal_pages >= WAL_MARK_PAGES
         fill_wal(db, 1)
@@ -424,3 +426,43 @@ def test_syncing_the_wal_keeps_this_process_s_locks_on_the_database(tmp_path: Pa
         assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
     finally:
         db.close()
+
+
+def test_syncing_the_database_keeps_this_process_s_locks_on_it(tmp_path: Path) -> None:
+    """The database file is synced through a descriptor one of this process's SQLite connections
+    already has open, never one opened (and so closed) here: the same check as the WAL's above."""
+    path = tmp_path / "db-locks.db"
+    db = wal_database(path)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        fill_wal(db, 10)
+        checkpoints = SqliteWriterGate(str(path)).checkpoints
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        assert checkpoints._sync_database()
+        closing = (
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"
+        )
+        subprocess.run([sys.executable, "-c", closing, str(path)], check=True)
+        assert size(wal) > 0  # another connection is open here: the WAL must stay
+        assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
+    finally:
+        db.close()
+
+
+def test_the_database_s_descriptor_is_one_a_connection_of_this_process_holds(tmp_path: Path) -> None:
+    """Found among this process's descriptors, on the same file; none while no connection of the
+    process has it open (then nothing is synced, rather than a descriptor opened for it)."""
+    path = tmp_path / "found.db"
+    sqlite3.connect(path).close()
+    assert open_descriptor(str(path)) is None
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE TABLE t (n INTEGER)")
+        found = open_descriptor(str(tmp_path / "." / "found.db"))
+        assert found is not None
+        assert os.path.samestat(os.fstat(found), os.stat(path))
+        assert open_descriptor(str(tmp_path / "other.db")) is None
+    finally:
+        db.close()
+    assert open_descriptor(str(path)) is None
