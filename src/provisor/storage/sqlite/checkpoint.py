@@ -41,13 +41,14 @@ that got no further than the one before (a reader holds an older snapshot: nothi
 copied) does not hurry.
 
 SQLite syncs the database file only in a pass that reaches the WAL's end, so the pass under the
-gate also waited for every page the background passes had copied since the WAL last started over:
-60-140 ms under PATCHes on 1.1M users, while the writers of every worker waited for the gate
-(most of SQLite's write p99). So before the thread hands that pass over (or runs it itself), it
-syncs the database file, off the gate (`_sync_database`); the pass under the gate then syncs only
-the pages it copied. It does so through a descriptor that one of this process's SQLite connections
-already holds, found in /proc/self/fd, never one opened here, for the reason `_sync_wal` gives.
-Without /proc the pass syncs everything, as before.
+gate also waited for every page the background passes had copied since the WAL last started over,
+while the writers of every worker waited for the gate: 139 ms on 1.1M users with a pass every 2 s,
+and with the settings below about half of SQLite's write p99 under PATCHes. So before the thread
+hands that pass over (or runs it itself), it syncs the database file, off the gate
+(`_sync_database`); the pass under the gate then syncs only the pages it copied. It does so
+through a descriptor that one of this process's SQLite connections already holds, found in
+/proc/self/fd, never one opened here, for the reason `_sync_wal` gives. Without /proc the pass
+syncs everything, as before.
 
 Durability is SQLite's WAL with synchronous=NORMAL as before: a checkpoint syncs the WAL first,
 so a commit is on disk at the latest by the next checkpoint, which comes within about `INTERVAL`
@@ -255,10 +256,10 @@ class WalCheckpointer:
     def _sync_database(self) -> bool:
         """Sync the database file now, off the gate: SQLite syncs it only in the pass that
         reaches the WAL's end, and that pass then waited for every page the passes before it
-        had copied since the last sync, 60-140 ms on 1.1M users, holding the gate
-        (docs/performance.md, the eighteenth round). Through a descriptor one of this process's
-        connections holds (`open_descriptor`; `_sync_wal` says why never one opened here).
-        Whether it synced: not without such a descriptor or /proc (the pass then syncs it all)."""
+        had copied since the last sync, holding the gate (docs/performance.md, the eighteenth
+        round). Through a descriptor one of this process's connections holds
+        (`open_descriptor`; `_sync_wal` says why never one opened here). Whether it synced: not
+        without such a descriptor or /proc (the pass then syncs it all)."""
         found = open_descriptor(self.path)
         if found is None:
             return False
