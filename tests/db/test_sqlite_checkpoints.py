@@ -404,6 +404,18 @@ def test_checkpoints_stopped_while_one_runs_close_its_connection_when_it_ends(tm
         os.close(writer)
 
 
+def assert_locks_kept(db: sqlite3.Connection, path: Path, wal: Path) -> None:
+    """Another process opens the database and closes it: were this process's locks dropped, that
+    connection would find itself alone, checkpoint and delete the WAL under `db` (10 rows)."""
+    closing = (
+        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+        " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"
+    )
+    subprocess.run([sys.executable, "-c", closing, str(path)], check=True)
+    assert size(wal) > 0  # another connection is open here: the WAL must stay
+    assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
+
+
 def test_syncing_the_wal_keeps_this_process_s_locks_on_the_database(tmp_path: Path) -> None:
     """POSIX locks belong to a process and a file: closing any descriptor of the database file
     drops every lock this process's connections hold on it. A checkpoint that opened the database
@@ -417,13 +429,7 @@ def test_syncing_the_wal_keeps_this_process_s_locks_on_the_database(tmp_path: Pa
         fill_wal(db, 10)
         assert size(wal) > 0
         SqliteWriterGate(str(path)).checkpoints._sync_wal()
-        closing = (
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
-            " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"
-        )
-        subprocess.run([sys.executable, "-c", closing, str(path)], check=True)
-        assert size(wal) > 0  # another connection is open here: the WAL must stay
-        assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
+        assert_locks_kept(db, path, wal)
     finally:
         db.close()
 
@@ -439,13 +445,7 @@ def test_syncing_the_database_keeps_this_process_s_locks_on_it(tmp_path: Path) -
         checkpoints = SqliteWriterGate(str(path)).checkpoints
         db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         assert checkpoints._sync_database()
-        closing = (
-            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
-            " db.execute('SELECT count(*) FROM hits').fetchone(); db.close()"
-        )
-        subprocess.run([sys.executable, "-c", closing, str(path)], check=True)
-        assert size(wal) > 0  # another connection is open here: the WAL must stay
-        assert db.execute("SELECT count(*) FROM hits").fetchone()[0] == 10
+        assert_locks_kept(db, path, wal)
     finally:
         db.close()
 
