@@ -220,12 +220,11 @@ class WalCheckpointer:
             if wal_pages < WAL_MARK_PAGES:  # started over meanwhile: nothing left to finish
                 self.finish_wanted = False
             return first
+        self._sync_database()
         if not unclaimed:
             self._sync_wal()
-            self._sync_database()
             self.finish_wanted = True
             return first
-        self._sync_database()
         if self._lock_fd is None:
             self._lock_fd = self._open_gate()
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
