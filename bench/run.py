@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench import app_flows, ceiling, cpu, drivers, stats
+from bench import app_flows, ceiling, cpu, drivers, reclaim, stats
 from bench.seed import TenantPlan, TenantSeed, seed
 from bench.targets import sections as target_sections
 
@@ -841,6 +841,16 @@ def run_scenario(
 #: measured in two halves, in the order A B B A (`run_interleaved`).
 SPLIT_MODES = frozenset({"get", "filter", "list", "group_get", "create", "patch", "put"})
 
+#: Seconds of unmeasured load each target gets before its first half of a `SPLIT_MODES` scenario.
+#: Between two turns a target sits idle for minutes (the other targets' scenarios, the other
+#: database's seeding), and a host that reclaims page cache nobody touched lately (these machines
+#: run DAMON's `pageout` on unmapped page cache idle for 60 s) then leaves SQLite reading its hot
+#: B-tree pages from disk: after a drop of the page cache, SQLite's PATCH on the 1.12M-user file
+#: ran 1,438 req/s in its first 10 s and 2,100-2,579 from the second on. PostgreSQL keeps those
+#: pages in its own shared buffers. The figures are of the steady state, for every target alike;
+#: docs/performance.md ("Method") gives the cold start's figures.
+WARMUP_SECONDS = 3
+
 
 def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None, run_id: int) -> list[Result]:
     """Each scenario on every target back to back, before the next scenario. The machine's speed
@@ -849,7 +859,7 @@ def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None,
     target's made the ratios depend on when each target's turn came. The order alternates between
     scenarios, so no target is always last; and a scenario of `SPLIT_MODES` runs in two halves of
     the duration, in the order A B B A, so that a drift during the pair falls on both targets
-    alike (`combined`)."""
+    alike (`combined`), each target warmed up first (`WARMUP_SECONDS`)."""
     results: list[Result] = []
     selected = [s for s in SCENARIOS if (not only or s[0] in only)]
     for i, scenario in enumerate(selected):
@@ -858,6 +868,8 @@ def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None,
         order = targets if i % 2 == 0 else list(reversed(targets))
         if scenario[2] == "wrk" and scenario[3] in SPLIT_MODES and len(order) > 1:
             half = replace(sizes, duration=max(1, sizes.duration // 2))
+            for t in order:
+                warm_up(t, scenario, run_id + 4)
             first = {t.name: _run_one(t, scenario, half, run_id) for t in order}
             # A create's userNames are made of the run id: the second half's must differ.
             second = {t.name: _run_one(t, scenario, half, run_id + 2) for t in reversed(order)}
@@ -865,6 +877,16 @@ def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None,
         else:
             results.extend(_run_one(t, scenario, sizes, run_id) for t in order)
     return results
+
+
+def warm_up(target: Target, scenario: tuple[str, str, str, str, int], run_id: int) -> None:
+    """`WARMUP_SECONDS` of the scenario's load, not measured; `run_id` differs from the measured
+    runs' so that a create's userNames do not collide with theirs."""
+    name, _, _, mode, conc = scenario
+    result = run_wrk(target, name, mode, conc, WARMUP_SECONDS, run_id)
+    drain(target.server.workers)
+    rate = f"{result.rps:,.0f} req/s" if result.rps else result.status
+    console.print(f"  [dim]{target.name:10} {name:24} warm-up {WARMUP_SECONDS}s: {rate}[/]")
 
 
 def _run_one(target: Target, scenario: tuple[str, str, str, str, int], sizes: Sizes, run_id: int) -> Result:
@@ -937,8 +959,8 @@ def machine_line(machine: dict[str, Any]) -> str:
             f" The hypervisor gave {steal:.1f}% of this machine's CPU time to other guests during the run"
             " ('steal' column: during each scenario)."
         )
-    processor = cpu.line(machine.get("cpu") or {})
-    return f"{line} {processor}" if processor else line
+    extra = [cpu.line(machine.get("cpu") or {}), reclaim.line(machine.get("reclaim") or [])]
+    return " ".join([line, *(part for part in extra if part)])
 
 
 def at_reference(rps: float | None, unit: str, machine_speed: float) -> str:
@@ -1290,7 +1312,11 @@ def main(argv: list[str] | None = None) -> int:
     peer_ok = ensure_tools(need_peer=not args.no_peer and not dayone_only)
 
     run_jiffies = cpu_jiffies()
-    machine: dict[str, Any] = {"reference_rps": ceiling.REFERENCE_RPS, "cpu": cpu.describe()}
+    machine: dict[str, Any] = {
+        "reference_rps": ceiling.REFERENCE_RPS,
+        "cpu": cpu.describe(),
+        "reclaim": reclaim.pageout_schemes(),
+    }
     measure_ceiling(sizes, machine)
     results: list[Result] = []
     setups: dict[str, dict[str, Any]] = {}
@@ -1347,7 +1373,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     title = (
         f"Provisor bench ({mode}, {os.cpu_count()} cores, Provisor 2 workers, "
-        f"wrk {sizes.duration}s per scenario (single-resource ones in halves, A B B A), total {elapsed:.0f}s)"
+        f"wrk {sizes.duration}s per scenario (single-resource ones in halves, A B B A, after a"
+        f" {WARMUP_SECONDS}s warm-up), total {elapsed:.0f}s)"
     )
     if results:
         console.print(table(results, sizes, title, machine["speed"]))
