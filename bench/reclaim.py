@@ -23,8 +23,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _aggregation_us(context: Path) -> int:
-    value = _read(context / "monitoring_attrs" / "intervals" / "aggr_us")
+def _number(path: Path) -> int:
+    """A sysfs integer, 0 when absent or unreadable."""
+    value = _read(path)
     return int(value) if value.isdigit() else 0
 
 
@@ -36,18 +37,15 @@ def pageout_schemes(root: Path = KDAMONDS) -> list[dict[str, float]]:
         if _read(kdamond / "state") != "on":
             continue
         for context in sorted((kdamond / "contexts").glob("[0-9]*")):
-            aggregation = _aggregation_us(context)
+            aggregation_us = _number(context / "monitoring_attrs" / "intervals" / "aggr_us")
             for scheme in sorted((context / "schemes").glob("[0-9]*")):
                 if _read(scheme / "action") != "pageout":
                     continue
-                age = _read(scheme / "access_pattern" / "age" / "min")
-                quota = _read(scheme / "quotas" / "bytes")
-                interval = _read(scheme / "quotas" / "reset_interval_ms")
-                per_second = 0.0
-                if quota.isdigit() and interval.isdigit() and int(interval):
-                    per_second = int(quota) / 1_048_576 * 1000 / int(interval)
-                idle = int(age) * aggregation / 1e6 if age.isdigit() else 0.0
-                found.append({"idle_s": idle, "mib_per_s": per_second})
+                age = _number(scheme / "access_pattern" / "age" / "min")
+                quota = _number(scheme / "quotas" / "bytes")
+                interval_ms = _number(scheme / "quotas" / "reset_interval_ms")
+                per_second = quota / 1_048_576 * 1000 / interval_ms if interval_ms else 0.0
+                found.append({"idle_s": age * aggregation_us / 1e6, "mib_per_s": per_second})
     return found
 
 
