@@ -881,10 +881,15 @@ def run_interleaved(targets: list[Target], sizes: Sizes, only: list[str] | None,
 
 def warm_up(target: Target, scenario: tuple[str, str, str, str, int], run_id: int) -> None:
     """`WARMUP_SECONDS` of the scenario's load, not measured; `run_id` differs from the measured
-    runs' so that a create's userNames do not collide with theirs."""
+    runs' so that a create's userNames do not collide with theirs. A failure is printed and the
+    run goes on, as for a measured run (`_run_one`)."""
     name, _, _, mode, conc = scenario
-    result = run_wrk(target, name, mode, conc, WARMUP_SECONDS, run_id)
-    drain(target.server.workers)
+    try:
+        result = run_wrk(target, name, mode, conc, WARMUP_SECONDS, run_id)
+        drain(target.server.workers)
+    except Exception as exc:
+        console.print(f"[red]{target.name} {name} warm-up: {exc}[/]")
+        return
     rate = f"{result.rps:,.0f} req/s" if result.rps else result.status
     console.print(f"  [dim]{target.name:10} {name:24} warm-up {WARMUP_SECONDS}s: {rate}[/]")
 
