@@ -1,7 +1,8 @@
 """Retention: old events go, except those a webhook still owes (pending or dead) and the newest.
 
-Tests share one database per session, so the events here are inserted with an `at` in 2001:
-only they are older than any cut-off used below, and each test deletes what it inserted.
+A prune walks the log from its oldest event and stops at the first one written after the cut-off
+(storage/log_pruning.py), so each test has a database of its own in which its events back-dated
+to 2001 are the oldest, as a deployment's old events are.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def remaining(url: str, tenant: str) -> set[int]:
 
 
 @pytest.fixture
-def cleanup(database_url: str, tenant_id: str) -> Iterator[list[str]]:
+def cleanup(fresh_database_url: str, tenant_id: str) -> Iterator[list[str]]:
     """Webhook ids to remove afterwards; the tenant's back-dated events are deleted too."""
     hooks: list[str] = []
     yield hooks
@@ -83,7 +84,7 @@ def cleanup(database_url: str, tenant_id: str) -> Iterator[list[str]]:
             # PostgreSQL readers wait out (gap grace) before moving past.
             await conn.execute(delete(events).where(events.c.tenant_id == tenant_id, events.c.at == OLD))
 
-    run_db(database_url, work)
+    run_db(fresh_database_url, work)
 
 
 def with_deliveries(url: str, tenant: str, seqs: dict[str, int], hooks: list[str]) -> str:
@@ -114,57 +115,60 @@ def with_deliveries(url: str, tenant: str, seqs: dict[str, int], hooks: list[str
 
 def prune(url: str, cutoff: str = CUTOFF) -> int:
     async def work(engine: Any) -> int:
-        async with write_transaction(engine) as conn:
-            return await prune_events(conn, cutoff)
+        return await prune_events(engine, cutoff)
 
     result: int = run_db(url, work)
     return result
 
 
 def test_prune_keeps_undelivered_and_recent_events(
-    database_url: str, tenant_id: str, cleanup: list[str]
+    fresh_database_url: str, tenant_id: str, cleanup: list[str]
 ) -> None:
-    seqs = insert_events(database_url, tenant_id, ["a", "b", "c", "d"])
-    hook_id = with_deliveries(database_url, tenant_id, seqs, cleanup)
-    recent = insert_events(database_url, tenant_id, ["new"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
+    seqs = insert_events(fresh_database_url, tenant_id, ["a", "b", "c", "d"])
+    hook_id = with_deliveries(fresh_database_url, tenant_id, seqs, cleanup)
+    recent = insert_events(
+        fresh_database_url, tenant_id, ["new"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    )
 
-    assert prune(database_url) >= 2
+    assert prune(fresh_database_url) >= 2
     # a (pending) and b (dead) are still owed to the webhook; c (delivered) and d (no delivery) go;
     # the recent event is newer than the cut-off.
-    assert remaining(database_url, tenant_id) == {seqs["a"], seqs["b"], recent["new"]}
+    assert remaining(fresh_database_url, tenant_id) == {seqs["a"], seqs["b"], recent["new"]}
 
     async def deliveries(engine: Any) -> dict[int, str]:
         async with read_transaction(engine) as conn:
             return await store.delivery_states(conn, hook_id)
 
     # The delivered record of a pruned event is removed with it.
-    assert run_db(database_url, deliveries) == {seqs["a"]: "pending", seqs["b"]: "dead"}
+    assert run_db(fresh_database_url, deliveries) == {seqs["a"]: "pending", seqs["b"]: "dead"}
 
     async def deliver_and_redrive(engine: Any) -> None:
         async with write_transaction(engine) as conn:
             await store.mark_delivered(conn, hook_id, seqs["a"])
 
-    run_db(database_url, deliver_and_redrive)
-    prune(database_url)
-    assert remaining(database_url, tenant_id) == {seqs["b"], recent["new"]}
-    assert run_db(database_url, deliveries) == {seqs["b"]: "dead"}
+    run_db(fresh_database_url, deliver_and_redrive)
+    prune(fresh_database_url)
+    assert remaining(fresh_database_url, tenant_id) == {seqs["b"], recent["new"]}
+    assert run_db(fresh_database_url, deliveries) == {seqs["b"]: "dead"}
 
 
-def test_prune_never_deletes_the_newest_event(database_url: str, tenant_id: str, cleanup: list[str]) -> None:
-    seqs = insert_events(database_url, tenant_id, ["x", "y"])
-    prune(database_url)
+def test_prune_never_deletes_the_newest_event(
+    fresh_database_url: str, tenant_id: str, cleanup: list[str]
+) -> None:
+    seqs = insert_events(fresh_database_url, tenant_id, ["x", "y"])
+    prune(fresh_database_url)
     # y is old but the newest event in the log: SQLite would hand its seq out again.
-    assert remaining(database_url, tenant_id) == {seqs["y"]}
-    later = insert_events(database_url, tenant_id, ["z"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
-    prune(database_url)
-    assert remaining(database_url, tenant_id) == {later["z"]}
+    assert remaining(fresh_database_url, tenant_id) == {seqs["y"]}
+    later = insert_events(fresh_database_url, tenant_id, ["z"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
+    prune(fresh_database_url)
+    assert remaining(fresh_database_url, tenant_id) == {later["z"]}
 
 
 def test_worker_prunes_periodically_when_retention_is_set(
-    database_url: str, tenant_id: str, cleanup: list[str]
+    fresh_database_url: str, tenant_id: str, cleanup: list[str]
 ) -> None:
     """`maybe_prune` is what the worker loop calls after every pass."""
-    seqs = insert_events(database_url, tenant_id, ["m", "n"])
+    seqs = insert_events(fresh_database_url, tenant_id, ["m", "n"])
 
     async def left(engine: Any) -> set[int]:
         async with read_transaction(engine) as conn:
@@ -172,14 +176,16 @@ def test_worker_prunes_periodically_when_retention_is_set(
             return {int(s) for (s,) in rows}
 
     async def main() -> None:
-        engine = create_engine(database_url)
+        engine = create_engine(fresh_database_url)
         try:
-            off = EventRuntime(engine, Settings(database_url=database_url))
+            off = EventRuntime(engine, Settings(database_url=fresh_database_url))
             assert off.worker is not None and off.worker.config.retention_seconds is None
             assert await off.worker.maybe_prune() is None  # retention 0 (default): never prunes
             assert await left(engine) == set(seqs.values())
 
-            settings = Settings(database_url=database_url, event_retention_days=30, webhook_lease_seconds=5)
+            settings = Settings(
+                database_url=fresh_database_url, event_retention_days=30, webhook_lease_seconds=5
+            )
             worker = EventRuntime(engine, settings).worker
             assert worker is not None
             assert worker.config.retention_seconds == 30 * 86400 and worker.config.lease_seconds == 5
@@ -205,9 +211,11 @@ def test_worker_prunes_periodically_when_retention_is_set(
     asyncio.run(main())
 
 
-def test_serving_app_prunes_in_its_worker(database_url: str, tenant_id: str, cleanup: list[str]) -> None:
-    seqs = insert_events(database_url, tenant_id, ["old1", "old2", "old3"])
-    insert_events(database_url, tenant_id, ["fresh"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
-    with client(database_url, webhooks_enabled=True, event_retention_days=1):
-        eventually(lambda: not (set(seqs.values()) & remaining(database_url, tenant_id)), timeout=10)
-    assert len(remaining(database_url, tenant_id)) == 1
+def test_serving_app_prunes_in_its_worker(
+    fresh_database_url: str, tenant_id: str, cleanup: list[str]
+) -> None:
+    seqs = insert_events(fresh_database_url, tenant_id, ["old1", "old2", "old3"])
+    insert_events(fresh_database_url, tenant_id, ["fresh"], at=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
+    with client(fresh_database_url, webhooks_enabled=True, event_retention_days=1):
+        eventually(lambda: not (set(seqs.values()) & remaining(fresh_database_url, tenant_id)), timeout=10)
+    assert len(remaining(fresh_database_url, tenant_id)) == 1

@@ -141,7 +141,10 @@ def test_redact_unit() -> None:
     assert redact({"op": "add", "path": "displayName", "value": "keep"})["value"] == "keep"
 
 
-def test_writer_batches_and_prunes(database_url: str, tenant_id: str) -> None:
+def test_writer_batches_and_prunes(fresh_database_url: str, tenant_id: str) -> None:
+    """A database of its own: pruning walks the log from its oldest row (storage/log_pruning.py),
+    so the back-dated row must be the oldest, as a deployment's old rows are."""
+
     def exchange(at: str, status: int = 200) -> Exchange:
         return Exchange(
             at, "rid", "GET", "/scim/v2/Users", "", status, 1.0, tenant_id, "t", "metadata", b"", b""
@@ -159,7 +162,7 @@ def test_writer_batches_and_prunes(database_url: str, tenant_id: str) -> None:
         async with read_transaction(engine) as conn:
             return await read_requests(conn, 0, 100, RequestFilter(tenant=tenant_id))
 
-    rows = run_db(database_url, work)
+    rows = run_db(fresh_database_url, work)
     assert [r["request_id"] for r in rows] == ["rid", "rid", "rid"]  # old row pruned, "off" not stored
 
 

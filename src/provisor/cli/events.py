@@ -67,8 +67,7 @@ def events_prune(older_than: str, database_url: str) -> None:
     cutoff = format_instant(datetime.now(UTC) - parse_duration(older_than))
 
     async def work(engine: Any) -> int:
-        async with write_transaction(engine) as conn:
-            return await prune_events(conn, cutoff)
+        return await prune_events(engine, cutoff)
 
     click.echo(f"pruned {run_migrated(database_url, work)} events older than {cutoff}")
 

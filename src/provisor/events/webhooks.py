@@ -315,8 +315,7 @@ class WebhookWorker:
             return None
         self._last_prune = time.monotonic()
         cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=cfg.retention_seconds))
-        async with write_transaction(self.engine) as conn:
-            pruned = await prune_events(conn, cutoff)
+        pruned = await prune_events(self.engine, cutoff)
         if pruned:
             log.info("pruned %d events older than %s", pruned, cutoff)
         return pruned

@@ -214,8 +214,7 @@ class RequestLogWriter:
         self._last_prune = moment
         cutoff = format_instant(datetime.now(UTC) - timedelta(days=self.retention_days))
         try:
-            async with write_transaction(self.engine) as conn:
-                removed = await _store.prune(conn, cutoff)
+            removed = await _store.prune(self.engine, cutoff)
             if removed:
                 log.info("pruned %d request log rows older than %s", removed, cutoff)
         except Exception as exc:

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.clock import format_instant
 from provisor.events.model import Event
 from provisor.storage.kind import backend
+from provisor.storage.log_pruning import PRUNE_BATCH, key_range, prune_batch
 from provisor.storage.tables import consumers, deprovision_acks, events, webhook_deliveries
+from provisor.storage.transactions import read_transaction, write_transaction
 
 #: How long a gap in seq may stay open before readers skip it (PostgreSQL only).
 DEFAULT_GAP_GRACE_SECONDS = 10.0
@@ -91,28 +93,63 @@ async def latest_seq(conn: AsyncConnection) -> int:
     return int(value or 0)
 
 
-async def prune_events(conn: AsyncConnection, older_than: str) -> int:
+async def prune_events(engine: AsyncEngine, older_than: str, *, batch: int = PRUNE_BATCH) -> int:
     """Delete events with `at` < `older_than`, except those a delivery or a consumer still needs,
-    and the newest.
+    and the newest; how many.
 
     Events with pending or dead deliveries stay (they may still be sent or redriven), and so do the
     events after the lowest position a named consumer committed (it resumes from there; delete a
     consumer that is gone for good). The newest event always stays: SQLite assigns max(seq)+1, so
-    deleting it would let a seq be reused. Deprovisioning acknowledgements of events older than
-    the cutoff go with them.
+    deleting it would let a seq be reused. The delivered deliveries of the events deleted go with
+    them, and deprovisioning acknowledgements of events older than the cutoff.
+
+    The events go in batches of `batch` seqs, oldest first, each its own transaction
+    (storage/log_pruning.py: plans that hold without statistics, and writers never wait long).
     """
-    newest = await latest_seq(conn)
-    lowest = (await conn.execute(select(func.min(consumers.c.seq)))).scalar()
+    async with read_transaction(engine) as conn:
+        newest = await latest_seq(conn)
+        lowest = (await conn.execute(select(func.min(consumers.c.seq)))).scalar()
     keep_from = newest if lowest is None else min(newest, int(lowest) + 1)
-    undelivered = exists().where(
-        and_(webhook_deliveries.c.event_seq == events.c.seq, webhook_deliveries.c.state != "delivered")
+    deleted, after = 0, 0
+    while True:
+        async with write_transaction(engine) as conn:
+            done = await prune_batch(
+                conn,
+                events,
+                events.c.seq,
+                events.c.at,
+                older_than,
+                after=after,
+                below=keep_from,
+                keep=_owed,
+                limit=batch,
+            )
+            if done.span is not None:
+                await _drop_delivered(conn, *done.span)
+        deleted, after = deleted + done.deleted, done.last
+        if done.done:
+            break
+    async with write_transaction(engine) as conn:
+        await conn.execute(delete(deprovision_acks).where(deprovision_acks.c.event_at < older_than))
+    return deleted
+
+
+async def _owed(conn: AsyncConnection, first: int, last: int) -> list[int]:
+    """The events in `first..last` with a delivery not yet made (pending, or dead and redrivable)."""
+    seq = webhook_deliveries.c.event_seq
+    query = (
+        select(seq).where(key_range(seq, first, last), webhook_deliveries.c.state != "delivered").distinct()
     )
-    result = await conn.execute(
-        delete(events).where(events.c.at < older_than, events.c.seq < keep_from, ~undelivered)
-    )
-    await conn.execute(delete(deprovision_acks).where(deprovision_acks.c.event_at < older_than))
-    remaining = select(events.c.seq).where(events.c.seq == webhook_deliveries.c.event_seq)
-    await conn.execute(
-        delete(webhook_deliveries).where(webhook_deliveries.c.state == "delivered", ~remaining.exists())
-    )
-    return int(result.rowcount or 0)
+    return [int(s) for s in (await conn.execute(query)).scalars()]
+
+
+async def _drop_delivered(conn: AsyncConnection, first: int, last: int) -> None:
+    """The delivered deliveries of the events in `first..last` that are gone. Both reads are ranges
+    of an index (the events' key, the deliveries' `event_seq`), not a join over either table."""
+    seq = webhook_deliveries.c.event_seq
+    left = select(events.c.seq).where(key_range(events.c.seq, first, last))
+    remaining = [int(s) for s in (await conn.execute(left)).scalars()]
+    condition = and_(key_range(seq, first, last), webhook_deliveries.c.state == "delivered")
+    if remaining:
+        condition = and_(condition, seq.not_in(remaining))
+    await conn.execute(delete(webhook_deliveries).where(condition))

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, case, delete, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisor.storage.direct import DirectStatement, copy_rows, write_in_sqlite_thread
 from provisor.storage.kind import backend
+from provisor.storage.log_pruning import PRUNE_BATCH, prune_batch
 from provisor.storage.tables import request_log, unknown_attributes
 from provisor.storage.transactions import write_transaction
 
@@ -92,9 +93,18 @@ async def latest_id(conn: AsyncConnection) -> int:
     return int(value or 0)
 
 
-async def prune(conn: AsyncConnection, older_than: str) -> int:
-    result = await conn.execute(delete(request_log).where(request_log.c.at < older_than))
-    return int(result.rowcount or 0)
+async def prune(engine: AsyncEngine, older_than: str, *, batch: int = PRUNE_BATCH) -> int:
+    """Delete the rows logged before `older_than`, oldest first, `batch` ids per transaction
+    (storage/log_pruning.py); how many."""
+    deleted, after = 0, 0
+    while True:
+        async with write_transaction(engine) as conn:
+            done = await prune_batch(
+                conn, request_log, request_log.c.id, request_log.c.at, older_than, after=after, limit=batch
+            )
+        deleted, after = deleted + done.deleted, done.last
+        if done.done:
+            return deleted
 
 
 @dataclass

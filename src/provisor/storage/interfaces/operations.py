@@ -29,8 +29,9 @@ class RequestLog(Protocol):
         """Rows with id > `after`, in id order (insertion order within a worker)."""
         ...
 
-    async def prune(self, conn: AsyncConnection, older_than: str) -> int:
-        """Delete the rows logged before `older_than`; how many."""
+    async def prune(self, engine: AsyncEngine, older_than: str, *, batch: int = ...) -> int:
+        """Delete the rows logged before `older_than`, oldest first, in short transactions of
+        `batch` rows (plans that hold without statistics: storage/log_pruning.py); how many."""
         ...
 
     async def add_unknown_counts(
