@@ -184,7 +184,11 @@ def test_events_tail_after_and_follow(fresh_database_url: str, tenant_id: str) -
         follower.wait(timeout=10)
 
 
-def test_events_prune_older_than(database_url: str, tenant_id: str) -> None:
+def test_events_prune_older_than(fresh_database_url: str, tenant_id: str) -> None:
+    """A database of its own: a prune walks the log from its oldest event and stops at the first
+    one written after the cut-off (storage/log_pruning.py), so the 2001 events must be the oldest."""
+    database_url = fresh_database_url
+
     async def setup(engine: Any) -> tuple[list[int], str]:
         seqs = []
         async with write_transaction(engine) as conn:
